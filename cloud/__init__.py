@@ -1,0 +1,1 @@
+"""Cloud: the PyFlink jobs, the Cassandra data model and the serving queries."""

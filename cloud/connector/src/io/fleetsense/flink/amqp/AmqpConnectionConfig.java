@@ -1,0 +1,154 @@
+package io.fleetsense.flink.amqp;
+
+import com.rabbitmq.client.ConnectionFactory;
+import java.io.Serializable;
+import java.net.Socket;
+import java.security.NoSuchAlgorithmException;
+import java.util.Objects;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLSocket;
+
+/**
+ * Immutable, serialisable connection settings shipped from the client to every reader. The password
+ * is part of the serialised form (readers need it) but never of {@link #toString()}.
+ */
+public final class AmqpConnectionConfig implements Serializable {
+    private static final long serialVersionUID = 1L;
+
+    /** AMQP basic.qos prefetch-count is an unsigned 16-bit field. */
+    static final int MAX_PREFETCH = 65535;
+
+    private final String host;
+    private final int port;
+    private final String virtualHost;
+    private final String username;
+    private final String password;
+    private final String queue;
+    private final int prefetch;
+    private final String connectionName;
+    private final AmqpAckMode ackMode;
+    private final boolean tls;
+
+    AmqpConnectionConfig(
+            String host,
+            int port,
+            String virtualHost,
+            String username,
+            String password,
+            String queue,
+            int prefetch,
+            String connectionName,
+            AmqpAckMode ackMode,
+            boolean tls) {
+        this.host = requireText(host, "host");
+        this.virtualHost = Objects.requireNonNull(virtualHost, "virtualHost");
+        this.username = requireText(username, "username");
+        this.password = Objects.requireNonNull(password, "password");
+        this.queue = requireText(queue, "queue");
+        this.connectionName = requireText(connectionName, "connectionName");
+        this.ackMode = Objects.requireNonNull(ackMode, "ackMode");
+        if (port < 1 || port > 65535) {
+            throw new IllegalArgumentException("port must be in 1..65535, got " + port);
+        }
+        if (prefetch < 1 || prefetch > MAX_PREFETCH) {
+            // 0 would mean "unlimited" to the broker: an unbounded buffer in the reader.
+            throw new IllegalArgumentException("prefetch must be in 1.." + MAX_PREFETCH + ", got " + prefetch);
+        }
+        this.port = port;
+        this.prefetch = prefetch;
+        this.tls = tls;
+    }
+
+    private static String requireText(String value, String name) {
+        if (value == null || value.isEmpty()) {
+            throw new IllegalArgumentException(name + " must be set");
+        }
+        return value;
+    }
+
+    public String host() {
+        return host;
+    }
+
+    public int port() {
+        return port;
+    }
+
+    public String virtualHost() {
+        return virtualHost;
+    }
+
+    public String username() {
+        return username;
+    }
+
+    public String queue() {
+        return queue;
+    }
+
+    public int prefetch() {
+        return prefetch;
+    }
+
+    public String connectionName() {
+        return connectionName;
+    }
+
+    public AmqpAckMode ackMode() {
+        return ackMode;
+    }
+
+    public boolean tls() {
+        return tls;
+    }
+
+    /**
+     * A factory for one reader. Automatic recovery is off: the reader's own reconnect loop must know
+     * when a channel dies, because delivery tags of the dead channel must never be acked on a new one.
+     */
+    ConnectionFactory newConnectionFactory() throws NoSuchAlgorithmException {
+        ConnectionFactory factory = new ConnectionFactory();
+        factory.setHost(host);
+        factory.setPort(port);
+        factory.setVirtualHost(virtualHost);
+        factory.setUsername(username);
+        factory.setPassword(password);
+        factory.setAutomaticRecoveryEnabled(false);
+        factory.setTopologyRecoveryEnabled(false);
+        factory.setConnectionTimeout(10_000);
+        factory.setHandshakeTimeout(10_000);
+        // Heartbeats detect a silently dead peer; without them a half-open TCP connection could hold
+        // unacked messages until the OS gives up.
+        factory.setRequestedHeartbeat(30);
+        if (tls) {
+            // The JVM's default trust store, and the host name checked against the certificate:
+            // amqp-client's no-argument useSslProtocol() would trust every certificate.
+            factory.useSslProtocol(SSLContext.getDefault());
+            factory.setSocketConfigurator(AmqpConnectionConfig::configureSocket);
+        }
+        return factory;
+    }
+
+    private static void configureSocket(Socket socket) throws java.io.IOException {
+        socket.setTcpNoDelay(true);
+        if (socket instanceof SSLSocket) {
+            SSLSocket ssl = (SSLSocket) socket;
+            SSLParameters params = ssl.getSSLParameters();
+            params.setEndpointIdentificationAlgorithm("HTTPS");
+            ssl.setSSLParameters(params);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "AmqpConnectionConfig{"
+                + (tls ? "amqps://" : "amqp://")
+                + username + "@" + host + ":" + port + "/" + virtualHost
+                + ", queue=" + queue
+                + ", prefetch=" + prefetch
+                + ", connectionName=" + connectionName
+                + ", ackMode=" + ackMode
+                + ", password=***}";
+    }
+}

@@ -1,0 +1,1 @@
+"""PyFlink job entry points, submitted with `fleetsense job submit`."""

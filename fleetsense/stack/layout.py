@@ -1,0 +1,145 @@
+"""Where the local stack keeps its state and which loopback ports each component listens on."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from fleetsense.errors import ConfigError
+
+DATA_DIR_ENV = "FLEETSENSE_DATA_DIR"
+CASSANDRA_ENV = "FLEETSENSE_CASSANDRA"
+BUILD_DIR_ENV = "FLEETSENSE_BUILD_DIR"
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Ports:
+    """Every port the local stack binds, all on loopback.
+
+    Client-facing ports keep their well-known numbers; the private ones (Erlang distribution, epmd) are moved
+    off the defaults so the stack never shares an epmd or clashes with a system RabbitMQ.
+    """
+
+    amqp: int = 5672
+    mqtt: int = 1883
+    rabbitmq_management: int = 15672
+    rabbitmq_dist: int = 15679
+    epmd: int = 14369
+    cql: int = 9042
+    cassandra_storage: int = 7000
+    cassandra_ssl_storage: int = 7001
+    flink_rest: int = 8081
+    flink_rpc: int = 6123
+    flink_blob: int = 6124
+    # Each TaskManager takes one RPC port from the range starting here.
+    flink_taskmanager_rpc_first: int = 6130
+
+    @classmethod
+    def for_tests(cls) -> Ports:
+        """A disjoint set for the test suite, so a developer's running stack is never disturbed."""
+        return cls(
+            amqp=25672,
+            mqtt=21883,
+            rabbitmq_management=25673,
+            rabbitmq_dist=25674,
+            epmd=25675,
+            cql=29042,
+            cassandra_storage=27000,
+            cassandra_ssl_storage=27001,
+            flink_rest=28081,
+            flink_rpc=26123,
+            flink_blob=26124,
+            flink_taskmanager_rpc_first=26130,
+        )
+
+    def offset(self, delta: int) -> Ports:
+        """Every port moved by `delta`, for running a second stack beside the first."""
+        return Ports(**{name: value + delta for name, value in vars(self).items()})
+
+    def fixed(self) -> dict[str, int]:
+        """Name -> port for every single port that `up` must find free."""
+        return {
+            name: value
+            for name, value in vars(self).items()
+            if not name.endswith("_first")
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExternalCassandra:
+    """A Cassandra cluster the stack does not run (production is 4.1/5.0)."""
+
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, spec: str) -> ExternalCassandra:
+        host, sep, port_text = spec.rpartition(":")
+        if not sep or not host or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError(
+                f"--cassandra expects HOST:PORT, got {spec!r}",
+                hint="for example --cassandra cassandra.example.internal:9042",
+            )
+        return cls(host=host, port=int(port_text))
+
+
+def repo_root() -> Path | None:
+    """The checkout this package runs from, or None when installed from a wheel."""
+    candidate = Path(__file__).resolve().parents[2]
+    return candidate if (candidate / "pyproject.toml").is_file() else None
+
+
+def default_data_dir() -> Path:
+    if env := os.environ.get(DATA_DIR_ENV):
+        return Path(env)
+    root = repo_root()
+    return (root / ".fleetsense") if root else Path.home() / ".local/share/fleetsense"
+
+
+def default_build_dir() -> Path:
+    """Downloaded distributions (Cassandra) and build outputs (the connector jar); never committed."""
+    if env := os.environ.get(BUILD_DIR_ENV):
+        return Path(env)
+    root = repo_root()
+    return (root / "build") if root else Path.home() / ".cache/fleetsense"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """One local stack: its data directory, ports, node names and sizes."""
+
+    data_dir: Path = field(default_factory=default_data_dir)
+    build_dir: Path = field(default_factory=default_build_dir)
+    ports: Ports = field(default_factory=Ports)
+    name: str = "fleetsense"
+    cassandra: ExternalCassandra | None = None
+    flink_taskmanagers: int = 2
+    flink_slots_per_taskmanager: int = 2
+    cassandra_heap_mb: int = 1024
+    startup_timeout_s: float = 180.0
+
+    @classmethod
+    def for_tests(cls, data_dir: Path) -> StackConfig:
+        return cls(data_dir=data_dir, ports=Ports.for_tests(), name="fleetsense-test")
+
+    def with_cassandra(self, spec: str | None) -> StackConfig:
+        spec = spec or os.environ.get(CASSANDRA_ENV)
+        return replace(self, cassandra=ExternalCassandra.parse(spec)) if spec else self
+
+    def component_dir(self, component: str) -> Path:
+        return self.data_dir / component
+
+    def log_dir(self, component: str) -> Path:
+        return self.data_dir / "logs" / component
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.data_dir / "secrets"
+
+    @property
+    def cql_contact(self) -> tuple[str, int]:
+        if self.cassandra:
+            return self.cassandra.host, self.cassandra.port
+        return LOOPBACK, self.ports.cql

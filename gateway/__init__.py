@@ -1,0 +1,1 @@
+"""Gateway: RabbitMQ topology, device provisioning and the broker management client."""
