@@ -1,0 +1,125 @@
+"""Submitting, listing and cancelling jobs on a Flink session cluster (REST for reads, the flink CLI to submit)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from fleetsense.errors import FleetsenseError
+
+JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+
+
+class JobError(FleetsenseError):
+    """The Flink cluster refused or failed a job operation."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobInfo:
+    job_id: str
+    name: str
+    state: str
+    start_time_ms: int
+
+
+class FlinkCluster:
+    def __init__(self, rest_host: str, rest_port: int, *, log_dir: Path) -> None:
+        self.rest_host = rest_host
+        self.rest_port = rest_port
+        self.rest_url = f"http://{rest_host}:{rest_port}"
+        self.log_dir = log_dir
+
+    def _get(self, path: str) -> Any:
+        try:
+            reply = requests.get(f"{self.rest_url}{path}", timeout=10)
+        except requests.RequestException as exc:
+            raise JobError(
+                f"the Flink REST API at {self.rest_url} does not answer: {exc}",
+                hint="start the stack with `fleetsense stack up` (or check --flink for a remote cluster)",
+            ) from exc
+        if reply.status_code >= 400:
+            raise JobError(f"GET {path} failed with HTTP {reply.status_code}: {reply.text[:300]}")
+        return reply.json()
+
+    def jobs(self) -> list[JobInfo]:
+        overview = self._get("/jobs/overview")
+        return [
+            JobInfo(job_id=j["jid"], name=j["name"], state=j["state"], start_time_ms=j["start-time"])
+            for j in overview.get("jobs", [])
+        ]
+
+    def running(self, name: str) -> JobInfo | None:
+        for job in self.jobs():
+            if job.name == name and job.state in ("RUNNING", "CREATED", "INITIALIZING", "RESTARTING"):
+                return job
+        return None
+
+    def submit_python(self, job_file: Path, args: list[str], *, jar: Path, timeout_s: float = 180.0) -> str:
+        import pyflink
+
+        flink = Path(pyflink.__file__).parent / "bin" / "flink"
+        env = dict(os.environ)
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = f"{venv_bin}:{env.get('PATH', '')}"
+        env["FLINK_LOG_DIR"] = str(self.log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            "bash",
+            str(flink),
+            "run",
+            "--detached",
+            "--jobmanager",
+            f"{self.rest_host}:{self.rest_port}",
+            "--jarfile",
+            str(jar),
+            "--pyClientExecutable",
+            sys.executable,
+            "--pyExecutable",
+            sys.executable,
+            "--python",
+            str(job_file),
+            *args,
+        ]
+        try:
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise JobError(f"submitting {job_file.name} timed out after {timeout_s:.0f} s", log_path=str(self.log_dir)) from exc
+        match = JOB_ID.search(done.stdout)
+        if done.returncode != 0 or not match:
+            tail = (done.stdout + done.stderr).strip()[-3000:]
+            raise JobError(
+                f"Flink refused the job {job_file.name} (exit {done.returncode}):\n{tail}",
+                hint="read the client log for the full stack trace",
+                log_path=str(self.log_dir),
+            )
+        return match.group(1)
+
+    def wait_running(self, job_id: str, timeout_s: float = 120.0) -> None:
+        """Wait until every task of the job is RUNNING (the source is consuming)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            detail = self._get(f"/jobs/{job_id}")
+            state = detail["state"]
+            if state in ("FAILED", "CANCELED", "FINISHED"):
+                raise JobError(f"job {job_id} ended as {state} while starting", log_path=str(self.log_dir))
+            vertices = detail.get("vertices", [])
+            if state == "RUNNING" and vertices and all(v["status"] == "RUNNING" for v in vertices):
+                return
+            time.sleep(1)
+        raise JobError(f"job {job_id} did not reach RUNNING in {timeout_s:.0f} s", log_path=str(self.log_dir))
+
+    def cancel(self, job_id: str) -> None:
+        try:
+            reply = requests.patch(f"{self.rest_url}/jobs/{job_id}?mode=cancel", timeout=10)
+        except requests.RequestException as exc:
+            raise JobError(f"cannot reach Flink at {self.rest_url}: {exc}") from exc
+        if reply.status_code >= 400:
+            raise JobError(f"cancelling {job_id} failed with HTTP {reply.status_code}: {reply.text[:300]}")

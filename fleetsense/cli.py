@@ -1,0 +1,235 @@
+"""The `fleetsense` command. Each subcommand imports its tier lazily, so `pip install .[edge]` on a Raspberry
+Pi can run `fleetsense edge ...` without apache-flink or cassandra-driver installed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from fleetsense.errors import FleetsenseError
+
+
+def _stack_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from fleetsense.stack.layout import Ports, StackConfig
+
+    config = StackConfig()
+    if args.data_dir:
+        config = replace(config, data_dir=Path(args.data_dir))
+    offset = args.ports_offset if args.ports_offset is not None else int(os.environ.get("FLEETSENSE_PORTS_OFFSET", "0"))
+    if offset:
+        config = replace(config, ports=Ports().offset(offset))
+    return config.with_cassandra(args.cassandra)
+
+
+# -- stack ------------------------------------------------------------------------------------------
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from fleetsense.stack import manager
+
+    config = _stack_config(args)
+    if args.action == "prepare":
+        from fleetsense.stack.prepare import prepare
+
+        prepare(config, say=print)
+    elif args.action == "up":
+        from fleetsense.stack.prepare import prepare
+
+        prepare(config, say=print)
+        print(f"starting the local stack (data in {config.data_dir}) ...")
+        manager.up(config)
+        print(manager.format_status(manager.status(config)))
+    elif args.action == "down":
+        manager.down(config)
+    elif args.action == "status":
+        print(manager.format_status(manager.status(config)))
+    elif args.action == "logs":
+        for name in args.components or ["rabbitmq", "cassandra", "flink"]:
+            path = manager.log_path(config, name)
+            print(f"==> {name}: {path}")
+            print(manager.tail(path, args.lines))
+    return 0
+
+
+# -- gateway ----------------------------------------------------------------------------------------
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from fleetsense.gateway import provision as prov
+    from fleetsense.gateway import topology
+    from fleetsense.stack import manager
+    from fleetsense.stack.layout import LOOPBACK
+    from fleetsense.stack.rabbitmq import RabbitMQ
+    from fleetsense.stack.secrets import new_password
+
+    config = _stack_config(args)
+    client = manager.management_client(config)
+    if args.action == "apply":
+        topology.apply(client, operator=RabbitMQ(config).operator.username)
+        topology.ensure_flink_user(client, manager.flink_job_credentials(config).password)
+        print("topology applied")
+    elif args.action == "provision":
+        for vehicle_id in args.vehicle_ids:
+            path = Path(args.out_dir or config.data_dir / "vehicles") / f"{vehicle_id}.toml"
+            prov.provision(
+                client,
+                vehicle_id,
+                endpoint=prov.BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt),
+                config_path=path,
+                state_dir=path.with_suffix(""),
+                password=new_password(),
+            )
+            print(f"provisioned {vehicle_id}: edge config written to {path} (mode 0600)")
+    elif args.action == "revoke":
+        for vehicle_id in args.vehicle_ids:
+            prov.revoke(client, vehicle_id)
+            print(f"revoked {vehicle_id}")
+    elif args.action == "list":
+        for user in client.users():
+            print(user["name"], user.get("tags") or "")
+    return 0
+
+
+# -- edge -------------------------------------------------------------------------------------------
+
+
+def cmd_edge(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from fleetsense.device_config import load
+    from fleetsense.edge.agent import RunLimits, run
+
+    config = load(Path(args.config))
+    if not args.simulate:
+        raise FleetsenseError(
+            "this build reads sensors only through firmware-sim",
+            hint="run with --simulate; the I2C drivers for the MPU-6050 and BMP280 come with the edge issue",
+        )
+    from fleetsense.edge.sampling import simulated_sampler
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    report = run(
+        config,
+        simulated_sampler(config.vehicle_id),
+        limits=RunLimits(max_windows=args.windows, realtime=not args.no_realtime),
+        should_stop=stop.is_set,
+    )
+    print(
+        f"{config.vehicle_id}: published {report.batches} batches ({report.samples} samples), "
+        f"seq {report.first_seq}..{report.last_seq}, all acknowledged"
+    )
+    return 0
+
+
+# -- job --------------------------------------------------------------------------------------------
+
+
+def cmd_job(args: argparse.Namespace) -> int:
+    from fleetsense.stack import jobs
+
+    config = _stack_config(args)
+    if args.action == "submit":
+        job_id, fresh = jobs.submit_ingest(config)
+        print(f"{'submitted' if fresh else 'already running'}: {jobs.INGEST_JOB_NAME} as job {job_id}")
+    elif args.action == "status":
+        for job in jobs.cluster(config).jobs():
+            print(f"{job.job_id}  {job.state:<10}  {job.name}")
+    elif args.action == "cancel":
+        cancelled = jobs.cancel_ingest(config)
+        print(f"cancelled {cancelled}" if cancelled else "no running ingest job")
+    return 0
+
+
+# -- query ------------------------------------------------------------------------------------------
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from fleetsense.stack.report import print_vehicle_report
+
+    print_vehicle_report(_stack_config(args), vehicles=args.vehicle_ids or None)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fleetsense.stack.demo import run_demo
+
+    run_demo(_stack_config(args), vehicles=args.vehicles, seconds=args.seconds)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fleetsense", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    parser.add_argument("--data-dir", help="the local stack's state (default .fleetsense/ or $FLEETSENSE_DATA_DIR)")
+    parser.add_argument("--ports-offset", type=int, help="move every local-stack port by N")
+    parser.add_argument("--cassandra", metavar="HOST:PORT", help="use this Cassandra instead of the local one")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    stack = sub.add_parser("stack", help="the local single-machine stack")
+    stack.add_argument("action", choices=["prepare", "up", "down", "status", "logs"])
+    stack.add_argument("components", nargs="*", help="for logs: rabbitmq, cassandra, flink")
+    stack.add_argument("-n", "--lines", type=int, default=40)
+    stack.set_defaults(handler=cmd_stack)
+
+    gateway = sub.add_parser("gateway", help="broker topology and device provisioning")
+    gateway.add_argument("action", choices=["apply", "provision", "revoke", "list"])
+    gateway.add_argument("vehicle_ids", nargs="*")
+    gateway.add_argument("--out-dir", help="where provision writes <vehicle-id>.toml")
+    gateway.set_defaults(handler=cmd_gateway)
+
+    edge = sub.add_parser("edge", help="the in-vehicle agent")
+    edge.add_argument("action", choices=["run"])
+    edge.add_argument("--config", required=True)
+    edge.add_argument("--simulate", action="store_true", help="read firmware-sim's sensors instead of I2C")
+    edge.add_argument("--windows", type=int, help="stop after this many batch windows")
+    edge.add_argument("--no-realtime", action="store_true", help="produce windows back to back (tests)")
+    edge.set_defaults(handler=cmd_edge)
+
+    job = sub.add_parser("job", help="the PyFlink ingest job on the session cluster")
+    job.add_argument("action", choices=["submit", "status", "cancel"])
+    job.set_defaults(handler=cmd_job)
+
+    query = sub.add_parser("query", help="what landed in Cassandra, per vehicle")
+    query.add_argument("vehicle_ids", nargs="*")
+    query.set_defaults(handler=cmd_query)
+
+    demo = sub.add_parser("demo", help="stack up, provision vehicles, submit the job, watch samples land")
+    demo.add_argument("--vehicles", type=int, default=5)
+    demo.add_argument("--seconds", type=int, default=30)
+    demo.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args))
+    except FleetsenseError as exc:
+        print(exc.render(), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        print(
+            f"error: a library this command needs is not installed ({exc.name})\n"
+            "  what to do: install the matching extra, e.g. `pip install 'fleetsense[cloud]'`, or run the "
+            "README's set-up command",
+            file=sys.stderr,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

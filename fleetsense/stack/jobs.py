@@ -1,0 +1,66 @@
+"""The ingest job on the local stack's Flink cluster: its settings, submission and cancellation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fleetsense.cloud.job_settings import IngestJobSettings
+from fleetsense.cloud.jobctl import FlinkCluster
+from fleetsense.cloud.schema import KEYSPACE
+from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
+from fleetsense.stack.layout import LOOPBACK, StackConfig
+from fleetsense.stack.manager import flink_job_credentials
+from fleetsense.stack.prepare import connector_jar
+from fleetsense.stack.secrets import write_private
+
+INGEST_JOB_NAME = "fleetsense-telemetry-ingest"
+
+
+def cluster(config: StackConfig) -> FlinkCluster:
+    return FlinkCluster(LOOPBACK, config.ports.flink_rest, log_dir=config.log_dir("flink-client"))
+
+
+def ingest_settings(config: StackConfig) -> IngestJobSettings:
+    creds = flink_job_credentials(config)
+    cql_host, cql_port = config.cql_contact
+    return IngestJobSettings(
+        amqp_host=LOOPBACK,
+        amqp_port=config.ports.amqp,
+        amqp_vhost=FLEET_VHOST,
+        amqp_username=creds.username,
+        amqp_password=creds.password,
+        amqp_queue=TELEMETRY_QUEUE,
+        cassandra_host=cql_host,
+        cassandra_port=cql_port,
+        keyspace=KEYSPACE,
+        connector_jar=str(connector_jar(config)),
+        job_name=INGEST_JOB_NAME,
+    )
+
+
+def submit_ingest(config: StackConfig) -> tuple[str, bool]:
+    """Submit the ingest job unless it already runs; returns (job id, whether it was submitted now)."""
+    flink = cluster(config)
+    running = flink.running(INGEST_JOB_NAME)
+    if running:
+        return running.job_id, False
+    settings = ingest_settings(config)
+    # The settings hold the job's broker secret: a 0600 file, never a command-line argument.
+    settings_path = config.component_dir("flink") / "jobs" / "telemetry-ingest.json"
+    write_private(settings_path, settings.to_json())
+    from fleetsense.cloud.jobs import telemetry_ingest_path
+
+    job_id = flink.submit_python(
+        telemetry_ingest_path(), ["--settings", str(settings_path)], jar=Path(settings.connector_jar)
+    )
+    flink.wait_running(job_id)
+    return job_id, True
+
+
+def cancel_ingest(config: StackConfig) -> str | None:
+    flink = cluster(config)
+    running = flink.running(INGEST_JOB_NAME)
+    if running is None:
+        return None
+    flink.cancel(running.job_id)
+    return running.job_id

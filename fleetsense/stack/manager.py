@@ -1,0 +1,120 @@
+"""`fleetsense stack up | down | status | logs`: the three components together, plus what `up` applies
+once they answer (broker topology, service users, Cassandra schema)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from fleetsense.errors import FleetsenseError, StackError
+from fleetsense.stack.cassandra import Cassandra
+from fleetsense.stack.component import Component, ComponentStatus
+from fleetsense.stack.flink import Flink
+from fleetsense.stack.layout import LOOPBACK, StackConfig
+from fleetsense.stack.rabbitmq import RabbitMQ
+from fleetsense.stack.secrets import Credentials, load_or_create
+
+
+def components(config: StackConfig) -> list[Component]:
+    return [RabbitMQ(config), Cassandra(config), Flink(config)]
+
+
+def flink_job_credentials(config: StackConfig) -> Credentials:
+    from fleetsense.gateway.topology import FLINK_USER
+
+    return load_or_create(config.secrets_dir / "rabbitmq-flink.json", FLINK_USER)
+
+
+def management_client(config: StackConfig):  # type: ignore[no-untyped-def]
+    from fleetsense.gateway.management import ManagementClient
+
+    rabbit = RabbitMQ(config)
+    operator = rabbit.operator
+    return ManagementClient(rabbit.management_url, operator.username, operator.password)
+
+
+def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
+    """Start every component (in parallel: they are independent until all answer), then apply what needs them."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    errors: dict[str, FleetsenseError] = {}
+
+    def start(component: Component) -> None:
+        try:
+            component.start()
+            say(f"  {component.name}: up")
+        except FleetsenseError as exc:
+            errors[component.name] = exc
+
+    threads = [threading.Thread(target=start, args=(c,), name=f"start-{c.name}") for c in components(config)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        name, first = next(iter(errors.items()))
+        others = "; ".join(f"{n}: {e.message}" for n, e in list(errors.items())[1:])
+        raise StackError(
+            f"{name} did not come up: {first.message}" + (f" (also {others})" if others else ""),
+            hint=first.hint or "read the log, fix the cause, then run `fleetsense stack up` again",
+            log_path=first.log_path,
+        )
+    apply_topology_and_schema(config)
+    say("  broker topology and Cassandra schema: applied")
+
+
+def apply_topology_and_schema(config: StackConfig) -> None:
+    from fleetsense.cloud.cassandra_session import connect
+    from fleetsense.cloud.schema import apply_schema
+    from fleetsense.gateway import topology
+
+    client = management_client(config)
+    topology.apply(client, operator=RabbitMQ(config).operator.username)
+    topology.ensure_flink_user(client, flink_job_credentials(config).password)
+    with connect(config.cql_contact) as session:
+        apply_schema(session)
+
+
+def down(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
+    # Reverse order: the job stops consuming before the broker and the database go away.
+    for component in reversed(components(config)):
+        component.stop()
+        say(f"  {component.name}: stopped")
+
+
+def status(config: StackConfig) -> list[ComponentStatus]:
+    return [component.status() for component in components(config)]
+
+
+def format_status(rows: list[ComponentStatus]) -> str:
+    header = ("COMPONENT", "STATE", "PIDS", "PORTS (on " + LOOPBACK + ")", "HEALTH")
+    table = [header] + [
+        (r.name, r.state, ",".join(map(str, r.pids)) or "-", r.ports, r.health) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
+    logs = [f"  {r.name} log: {r.log_path}" for r in rows if r.log_path]
+    return "\n".join(lines + [""] + logs)
+
+
+def log_path(config: StackConfig, component: str) -> Path:
+    for candidate in components(config):
+        if candidate.name == component:
+            return candidate.main_log()
+    names = ", ".join(c.name for c in components(config))
+    raise StackError(f"no component named {component!r}", hint=f"choose one of: {names}")
+
+
+def tail(path: Path, lines: int) -> str:
+    if path.is_dir():
+        files = sorted(path.glob("*.log"))
+        return "\n".join(f"==> {f} <==\n{tail(f, lines)}" for f in files)
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            size = handle.tell()
+            handle.seek(max(0, size - 200 * lines))
+            text = handle.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return f"(no log yet at {path})"
+    return "\n".join(text.splitlines()[-lines:])

@@ -1,0 +1,89 @@
+"""A small client for RabbitMQ's management HTTP API: the only way this project changes the broker."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from fleetsense.errors import FleetsenseError
+
+
+class ManagementError(FleetsenseError):
+    """The management API refused a request or could not be reached."""
+
+
+class ManagementClient:
+    def __init__(self, base_url: str, username: str, password: str, *, timeout_s: float = 15.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._session = requests.Session()
+        self._session.auth = (username, password)
+        self.timeout_s = timeout_s
+
+    def request(self, method: str, path: str, body: Any = None, *, ok_missing: bool = False) -> Any:
+        url = f"{self.base_url}/api/{path}"
+        try:
+            reply = self._session.request(method, url, json=body, timeout=self.timeout_s)
+        except requests.RequestException as exc:
+            raise ManagementError(
+                f"cannot reach the RabbitMQ management API at {self.base_url}: {exc}",
+                hint="is the broker running? `fleetsense stack status`",
+            ) from exc
+        if reply.status_code == 404 and ok_missing:
+            return None
+        if reply.status_code == 401:
+            raise ManagementError(
+                f"the management API refused our operator credentials ({method} {path})",
+                hint="the operator secret under the stack's secrets/ does not match the broker's users",
+            )
+        if reply.status_code >= 400:
+            raise ManagementError(f"{method} {path} failed with HTTP {reply.status_code}: {reply.text[:300]}")
+        return reply.json() if reply.content else None
+
+    # -- resources --------------------------------------------------------------------------------
+
+    def put_vhost(self, vhost: str) -> None:
+        self.request("PUT", f"vhosts/{q(vhost)}", {})
+
+    def put_user(self, username: str, password: str, tags: str = "") -> None:
+        self.request("PUT", f"users/{q(username)}", {"password": password, "tags": tags})
+
+    def delete_user(self, username: str) -> None:
+        self.request("DELETE", f"users/{q(username)}", ok_missing=True)
+
+    def user_exists(self, username: str) -> bool:
+        return self.request("GET", f"users/{q(username)}", ok_missing=True) is not None
+
+    def users(self) -> list[dict[str, Any]]:
+        return list(self.request("GET", "users"))
+
+    def put_permissions(self, vhost: str, username: str, *, configure: str, write: str, read: str) -> None:
+        body = {"configure": configure, "write": write, "read": read}
+        self.request("PUT", f"permissions/{q(vhost)}/{q(username)}", body)
+
+    def put_topic_permissions(self, vhost: str, username: str, *, exchange: str, write: str, read: str) -> None:
+        body = {"exchange": exchange, "write": write, "read": read}
+        self.request("PUT", f"topic-permissions/{q(vhost)}/{q(username)}", body)
+
+    def put_queue(self, vhost: str, name: str, arguments: dict[str, Any]) -> None:
+        body = {"durable": True, "auto_delete": False, "arguments": arguments}
+        self.request("PUT", f"queues/{q(vhost)}/{q(name)}", body)
+
+    def queue(self, vhost: str, name: str) -> dict[str, Any] | None:
+        result = self.request("GET", f"queues/{q(vhost)}/{q(name)}", ok_missing=True)
+        return dict(result) if result is not None else None
+
+    def bindings(self, vhost: str, exchange: str, queue: str) -> list[dict[str, Any]]:
+        return list(self.request("GET", f"bindings/{q(vhost)}/e/{q(exchange)}/q/{q(queue)}"))
+
+    def bind(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
+        if any(b["routing_key"] == routing_key for b in self.bindings(vhost, exchange, queue)):
+            return
+        body = {"routing_key": routing_key, "arguments": {}}
+        self.request("POST", f"bindings/{q(vhost)}/e/{q(exchange)}/q/{q(queue)}", body)
+
+
+def q(segment: str) -> str:
+    """Percent-encode one path segment (the default vhost `/` must become %2F)."""
+    return quote(segment, safe="")
