@@ -24,6 +24,7 @@ class IngestJobSettings:
     connector_jar: str
     checkpoint_interval_ms: int = 2000
     parallelism: int = 2
+    python_execution_mode: str = "thread"  # or "process"
     job_name: str = "fleetsense-telemetry-ingest"
 
     def __repr__(self) -> str:

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# One entry point for a fresh Debian/Ubuntu machine: install whatever is missing (apt packages, the
+# virtualenv and pip extras, the npm Cassandra, the Java connector build), then run the demo or the tests.
+#
+#   bash scripts/dev.sh demo [fleetsense demo options]
+#   bash scripts/dev.sh test [pytest options]
+#   bash scripts/dev.sh setup            # only install
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+MODE="${1:-}"
+shift || true
+
+say() { printf '\033[1m[fleetsense]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[fleetsense] error:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@";
+  elif command -v sudo >/dev/null; then sudo "$@";
+  else die "need root to run: $* (install sudo or run as root)"; fi
+}
+
+# --- 1. system packages (only what is missing) -----------------------------------------------------
+missing=()
+[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
+[ -f /usr/share/java/amqp-client.jar ] || missing+=(librabbitmq-client-java)
+command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+command -v npm >/dev/null || missing+=(npm)
+command -v curl >/dev/null || missing+=(curl)
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+if [ "${#missing[@]}" -gt 0 ]; then
+  say "installing system packages: ${missing[*]}"
+  rabbit_was_missing=0
+  [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || rabbit_was_missing=1
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package starts a system-wide broker on machines run by systemd; the local stack runs its own node
+  # on the same well-known ports, so a broker we just installed is stopped and disabled again.
+  if [ "$rabbit_was_missing" -eq 1 ] && command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    as_root systemctl disable --now rabbitmq-server >/dev/null 2>&1 || true
+  fi
+fi
+
+# --- 2. Python 3.10/3.11 virtualenv with every extra ----------------------------------------------
+pick_python() {
+  for candidate in "${FLEETSENSE_PYTHON:-}" python3.11 python3.10 python3; do
+    [ -n "$candidate" ] || continue
+    command -v "$candidate" >/dev/null || continue
+    if "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 11) else 1)'; then
+      echo "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+if [ ! -x "$VENV/bin/python" ]; then
+  PY="$(pick_python)" || die "apache-flink 1.20 needs Python 3.10 or 3.11; none found (set FLEETSENSE_PYTHON)"
+  say "creating the virtualenv in .venv with $($PY --version)"
+  "$PY" -m venv "$VENV"
+fi
+stamp="$VENV/.fleetsense-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing fleetsense with its extras (edge, gateway, cloud, stack, dev) into .venv"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -e ".[edge,gateway,cloud,stack,dev]"
+  echo "$want" > "$stamp"
+fi
+export PATH="$VENV/bin:$PATH"
+
+# --- 3. the Cassandra distribution (npm) and the Java AMQP connector (javac) ------------------------
+fleetsense stack prepare
+
+# --- 4. run ----------------------------------------------------------------------------------------
+case "$MODE" in
+  demo)  exec fleetsense demo "$@" ;;
+  test)  exec python -m pytest "$@" ;;
+  setup) say "set up; activate with: source .venv/bin/activate" ;;
+  *)     die "usage: bash scripts/dev.sh demo|test|setup [options]" ;;
+esac

@@ -1,0 +1,63 @@
+"""Local-stack configuration rendered for each component, and the CLI's error handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fleetsense import cli
+from fleetsense.errors import ConfigError
+from fleetsense.stack.cassandra import cassandra_yaml
+from fleetsense.stack.flink import flink_settings
+from fleetsense.stack.layout import ExternalCassandra, Ports, StackConfig
+from fleetsense.stack.secrets import load_or_create
+
+
+def test_test_ports_never_collide_with_the_default_stack() -> None:
+    default, test = Ports().fixed(), Ports.for_tests().fixed()
+    assert not set(default.values()) & set(test.values())
+    assert len(set(test.values())) == len(test)
+
+
+def test_ports_offset_moves_every_port() -> None:
+    moved = Ports().offset(100)
+    assert moved.amqp == 5772 and moved.flink_taskmanager_rpc_first == 6230
+
+
+def test_cassandra_listens_only_on_loopback_and_keeps_state_in_the_data_dir(tmp_path: Path) -> None:
+    config = StackConfig.for_tests(tmp_path)
+    yaml = cassandra_yaml(config, tmp_path / "cassandra")
+    assert yaml["listen_address"] == yaml["rpc_address"] == "127.0.0.1"
+    assert yaml["native_transport_port"] == 29042
+    assert all(str(p).startswith(str(tmp_path)) for p in yaml["data_file_directories"])  # type: ignore[attr-defined]
+    json.dumps(yaml)  # written as JSON, which YAML reads
+
+
+def test_flink_binds_loopback_and_checkpoints_under_the_data_dir(tmp_path: Path) -> None:
+    settings = flink_settings(StackConfig.for_tests(tmp_path), tmp_path / "flink")
+    for key in ("jobmanager.bind-host", "taskmanager.bind-host", "rest.bind-address"):
+        assert settings[key] == "127.0.0.1"
+    assert settings["state.checkpoints.dir"] == f"file://{tmp_path}/flink/checkpoints"
+    assert settings["taskmanager.rpc.port"] == "26130-26131"
+
+
+def test_external_cassandra_spec() -> None:
+    assert ExternalCassandra.parse("db.internal:9042") == ExternalCassandra(host="db.internal", port=9042)
+    with pytest.raises(ConfigError, match="HOST:PORT"):
+        ExternalCassandra.parse("db.internal")
+
+
+def test_secrets_are_private_and_stable(tmp_path: Path) -> None:
+    first = load_or_create(tmp_path / "s" / "op.json", "operator")
+    assert (tmp_path / "s" / "op.json").stat().st_mode & 0o777 == 0o600
+    assert load_or_create(tmp_path / "s" / "op.json", "operator") == first
+    assert first.password not in repr(first)
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["edge", "run", "--config", str(tmp_path / "missing.toml"), "--simulate"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: config file" in err and "what to do:" in err and "Traceback" not in err
