@@ -7,8 +7,8 @@ Every statement must run on Cassandra 2.1 (the local stack) and on 4.x/5.x (prod
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 KEYSPACE = "fleetsense"
@@ -73,9 +73,7 @@ def replication() -> str:
 
 def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
     """Create the keyspace and run every migration not yet recorded; returns the versions applied now."""
-    session.execute(
-        f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication()}"
-    )
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication()}")
     session.execute(
         f"""CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations (
             version int PRIMARY KEY,

@@ -7,11 +7,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetsense import wire
-from fleetsense.device_config import EdgeConfig
 from fleetsense.edge.publisher import MqttPublisher, PublishError
 from fleetsense.edge.sampling import AccelSampler
 from fleetsense.edge.sequence import SequenceCounter
+
+from fleetsense import wire
+from fleetsense.device_config import EdgeConfig
 from fleetsense.ids import telemetry_topic
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,9 @@ class RunReport:
 
 def build_batch(config: EdgeConfig, sampler: AccelSampler, seq: int, start_time_us: int) -> wire.Batch:
     sampling = config.sampling
-    samples = sampler.samples_for_window(start_time_us, sampling.samples_per_window, sampling.sample_period_us)
+    samples = sampler.samples_for_window(
+        start_time_us, sampling.samples_per_window, sampling.sample_period_us
+    )
     scale = sampler.scale_m_s2_per_count
     return wire.Batch(
         vehicle_id=config.vehicle_id,
@@ -67,10 +70,9 @@ def run(
     report = RunReport()
     # Windows are anchored once to UTC and then advanced by the monotonic clock, so an NTP step during the
     # run cannot make batches overlap or leave holes.
-    if limits.realtime:
-        anchor_us = wall_clock_us()
-    else:
-        anchor_us = wall_clock_us() - (limits.max_windows or 1) * window_us
+    # Without real-time pacing, windows are stamped in the recent past so no sample lies in the future.
+    backdate_us = 0 if limits.realtime else (limits.max_windows or 1) * window_us
+    anchor_us = wall_clock_us() - backdate_us
     anchor_mono = monotonic_s()
     window = 0
     try:
@@ -90,7 +92,11 @@ def run(
             report.last_seq = seq
             window += 1
         if not publisher.flush(limits.flush_timeout_s):
-            log.error("%d batches still without PUBACK after %.0f s", publisher.unacknowledged(), limits.flush_timeout_s)
+            log.error(
+                "%d batches still without PUBACK after %.0f s",
+                publisher.unacknowledged(),
+                limits.flush_timeout_s,
+            )
         report.unacknowledged = publisher.unacknowledged()
     finally:
         publisher.close()

@@ -11,6 +11,7 @@ import threading
 import time
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetsense.device_config import BrokerConfig
 from fleetsense.errors import FleetsenseError
@@ -28,7 +29,7 @@ class MqttPublisher:
         self._connected = threading.Event()
         self._refusal: str | None = None
         self._client = mqtt.Client(
-            callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
+            callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
@@ -40,7 +41,9 @@ class MqttPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._pending: list[mqtt.MQTTMessageInfo] = []
 
-    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+    def _on_connect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
         if getattr(reason, "is_failure", False):
             self._refusal = str(reason)
             log.error("broker refused the connection: %s", reason)
@@ -49,7 +52,9 @@ class MqttPublisher:
             self._connected.set()
             log.info("connected to %s:%d", self.broker.host, self.broker.port)
 
-    def _on_disconnect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
+    def _on_disconnect(
+        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
+    ) -> None:
         self._connected.clear()
         log.warning("disconnected from the broker (%s); paho reconnects with backoff", reason)
 
@@ -72,7 +77,9 @@ class MqttPublisher:
                 )
             if time.monotonic() > deadline:
                 self.close()
-                raise PublishError(f"no CONNACK from {self.broker.host}:{self.broker.port} in {timeout_s:.0f} s")
+                raise PublishError(
+                    f"no CONNACK from {self.broker.host}:{self.broker.port} in {timeout_s:.0f} s"
+                )
 
     def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
         info = self._client.publish(topic, payload, qos=1)

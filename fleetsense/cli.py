@@ -20,7 +20,11 @@ def _stack_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     config = StackConfig()
     if args.data_dir:
         config = replace(config, data_dir=Path(args.data_dir))
-    offset = args.ports_offset if args.ports_offset is not None else int(os.environ.get("FLEETSENSE_PORTS_OFFSET", "0"))
+    offset = (
+        args.ports_offset
+        if args.ports_offset is not None
+        else int(os.environ.get("FLEETSENSE_PORTS_OFFSET", "0"))
+    )
     if offset:
         config = replace(config, ports=Ports().offset(offset))
     return config.with_cassandra(args.cassandra)
@@ -167,9 +171,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetsense", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    parser.add_argument("--data-dir", help="the local stack's state (default .fleetsense/ or $FLEETSENSE_DATA_DIR)")
+    parser.add_argument(
+        "--data-dir", help="the local stack's state (default .fleetsense/ or $FLEETSENSE_DATA_DIR)"
+    )
     parser.add_argument("--ports-offset", type=int, help="move every local-stack port by N")
-    parser.add_argument("--cassandra", metavar="HOST:PORT", help="use this Cassandra instead of the local one")
+    parser.add_argument(
+        "--cassandra", metavar="HOST:PORT", help="use this Cassandra instead of the local one"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="the local single-machine stack")

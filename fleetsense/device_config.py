@@ -4,10 +4,11 @@ writes it at provisioning): one schema, parsed into frozen dataclasses with clea
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
@@ -62,7 +63,7 @@ def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any =
     value = table[key]
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
         raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}, got {value!r}")
     return value
 
@@ -104,7 +105,9 @@ def _check_ranges(config: EdgeConfig, where: str) -> None:
     if not 0 < config.broker.port < 65536:
         raise ConfigError(f"{where} [broker]: port {config.broker.port} is not a TCP port")
     if not 1 <= config.sampling.imu_rate_hz <= 1000:
-        raise ConfigError(f"{where} [sampling]: imu_rate_hz must be 1..1000, got {config.sampling.imu_rate_hz}")
+        raise ConfigError(
+            f"{where} [sampling]: imu_rate_hz must be 1..1000, got {config.sampling.imu_rate_hz}"
+        )
     if not 0.1 <= config.sampling.batch_window_s <= 60:
         raise ConfigError(
             f"{where} [sampling]: batch_window_s must be 0.1..60 s, got {config.sampling.batch_window_s}"

@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fleetsense.device_config import BrokerConfig, EdgeConfig, SamplingConfig, render
 from fleetsense.gateway.management import ManagementClient
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
+
+from fleetsense.device_config import BrokerConfig, EdgeConfig, SamplingConfig, render
 from fleetsense.ids import validate_vehicle_id
 
 # The broker substitutes the authenticated username, never the client-chosen client_id.
@@ -42,7 +43,9 @@ def provision(
     )
     config = EdgeConfig(
         vehicle_id=vehicle_id,
-        broker=BrokerConfig(host=endpoint.host, port=endpoint.mqtt_port, username=vehicle_id, password=password),
+        broker=BrokerConfig(
+            host=endpoint.host, port=endpoint.mqtt_port, username=vehicle_id, password=password
+        ),
         sampling=SamplingConfig(),
         state_dir=state_dir,
     )

@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fleetsense.cloud.amqp_source import ENVELOPE_TYPE_INFO, AmqpSourceSettings, amqp_source, split_envelope
+from fleetsense.cloud.job_settings import IngestJobSettings
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.datastream import CheckpointingMode, RuntimeContext, StreamExecutionEnvironment
 from pyflink.datastream.functions import MapFunction, SinkFunction
 from pyflink.java_gateway import get_gateway
-
-from fleetsense.cloud.amqp_source import ENVELOPE_TYPE_INFO, AmqpSourceSettings, amqp_source, split_envelope
-from fleetsense.cloud.job_settings import IngestJobSettings
 
 log = logging.getLogger("fleetsense.ingest")
 
@@ -32,11 +31,13 @@ class StoreBatch(MapFunction):  # type: ignore[misc]
 
     def open(self, runtime_context: RuntimeContext) -> None:
         from cassandra.cluster import Cluster
-
         from fleetsense.cloud.cassandra_session import protocol_version
         from fleetsense.cloud.sample_store import SampleStore
 
-        kwargs: dict[str, Any] = {"contact_points": [self.settings.cassandra_host], "port": self.settings.cassandra_port}
+        kwargs: dict[str, Any] = {
+            "contact_points": [self.settings.cassandra_host],
+            "port": self.settings.cassandra_port,
+        }
         version = protocol_version()
         if version is not None:
             kwargs["protocol_version"] = version
@@ -53,9 +54,10 @@ class StoreBatch(MapFunction):  # type: ignore[misc]
 
         routing_key, body = split_envelope(bytes(envelope))
         verdict = check_message(routing_key, body)
-        if verdict.reason is not None:
-            log.warning("rejected a message on %s: %s", routing_key, verdict.reason)
-            self._store.reject(routing_key, verdict.reason, body)
+        if verdict.batch is None:
+            reason = verdict.reason or "rejected"
+            log.warning("rejected a message on %s: %s", routing_key, reason)
+            self._store.reject(routing_key, reason, body)
             return f"rejected {routing_key}"
         stored = self._store.write(verdict.batch)
         return f"{verdict.batch.header.vehicle_id} seq={verdict.batch.header.seq} samples={stored}"
@@ -77,7 +79,9 @@ def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
         )
     )
     stored = (
-        env.from_source(source, WatermarkStrategy.no_watermarks(), "amqp: " + settings.amqp_queue, ENVELOPE_TYPE_INFO)
+        env.from_source(
+            source, WatermarkStrategy.no_watermarks(), "amqp: " + settings.amqp_queue, ENVELOPE_TYPE_INFO
+        )
         .map(StoreBatch(settings), output_type=Types.STRING())
         .name("decode, validate, store in Cassandra")
     )

@@ -56,7 +56,7 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
         for agent in agents:
             if agent.poll() is None:
                 agent.terminate()
-    failed = [vid for vid, agent in zip(vehicle_ids, agents) if agent.wait() != 0]
+    failed = [vid for vid, agent in zip(vehicle_ids, agents, strict=True) if agent.wait() != 0]
     time.sleep(config_flush_delay_s())
     print("\n--- final ---")
     print_vehicle_report(config, vehicles=vehicle_ids)
@@ -88,8 +88,18 @@ def _start_agents(config: StackConfig, configs: list[Path], seconds: int) -> lis
         log = open(log_dir / f"{path.stem}.log", "ab")  # noqa: SIM115 - handed to the child process
         agents.append(
             subprocess.Popen(
-                [sys.executable, "-m", "fleetsense.cli", "edge", "run", "--config", str(path), "--simulate",
-                 "--windows", str(seconds)],
+                [
+                    sys.executable,
+                    "-m",
+                    "fleetsense.cli",
+                    "edge",
+                    "run",
+                    "--config",
+                    str(path),
+                    "--simulate",
+                    "--windows",
+                    str(seconds),
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -60,11 +60,7 @@ class Ports:
 
     def fixed(self) -> dict[str, int]:
         """Name -> port for every single port that `up` must find free."""
-        return {
-            name: value
-            for name, value in vars(self).items()
-            if not name.endswith("_first")
-        }
+        return {name: value for name, value in vars(self).items() if not name.endswith("_first")}
 
 
 @dataclass(frozen=True, kw_only=True)

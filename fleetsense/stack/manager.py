@@ -88,13 +88,11 @@ def status(config: StackConfig) -> list[ComponentStatus]:
 
 def format_status(rows: list[ComponentStatus]) -> str:
     header = ("COMPONENT", "STATE", "PIDS", "PORTS (on " + LOOPBACK + ")", "HEALTH")
-    table = [header] + [
-        (r.name, r.state, ",".join(map(str, r.pids)) or "-", r.ports, r.health) for r in rows
-    ]
+    table = [header] + [(r.name, r.state, ",".join(map(str, r.pids)) or "-", r.ports, r.health) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table]
     logs = [f"  {r.name} log: {r.log_path}" for r in rows if r.log_path]
-    return "\n".join(lines + [""] + logs)
+    return "\n".join([*lines, "", *logs])
 
 
 def log_path(config: StackConfig, component: str) -> Path:

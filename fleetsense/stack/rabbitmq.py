@@ -105,10 +105,13 @@ class RabbitMQ:
 
     def healthy(self) -> bool:
         ports = self.config.ports
-        return all(
-            process.port_accepts(LOOPBACK, port)
-            for port in (ports.amqp, ports.mqtt, ports.rabbitmq_management)
-        ) and self._management_answers()
+        return (
+            all(
+                process.port_accepts(LOOPBACK, port)
+                for port in (ports.amqp, ports.mqtt, ports.rabbitmq_management)
+            )
+            and self._management_answers()
+        )
 
     def _management_answers(self) -> bool:
         import requests

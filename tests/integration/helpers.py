@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from fleetsense.device_config import EdgeConfig
 from fleetsense.gateway import provision as prov
+
+from fleetsense.device_config import EdgeConfig
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.secrets import new_password
 
@@ -27,7 +28,9 @@ def provision_vehicle(client: Any, stack: StackConfig, vehicle_id: str, tmp_path
     )
 
 
-def eventually(probe: Callable[[], T], done: Callable[[T], bool], *, timeout_s: float, interval_s: float = 1.0) -> T:
+def eventually(
+    probe: Callable[[], T], done: Callable[[T], bool], *, timeout_s: float, interval_s: float = 1.0
+) -> T:
     """Poll `probe` until `done(result)`; return the last result either way, so the assertion shows it."""
     deadline = time.monotonic() + timeout_s
     while True:

@@ -6,15 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-
 from fleetsense.cloud.query import sample_keys
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.agent import RunLimits, run
 from fleetsense.edge.sampling import simulated_sampler
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
+
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 
-from .helpers import unique_vehicle, eventually, provision_vehicle
+from .helpers import eventually, provision_vehicle, unique_vehicle
 
 STORE_BOUND_S = 60.0
 
@@ -56,7 +56,9 @@ def test_bad_input_is_rejected_with_a_reason_and_good_data_still_flows(
     client.loop_stop()
 
     run(config, simulated_sampler(vid), limits=RunLimits(max_windows=2, realtime=False))
-    keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= 200, timeout_s=STORE_BOUND_S)
+    keys = eventually(
+        lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= 200, timeout_s=STORE_BOUND_S
+    )
     assert len(keys) == 200
 
     rejected = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleetsense.cloud.schema import apply_schema, schema_version
+
 from fleetsense.stack import manager
 from fleetsense.stack.layout import StackConfig
 

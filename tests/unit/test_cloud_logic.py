@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from fleetsense import wire
 from fleetsense.cloud import schema
 from fleetsense.cloud.decode import decode_batch
 from fleetsense.cloud.sample_store import hour_bucket_ms
 from fleetsense.cloud.validate import check_message
+
+from fleetsense import wire
 
 
 def message(vehicle_id: str = "van-001", scales: tuple[float, ...] = (0.5, 0.5, 0.5)) -> bytes:

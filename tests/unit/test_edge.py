@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from fleetsense import wire
-from fleetsense.device_config import BrokerConfig, EdgeConfig, SamplingConfig
 from fleetsense.edge.agent import build_batch
 from fleetsense.edge.sampling import simulated_sampler
 from fleetsense.edge.sequence import SequenceCounter
 from fleetsense.sim.accelerometer import COUNTS_PER_G_2G_RANGE, to_counts
+
+from fleetsense import wire
+from fleetsense.device_config import BrokerConfig, EdgeConfig, SamplingConfig
 
 
 def test_sequence_numbers_continue_across_restarts(tmp_path: Path) -> None:

@@ -46,19 +46,24 @@ def test_render_then_load_is_the_identity(tmp_path: Path) -> None:
 
 
 def test_repr_never_shows_the_password(tmp_path: Path) -> None:
-    assert "p\"w" not in repr(sample_config(tmp_path))
+    assert 'p"w' not in repr(sample_config(tmp_path))
 
 
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
         ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\n", "missing required key 'password'"),
-        ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nport='x'\n[storage]\nstate_dir='/s'\n",
-         "'port' must be a int"),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nport='x'\n[storage]\nstate_dir='/s'\n",
+            "'port' must be a int",
+        ),
         ("vehicle_id = 'a.b'\n", "invalid vehicle id"),
         ("vehicle_id = \n", "not valid TOML"),
-        ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\n[sampling]\nimu_rate_hz=5000\n"
-         "[storage]\nstate_dir='/s'\n", "imu_rate_hz must be 1..1000"),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\n[sampling]\nimu_rate_hz=5000\n"
+            "[storage]\nstate_dir='/s'\n",
+            "imu_rate_hz must be 1..1000",
+        ),
     ],
 )
 def test_bad_config_gets_a_clear_error(tmp_path: Path, text: str, complaint: str) -> None:
