@@ -43,13 +43,9 @@ class AmqpSourceSettings:
     def __post_init__(self) -> None:
         for name in ("host", "username", "queue", "connection_name"):
             if not getattr(self, name):
-                raise ConfigError(
-                    f"AMQP source: {name} is empty", hint=f"set {name} in the job's AMQP settings"
-                )
+                raise ConfigError(f"AMQP source: {name} is empty", hint=f"set {name} in the job's AMQP settings")
         if not 1 <= self.port <= 65535:
-            raise ConfigError(
-                f"AMQP source: port {self.port} is not in 1..65535", hint="use 5672, or 5671 with TLS"
-            )
+            raise ConfigError(f"AMQP source: port {self.port} is not in 1..65535", hint="use 5672, or 5671 with TLS")
         if not 1 <= self.prefetch <= MAX_PREFETCH:
             raise ConfigError(
                 f"AMQP source: prefetch {self.prefetch} is not in 1..{MAX_PREFETCH}",

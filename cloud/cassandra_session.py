@@ -28,9 +28,7 @@ def protocol_version() -> int | None:
 
 
 @contextmanager
-def connect(
-    contact: tuple[str, int], *, keyspace: str | None = None, connect_timeout_s: float = 10.0
-) -> Iterator[Any]:
+def connect(contact: tuple[str, int], *, keyspace: str | None = None, connect_timeout_s: float = 10.0) -> Iterator[Any]:
     from cassandra.cluster import Cluster, NoHostAvailable
     from cassandra.policies import RoundRobinPolicy
 

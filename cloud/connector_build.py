@@ -57,8 +57,7 @@ def amqp_client_jar() -> Path:
     if not jar.is_file():
         raise FleetsenseError(
             f"RabbitMQ Java client jar not found at {jar}",
-            hint="apt-get install librabbitmq-client-java, "
-            f"or set {AMQP_CLIENT_JAR_ENV} to an amqp-client 5.x jar",
+            hint=f"apt-get install librabbitmq-client-java, or set {AMQP_CLIENT_JAR_ENV} to an amqp-client 5.x jar",
         )
     return jar
 
@@ -137,8 +136,7 @@ def build_connector_jar(out_dir: Path, *, force: bool = False) -> Path:
         if result.returncode != 0:
             raise FleetsenseError(
                 "compiling the AMQP connector failed:\n" + (result.stdout + result.stderr).strip(),
-                hint="fix the Java sources under cloud/connector/src "
-                "(they compile against apache-flink 1.20's jars)",
+                hint="fix the Java sources under cloud/connector/src (they compile against apache-flink 1.20's jars)",
             )
         # Write beside the target and rename, so a reader never sees a half-written jar.
         fd, partial_name = tempfile.mkstemp(prefix=JAR_NAME, suffix=".partial", dir=out_dir)

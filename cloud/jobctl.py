@@ -89,9 +89,7 @@ class FlinkCluster:
             *args,
         ]
         try:
-            done = subprocess.run(
-                cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False
-            )
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise JobError(
                 f"submitting {job_file.name} timed out after {timeout_s:.0f} s", log_path=str(self.log_dir)

@@ -28,9 +28,7 @@ def check_message(routing_key: str, body: bytes) -> Verdict:
         return Verdict(None, f"undecodable: {exc.message}")
     # The routing key is what the broker authenticated; a payload claiming another vehicle is forged.
     if batch.header.vehicle_id != vehicle:
-        return Verdict(
-            None, f"payload names vehicle {batch.header.vehicle_id!r} but arrived on {vehicle!r}'s topic"
-        )
+        return Verdict(None, f"payload names vehicle {batch.header.vehicle_id!r} but arrived on {vehicle!r}'s topic")
     if not np.isfinite(batch.values_si).all():
         return Verdict(None, "non-finite scale")
     return Verdict(batch, None)

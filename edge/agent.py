@@ -36,9 +36,7 @@ class RunReport:
 
 def build_batch(config: EdgeConfig, sampler: AccelSampler, seq: int, start_time_us: int) -> wire.Batch:
     sampling = config.sampling
-    samples = sampler.samples_for_window(
-        start_time_us, sampling.samples_per_window, sampling.sample_period_us
-    )
+    samples = sampler.samples_for_window(start_time_us, sampling.samples_per_window, sampling.sample_period_us)
     scale = sampler.scale_m_s2_per_count
     return wire.Batch(
         vehicle_id=config.vehicle_id,

@@ -41,9 +41,7 @@ class MqttPublisher:
         self._client.on_disconnect = self._on_disconnect
         self._pending: list[mqtt.MQTTMessageInfo] = []
 
-    def _on_connect(
-        self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
-    ) -> None:
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         if getattr(reason, "is_failure", False):
             self._refusal = str(reason)
             log.error("broker refused the connection: %s", reason)
@@ -77,9 +75,7 @@ class MqttPublisher:
                 )
             if time.monotonic() > deadline:
                 self.close()
-                raise PublishError(
-                    f"no CONNACK from {self.broker.host}:{self.broker.port} in {timeout_s:.0f} s"
-                )
+                raise PublishError(f"no CONNACK from {self.broker.host}:{self.broker.port} in {timeout_s:.0f} s")
 
     def publish(self, topic: str, payload: bytes) -> mqtt.MQTTMessageInfo:
         info = self._client.publish(topic, payload, qos=1)

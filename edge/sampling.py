@@ -8,9 +8,7 @@ from typing import Protocol
 class AccelSampler(Protocol):
     scale_m_s2_per_count: float
 
-    def samples_for_window(
-        self, start_time_us: int, count: int, period_us: int
-    ) -> list[tuple[int, int, int]]:
+    def samples_for_window(self, start_time_us: int, count: int, period_us: int) -> list[tuple[int, int, int]]:
         """`count` samples (x, y, z raw counts) taken at start_time_us + i * period_us."""
         ...
 

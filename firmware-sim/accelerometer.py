@@ -25,9 +25,7 @@ class SimulatedAccelerometer:
     def __post_init__(self) -> None:
         self.drive = PlaceholderDrive(seed=self.seed)
 
-    def samples_for_window(
-        self, start_time_us: int, count: int, period_us: int
-    ) -> list[tuple[int, int, int]]:
+    def samples_for_window(self, start_time_us: int, count: int, period_us: int) -> list[tuple[int, int, int]]:
         window: list[tuple[int, int, int]] = []
         for i in range(count):
             ax, ay, az = self.drive.accel_m_s2((start_time_us + i * period_us) / 1e6)

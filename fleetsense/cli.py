@@ -20,11 +20,7 @@ def _stack_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     config = StackConfig()
     if args.data_dir:
         config = replace(config, data_dir=Path(args.data_dir))
-    offset = (
-        args.ports_offset
-        if args.ports_offset is not None
-        else int(os.environ.get("FLEETSENSE_PORTS_OFFSET", "0"))
-    )
+    offset = args.ports_offset if args.ports_offset is not None else int(os.environ.get("FLEETSENSE_PORTS_OFFSET", "0"))
     if offset:
         config = replace(config, ports=Ports().offset(offset))
     return config.with_cassandra(args.cassandra)
@@ -67,9 +63,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from fleetsense.gateway import provision as prov
     from fleetsense.gateway import topology
     from fleetsense.stack import manager
-    from fleetsense.stack.layout import LOOPBACK
     from fleetsense.stack.rabbitmq import RabbitMQ
-    from fleetsense.stack.secrets import new_password
 
     config = _stack_config(args)
     client = manager.management_client(config)
@@ -79,15 +73,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         print("topology applied")
     elif args.action == "provision":
         for vehicle_id in args.vehicle_ids:
-            path = Path(args.out_dir or config.data_dir / "vehicles") / f"{vehicle_id}.toml"
-            prov.provision(
-                client,
-                vehicle_id,
-                endpoint=prov.BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt),
-                config_path=path,
-                state_dir=path.with_suffix(""),
-                password=new_password(),
-            )
+            out_dir = Path(args.out_dir) if args.out_dir else None
+            path = manager.provision_vehicle(config, client, vehicle_id, out_dir=out_dir)
             print(f"provisioned {vehicle_id}: edge config written to {path} (mode 0600)")
     elif args.action == "revoke":
         for vehicle_id in args.vehicle_ids:
@@ -171,13 +158,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fleetsense", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
-    parser.add_argument(
-        "--data-dir", help="the local stack's state (default .fleetsense/ or $FLEETSENSE_DATA_DIR)"
-    )
+    parser.add_argument("--data-dir", help="the local stack's state (default .fleetsense/ or $FLEETSENSE_DATA_DIR)")
     parser.add_argument("--ports-offset", type=int, help="move every local-stack port by N")
-    parser.add_argument(
-        "--cassandra", metavar="HOST:PORT", help="use this Cassandra instead of the local one"
-    )
+    parser.add_argument("--cassandra", metavar="HOST:PORT", help="use this Cassandra instead of the local one")
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="the local single-machine stack")

@@ -105,13 +105,9 @@ def _check_ranges(config: EdgeConfig, where: str) -> None:
     if not 0 < config.broker.port < 65536:
         raise ConfigError(f"{where} [broker]: port {config.broker.port} is not a TCP port")
     if not 1 <= config.sampling.imu_rate_hz <= 1000:
-        raise ConfigError(
-            f"{where} [sampling]: imu_rate_hz must be 1..1000, got {config.sampling.imu_rate_hz}"
-        )
+        raise ConfigError(f"{where} [sampling]: imu_rate_hz must be 1..1000, got {config.sampling.imu_rate_hz}")
     if not 0.1 <= config.sampling.batch_window_s <= 60:
-        raise ConfigError(
-            f"{where} [sampling]: batch_window_s must be 0.1..60 s, got {config.sampling.batch_window_s}"
-        )
+        raise ConfigError(f"{where} [sampling]: batch_window_s must be 0.1..60 s, got {config.sampling.batch_window_s}")
     if config.sampling.samples_per_window > 65535:
         raise ConfigError(f"{where} [sampling]: more than 65535 samples per batch window")
 

@@ -62,9 +62,7 @@ class ManagementClient:
         body = {"configure": configure, "write": write, "read": read}
         self.request("PUT", f"permissions/{q(vhost)}/{q(username)}", body)
 
-    def put_topic_permissions(
-        self, vhost: str, username: str, *, exchange: str, write: str, read: str
-    ) -> None:
+    def put_topic_permissions(self, vhost: str, username: str, *, exchange: str, write: str, read: str) -> None:
         body = {"exchange": exchange, "write": write, "read": read}
         self.request("PUT", f"topic-permissions/{q(vhost)}/{q(username)}", body)
 

@@ -35,17 +35,11 @@ def provision(
     validate_vehicle_id(vehicle_id)
     client.put_user(vehicle_id, password)
     # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
-    client.put_permissions(
-        FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$"
-    )
-    client.put_topic_permissions(
-        FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$"
-    )
+    client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
+    client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
     config = EdgeConfig(
         vehicle_id=vehicle_id,
-        broker=BrokerConfig(
-            host=endpoint.host, port=endpoint.mqtt_port, username=vehicle_id, password=password
-        ),
+        broker=BrokerConfig(host=endpoint.host, port=endpoint.mqtt_port, username=vehicle_id, password=password),
         sampling=SamplingConfig(),
         state_dir=state_dir,
     )

@@ -79,9 +79,7 @@ def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
         )
     )
     stored = (
-        env.from_source(
-            source, WatermarkStrategy.no_watermarks(), "amqp: " + settings.amqp_queue, ENVELOPE_TYPE_INFO
-        )
+        env.from_source(source, WatermarkStrategy.no_watermarks(), "amqp: " + settings.amqp_queue, ENVELOPE_TYPE_INFO)
         .map(StoreBatch(settings), output_type=Types.STRING())
         .name("decode, validate, store in Cassandra")
     )

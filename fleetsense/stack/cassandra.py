@@ -162,9 +162,7 @@ class Cassandra:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         # JSON is valid YAML: no YAML writer needed, and no quoting surprises in paths.
-        (self.conf_dir / "cassandra.yaml").write_text(
-            json.dumps(cassandra_yaml(self.config, self.state_dir), indent=2)
-        )
+        (self.conf_dir / "cassandra.yaml").write_text(json.dumps(cassandra_yaml(self.config, self.state_dir), indent=2))
         (self.conf_dir / "logback.xml").write_text(LOGBACK_XML.format(log_dir=self.log_dir))
 
     def java_command(self, home: Path) -> list[str]:

@@ -12,12 +12,10 @@ import time
 from pathlib import Path
 
 from fleetsense.errors import FleetsenseError
-from fleetsense.gateway import provision as prov
 from fleetsense.stack import jobs, manager
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.prepare import prepare
 from fleetsense.stack.report import print_vehicle_report
-from fleetsense.stack.secrets import new_password
 
 
 def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
@@ -32,15 +30,7 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
     client = manager.management_client(config)
     configs: list[Path] = []
     for vehicle_id in vehicle_ids:
-        path = config.data_dir / "vehicles" / f"{vehicle_id}.toml"
-        prov.provision(
-            client,
-            vehicle_id,
-            endpoint=prov.BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt),
-            config_path=path,
-            state_dir=path.with_suffix(""),
-            password=new_password(),
-        )
+        path = manager.provision_vehicle(config, client, vehicle_id)
         configs.append(path)
     print("[4/5] submitting the PyFlink ingest job to the session cluster")
     job_id, fresh = jobs.submit_ingest(config)

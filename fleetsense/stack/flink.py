@@ -179,9 +179,7 @@ class Flink:
         env = self.env()
         for script, action in (("taskmanager.sh", "stop-all"), ("jobmanager.sh", "stop-all")):
             try:
-                process.run_checked(
-                    ["bash", str(home / "bin" / script), action], env=env, what=f"{script} {action}"
-                )
+                process.run_checked(["bash", str(home / "bin" / script), action], env=env, what=f"{script} {action}")
             except StackError:
                 pass  # fall through to killing whatever the pid files still name
         process.terminate(self.all_pids(), grace_s=15)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fleetsense.errors import FleetsenseError, StackError
 from fleetsense.stack.cassandra import Cassandra
@@ -32,6 +33,25 @@ def management_client(config: StackConfig):  # type: ignore[no-untyped-def]
     rabbit = RabbitMQ(config)
     operator = rabbit.operator
     return ManagementClient(rabbit.management_url, operator.username, operator.password)
+
+
+def provision_vehicle(config: StackConfig, client: Any, vehicle_id: str, *, out_dir: Path | None = None) -> Path:
+    """A broker user for `vehicle_id` and its edge config file `<out_dir>/<vehicle_id>.toml` (mode 0600),
+    pointing at this stack's MQTT listener; the agent's state goes beside it in `<out_dir>/<vehicle_id>/`.
+    Returns the config file's path."""
+    from fleetsense.gateway import provision as prov
+    from fleetsense.stack.secrets import new_password
+
+    path = (out_dir or config.data_dir / "vehicles") / f"{vehicle_id}.toml"
+    prov.provision(
+        client,
+        vehicle_id,
+        endpoint=prov.BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt),
+        config_path=path,
+        state_dir=path.with_suffix(""),
+        password=new_password(),
+    )
+    return path
 
 
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:

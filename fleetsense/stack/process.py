@@ -102,9 +102,7 @@ def wait_until(
         time.sleep(interval_s)
 
 
-def spawn_detached(
-    cmd: Sequence[str], *, env: Mapping[str, str], log_file: Path, cwd: Path | None = None
-) -> int:
+def spawn_detached(cmd: Sequence[str], *, env: Mapping[str, str], log_file: Path, cwd: Path | None = None) -> int:
     """Start a long-running server in its own session so it outlives the CLI; output goes to log_file."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as out:

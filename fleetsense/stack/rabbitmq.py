@@ -106,10 +106,7 @@ class RabbitMQ:
     def healthy(self) -> bool:
         ports = self.config.ports
         return (
-            all(
-                process.port_accepts(LOOPBACK, port)
-                for port in (ports.amqp, ports.mqtt, ports.rabbitmq_management)
-            )
+            all(process.port_accepts(LOOPBACK, port) for port in (ports.amqp, ports.mqtt, ports.rabbitmq_management))
             and self._management_answers()
         )
 
@@ -170,32 +167,17 @@ class RabbitMQ:
     def stop(self) -> None:
         pid = self._pid()
         if pid is not None:
-            ctl = RABBITMQ_BIN / "rabbitmqctl"
-            try:
-                subprocess.run(
-                    [str(ctl), "-n", self.node, "stop", str(self.pid_file)],
-                    env=self.env(),
-                    capture_output=True,
-                    timeout=60,
-                    check=False,
-                )
-            except (OSError, subprocess.TimeoutExpired):
-                pass
+            # `stop <pid file>` returns once the node has really exited and flushed its queues.
+            self._best_effort([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, "stop", str(self.pid_file)], 60)
             process.terminate([pid], grace_s=15)
-        self._stop_epmd()
-
-    def _stop_epmd(self) -> None:
         # epmd refuses -kill while any node is registered, so another node sharing the port is never hurt.
+        self._best_effort(["epmd", "-port", str(self.config.ports.epmd), "-kill"], 10)
+
+    def _best_effort(self, cmd: list[str], timeout_s: float) -> None:
         try:
-            subprocess.run(
-                ["epmd", "-port", str(self.config.ports.epmd), "-kill"],
-                env=self.env(),
-                capture_output=True,
-                timeout=10,
-                check=False,
-            )
+            subprocess.run(cmd, env=self.env(), capture_output=True, timeout=timeout_s, check=False)
         except (OSError, subprocess.TimeoutExpired):
-            pass
+            pass  # stopping continues with signals; `status` shows anything left behind
 
     def status(self) -> ComponentStatus:
         ports = self.config.ports

@@ -10,9 +10,7 @@ from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.stack.layout import StackConfig
 
 
-def print_vehicle_report(
-    config: StackConfig, *, vehicles: Sequence[str] | None = None, latest: int = 1
-) -> None:
+def print_vehicle_report(config: StackConfig, *, vehicles: Sequence[str] | None = None, latest: int = 1) -> None:
     with connect(config.cql_contact) as session:
         ids = list(vehicles) if vehicles else vehicle_ids(session, KEYSPACE)
         if not ids:
@@ -25,10 +23,6 @@ def print_vehicle_report(
         for vehicle_id in ids:
             s = summarize(session, KEYSPACE, vehicle_id, latest=latest)
             accel = ", ".join(f"{v:+.2f}" for v in s.latest[0].accel_m_s2) if s.latest else "-"
-            when = (
-                s.last_sample_time.isoformat(sep=" ", timespec="milliseconds") if s.last_sample_time else "-"
-            )
+            when = s.last_sample_time.isoformat(sep=" ", timespec="milliseconds") if s.last_sample_time else "-"
             last_seq = "-" if s.last_seq is None else str(s.last_seq)
-            print(
-                f"{vehicle_id:<12} {s.sample_count:>8} {s.distinct_batches:>8} {last_seq:>8}  {when:<24} {accel}"
-            )
+            print(f"{vehicle_id:<12} {s.sample_count:>8} {s.distinct_batches:>8} {last_seq:>8}  {when:<24} {accel}")

@@ -56,9 +56,7 @@ def test_bad_input_is_rejected_with_a_reason_and_good_data_still_flows(
     client.loop_stop()
 
     run(config, simulated_sampler(vid), limits=RunLimits(max_windows=2, realtime=False))
-    keys = eventually(
-        lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= 200, timeout_s=STORE_BOUND_S
-    )
+    keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= 200, timeout_s=STORE_BOUND_S)
     assert len(keys) == 200
 
     rejected = [

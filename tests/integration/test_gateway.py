@@ -34,9 +34,7 @@ def mqtt_publish(stack: StackConfig, username: str, password: str, topic: str, p
         outcome.setdefault("result", "closed")
         finished.set()
 
-    client = mqtt.Client(
-        callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}"
-    )
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
     client.username_pw_set(username, password)
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
@@ -90,9 +88,7 @@ def tap(stack: StackConfig, operator_client: Any) -> Any:
     connection.close()
 
 
-def test_device_publishes_to_its_own_topic(
-    stack: StackConfig, operator_client: Any, tap: Any, tmp_path: Path
-) -> None:
+def test_device_publishes_to_its_own_topic(stack: StackConfig, operator_client: Any, tap: Any, tmp_path: Path) -> None:
     vid = unique_vehicle("gw")
     config = provision_vehicle(operator_client, stack, vid, tmp_path)
     assert (tmp_path / f"{vid}.toml").stat().st_mode & 0o777 == 0o600
@@ -112,9 +108,7 @@ def test_device_cannot_publish_as_another_vehicle(
     assert tap() == []
 
 
-def test_wrong_password_and_anonymous_are_refused(
-    stack: StackConfig, operator_client: Any, tmp_path: Path
-) -> None:
+def test_wrong_password_and_anonymous_are_refused(stack: StackConfig, operator_client: Any, tmp_path: Path) -> None:
     vid = unique_vehicle("gw")
     provision_vehicle(operator_client, stack, vid, tmp_path)
     assert mqtt_publish(stack, vid, "not-the-password", f"fleet/{vid}/telemetry", b"x").startswith("refused")

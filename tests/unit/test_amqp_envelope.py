@@ -80,10 +80,7 @@ def test_routing_key_not_utf8() -> None:
 
 def test_importing_does_not_import_pyflink() -> None:
     # Run in a fresh interpreter: this test session may have imported pyflink already.
-    code = (
-        "import sys, fleetsense.cloud.amqp_source as m; m.split_envelope(b'\\0\\0');"
-        " print('pyflink' in sys.modules)"
-    )
+    code = "import sys, fleetsense.cloud.amqp_source as m; m.split_envelope(b'\\0\\0'); print('pyflink' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
