@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 KEYSPACE = "fleetsense"
@@ -92,7 +92,7 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
         # The time comes from the client: dateOf() is gone in 5.0 and toTimestamp() is missing in 2.1.
         session.execute(
             f"INSERT INTO {keyspace}.schema_migrations (version, description, applied_at) VALUES (%s, %s, %s)",
-            (migration.version, migration.description, datetime.now(timezone.utc)),
+            (migration.version, migration.description, datetime.now(UTC)),
         )
         applied.append(migration.version)
     return applied

@@ -4,11 +4,10 @@ writes it at provisioning): one schema, parsed into frozen dataclasses with clea
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id

@@ -43,19 +43,26 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
-# --- 2. Python 3.10/3.11 virtualenv with every extra ----------------------------------------------
+# --- 2. Python 3.11 virtualenv with every extra ----------------------------------------------
 pick_python() {
-  for candidate in "${FLEETSENSE_PYTHON:-}" python3.11 python3.10 python3; do
+  for candidate in "${FLEETSENSE_PYTHON:-}" python3.11 python3; do
     [ -n "$candidate" ] || continue
     command -v "$candidate" >/dev/null || continue
-    if "$candidate" -c 'import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 11) else 1)'; then
+    if "$candidate" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)'; then
       echo "$candidate"; return 0
     fi
   done
   return 1
 }
 if [ ! -x "$VENV/bin/python" ]; then
-  PY="$(pick_python)" || die "apache-flink 1.20 needs Python 3.10 or 3.11; none found (set FLEETSENSE_PYTHON)"
+  if ! pick_python >/dev/null; then
+    # Debian 12 and Ubuntu 22.04 package Python 3.11 even where it is not the default python3.
+    say "installing Python 3.11 from the distribution's packages"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3.11 python3.11-venv >/dev/null \
+      || die "no Python 3.11 package on this distribution; install Python 3.11 and set FLEETSENSE_PYTHON"
+  fi
+  PY="$(pick_python)" || die "fleetsense needs Python 3.11 (apache-flink 1.20 supports up to 3.11; tomllib needs 3.11); none found (set FLEETSENSE_PYTHON)"
   say "creating the virtualenv in .venv with $($PY --version)"
   "$PY" -m venv "$VENV"
 fi

@@ -5,10 +5,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from importlib import metadata
 from pathlib import Path
-
-import tomllib
 
 ROOT = Path(__file__).resolve().parents[2]
 CLOUD_ONLY = {"apache-flink", "apache-flink-libraries", "cassandra-driver", "pemja"}

@@ -60,6 +60,9 @@ final class AmqpSplitEnumerator implements SplitEnumerator<AmqpSplit, AmqpEnumer
     public void addSplitsBack(List<AmqpSplit> splits, int subtaskId) {
         // Flink hands back splits assigned after the last completed checkpoint when a reader fails;
         // the restarted reader registers again and gets them back in addReader.
+        if (splits.isEmpty()) {
+            return;
+        }
         Set<Integer> slots = returnedSlots.computeIfAbsent(subtaskId, k -> new TreeSet<>());
         for (AmqpSplit split : splits) {
             slots.add(split.slot());
