@@ -66,3 +66,27 @@ def test_bad_input_is_rejected_with_a_reason_and_good_data_still_flows(
     ]
     assert len(rejected) == 1
     assert "undecodable" in rejected[0].reason
+
+
+def test_a_backlog_queued_while_the_job_is_down_is_stored_exactly_once(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    from fleetsense.stack import jobs
+
+    assert jobs.cancel_ingest(stack) is not None
+    eventually(lambda: jobs.cluster(stack).running(jobs.INGEST_JOB_NAME), lambda j: j is None, timeout_s=60)
+    vid = unique_vehicle("backlog")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    run(config, simulated_sampler(vid), limits=RunLimits(max_windows=20, realtime=False))
+    # Nothing consumes now: the durable queue holds the backlog, acknowledged to the vehicle.
+    queued = eventually(
+        lambda: operator_client.queue(FLEET_VHOST, TELEMETRY_QUEUE),
+        lambda q: q is not None and q.get("messages", 0) >= 20,
+        timeout_s=15,
+    )
+    assert queued["messages"] >= 20
+    assert sample_keys(cql, KEYSPACE, vid) == set()
+
+    jobs.submit_ingest(stack)
+    keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= 2000, timeout_s=STORE_BOUND_S)
+    assert keys == {(seq, i) for seq in range(20) for i in range(100)}

@@ -4,7 +4,10 @@ import com.rabbitmq.client.ConnectionFactory;
 import java.io.Serializable;
 import java.net.Socket;
 import java.security.NoSuchAlgorithmException;
+import java.util.Collections;
 import java.util.Objects;
+import java.util.regex.Pattern;
+import javax.net.ssl.SNIHostName;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLSocket;
@@ -15,6 +18,8 @@ import javax.net.ssl.SSLSocket;
  */
 public final class AmqpConnectionConfig implements Serializable {
     private static final long serialVersionUID = 1L;
+
+    private static final Pattern IP_LITERAL = Pattern.compile("[0-9.]+|.*:.*");
 
     /** AMQP basic.qos prefetch-count is an unsigned 16-bit field. */
     static final int MAX_PREFETCH = 65535;
@@ -125,17 +130,23 @@ public final class AmqpConnectionConfig implements Serializable {
             // The JVM's default trust store, and the host name checked against the certificate:
             // amqp-client's no-argument useSslProtocol() would trust every certificate.
             factory.useSslProtocol(SSLContext.getDefault());
-            factory.setSocketConfigurator(AmqpConnectionConfig::configureSocket);
+            String expectedHost = host;
+            factory.setSocketConfigurator(socket -> configureTlsSocket(socket, expectedHost));
         }
         return factory;
     }
 
-    private static void configureSocket(Socket socket) throws java.io.IOException {
+    private static void configureTlsSocket(Socket socket, String expectedHost) throws java.io.IOException {
         socket.setTcpNoDelay(true);
         if (socket instanceof SSLSocket) {
             SSLSocket ssl = (SSLSocket) socket;
             SSLParameters params = ssl.getSSLParameters();
             params.setEndpointIdentificationAlgorithm("HTTPS");
+            // amqp-client creates the socket unconnected, so the JDK would check the certificate against
+            // the resolved IP address; naming the host in SNI makes it check the configured name.
+            if (!IP_LITERAL.matcher(expectedHost).matches()) {
+                params.setServerNames(Collections.singletonList(new SNIHostName(expectedHost)));
+            }
             ssl.setSSLParameters(params);
         }
     }

@@ -10,6 +10,7 @@ import com.rabbitmq.client.Method;
 import com.rabbitmq.client.PossibleAuthenticationFailureException;
 import com.rabbitmq.client.ShutdownSignalException;
 import java.io.IOException;
+import java.security.cert.CertificateException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.RejectedExecutionException;
@@ -110,6 +111,15 @@ final class AmqpConsumerSession implements AutoCloseable {
             // Fires for channel and connection closure alike, also if already closed when added.
             ch.addShutdownListener(cause -> onLost(generation, describe(cause)));
             String consumerTag = ch.basicConsume(config.queue(), false, new DeliveryConsumer(ch, generation));
+            if (closed) {
+                // close() gave up waiting for this attempt (a slow connect) and dropped its own
+                // clean-up task, so this attempt must not leave a consumer behind.
+                activeGeneration.set(0);
+                connection = null;
+                channel = null;
+                closeQuietly(conn);
+                return;
+            }
             LOG.info("{}: consuming {} on channel generation {} (consumer tag {})",
                     clientName, config, generation, consumerTag);
             backoffMs = MIN_BACKOFF_MS;
@@ -227,11 +237,18 @@ final class AmqpConsumerSession implements AutoCloseable {
         }
     }
 
-    /** Errors that a retry cannot fix, reported at start instead of retrying silently forever. */
+    /**
+     * Errors that a retry cannot fix (credentials, missing queue, vhost access, untrusted certificate),
+     * reported at start instead of retrying silently forever. Once a reader has consumed, every error is
+     * retried: the broker may be restarting.
+     */
     static boolean isPermanent(Throwable e) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             if (t instanceof AuthenticationFailureException || t instanceof PossibleAuthenticationFailureException) {
                 return true;
+            }
+            if (t instanceof CertificateException) {
+                return true; // TLS: untrusted certificate or host name mismatch.
             }
             if (t instanceof ShutdownSignalException) {
                 Method reason = ((ShutdownSignalException) t).getReason();
