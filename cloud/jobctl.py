@@ -118,10 +118,16 @@ class FlinkCluster:
             time.sleep(1)
         raise JobError(f"job {job_id} did not reach RUNNING in {timeout_s:.0f} s", log_path=str(self.log_dir))
 
-    def cancel(self, job_id: str) -> None:
+    def cancel(self, job_id: str, *, timeout_s: float = 60.0) -> None:
+        """Cancel and wait until the job has released its slots (state CANCELED)."""
         try:
             reply = requests.patch(f"{self.rest_url}/jobs/{job_id}?mode=cancel", timeout=10)
         except requests.RequestException as exc:
             raise JobError(f"cannot reach Flink at {self.rest_url}: {exc}") from exc
         if reply.status_code >= 400:
             raise JobError(f"cancelling {job_id} failed with HTTP {reply.status_code}: {reply.text[:300]}")
+        deadline = time.monotonic() + timeout_s
+        while self._get(f"/jobs/{job_id}")["state"] not in ("CANCELED", "FAILED", "FINISHED"):
+            if time.monotonic() > deadline:
+                raise JobError(f"job {job_id} still not cancelled after {timeout_s:.0f} s", log_path=str(self.log_dir))
+            time.sleep(0.5)

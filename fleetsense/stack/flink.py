@@ -62,6 +62,9 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "python.executable": venv_python(),
         "python.client.executable": venv_python(),
+        # PEMJA (the thread-mode bridge) loads libpython once per JVM; Java 17 refuses a second load from a
+        # new job's class loader, so PEMJA must come from the TaskManager's own classpath (see lib_dir).
+        "classloader.parent-first-patterns.additional": "pemja.",
         "web.submit.enable": "false",
         "web.cancel.enable": "true",
     }
@@ -76,6 +79,7 @@ class Flink:
         self.conf_dir = self.state_dir / "conf"
         self.pid_dir = self.state_dir / "pids"
         self.log_dir = config.log_dir("flink")
+        self.lib_dir = self.state_dir / "lib"
 
     @property
     def rest_url(self) -> str:
@@ -94,6 +98,7 @@ class Flink:
             FLINK_CONF_DIR=str(self.conf_dir),
             FLINK_LOG_DIR=str(self.log_dir),
             FLINK_PID_DIR=str(self.pid_dir),
+            FLINK_LIB_DIR=str(self.lib_dir),
             FLINK_IDENT_STRING=self.config.name,
             # PyFlink's workers start `python` from PATH unless told otherwise; make it ours.
             PATH=f"{venv_bin}:{env.get('PATH', '')}",
@@ -110,6 +115,7 @@ class Flink:
         for source in (home / "conf").iterdir():
             if source.name.startswith("log4j") or source.name.startswith("logback"):
                 shutil.copy(source, self.conf_dir / source.name)
+        self._link_lib_dir(home)
         shipped = (home / "conf" / "config.yaml").read_text()
         java_opts = _java_opts_from_shipped(shipped)
         settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
@@ -117,6 +123,14 @@ class Flink:
         lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
         lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
         (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+
+    def _link_lib_dir(self, home: Path) -> None:
+        """The wheel's lib/ plus flink-python from opt/, so Python UDFs in thread mode can run job after job
+        in one TaskManager (the wheel itself is left untouched)."""
+        shutil.rmtree(self.lib_dir, ignore_errors=True)
+        self.lib_dir.mkdir(parents=True)
+        for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
+            (self.lib_dir / jar.name).symlink_to(jar)
 
     def _pids(self, daemon: str) -> list[int]:
         pid_file = self.pid_dir / f"flink-{self.config.name}-{daemon}.pid"
