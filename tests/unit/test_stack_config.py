@@ -61,3 +61,19 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err
     assert code == 2
     assert "error: config file" in err and "what to do:" in err and "Traceback" not in err
+
+
+def test_a_busy_port_is_named_with_what_to_do() -> None:
+    import socket
+
+    from fleetsense.errors import StackError
+    from fleetsense.stack.process import ensure_ports_free
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(StackError) as info:
+            ensure_ports_free("RabbitMQ", "127.0.0.1", {"amqp": port}, how_to_change="use --ports-offset N")
+    assert f"amqp={port}" in info.value.message
+    assert "--ports-offset" in (info.value.hint or "")
