@@ -1,106 +1,204 @@
-"""The edge agent's main loop: one batch per window, sequenced, encoded and published with QoS 1."""
+"""The edge agent: drains the sensors on a fixed schedule, cuts their streams into batch windows, stores each
+batch in the outbox (durable, sequenced) and lets the link publish it.
+
+`Agent.tick(now_ns)` does one round of work and returns when it wants to run next, so the whole agent runs
+in virtual time in tests; `run_agent` is the real-time loop around it.
+"""
 
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetsense.edge.publisher import MqttPublisher, PublishError
-from fleetsense.edge.sampling import AccelSampler
-from fleetsense.edge.sequence import SequenceCounter
-
-from fleetsense import wire
+from fleetsense import __version__, wire
 from fleetsense.device_config import EdgeConfig
+from fleetsense.edge.clock import Clock, UtcAnchor
+from fleetsense.edge.outbox import Gap, Outbox
+from fleetsense.edge.sources import EnvironmentSource, ImuSource, Sensors, SourceStatus
+from fleetsense.edge.windowing import Window, Windower
 from fleetsense.ids import telemetry_topic
+from fleetsense.status import SensorReport, VehicleStatus
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, kw_only=True)
-class RunLimits:
-    max_windows: int | None = None  # stop after this many batches (tests, demos)
-    realtime: bool = True  # False: produce windows back to back, timestamped in the recent past
-    flush_timeout_s: float = 60.0
+PRESSURE_PA_PER_COUNT = 0.1  # ±3.2 kPa around the batch's first reading: ±270 m of climb within one window
+TEMPERATURE_C_PER_COUNT = 0.01
 
 
-@dataclass
-class RunReport:
-    batches: int = 0
-    samples: int = 0
-    first_seq: int | None = None
-    last_seq: int | None = None
-    unacknowledged: int = 0
+@dataclass(frozen=True)
+class BatchCounts:
+    imu_batches: int = 0
+    baro_batches: int = 0
+    imu_samples: int = 0
 
 
-def build_batch(config: EdgeConfig, sampler: AccelSampler, seq: int, start_time_us: int) -> wire.Batch:
-    sampling = config.sampling
-    samples = sampler.samples_for_window(start_time_us, sampling.samples_per_window, sampling.sample_period_us)
-    scale = sampler.scale_m_s2_per_count
-    return wire.Batch(
-        vehicle_id=config.vehicle_id,
-        seq=seq,
-        start_time_us=start_time_us,
-        sample_period_us=sampling.sample_period_us,
-        kind=wire.Kind.ACCEL,
-        scales=(scale, scale, scale),
-        samples=tuple(samples),
+class Agent:
+    def __init__(self, config: EdgeConfig, sensors: Sensors, outbox: Outbox, clock: Clock) -> None:
+        self.config = config
+        self.imu: ImuSource = sensors.imu
+        self.environment: EnvironmentSource | None = sensors.environment
+        self.outbox = outbox
+        self.clock = clock
+        sampling = config.sampling
+        self.topic = telemetry_topic(config.vehicle_id)
+        self.drain_interval_ns = sampling.drain_interval_ms * 1_000_000
+        self.baro_period_ns = 1_000_000_000 // sampling.baro_rate_hz
+        self.imu_windows: Windower[tuple[int, ...]] = Windower(sampling.samples_per_window, self.imu.period_ns)
+        baro_per_window = max(1, round(sampling.batch_window_s * sampling.baro_rate_hz))
+        self.baro_windows: Windower[tuple[float, float]] = Windower(baro_per_window, self.baro_period_ns)
+        self.anchor = UtcAnchor.take(clock)
+        self.started_ns = clock.monotonic_ns()
+        self.on_stored: Callable[[], None] = lambda: None
+        self.counts = BatchCounts()
+        self._next_drain_ns = 0
+        self._next_baro_ns = 0
+
+    def start(self) -> None:
+        now = self.clock.monotonic_ns()
+        self.imu.start(now)
+        if self.environment is not None:
+            self.environment.start(now)
+        self._next_drain_ns = now + self.drain_interval_ns
+        self._next_baro_ns = now
+
+    def tick(self, now_ns: int) -> int:
+        """Do what is due at now_ns; return the monotonic time of the next wake-up."""
+        self.anchor = self.anchor.refreshed(self.clock)
+        if now_ns >= self._next_drain_ns:
+            for block in self.imu.drain(now_ns):
+                for window in self.imu_windows.add(block.first_time_ns, block.counts):
+                    self._store_imu(window)
+            # Scheduled, not "now + interval": the cadence does not drift with the time each drain takes.
+            while self._next_drain_ns <= now_ns:
+                self._next_drain_ns += self.drain_interval_ns
+        if self.environment is not None and now_ns >= self._next_baro_ns:
+            reading = self.environment.read(now_ns)
+            if reading is not None:
+                # Timed at the scheduled read, so the barometer stream stays on its grid.
+                sample = (reading.pressure_pa, reading.temperature_c)
+                for window in self.baro_windows.add(self._next_baro_ns, [sample]):
+                    self._store_baro(window)
+            while self._next_baro_ns <= now_ns:
+                self._next_baro_ns += self.baro_period_ns
+        return min(self._next_drain_ns, self._next_baro_ns if self.environment is not None else self._next_drain_ns)
+
+    def flush(self) -> None:
+        """On shutdown: store the partial windows too."""
+        for block in self.imu.drain(self.clock.monotonic_ns()):
+            for window in self.imu_windows.add(block.first_time_ns, block.counts):
+                self._store_imu(window)
+        for window in self.imu_windows.flush():
+            self._store_imu(window)
+        for baro in self.baro_windows.flush():
+            self._store_baro(baro)
+
+    # -- batches ---------------------------------------------------------------------------------------
+
+    def _flags(self, window: Window[object]) -> wire.Flags:
+        flags = wire.Flags.NONE
+        if not self.anchor.synced:
+            flags |= wire.Flags.CLOCK_UNSYNCED
+        if window.gap_before:
+            flags |= wire.Flags.GAP_BEFORE
+        return flags
+
+    def _store(
+        self,
+        kind: wire.Kind,
+        window: Window[object],
+        scales: tuple[float, ...],
+        offsets: tuple[float, ...],
+        samples: tuple[tuple[int, ...], ...],
+    ) -> None:
+        start_us = self.anchor.utc_ns(window.first_time_ns) // 1000
+
+        def payload(seq: int) -> bytes:
+            return wire.encode(
+                wire.Batch(
+                    vehicle_id=self.config.vehicle_id,
+                    seq=seq,
+                    start_time_us=start_us,
+                    sample_period_us=window.period_ns // 1000,
+                    kind=kind,
+                    scales=scales,
+                    offsets=offsets,
+                    samples=samples,
+                    flags=self._flags(window),
+                )
+            )
+
+        self.outbox.append(self.topic, payload)
+        self.on_stored()
+
+    def _store_imu(self, window: Window[tuple[int, ...]]) -> None:
+        self._store(wire.Kind.IMU, window, tuple(self.imu.scales), (0.0,) * 6, window.samples)  # type: ignore[arg-type]
+        self.counts = BatchCounts(
+            self.counts.imu_batches + 1, self.counts.baro_batches, self.counts.imu_samples + len(window.samples)
+        )
+
+    def _store_baro(self, window: Window[tuple[float, float]]) -> None:
+        pressure_offset = round(window.samples[0][0])
+        counts = tuple(
+            (_clamp16((p - pressure_offset) / PRESSURE_PA_PER_COUNT), _clamp16(t / TEMPERATURE_C_PER_COUNT))
+            for p, t in window.samples
+        )
+        self._store(
+            wire.Kind.BARO,
+            window,
+            (PRESSURE_PA_PER_COUNT, TEMPERATURE_C_PER_COUNT),  # type: ignore[arg-type]
+            (float(pressure_offset), 0.0),
+            counts,
+        )
+        self.counts = BatchCounts(self.counts.imu_batches, self.counts.baro_batches + 1, self.counts.imu_samples)
+
+    # -- status ----------------------------------------------------------------------------------------
+
+    def status(self, reason: str, gaps: list[Gap]) -> VehicleStatus:
+        stats = self.outbox.stats()
+        sensors = {"imu": _report(self.imu.status)}
+        if self.environment is not None:
+            sensors["environment"] = _report(self.environment.status)
+        return VehicleStatus(
+            vehicle_id=self.config.vehicle_id,
+            online=True,
+            reason=reason,
+            agent_version=__version__,
+            time_utc_us=self.clock.wall_ns() // 1000,
+            uptime_s=round((self.clock.monotonic_ns() - self.started_ns) / 1e9, 3),
+            clock_synced=self.anchor.synced,
+            sensors=sensors,
+            outbox_depth=stats.depth,
+            outbox_bytes=stats.bytes,
+            next_seq=stats.next_seq,
+            dropped_total=stats.dropped_total,
+            dropped_ranges=[(g.first_seq, g.last_seq) for g in gaps],
+            set_aside_rows=stats.set_aside,
+            quarantined_outboxes=stats.quarantined,
+        )
+
+
+def _report(status: SourceStatus) -> SensorReport:
+    return SensorReport(
+        health=status.health.value,
+        fifo_overflows=status.fifo_overflows,
+        samples_lost=status.samples_lost,
+        io_errors=status.io_errors,
+        last_error=status.last_error,
     )
 
 
-def run(
-    config: EdgeConfig,
-    sampler: AccelSampler,
-    *,
-    limits: RunLimits = RunLimits(),
-    wall_clock_us: Callable[[], int] = lambda: time.time_ns() // 1000,
-    monotonic_s: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> RunReport:
-    sampling = config.sampling
-    window_us = sampling.samples_per_window * sampling.sample_period_us
-    sequence = SequenceCounter(config.state_dir / "sequence")
-    publisher = MqttPublisher(config.broker, client_id=config.vehicle_id)
-    publisher.connect()
-    topic = telemetry_topic(config.vehicle_id)
-    report = RunReport()
-    # Windows are anchored once to UTC and then advanced by the monotonic clock, so an NTP step during the
-    # run cannot make batches overlap or leave holes.
-    # Without real-time pacing, windows are stamped in the recent past so no sample lies in the future.
-    backdate_us = 0 if limits.realtime else (limits.max_windows or 1) * window_us
-    anchor_us = wall_clock_us() - backdate_us
-    anchor_mono = monotonic_s()
-    window = 0
-    try:
-        while not should_stop() and (limits.max_windows is None or window < limits.max_windows):
-            start_us = anchor_us + window * window_us
-            if limits.realtime:
-                # A window is published once it has fully elapsed.
-                wait = anchor_mono + (window + 1) * window_us / 1e6 - monotonic_s()
-                if wait > 0:
-                    sleep(wait)
-            seq = sequence.allocate()
-            batch = build_batch(config, sampler, seq, start_us)
-            publisher.publish(topic, wire.encode(batch))
-            report.batches += 1
-            report.samples += len(batch.samples)
-            report.first_seq = seq if report.first_seq is None else report.first_seq
-            report.last_seq = seq
-            window += 1
-        if not publisher.flush(limits.flush_timeout_s):
-            log.error(
-                "%d batches still without PUBACK after %.0f s",
-                publisher.unacknowledged(),
-                limits.flush_timeout_s,
-            )
-        report.unacknowledged = publisher.unacknowledged()
-    finally:
-        publisher.close()
-    if report.unacknowledged:
-        raise PublishError(
-            f"{report.unacknowledged} of {report.batches} batches were not acknowledged by the broker",
-            hint="check the broker's log and this vehicle's topic permissions",
-        )
-    return report
+def _clamp16(value: float) -> int:
+    return max(-32768, min(32767, round(value)))
+
+
+def run_agent(agent: Agent, *, stop: threading.Event, on_tick: Callable[[], None] = lambda: None) -> None:
+    """The real-time loop: tick, then sleep until the wake-up it asked for (or until told to stop)."""
+    agent.start()
+    while not stop.is_set():
+        now = agent.clock.monotonic_ns()
+        wake_at = agent.tick(now)
+        on_tick()
+        stop.wait(max(0.0, (wake_at - agent.clock.monotonic_ns()) / 1e9))
+    agent.flush()

@@ -1,16 +1,21 @@
 """The device configuration file (TOML), shared by the edge agent (which reads it) and the gateway (which
-writes it at provisioning): one schema, parsed into frozen dataclasses with clear errors."""
+writes it at provisioning): one schema, declared once as dataclasses, parsed with clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
+
+REQUIRED = dataclasses.MISSING
+# The annotations are strings (PEP 563); every field of a section is one of these scalars.
+SCALAR_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -20,15 +25,19 @@ class BrokerConfig:
     username: str
     password: str
     keepalive_s: int = 30
+    tls: bool = False
+    ca_file: str = ""  # the CA that signed the broker's certificate; empty: the system's trust store
 
     def __repr__(self) -> str:
-        return f"BrokerConfig(host={self.host!r}, port={self.port}, username={self.username!r})"
+        return f"BrokerConfig(host={self.host!r}, port={self.port}, username={self.username!r}, tls={self.tls})"
 
 
 @dataclass(frozen=True, kw_only=True)
 class SamplingConfig:
     imu_rate_hz: int = 100
+    baro_rate_hz: int = 10
     batch_window_s: float = 1.0
+    drain_interval_ms: int = 100  # how often the IMU's FIFO is emptied; the FIFO holds ~85 samples
 
     @property
     def sample_period_us(self) -> int:
@@ -40,31 +49,103 @@ class SamplingConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class SensorsConfig:
+    bus: str = ""  # "smbus:1" (a Raspberry Pi's header), "sim" (firmware-sim); empty: $FLEETSENSE_I2C_BUS
+    imu_address: int = 0x68
+    baro_address: int = 0x76  # 0: no barometer fitted
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboxConfig:
+    max_bytes: int = 64 * 1024 * 1024  # about 2 days of batches at 100 Hz
+    replay_rate_per_s: float = 50.0  # batches per second while draining a backlog
+    max_inflight: int = 20
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusConfig:
+    heartbeat_s: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClockConfig:
+    # Trust the wall clock even when the kernel says it is not synchronised (e.g. GPS time or a container).
+    assume_synced: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageConfig:
+    state_dir: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class EdgeConfig:
     vehicle_id: str
     broker: BrokerConfig
-    sampling: SamplingConfig
-    state_dir: Path
+    storage: StorageConfig
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    sensors: SensorsConfig = field(default_factory=SensorsConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+    clock: ClockConfig = field(default_factory=ClockConfig)
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.storage.state_dir)
 
 
-def _section(data: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
-    value = data.get(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"{path}: [{name}] must be a table")
-    return value
+SECTIONS: dict[str, type] = {
+    "broker": BrokerConfig,
+    "storage": StorageConfig,
+    "sampling": SamplingConfig,
+    "sensors": SensorsConfig,
+    "outbox": OutboxConfig,
+    "status": StatusConfig,
+    "clock": ClockConfig,
+}
 
 
-def _get(table: dict[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
-    if key not in table:
-        if default is None:
-            raise ConfigError(f"{where}: missing required key '{key}'")
-        return default
-    value = table[key]
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        raise ConfigError(f"{where}: '{key}' must be a {kind.__name__}, got {value!r}")
-    return value
+def _build(cls: type, table: dict[str, Any], where: str) -> Any:
+    """A section's dataclass from its TOML table: unknown keys, missing keys and wrong types are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(table) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    values: dict[str, Any] = {}
+    for name, spec in fields.items():
+        if name not in table:
+            if spec.default is REQUIRED and spec.default_factory is REQUIRED:
+                raise ConfigError(f"{where}: missing required key '{name}'")
+            continue
+        value, kind = table[name], SCALAR_TYPES[str(spec.type)]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            raise ConfigError(f"{where}: '{name}' must be {kind.__name__}, got {value!r}")
+        values[name] = value
+    return cls(**values)
+
+
+def parse(data: dict[str, Any], where: str) -> EdgeConfig:
+    if not isinstance(data.get("vehicle_id"), str):
+        raise ConfigError(f"{where}: missing required key 'vehicle_id' (a string)")
+    vehicle_id = validate_vehicle_id(data["vehicle_id"])
+    unknown = sorted(set(data) - set(SECTIONS) - {"vehicle_id"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown section(s) {', '.join(unknown)}")
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        table = data.get(name)
+        if table is None:
+            if name in ("broker", "storage"):
+                raise ConfigError(f"{where}: missing section [{name}]")
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table")
+        sections[name] = _build(cls, table, f"{where} [{name}]")
+    config = EdgeConfig(vehicle_id=vehicle_id, **sections)
+    check_ranges(config, where)
+    return config
 
 
 def load(path: Path) -> EdgeConfig:
@@ -75,64 +156,50 @@ def load(path: Path) -> EdgeConfig:
             f"config file {path} does not exist",
             hint="create one with `fleetsense gateway provision <vehicle-id>`",
         ) from exc
+    except PermissionError as exc:
+        raise ConfigError(f"cannot read {path}: permission denied", hint="run the agent as the config's owner") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    broker = _section(data, "broker", path)
-    sampling = _section(data, "sampling", path)
-    storage = _section(data, "storage", path)
-    where = str(path)
-    config = EdgeConfig(
-        vehicle_id=validate_vehicle_id(_get(data, "vehicle_id", str, where)),
-        broker=BrokerConfig(
-            host=_get(broker, "host", str, f"{where} [broker]"),
-            port=_get(broker, "port", int, f"{where} [broker]", 1883),
-            username=_get(broker, "username", str, f"{where} [broker]"),
-            password=_get(broker, "password", str, f"{where} [broker]"),
-            keepalive_s=_get(broker, "keepalive_s", int, f"{where} [broker]", 30),
-        ),
-        sampling=SamplingConfig(
-            imu_rate_hz=_get(sampling, "imu_rate_hz", int, f"{where} [sampling]", 100),
-            batch_window_s=_get(sampling, "batch_window_s", float, f"{where} [sampling]", 1.0),
-        ),
-        state_dir=Path(_get(storage, "state_dir", str, f"{where} [storage]")),
-    )
-    _check_ranges(config, where)
-    return config
+    return parse(data, str(path))
 
 
-def _check_ranges(config: EdgeConfig, where: str) -> None:
-    if not 0 < config.broker.port < 65536:
-        raise ConfigError(f"{where} [broker]: port {config.broker.port} is not a TCP port")
-    if not 1 <= config.sampling.imu_rate_hz <= 1000:
-        raise ConfigError(f"{where} [sampling]: imu_rate_hz must be 1..1000, got {config.sampling.imu_rate_hz}")
-    if not 0.1 <= config.sampling.batch_window_s <= 60:
-        raise ConfigError(f"{where} [sampling]: batch_window_s must be 0.1..60 s, got {config.sampling.batch_window_s}")
-    if config.sampling.samples_per_window > 65535:
-        raise ConfigError(f"{where} [sampling]: more than 65535 samples per batch window")
+def check_ranges(config: EdgeConfig, where: str) -> None:
+    checks = [
+        (0 < config.broker.port < 65536, f"[broker] port {config.broker.port} is not a TCP port"),
+        (1 <= config.sampling.imu_rate_hz <= 1000, "[sampling] imu_rate_hz must be 1..1000"),
+        (1 <= config.sampling.baro_rate_hz <= 50, "[sampling] baro_rate_hz must be 1..50"),
+        (0.1 <= config.sampling.batch_window_s <= 60, "[sampling] batch_window_s must be 0.1..60 s"),
+        (config.sampling.samples_per_window <= 65535, "[sampling] more than 65535 samples per batch window"),
+        (10 <= config.sampling.drain_interval_ms <= 500, "[sampling] drain_interval_ms must be 10..500"),
+        (config.outbox.max_bytes >= 4096, "[outbox] max_bytes must be at least 4096"),
+        (config.outbox.replay_rate_per_s > 0, "[outbox] replay_rate_per_s must be positive"),
+        (1 <= config.outbox.max_inflight <= 1000, "[outbox] max_inflight must be 1..1000"),
+        (config.status.heartbeat_s >= 1, "[status] heartbeat_s must be at least 1"),
+        (config.sensors.imu_address in (0x68, 0x69), "[sensors] imu_address must be 0x68 or 0x69"),
+        (config.sensors.baro_address in (0, 0x76, 0x77), "[sensors] baro_address must be 0x76, 0x77 or 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {message}")
 
 
 def render(config: EdgeConfig) -> str:
     """TOML text for a config (JSON string escapes are valid TOML basic strings)."""
-    q = json.dumps
-    return "\n".join(
-        [
-            "# fleetsense edge agent configuration (written by `fleetsense gateway provision`).",
-            "# Holds this vehicle's broker secret: keep it readable only by the agent's user (mode 0600).",
-            f"vehicle_id = {q(config.vehicle_id)}",
-            "",
-            "[broker]",
-            f"host = {q(config.broker.host)}",
-            f"port = {config.broker.port}",
-            f"username = {q(config.broker.username)}",
-            f"password = {q(config.broker.password)}",
-            f"keepalive_s = {config.broker.keepalive_s}",
-            "",
-            "[sampling]",
-            f"imu_rate_hz = {config.sampling.imu_rate_hz}",
-            f"batch_window_s = {config.sampling.batch_window_s}",
-            "",
-            "[storage]",
-            f"state_dir = {q(str(config.state_dir))}",
-            "",
-        ]
-    )
+    lines = [
+        "# fleetsense edge agent configuration.",
+        "# Holds this vehicle's broker secret: keep it readable only by the agent's user (mode 0600).",
+        f"vehicle_id = {json.dumps(config.vehicle_id)}",
+    ]
+    for name in SECTIONS:
+        lines += ["", f"[{name}]"]
+        for key, value in dataclasses.asdict(getattr(config, name)).items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return json.dumps(str(value))

@@ -25,6 +25,11 @@ def telemetry_topic(vehicle_id: str) -> str:
     return f"fleet/{validate_vehicle_id(vehicle_id)}/telemetry"
 
 
+def status_topic(vehicle_id: str) -> str:
+    """Where a vehicle publishes its heartbeat, and where its last will lands when it drops off."""
+    return f"fleet/{validate_vehicle_id(vehicle_id)}/status"
+
+
 def vehicle_from_routing_key(routing_key: str) -> str:
     """The vehicle id from an AMQP routing key `fleet.<id>.<kind>` (MQTT `/` becomes `.` on amq.topic)."""
     parts = routing_key.split(".")

@@ -10,7 +10,7 @@ from pathlib import Path
 from fleetsense.gateway.management import ManagementClient
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
-from fleetsense.device_config import BrokerConfig, EdgeConfig, SamplingConfig, render
+from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig, render
 from fleetsense.ids import validate_vehicle_id
 
 # The broker substitutes the authenticated username, never the client-chosen client_id.
@@ -40,8 +40,7 @@ def provision(
     config = EdgeConfig(
         vehicle_id=vehicle_id,
         broker=BrokerConfig(host=endpoint.host, port=endpoint.mqtt_port, username=vehicle_id, password=password),
-        sampling=SamplingConfig(),
-        state_dir=state_dir,
+        storage=StorageConfig(state_dir=str(state_dir)),
     )
     config_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

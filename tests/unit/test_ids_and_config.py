@@ -33,8 +33,10 @@ def sample_config(tmp_path: Path) -> device_config.EdgeConfig:
     return device_config.EdgeConfig(
         vehicle_id="van-001",
         broker=device_config.BrokerConfig(host="127.0.0.1", port=1883, username="van-001", password='p"w\\x'),
-        sampling=device_config.SamplingConfig(imu_rate_hz=100, batch_window_s=1.0),
-        state_dir=tmp_path / "state",
+        sampling=device_config.SamplingConfig(imu_rate_hz=200, batch_window_s=0.5),
+        storage=device_config.StorageConfig(state_dir=str(tmp_path / "state")),
+        outbox=device_config.OutboxConfig(max_bytes=100_000),
+        clock=device_config.ClockConfig(assume_synced=True),
     )
 
 
@@ -53,9 +55,12 @@ def test_repr_never_shows_the_password(tmp_path: Path) -> None:
     ("text", "complaint"),
     [
         ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\n", "missing required key 'password'"),
+        ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\n", "missing section \\[storage\\]"),
+        ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nprot=1\n[storage]\nstate_dir='/s'\n",
+         "unknown key\\(s\\) prot"),
         (
             "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nport='x'\n[storage]\nstate_dir='/s'\n",
-            "'port' must be a int",
+            "'port' must be int",
         ),
         ("vehicle_id = 'a.b'\n", "invalid vehicle id"),
         ("vehicle_id = \n", "not valid TOML"),

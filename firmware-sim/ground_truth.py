@@ -1,0 +1,115 @@
+"""The ground truth of a simulated drive: every manoeuvre, when it happened and how hard it was.
+
+The cloud's event detection is scored against this log, so its numbers are computed from the same script the
+vehicle model evaluates (never estimated from samples): `peak_g` is exactly the largest magnitude the manoeuvre's
+own acceleration reaches, before road vibration, road grade, mounting rotation, bias and noise are added.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+ManoeuvreKind = Literal[
+    "harsh_brake",
+    "harsh_acceleration",
+    "sharp_corner_left",
+    "sharp_corner_right",
+    "stop",
+    "bump",
+    "cruise",
+    "accelerate",
+    "decelerate",
+    "corner_left",
+    "corner_right",
+]
+# Which acceleration a record's peak_g is about, in the vehicle frame (x forward, y left, z up).
+Axis = Literal["longitudinal", "lateral", "vertical", "none"]
+
+MANOEUVRE_KINDS: frozenset[str] = frozenset(get_args(ManoeuvreKind))
+AXES: frozenset[str] = frozenset(get_args(Axis))
+# What the cloud is expected to report; the other kinds are ordinary driving it must stay quiet about.
+EVENT_KINDS: frozenset[str] = frozenset(
+    {"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right", "stop", "bump"}
+)
+HARSH_KINDS: frozenset[str] = frozenset({"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right"})
+
+
+class GroundTruthError(ValueError):
+    """A ground-truth file that cannot be read back: the message names the line and the field."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class GroundTruthRecord:
+    kind: ManoeuvreKind
+    start_s: float
+    end_s: float
+    peak_g: float  # max |acceleration on `axis`| over [start_s, end_s), manoeuvre component only
+    axis: Axis
+    start_speed_m_s: float
+    end_speed_m_s: float
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def is_event(self) -> bool:
+        return self.kind in EVENT_KINDS
+
+    def to_json(self) -> str:
+        # duration_s is derived, but written out so a reader of the file sees stop lengths without arithmetic
+        row: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        row["duration_s"] = self.duration_s
+        return json.dumps(row)
+
+    @classmethod
+    def from_json(cls, line: str) -> GroundTruthRecord:
+        row = json.loads(line)
+        row.pop("duration_s", None)
+        if row.get("kind") not in MANOEUVRE_KINDS:
+            raise GroundTruthError(f"unknown manoeuvre kind {row.get('kind')!r}; expected one of {sorted(MANOEUVRE_KINDS)}")
+        if row.get("axis") not in AXES:
+            raise GroundTruthError(f"unknown axis {row.get('axis')!r}; expected one of {sorted(AXES)}")
+        return cls(**row)
+
+
+@dataclass(frozen=True)
+class GroundTruthLog:
+    records: tuple[GroundTruthRecord, ...]
+
+    def __iter__(self) -> Iterator[GroundTruthRecord]:
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> GroundTruthRecord:
+        return self.records[index]
+
+    def of_kind(self, *kinds: ManoeuvreKind) -> list[GroundTruthRecord]:
+        return [r for r in self.records if r.kind in kinds]
+
+    def events(self) -> list[GroundTruthRecord]:
+        return [r for r in self.records if r.is_event]
+
+    def harsh_events(self) -> list[GroundTruthRecord]:
+        return [r for r in self.records if r.kind in HARSH_KINDS]
+
+    def write_jsonl(self, path: str | Path) -> None:
+        Path(path).write_text("".join(r.to_json() + "\n" for r in self.records), encoding="utf-8")
+
+    @classmethod
+    def read_jsonl(cls, path: str | Path) -> GroundTruthLog:
+        records = []
+        for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(GroundTruthRecord.from_json(line))
+            except (ValueError, TypeError) as exc:
+                raise GroundTruthError(f"{path}:{number}: not a ground-truth record ({exc})") from exc
+        return cls(tuple(records))

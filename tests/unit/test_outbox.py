@@ -1,0 +1,110 @@
+"""The durable outbox: ordering, acknowledgement, the size bound and its gaps, corruption, sequence safety."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from fleetsense.edge.outbox import SEQ_BLOCK, Gap, Outbox
+
+
+def payload_of(size: int) -> object:
+    return lambda seq: seq.to_bytes(8, "big") + b"x" * (size - 8)
+
+
+def test_append_allocates_consecutive_seqs_and_pending_keeps_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=1_000_000)
+    entries = [box.append("t", payload_of(100)) for _ in range(5)]  # type: ignore[arg-type]
+    assert [e.seq for e in entries] == [0, 1, 2, 3, 4]
+    assert [e.seq for e in box.pending()] == [0, 1, 2, 3, 4]
+    assert [e.seq for e in box.pending(after_id=entries[2].id)] == [3, 4]
+
+
+def test_acknowledged_rows_are_gone_and_the_rest_survive_a_restart(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=1_000_000)
+    entries = [box.append("t", payload_of(100)) for _ in range(4)]  # type: ignore[arg-type]
+    box.acknowledge(entries[0].id)
+    box.acknowledge(entries[2].id)
+    box.close()
+    again = Outbox(tmp_path, max_bytes=1_000_000)
+    assert [e.seq for e in again.pending()] == [1, 3]
+    assert again.append("t", payload_of(100)).seq == 4  # type: ignore[arg-type]
+
+
+def test_full_outbox_drops_the_oldest_and_reports_one_merged_gap(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=1000)
+    for _ in range(25):
+        box.append("t", payload_of(100))  # type: ignore[arg-type]
+    assert [e.seq for e in box.pending()] == list(range(15, 25))
+    stats = box.stats()
+    assert stats.dropped_total == 15 and stats.depth == 10 and stats.bytes == 1000
+    gaps = box.unreported_gaps()
+    assert gaps == [Gap(0, 14)]
+    box.mark_reported(gaps)
+    assert box.unreported_gaps() == []
+    box.append("t", payload_of(100))  # type: ignore[arg-type]
+    assert box.unreported_gaps() == [Gap(15, 15)]
+
+
+def test_a_batch_larger_than_the_bound_is_still_kept(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=4096)
+    box.append("t", payload_of(10_000))  # type: ignore[arg-type]
+    assert box.stats().depth == 1
+
+
+def test_a_corrupt_database_is_quarantined_not_deleted_and_seqs_move_on(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=1_000_000)
+    for _ in range(3):
+        box.append("t", payload_of(100))  # type: ignore[arg-type]
+    box.close()
+    (tmp_path / "outbox.sqlite").write_bytes(b"this is not a database" * 100)
+    again = Outbox(tmp_path, max_bytes=1_000_000)
+    assert len(again.quarantined) == 1
+    kept = Path(again.quarantined[0])
+    assert kept.exists() and kept.read_bytes().startswith(b"this is not")
+    assert (tmp_path / f"{kept.name}.reason").exists()
+    # The new database does not know seq 0..2 were used: it continues past the reserved block.
+    assert again.append("t", payload_of(100)).seq == SEQ_BLOCK  # type: ignore[arg-type]
+    assert again.stats().quarantined == again.quarantined
+
+
+def test_a_row_that_stops_decoding_is_set_aside(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=1_000_000)
+    entry = box.append("t", payload_of(100))  # type: ignore[arg-type]
+    box.set_aside(entry, "bad crc")
+    assert box.pending() == [] and box.stats().set_aside == 1
+    with sqlite3.connect(tmp_path / "outbox.sqlite") as db:
+        assert db.execute("SELECT seq, reason FROM bad_rows").fetchall() == [(0, "bad crc")]
+
+
+def test_concurrent_appends_and_acknowledgements_never_share_a_seq(tmp_path: Path) -> None:
+    box = Outbox(tmp_path, max_bytes=10_000_000)
+    seqs: list[int] = []
+
+    def producer() -> None:
+        for _ in range(100):
+            seqs.append(box.append("t", payload_of(50)).seq)  # type: ignore[arg-type]
+
+    def consumer() -> None:
+        for _ in range(200):
+            for entry in box.pending(limit=10):
+                box.acknowledge(entry.id)
+
+    threads = [threading.Thread(target=producer) for _ in range(2)] + [threading.Thread(target=consumer)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seqs) == list(range(200))
+
+
+def test_an_unwritable_state_dir_gives_a_clear_error(tmp_path: Path) -> None:
+    from fleetsense.edge.outbox import OutboxError
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises((OutboxError, OSError)):
+        Outbox(blocker / "outbox", max_bytes=4096)
