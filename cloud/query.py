@@ -13,46 +13,48 @@ class LatestSample:
     sample_index: int
     sample_time: datetime
     accel_m_s2: tuple[float, float, float]
+    gyro_rad_s: tuple[float, float, float]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LatestEnvironment:
+    sample_time: datetime
+    pressure_pa: float
+    temperature_c: float
 
 
 @dataclass(frozen=True, kw_only=True)
 class VehicleSummary:
     vehicle_id: str
-    sample_count: int
-    distinct_batches: int
+    sample_count: int  # IMU samples
+    distinct_batches: int  # IMU batches
+    environment_count: int
     last_seq: int | None
     last_sample_time: datetime | None
     latest: list[LatestSample]
+    environment: LatestEnvironment | None
 
 
 def vehicle_ids(session: Any, keyspace: str) -> list[str]:
     return sorted(row.vehicle_id for row in session.execute(f"SELECT vehicle_id FROM {keyspace}.vehicles"))
 
 
+def _hours(session: Any, keyspace: str, vehicle_id: str) -> list[Any]:
+    rows = session.execute(f"SELECT hour_bucket FROM {keyspace}.vehicle_hours WHERE vehicle_id = %s", (vehicle_id,))
+    return [row.hour_bucket for row in rows]
+
+
 def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
-    hours = [
-        row.hour_bucket
-        for row in session.execute(
-            f"SELECT hour_bucket FROM {keyspace}.vehicle_hours WHERE vehicle_id = %s", (vehicle_id,)
-        )
-    ]
-    count = 0
-    batches: set[int] = set()
-    for hour in hours:
-        # Key columns only: counting a partition reads every row, so keep the rows small.
-        rows = session.execute(
-            f"SELECT seq FROM {keyspace}.accel_samples WHERE vehicle_id = %s AND hour_bucket = %s",
-            (vehicle_id, hour),
-        )
-        for row in rows:
-            count += 1
-            batches.add(row.seq)
+    hours = _hours(session, keyspace, vehicle_id)
+    imu_keys = sample_keys(session, keyspace, vehicle_id, "imu_samples")
+    env_keys = sample_keys(session, keyspace, vehicle_id, "environment_samples")
     newest: list[LatestSample] = []
-    if hours:
+    environment: LatestEnvironment | None = None
+    for hour in hours:  # newest hour first: stop at the first that has rows
         rows = session.execute(
-            f"SELECT seq, sample_index, sample_time, ax_m_s2, ay_m_s2, az_m_s2 FROM {keyspace}.accel_samples "
-            f"WHERE vehicle_id = %s AND hour_bucket = %s LIMIT {int(latest)}",
-            (vehicle_id, hours[0]),
+            f"SELECT seq, sample_index, sample_time, ax_m_s2, ay_m_s2, az_m_s2, gx_rad_s, gy_rad_s, gz_rad_s "
+            f"FROM {keyspace}.imu_samples WHERE vehicle_id = %s AND hour_bucket = %s LIMIT {int(latest)}",
+            (vehicle_id, hour),
         )
         newest = [
             LatestSample(
@@ -60,31 +62,45 @@ def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) 
                 sample_index=r.sample_index,
                 sample_time=r.sample_time,
                 accel_m_s2=(r.ax_m_s2, r.ay_m_s2, r.az_m_s2),
+                gyro_rad_s=(r.gx_rad_s, r.gy_rad_s, r.gz_rad_s),
             )
             for r in rows
         ]
+        if newest:
+            break
+    for hour in hours:
+        row = session.execute(
+            f"SELECT sample_time, pressure_pa, temperature_c FROM {keyspace}.environment_samples "
+            "WHERE vehicle_id = %s AND hour_bucket = %s LIMIT 1",
+            (vehicle_id, hour),
+        ).one()
+        if row is not None:
+            environment = LatestEnvironment(
+                sample_time=row.sample_time, pressure_pa=row.pressure_pa, temperature_c=row.temperature_c
+            )
+            break
     state = session.execute(
         f"SELECT last_seq, last_sample_time FROM {keyspace}.vehicles WHERE vehicle_id = %s", (vehicle_id,)
     ).one()
     return VehicleSummary(
         vehicle_id=vehicle_id,
-        sample_count=count,
-        distinct_batches=len(batches),
+        sample_count=len(imu_keys),
+        distinct_batches=len({seq for seq, _ in imu_keys}),
+        environment_count=len(env_keys),
         last_seq=state.last_seq if state else None,
         last_sample_time=state.last_sample_time if state else None,
         latest=newest,
+        environment=environment,
     )
 
 
-def sample_keys(session: Any, keyspace: str, vehicle_id: str) -> set[tuple[int, int]]:
-    """Every stored (seq, sample_index) of a vehicle: the identity of each sample, for exact checks."""
+def sample_keys(session: Any, keyspace: str, vehicle_id: str, table: str = "imu_samples") -> set[tuple[int, int]]:
+    """Every stored (seq, sample_index) of a vehicle in one sample table: each sample's identity, for exact checks."""
     keys: set[tuple[int, int]] = set()
-    for hour in session.execute(
-        f"SELECT hour_bucket FROM {keyspace}.vehicle_hours WHERE vehicle_id = %s", (vehicle_id,)
-    ):
+    for hour in _hours(session, keyspace, vehicle_id):
         for row in session.execute(
-            f"SELECT seq, sample_index FROM {keyspace}.accel_samples WHERE vehicle_id = %s AND hour_bucket = %s",
-            (vehicle_id, hour.hour_bucket),
+            f"SELECT seq, sample_index FROM {keyspace}.{table} WHERE vehicle_id = %s AND hour_bucket = %s",
+            (vehicle_id, hour),
         ):
             keys.add((row.seq, row.sample_index))
     return keys

@@ -8,6 +8,9 @@ import uuid
 from typing import Any
 
 from fleetsense.cloud.decode import DecodedBatch
+from fleetsense.cloud.schema import SAMPLE_TABLES
+
+from fleetsense import wire
 
 HOUR_US = 3_600_000_000
 EXCERPT_BYTES = 256  # enough to see what a bad message looked like, bounded so junk cannot fill the table
@@ -20,10 +23,13 @@ def hour_bucket_ms(sample_time_us: int) -> int:
 class SampleStore:
     def __init__(self, session: Any, keyspace: str) -> None:
         self._session = session
-        self._insert_sample = session.prepare(
-            f"INSERT INTO {keyspace}.accel_samples (vehicle_id, hour_bucket, seq, sample_index, sample_time, "
-            "ax_m_s2, ay_m_s2, az_m_s2) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
+        self._insert_sample = {
+            kind: session.prepare(
+                f"INSERT INTO {keyspace}.{table} (vehicle_id, hour_bucket, seq, sample_index, sample_time, "
+                f"{', '.join(wire.CHANNEL_NAMES[kind])}) VALUES (?, ?, ?, ?, ?{', ?' * len(wire.CHANNEL_NAMES[kind])})"
+            )
+            for kind, table in SAMPLE_TABLES.items()
+        }
         self._insert_hour = session.prepare(
             f"INSERT INTO {keyspace}.vehicle_hours (vehicle_id, hour_bucket) VALUES (?, ?)"
         )
@@ -46,15 +52,16 @@ class SampleStore:
     def write(self, batch: DecodedBatch) -> int:
         header = batch.header
         vid = header.vehicle_id
+        insert = self._insert_sample[header.kind]
         times_us: list[int] = batch.sample_time_us.tolist()
         values: list[list[float]] = batch.values_si.tolist()
         by_bucket: dict[int, Any] = {}
-        for index, (time_us, (ax, ay, az)) in enumerate(zip(times_us, values, strict=True)):
+        for index, (time_us, channels) in enumerate(zip(times_us, values, strict=True)):
             bucket = hour_bucket_ms(time_us)
             statement = by_bucket.get(bucket)
             if statement is None:
                 statement = by_bucket[bucket] = self._new_batch()
-            statement.add(self._insert_sample, (vid, bucket, header.seq, index, time_us // 1000, ax, ay, az))
+            statement.add(insert, (vid, bucket, header.seq, index, time_us // 1000, *channels))
         futures = [self._session.execute_async(statement) for statement in by_bucket.values()]
         futures += [self._session.execute_async(self._insert_hour, (vid, bucket)) for bucket in by_bucket]
         if times_us:

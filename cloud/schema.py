@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetsense.wire import Kind
+
 KEYSPACE = "fleetsense"
 REPLICATION_ENV = "FLEETSENSE_CQL_REPLICATION"
 LOCAL_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
@@ -64,7 +66,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             ) WITH CLUSTERING ORDER BY (received_at DESC)""",
         ),
     ),
+    Migration(
+        version=2,
+        description="six-channel IMU samples and barometer samples (wire format v2)",
+        statements=(
+            """CREATE TABLE IF NOT EXISTS {ks}.imu_samples (
+                vehicle_id text,
+                hour_bucket timestamp,
+                seq bigint,
+                sample_index int,
+                sample_time timestamp,
+                ax_m_s2 float,
+                ay_m_s2 float,
+                az_m_s2 float,
+                gx_rad_s float,
+                gy_rad_s float,
+                gz_rad_s float,
+                PRIMARY KEY ((vehicle_id, hour_bucket), seq, sample_index)
+            ) WITH CLUSTERING ORDER BY (seq DESC, sample_index DESC)""",
+            # double for pressure: float's 24-bit mantissa would round 101325.37 Pa to 0.01 Pa steps at best.
+            """CREATE TABLE IF NOT EXISTS {ks}.environment_samples (
+                vehicle_id text,
+                hour_bucket timestamp,
+                seq bigint,
+                sample_index int,
+                sample_time timestamp,
+                pressure_pa double,
+                temperature_c float,
+                PRIMARY KEY ((vehicle_id, hour_bucket), seq, sample_index)
+            ) WITH CLUSTERING ORDER BY (seq DESC, sample_index DESC)""",
+        ),
+    ),
 )
+
+# Where each kind of batch is stored; its value columns are the wire format's channel names.
+SAMPLE_TABLES: dict[Kind, str] = {
+    Kind.ACCEL: "accel_samples",
+    Kind.IMU: "imu_samples",
+    Kind.BARO: "environment_samples",
+}
 
 
 def replication() -> str:

@@ -35,7 +35,9 @@ AXES: frozenset[str] = frozenset(get_args(Axis))
 EVENT_KINDS: frozenset[str] = frozenset(
     {"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right", "stop", "bump"}
 )
-HARSH_KINDS: frozenset[str] = frozenset({"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right"})
+HARSH_KINDS: frozenset[str] = frozenset(
+    {"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right"}
+)
 
 
 class GroundTruthError(ValueError):
@@ -47,31 +49,26 @@ class GroundTruthRecord:
     kind: ManoeuvreKind
     start_s: float
     end_s: float
+    duration_s: float  # as scripted (end_s - start_s can differ from it by rounding)
     peak_g: float  # max |acceleration on `axis`| over [start_s, end_s), manoeuvre component only
     axis: Axis
     start_speed_m_s: float
     end_speed_m_s: float
 
     @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-    @property
     def is_event(self) -> bool:
         return self.kind in EVENT_KINDS
 
     def to_json(self) -> str:
-        # duration_s is derived, but written out so a reader of the file sees stop lengths without arithmetic
-        row: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
-        row["duration_s"] = self.duration_s
-        return json.dumps(row)
+        return json.dumps({f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
     def from_json(cls, line: str) -> GroundTruthRecord:
-        row = json.loads(line)
-        row.pop("duration_s", None)
+        row: dict[str, Any] = json.loads(line)
         if row.get("kind") not in MANOEUVRE_KINDS:
-            raise GroundTruthError(f"unknown manoeuvre kind {row.get('kind')!r}; expected one of {sorted(MANOEUVRE_KINDS)}")
+            raise GroundTruthError(
+                f"unknown manoeuvre kind {row.get('kind')!r}; expected one of {sorted(MANOEUVRE_KINDS)}"
+            )
         if row.get("axis") not in AXES:
             raise GroundTruthError(f"unknown axis {row.get('axis')!r}; expected one of {sorted(AXES)}")
         return cls(**row)

@@ -71,7 +71,9 @@ class Mounting:
         rng = random.Random(f"fleetsense-mounting:{seed}")
         if max_tilt_deg is not None:
             return cls.from_yaw_pitch_roll_deg(
-                rng.uniform(-180.0, 180.0), rng.uniform(-max_tilt_deg, max_tilt_deg), rng.uniform(-max_tilt_deg, max_tilt_deg)
+                rng.uniform(-180.0, 180.0),
+                rng.uniform(-max_tilt_deg, max_tilt_deg),
+                rng.uniform(-max_tilt_deg, max_tilt_deg),
             )
         # Shoemake's uniform random unit quaternion; Euler angles drawn uniformly would crowd the poles.
         u1, u2, u3 = rng.random(), rng.random(), rng.random()

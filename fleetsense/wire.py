@@ -1,57 +1,114 @@
 """The fleetsense wire format: one binary message per batch window, shared by the edge (encode) and the
 cloud (decode). Specified in docs/wire-format.md; this module and that document change together.
 
-Pure Python (struct + array) so a Raspberry Pi needs no numpy; the cloud decodes the sample block with
-numpy in one call (see fleetsense.cloud.decode).
+Pure Python so a Raspberry Pi needs no numpy. `decode` here is the reference decoder (tests, tools, the
+edge's outbox); the cloud decodes the sample block vectorised with numpy in fleetsense.cloud.decode, from the
+Header that `decode_header` has already checked.
 """
 
 from __future__ import annotations
 
 import struct
 import sys
+import zlib
 from array import array
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from itertools import pairwise
 
-from fleetsense.errors import WireFormatError
+from fleetsense.errors import ConfigError, WireFormatError
 from fleetsense.ids import validate_vehicle_id
 
 MAGIC = b"FS"
-VERSION = 1
+VERSION = 2  # what `encode` writes
+READABLE_VERSIONS = (1, 2)  # what `decode_header` reads: every version still in the field
 MAX_SAMPLES = 65535
-MAX_CHANNELS = 16
+MAX_VALUES = 65535  # samples x channels in one v2 batch, so the escape count always fits its u16
+RICE_K_MAX = 16
+ESCAPE = 16  # a high part of 16 or more is sent as an escape code plus a u16 in the escape list
 
-# magic, version, flags, kind, vehicle-id length
+# magic, version, flags, kind, vehicle-id length: the same 6 bytes open every version
 _PREFIX = struct.Struct(">2sBBBB")
-# sequence number, start time (µs since the Unix epoch, UTC), sample period (µs), channel count
-_BATCH = struct.Struct(">QqIB")
-_SCALE = struct.Struct(">f")
-_COUNT = struct.Struct(">H")
+# v1: seq, start time (µs since the Unix epoch, UTC), sample period (µs), channel count
+_V1_BATCH = struct.Struct(">QqIB")
+_V1_SCALE = struct.Struct(">f")
+_V1_COUNT = struct.Struct(">H")
+# v2: seq, start time, sample period, sample count N, channel count C, escape count E
+_V2_BATCH = struct.Struct(">QqIHBH")
+# v2 channel descriptor: scale, offset, base count, predictor, Rice parameter k
+_DESCRIPTOR = struct.Struct(">ffhBB")
+_CRC = struct.Struct(">I")
+_V2_FIXED = _PREFIX.size + _V2_BATCH.size + _CRC.size  # bytes of a v2 message besides id, channels, samples
+
+# Unary codes of the high parts: h zero bits then a one; ESCAPE zeros and a one announce an escape.
+_UNARY = tuple("0" * h + "1" for h in range(ESCAPE + 1))
 
 
 class Flags(IntFlag):
     NONE = 0
-    # The device clock was not NTP-synchronised when the batch started: times are only relative.
+    # The device clock was not synchronised (NTP/GPS) when the batch started: start times are the device's
+    # guess; order and spacing within one run are still right.
     CLOCK_UNSYNCED = 0x01
+    # Samples were lost just before sample 0 (FIFO overflow, sensor reset, I2C failure): do not join this
+    # batch seamlessly to the previous one of the same kind (filters, integrators, event detectors).
+    GAP_BEFORE = 0x02
+    # First batch of this kind since the agent started or re-initialised the sensor: reset any per-stream
+    # state; the sequence number may have skipped (numbers lost to a crash are never reused).
+    RESTARTED = 0x04
+    # The agent re-anchored its windows to a stepped wall clock since the previous batch: start_time_us may
+    # jump relative to the previous batch's end; spacing within the batch is still right.
+    CLOCK_STEPPED = 0x08
+
+
+KNOWN_FLAGS = {
+    1: Flags.CLOCK_UNSYNCED,
+    2: Flags.CLOCK_UNSYNCED | Flags.GAP_BEFORE | Flags.RESTARTED | Flags.CLOCK_STEPPED,
+}
 
 
 class Kind(IntEnum):
-    # Accelerometer x, y, z in raw counts; scale converts counts to m/s².
-    ACCEL = 1
+    ACCEL = 1  # accelerometer x, y, z
+    IMU = 2  # accelerometer x, y, z and gyroscope x, y, z
+    BARO = 3  # barometric pressure and temperature
+
+
+# Channels in wire order, each named with its SI unit (value_si = offset + count * scale), declared once here.
+CHANNEL_NAMES: dict[Kind, tuple[str, ...]] = {
+    Kind.ACCEL: ("ax_m_s2", "ay_m_s2", "az_m_s2"),
+    Kind.IMU: ("ax_m_s2", "ay_m_s2", "az_m_s2", "gx_rad_s", "gy_rad_s", "gz_rad_s"),
+    Kind.BARO: ("pressure_pa", "temperature_c"),
+}
+
+
+class Predictor(IntEnum):
+    BASE = 0  # every sample is predicted by the channel's base count: suits noise around a level
+    PREVIOUS = 1  # each sample is predicted by the one before (the first by the base): suits smooth signals
+
+
+_PREDICTORS = frozenset(p.value for p in Predictor)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """One window of samples from one sensor of one vehicle, as raw int16 counts."""
+    """One window of samples from one sensor of one vehicle, as raw int16 counts.
+
+    Channel c of sample i is `offsets[c] + samples[i][c] * scales[c]` in the unit of CHANNEL_NAMES[kind][c].
+    `offsets` defaults to zero for every channel.
+    """
 
     vehicle_id: str
     seq: int
     start_time_us: int
     sample_period_us: int
     kind: Kind
-    scales: tuple[float, ...]  # SI units per count, one per channel
+    scales: tuple[float, ...]  # SI units per count, one per channel; sent as float32
     samples: tuple[tuple[int, ...], ...]  # [sample][channel] raw int16 counts
     flags: Flags = Flags.NONE
+    offsets: tuple[float, ...] = ()  # SI units at count 0, one per channel; sent as float32
+
+    def __post_init__(self) -> None:
+        if not self.offsets:
+            object.__setattr__(self, "offsets", (0.0,) * len(self.scales))
 
     @property
     def channels(self) -> int:
@@ -61,43 +118,24 @@ class Batch:
         return self.start_time_us + index * self.sample_period_us
 
 
-def encode(batch: Batch) -> bytes:
-    vid = validate_vehicle_id(batch.vehicle_id).encode("ascii")
-    channels = batch.channels
-    if not 1 <= channels <= MAX_CHANNELS:
-        raise WireFormatError(f"a batch needs 1..{MAX_CHANNELS} channels, got {channels}")
-    if len(batch.samples) > MAX_SAMPLES:
-        raise WireFormatError(f"a batch holds at most {MAX_SAMPLES} samples, got {len(batch.samples)}")
-    if not 0 <= batch.seq < 2**64:
-        raise WireFormatError(f"sequence number out of range: {batch.seq}")
-    if not 0 < batch.sample_period_us < 2**32:
-        raise WireFormatError(f"sample period out of range: {batch.sample_period_us} µs")
-    block = array("h")
-    for sample in batch.samples:
-        if len(sample) != channels:
-            raise WireFormatError(f"every sample needs {channels} channels, got {len(sample)}")
-        try:
-            block.extend(sample)
-        except OverflowError as exc:
-            raise WireFormatError(f"sample {sample} does not fit in int16 counts") from exc
-    if sys.byteorder == "little":
-        block.byteswap()  # the wire is big-endian
-    return b"".join(
-        [
-            _PREFIX.pack(MAGIC, VERSION, int(batch.flags), int(batch.kind), len(vid)),
-            vid,
-            _BATCH.pack(batch.seq, batch.start_time_us, batch.sample_period_us, channels),
-            b"".join(_SCALE.pack(scale) for scale in batch.scales),
-            _COUNT.pack(len(batch.samples)),
-            block.tobytes(),
-        ]
-    )
+@dataclass(frozen=True, kw_only=True)
+class ChannelCoding:
+    """How one channel's counts are coded in a v2 sample block (see docs/wire-format.md, 'Sample block')."""
+
+    predictor: Predictor
+    base: int  # int16 count the prediction starts from
+    rice_k: int  # 0..16: low bits of each zigzagged residual sent verbatim
 
 
 @dataclass(frozen=True, kw_only=True)
 class Header:
-    """Everything but the samples; `samples_offset` says where the int16 block starts in the message."""
+    """Everything but the samples, checked; the sample block lies in message[samples_offset:samples_end].
 
+    v1: the block is big-endian int16 counts, sample-major. v2: `escape_count` u16 escapes, then the bit
+    stream from `bitstream_offset`, coded per channel as `codings` say.
+    """
+
+    version: int
     vehicle_id: str
     seq: int
     start_time_us: int
@@ -105,65 +143,360 @@ class Header:
     kind: Kind
     flags: Flags
     scales: tuple[float, ...]
+    offsets: tuple[float, ...]
     sample_count: int
     samples_offset: int
+    samples_end: int
+    codings: tuple[ChannelCoding, ...] = ()  # v2 only
+    escape_count: int = 0  # v2 only
+
+    @property
+    def channels(self) -> int:
+        return len(self.scales)
+
+    @property
+    def bitstream_offset(self) -> int:
+        return self.samples_offset + 2 * self.escape_count
+
+
+def counts_from_si(value_si: float, *, scale: float, offset: float = 0.0) -> int:
+    """The int16 count nearest to `value_si`, saturating like an ADC (so a batch can always be encoded)."""
+    return max(-32768, min(32767, round((value_si - offset) / scale)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Encoding (edge)
+
+
+def encode(batch: Batch) -> bytes:
+    """The v2 message for `batch`: counts delta/level-predicted, zigzagged and Rice-coded, CRC32 at the end."""
+    vid = _check_batch(batch)
+    columns = _columns(batch)
+    if len(batch.samples) * batch.channels > MAX_VALUES:
+        raise WireFormatError(
+            f"a v2 batch holds at most {MAX_VALUES} values (samples x channels), got "
+            f"{len(batch.samples)} x {batch.channels}",
+            hint="use a shorter batch window",
+        )
+    descriptors: list[bytes] = []
+    low_fields: list[str] = []
+    codes: list[str] = []
+    escapes: list[int] = []
+    for column, scale, offset in zip(columns, batch.scales, batch.offsets, strict=True):
+        coding, zigzagged = _choose_coding(column)
+        descriptors.append(_pack_descriptor(scale, offset, coding))
+        k = coding.rice_k
+        if k:
+            low_fields.append(_bit_fields([z & ((1 << k) - 1) for z in zigzagged], k))
+        highs = [z >> k for z in zigzagged]
+        if highs and max(highs) >= ESCAPE:
+            escapes += [high for high in highs if high >= ESCAPE]
+            highs = [min(high, ESCAPE) for high in highs]
+        codes += [_UNARY[high] for high in highs]
+    bits = "".join(low_fields) + "".join(codes)
+    bits += "0" * (-len(bits) % 8)
+    body = b"".join(
+        [
+            _PREFIX.pack(MAGIC, 2, int(batch.flags), int(batch.kind), len(vid)),
+            vid,
+            _V2_BATCH.pack(
+                batch.seq, batch.start_time_us, batch.sample_period_us, len(columns[0]), batch.channels, len(escapes)
+            ),
+            *descriptors,
+            struct.pack(f">{len(escapes)}H", *escapes),
+            int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b"",
+        ]
+    )
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def encode_v1(batch: Batch) -> bytes:
+    """The v1 message for `batch` (raw int16 counts, no offsets, no CRC): for tests and the size benchmark."""
+    vid = _check_batch(batch, version=1)
+    if any(offset != 0.0 for offset in batch.offsets):
+        raise WireFormatError("wire version 1 cannot carry channel offsets", hint="encode with version 2")
+    _columns(batch)  # checks every count
+    block = array("h", [count for sample in batch.samples for count in sample])
+    if sys.byteorder == "little":
+        block.byteswap()  # the wire is big-endian
+    return b"".join(
+        [
+            _PREFIX.pack(MAGIC, 1, int(batch.flags), int(batch.kind), len(vid)),
+            vid,
+            _V1_BATCH.pack(batch.seq, batch.start_time_us, batch.sample_period_us, batch.channels),
+            b"".join(_V1_SCALE.pack(scale) for scale in batch.scales),
+            _V1_COUNT.pack(len(batch.samples)),
+            block.tobytes(),
+        ]
+    )
+
+
+def _check_batch(batch: Batch, *, version: int = 2) -> bytes:
+    vid = validate_vehicle_id(batch.vehicle_id).encode("ascii")
+    try:
+        kind = Kind(batch.kind)
+    except ValueError as exc:
+        raise WireFormatError(f"unknown sensor kind {batch.kind!r}") from exc
+    expected = len(CHANNEL_NAMES[kind])
+    if batch.channels != expected:
+        raise WireFormatError(f"kind {kind.name} has {expected} channels, the batch has {batch.channels}")
+    if len(batch.offsets) != batch.channels:
+        raise WireFormatError(f"{batch.channels} channels need {batch.channels} offsets, got {len(batch.offsets)}")
+    if len(batch.samples) > MAX_SAMPLES:
+        raise WireFormatError(f"a batch holds at most {MAX_SAMPLES} samples, got {len(batch.samples)}")
+    if not 0 <= batch.seq < 2**64:
+        raise WireFormatError(f"sequence number out of range: {batch.seq}")
+    if not -(2**63) <= batch.start_time_us < 2**63:
+        raise WireFormatError(f"start time out of range: {batch.start_time_us} µs")
+    if not 0 < batch.sample_period_us < 2**32:
+        raise WireFormatError(f"sample period out of range: {batch.sample_period_us} µs")
+    if int(batch.flags) & ~int(KNOWN_FLAGS[version]):
+        raise WireFormatError(f"flags {int(batch.flags):#04x} include bits wire version {version} does not define")
+    return vid
+
+
+def _columns(batch: Batch) -> list[list[int]]:
+    """The samples channel by channel, each checked to be an int16 count (by array("h"), in C)."""
+    for sample in batch.samples:
+        if len(sample) != batch.channels:
+            raise WireFormatError(f"every sample needs {batch.channels} channels, got {len(sample)}")
+    try:
+        return [array("h", column).tolist() for column in zip(*batch.samples, strict=True)] or [
+            [] for _ in batch.scales
+        ]
+    except (OverflowError, TypeError) as exc:
+        raise WireFormatError(f"a sample does not fit in int16 counts ({exc})") from exc
+
+
+def _zigzag_residuals(column: list[int], predictor: Predictor, base: int) -> list[int]:
+    if predictor is Predictor.PREVIOUS:
+        diffs = [column[0] - base, *[b - a for a, b in pairwise(column)]] if column else []
+    else:
+        diffs = [x - base for x in column]
+    # residual = diff wrapped into int16, then zigzag (0, -1, 1, -2, ... -> 0, 1, 2, 3, ...)
+    return [(r << 1) ^ (r >> 15) for r in [((d + 32768) & 0xFFFF) - 32768 for d in diffs]]
+
+
+def _bit_fields(values: list[int], width: int) -> str:
+    """`values` as `width`-bit fields, MSB first, as a string of 0/1: one big int per 64 values is much faster
+    than formatting each value, and chunking keeps it linear in the number of values."""
+    chunks = []
+    for start in range(0, len(values), 64):
+        chunk, packed = values[start : start + 64], 0
+        for value in chunk:
+            packed = (packed << width) | value
+        chunks.append(format(packed, f"0{len(chunk) * width}b"))
+    return "".join(chunks)
+
+
+def _rice_bits(zigzagged: list[int], k: int, largest: int) -> int:
+    """Coded size of one channel's residuals with parameter k (`largest` is max(zigzagged))."""
+    cost = len(zigzagged) * (k + 1)
+    if largest >> k >= ESCAPE:
+        return cost + sum([h if h < ESCAPE else ESCAPE + 16 for h in [z >> k for z in zigzagged]])
+    return cost + sum([z >> k for z in zigzagged])
+
+
+def _cheapest_k(zigzagged: list[int]) -> tuple[int, int]:
+    """(k, bits) with the smallest coded size, found by walking downhill from two guesses: the mean's bit
+    length (right for well-behaved noise) and the median's (right when a few outliers are cheaper escaped)."""
+    if not zigzagged:
+        return 0, 0
+    mean = sum(zigzagged) // len(zigzagged)
+    median = sorted(zigzagged)[len(zigzagged) // 2]
+    largest = max(zigzagged)
+    guesses = sorted({max(0, mean.bit_length() - 1), max(0, median.bit_length() - 1)})
+    return min((_descend(zigzagged, guess, largest) for guess in guesses), key=lambda k_bits: (k_bits[1], k_bits[0]))
+
+
+def _descend(zigzagged: list[int], k: int, largest: int) -> tuple[int, int]:
+    best_k, best_bits = k, _rice_bits(zigzagged, k, largest)
+    for step in (-1, 1):
+        k = best_k + step
+        while 0 <= k <= RICE_K_MAX:
+            bits = _rice_bits(zigzagged, k, largest)
+            if bits >= best_bits:
+                break
+            best_k, best_bits = k, bits
+            k += step
+    return best_k, best_bits
+
+
+def _choose_coding(column: list[int]) -> tuple[ChannelCoding, list[int]]:
+    """The smaller of: level coding around the median, delta coding from the first sample."""
+    level_base = sorted(column)[len(column) // 2] if column else 0
+    level = _zigzag_residuals(column, Predictor.BASE, level_base)
+    delta_base = column[0] if column else 0
+    delta = _zigzag_residuals(column, Predictor.PREVIOUS, delta_base)
+    level_k, level_bits = _cheapest_k(level)
+    delta_k, delta_bits = _cheapest_k(delta)
+    if level_bits < delta_bits:
+        return ChannelCoding(predictor=Predictor.BASE, base=level_base, rice_k=level_k), level
+    return ChannelCoding(predictor=Predictor.PREVIOUS, base=delta_base, rice_k=delta_k), delta
+
+
+def _pack_descriptor(scale: float, offset: float, coding: ChannelCoding) -> bytes:
+    try:
+        return _DESCRIPTOR.pack(scale, offset, coding.base, int(coding.predictor), coding.rice_k)
+    except (struct.error, OverflowError) as exc:  # a scale or offset beyond float32's range
+        raise WireFormatError(f"scale {scale} or offset {offset} does not fit in float32") from exc
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Decoding: the header (shared by every decoder), then the samples in pure Python
 
 
 def decode_header(message: bytes) -> Header:
-    view = memoryview(message)
+    """The checked header of a message of any readable version; raises WireFormatError with the reason."""
+    if len(message) < 3:
+        raise WireFormatError(f"truncated: {len(message)} bytes is too short for any fleetsense message")
+    if message[:2] != MAGIC:
+        raise WireFormatError(f"not a fleetsense message (magic {bytes(message[:2])!r}, expected {MAGIC!r})")
+    version = message[2]
+    if version == 1:
+        return _decode_v1_header(message)
+    if version == 2:
+        return _decode_v2_header(message)
+    raise WireFormatError(
+        f"unsupported wire version {version}; this build reads versions {', '.join(map(str, READABLE_VERSIONS))}",
+        hint="update the cloud's decoder before devices send a newer version",
+    )
+
+
+def _common_fields(message: bytes, version: int, flags: int, kind: int, vid_len: int) -> tuple[str, Kind, Flags]:
     try:
-        magic, version, flags, kind, vid_len = _PREFIX.unpack_from(view, 0)
-        if magic != MAGIC:
-            raise WireFormatError(f"not a fleetsense message (magic {bytes(magic)!r})")
-        if version != VERSION:
-            raise WireFormatError(f"unsupported wire version {version}; this build reads {VERSION}")
-        offset = _PREFIX.size
-        vehicle_id = bytes(view[offset : offset + vid_len]).decode("ascii")
-        validate_vehicle_id(vehicle_id)
-        offset += vid_len
-        seq, start_us, period_us, channels = _BATCH.unpack_from(view, offset)
-        offset += _BATCH.size
-        if not 1 <= channels <= MAX_CHANNELS or period_us == 0:
-            raise WireFormatError(f"bad batch header: {channels} channels, period {period_us} µs")
-        scales = tuple(_SCALE.unpack_from(view, offset + 4 * i)[0] for i in range(channels))
-        offset += 4 * channels
-        (count,) = _COUNT.unpack_from(view, offset)
-        offset += _COUNT.size
-    except (struct.error, UnicodeDecodeError) as exc:
-        raise WireFormatError(f"truncated or malformed header: {exc}") from exc
-    except WireFormatError:
-        raise
-    except Exception as exc:  # ConfigError from the id check, ValueError from enums
-        raise WireFormatError(f"malformed header: {exc}") from exc
-    expected = offset + count * channels * 2
-    if len(message) != expected:
-        raise WireFormatError(f"message is {len(message)} bytes, header promises {expected}")
+        vehicle_id = validate_vehicle_id(bytes(message[_PREFIX.size : _PREFIX.size + vid_len]).decode("ascii"))
+    except UnicodeDecodeError as exc:
+        raise WireFormatError(f"malformed header: the vehicle id is not ASCII ({exc})") from exc
+    except ConfigError as exc:
+        raise WireFormatError(f"malformed header: {exc.message}") from exc
     try:
         kind_value = Kind(kind)
     except ValueError as exc:
         raise WireFormatError(f"unknown sensor kind {kind}") from exc
+    if flags & ~int(KNOWN_FLAGS[version]):
+        raise WireFormatError(f"flags {flags:#04x} set bits that wire version {version} reserves")
+    return vehicle_id, kind_value, Flags(flags)
+
+
+def _check_channels(kind: Kind, channels: int) -> None:
+    expected = len(CHANNEL_NAMES[kind])
+    if channels != expected:
+        raise WireFormatError(
+            f"channel count mismatch: kind {kind.name} has {expected} channels, header says {channels}"
+        )
+
+
+def _decode_v1_header(message: bytes) -> Header:
+    try:
+        _, version, flags, kind, vid_len = _PREFIX.unpack_from(message, 0)
+        offset = _PREFIX.size + vid_len
+        seq, start_us, period_us, channels = _V1_BATCH.unpack_from(message, offset)
+        offset += _V1_BATCH.size
+        scales = struct.unpack_from(f">{channels}f", message, offset)
+        offset += 4 * channels
+        (count,) = _V1_COUNT.unpack_from(message, offset)
+        offset += _V1_COUNT.size
+    except struct.error as exc:
+        raise WireFormatError(f"truncated header ({len(message)} bytes): {exc}") from exc
+    vehicle_id, kind_value, flag_value = _common_fields(message, version, flags, kind, vid_len)
+    _check_channels(kind_value, channels)
+    if period_us == 0:
+        raise WireFormatError("zero sample period")
+    expected = offset + count * channels * 2
+    if len(message) != expected:
+        raise WireFormatError(f"lengths disagree: message is {len(message)} bytes, header promises {expected}")
     return Header(
+        version=1,
         vehicle_id=vehicle_id,
         seq=seq,
         start_time_us=start_us,
         sample_period_us=period_us,
         kind=kind_value,
-        flags=Flags(flags),
-        scales=scales,
+        flags=flag_value,
+        scales=tuple(scales),
+        offsets=(0.0,) * channels,
         sample_count=count,
         samples_offset=offset,
+        samples_end=len(message),
+    )
+
+
+def _decode_v2_header(message: bytes) -> Header:
+    if len(message) < _V2_FIXED:
+        raise WireFormatError(f"truncated: {len(message)} bytes, a v2 message has at least {_V2_FIXED}")
+    end = len(message) - _CRC.size
+    (carried,) = _CRC.unpack_from(message, end)
+    computed = zlib.crc32(memoryview(message)[:end])
+    if carried != computed:
+        raise WireFormatError(
+            f"bad CRC: message carries {carried:#010x}, its content gives {computed:#010x} "
+            "(corrupted or truncated in the outbox or in transit)",
+            hint="the message cannot be trusted; the device keeps it in its outbox until acknowledged",
+        )
+    try:
+        _, version, flags, kind, vid_len = _PREFIX.unpack_from(message, 0)
+        offset = _PREFIX.size + vid_len
+        seq, start_us, period_us, count, channels, escapes = _V2_BATCH.unpack_from(message, offset)
+        offset += _V2_BATCH.size
+        descriptors = [_DESCRIPTOR.unpack_from(message, offset + _DESCRIPTOR.size * c) for c in range(channels)]
+        offset += _DESCRIPTOR.size * channels
+    except struct.error as exc:
+        raise WireFormatError(f"truncated header ({len(message)} bytes): {exc}") from exc
+    if offset > end:
+        raise WireFormatError(f"truncated: the header runs {offset - end} bytes into the CRC")
+    vehicle_id, kind_value, flag_value = _common_fields(message, version, flags, kind, vid_len)
+    _check_channels(kind_value, channels)
+    if period_us == 0:
+        raise WireFormatError("zero sample period")
+    if count * channels > MAX_VALUES:
+        raise WireFormatError(f"{count} samples x {channels} channels exceed the {MAX_VALUES} values of a batch")
+    if escapes > count * channels:
+        raise WireFormatError(f"lengths disagree: {escapes} escapes for only {count * channels} values")
+    codings = []
+    for c, (_, _, base, predictor, k) in enumerate(descriptors):
+        if predictor not in _PREDICTORS:
+            raise WireFormatError(f"channel {c}: unknown predictor {predictor}")
+        if k > RICE_K_MAX:
+            raise WireFormatError(f"channel {c}: bit width (Rice k) {k} out of range 0..{RICE_K_MAX}")
+        codings.append(ChannelCoding(predictor=Predictor(predictor), base=base, rice_k=k))
+    low_bits = count * sum(coding.rice_k for coding in codings)
+    least = 2 * escapes + (low_bits + count * channels + 7) // 8
+    most = 2 * escapes + (low_bits + count * channels * (ESCAPE + 1) + 7) // 8
+    if not least <= end - offset <= most:
+        raise WireFormatError(
+            f"lengths disagree: the sample block is {end - offset} bytes, the header's counts need {least}..{most}"
+        )
+    return Header(
+        version=2,
+        vehicle_id=vehicle_id,
+        seq=seq,
+        start_time_us=start_us,
+        sample_period_us=period_us,
+        kind=kind_value,
+        flags=flag_value,
+        scales=tuple(d[0] for d in descriptors),
+        offsets=tuple(d[1] for d in descriptors),
+        sample_count=count,
+        samples_offset=offset,
+        samples_end=end,
+        codings=tuple(codings),
+        escape_count=escapes,
     )
 
 
 def decode(message: bytes) -> Batch:
-    """Decode a whole message in pure Python (tests, tools); the cloud's hot path uses numpy instead."""
+    """Decode a whole message in pure Python (tests, tools, the edge); the cloud's hot path uses numpy."""
     header = decode_header(message)
-    block = array("h")
-    block.frombytes(message[header.samples_offset :])
-    if sys.byteorder == "little":
-        block.byteswap()
-    channels = len(header.scales)
-    samples = tuple(tuple(block[i : i + channels]) for i in range(0, len(block), channels))
+    if header.version == 1:
+        block = array("h")
+        block.frombytes(message[header.samples_offset : header.samples_end])
+        if sys.byteorder == "little":
+            block.byteswap()
+        channels = header.channels
+        samples = tuple(tuple(block[i : i + channels]) for i in range(0, len(block), channels))
+    else:
+        samples = tuple(zip(*_decode_v2_columns(message, header), strict=True))
     return Batch(
         vehicle_id=header.vehicle_id,
         seq=header.seq,
@@ -171,6 +504,71 @@ def decode(message: bytes) -> Batch:
         sample_period_us=header.sample_period_us,
         kind=header.kind,
         scales=header.scales,
+        offsets=header.offsets,
         samples=samples,
         flags=header.flags,
     )
+
+
+def _decode_v2_columns(message: bytes, header: Header) -> list[list[int]]:
+    count, channels = header.sample_count, header.channels
+    escapes = list(struct.unpack_from(f">{header.escape_count}H", message, header.samples_offset))
+    stream = message[header.bitstream_offset : header.samples_end]
+    bits = format(int.from_bytes(stream, "big"), f"0{8 * len(stream)}b") if stream else ""
+    position = 0
+    lows: list[list[int]] = []
+    for coding in header.codings:
+        k = coding.rice_k
+        lows.append(
+            [int(bits[position + i * k : position + (i + 1) * k], 2) for i in range(count)] if k else [0] * count
+        )
+        position += count * k
+    highs: list[int] = []
+    for _ in range(count * channels):
+        one = bits.find("1", position)
+        if one < 0:
+            raise WireFormatError(f"truncated sample block: {len(highs)} of {count * channels} unary codes present")
+        highs.append(one - position)
+        position = one + 1
+    check_bitstream_end(len(stream), position, bits.count("1", position))
+    escaped = [i for i, high in enumerate(highs) if high >= ESCAPE]
+    check_escapes(max(highs, default=0), len(escaped), header.escape_count, min(escapes, default=ESCAPE))
+    for i, value in zip(escaped, escapes, strict=True):
+        highs[i] = value
+    columns = []
+    for c, coding in enumerate(header.codings):
+        zigzagged = [
+            (high << coding.rice_k) | low for high, low in zip(highs[c * count : (c + 1) * count], lows[c], strict=True)
+        ]
+        if zigzagged and max(zigzagged) > 0xFFFF:
+            raise WireFormatError(f"channel {c}: a residual exceeds 16 bits (escape value too large for k)")
+        residuals = [(z >> 1) ^ -(z & 1) for z in zigzagged]
+        if coding.predictor is Predictor.PREVIOUS:
+            column, level = [], coding.base
+            for residual in residuals:
+                level += residual
+                column.append(level)
+        else:
+            column = [coding.base + residual for residual in residuals]
+        columns.append([((x + 32768) & 0xFFFF) - 32768 for x in column])
+    return columns
+
+
+def check_bitstream_end(stream_bytes: int, end_bit: int, ones_after: int) -> None:
+    """Shared by every v2 decoder: after the last unary code only zero padding up to the byte boundary."""
+    if ones_after:
+        raise WireFormatError(f"lengths disagree: {ones_after} more unary codes than samples x channels")
+    if stream_bytes != (end_bit + 7) // 8:
+        raise WireFormatError(
+            f"lengths disagree: the bit stream is {stream_bytes} bytes, its codes end in byte {(end_bit + 7) // 8}"
+        )
+
+
+def check_escapes(longest_code: int, escape_codes: int, escape_count: int, smallest_escape: int) -> None:
+    """Shared by every v2 decoder: escape codes, the header's escape count and the escape list agree."""
+    if longest_code > ESCAPE:
+        raise WireFormatError(f"malformed sample block: a unary code of {longest_code} zeros (escape is {ESCAPE})")
+    if escape_codes != escape_count:
+        raise WireFormatError(f"lengths disagree: {escape_codes} escape codes, header announces {escape_count}")
+    if smallest_escape < ESCAPE:
+        raise WireFormatError(f"malformed sample block: escaped value {smallest_escape} is below {ESCAPE}")
