@@ -11,13 +11,15 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from fleetsense import __version__, wire
-from fleetsense.device_config import EdgeConfig
 from fleetsense.edge.clock import Clock, UtcAnchor
 from fleetsense.edge.outbox import Gap, Outbox
 from fleetsense.edge.sources import EnvironmentSource, ImuSource, Sensors, SourceStatus
 from fleetsense.edge.windowing import Window, Windower
+
+from fleetsense import __version__, wire
+from fleetsense.device_config import EdgeConfig
 from fleetsense.ids import telemetry_topic
 from fleetsense.status import SensorReport, VehicleStatus
 
@@ -78,8 +80,8 @@ class Agent:
             if reading is not None:
                 # Timed at the scheduled read, so the barometer stream stays on its grid.
                 sample = (reading.pressure_pa, reading.temperature_c)
-                for window in self.baro_windows.add(self._next_baro_ns, [sample]):
-                    self._store_baro(window)
+                for baro_window in self.baro_windows.add(self._next_baro_ns, [sample]):
+                    self._store_baro(baro_window)
             while self._next_baro_ns <= now_ns:
                 self._next_baro_ns += self.baro_period_ns
         return min(self._next_drain_ns, self._next_baro_ns if self.environment is not None else self._next_drain_ns)
@@ -96,18 +98,18 @@ class Agent:
 
     # -- batches ---------------------------------------------------------------------------------------
 
-    def _flags(self, window: Window[object]) -> wire.Flags:
+    def _flags(self, gap_before: bool) -> wire.Flags:
         flags = wire.Flags.NONE
         if not self.anchor.synced:
             flags |= wire.Flags.CLOCK_UNSYNCED
-        if window.gap_before:
+        if gap_before:
             flags |= wire.Flags.GAP_BEFORE
         return flags
 
     def _store(
         self,
         kind: wire.Kind,
-        window: Window[object],
+        window: Window[Any],
         scales: tuple[float, ...],
         offsets: tuple[float, ...],
         samples: tuple[tuple[int, ...], ...],
@@ -125,7 +127,7 @@ class Agent:
                     scales=scales,
                     offsets=offsets,
                     samples=samples,
-                    flags=self._flags(window),
+                    flags=self._flags(window.gap_before),
                 )
             )
 
@@ -133,7 +135,7 @@ class Agent:
         self.on_stored()
 
     def _store_imu(self, window: Window[tuple[int, ...]]) -> None:
-        self._store(wire.Kind.IMU, window, tuple(self.imu.scales), (0.0,) * 6, window.samples)  # type: ignore[arg-type]
+        self._store(wire.Kind.IMU, window, tuple(self.imu.scales), (0.0,) * 6, window.samples)
         self.counts = BatchCounts(
             self.counts.imu_batches + 1, self.counts.baro_batches, self.counts.imu_samples + len(window.samples)
         )
@@ -147,7 +149,7 @@ class Agent:
         self._store(
             wire.Kind.BARO,
             window,
-            (PRESSURE_PA_PER_COUNT, TEMPERATURE_C_PER_COUNT),  # type: ignore[arg-type]
+            (PRESSURE_PA_PER_COUNT, TEMPERATURE_C_PER_COUNT),
             (float(pressure_offset), 0.0),
             counts,
         )

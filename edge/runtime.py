@@ -13,13 +13,14 @@ import threading
 import time
 from dataclasses import dataclass
 
-from fleetsense.device_config import EdgeConfig
 from fleetsense.edge.agent import Agent, run_agent
 from fleetsense.edge.clock import Clock, SystemClock
 from fleetsense.edge.link import Link
-from fleetsense.edge.outbox import Outbox
+from fleetsense.edge.outbox import Gap, Outbox
 from fleetsense.edge.sources import Sensors
 from fleetsense.edge.systemd import Notifier
+
+from fleetsense.device_config import EdgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def open_sensors_for(config: EdgeConfig, clock: Clock, *, simulate: bool) -> Sen
     return open_sensors(
         spec,
         imu_address=config.sensors.imu_address,
-        baro_address=config.sensors.baro_address,
+        baro_address=config.sensors.baro_address or None,
         imu_rate_hz=config.sampling.imu_rate_hz,
         physics=physics,
         clock_ns=clock.monotonic_ns,
@@ -93,3 +94,34 @@ def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None 
     return RunResult(
         agent.counts.imu_batches, agent.counts.baro_batches, agent.counts.imu_samples, link.published, depth
     )
+
+
+def send_outbox(config: EdgeConfig, *, timeout_s: float) -> int:
+    """Publish what the outbox holds, without sampling (`fleetsense edge flush`); returns what is left."""
+    from fleetsense import __version__
+    from fleetsense.status import VehicleStatus
+
+    outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
+
+    def status(reason: str, gaps: list[Gap]) -> VehicleStatus:
+        stats = outbox.stats()
+        return VehicleStatus(
+            vehicle_id=config.vehicle_id,
+            online=True,
+            reason=reason,
+            agent_version=__version__,
+            outbox_depth=stats.depth,
+            next_seq=stats.next_seq,
+            dropped_total=stats.dropped_total,
+            dropped_ranges=[(g.first_seq, g.last_seq) for g in gaps],
+        )
+
+    link = Link(config, outbox, status)
+    link.start()
+    deadline = time.monotonic() + timeout_s
+    while outbox.stats().depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    link.stop(drain_timeout_s=max(0.0, deadline - time.monotonic()))
+    left = outbox.stats().depth
+    outbox.close()
+    return left

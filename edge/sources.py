@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 
-class Health(str, Enum):
+class Health(StrEnum):
     OK = "ok"
     DEGRADED = "degraded"  # transient I2C errors exhausted their retries; the agent keeps running
     ABSENT = "absent"

@@ -90,31 +90,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
 
 
 def cmd_edge(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
     from fleetsense.device_config import load
-    from fleetsense.edge.agent import RunLimits, run
+    from fleetsense.edge.runtime import run
 
     config = load(Path(args.config))
-    if not args.simulate:
-        raise FleetsenseError(
-            "this build reads sensors only through firmware-sim",
-            hint="run with --simulate; the I2C drivers for the MPU-6050 and BMP280 come with the edge issue",
-        )
-    from fleetsense.edge.sampling import simulated_sampler
+    if args.action == "flush":
+        from fleetsense.edge.runtime import send_outbox
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    report = run(
-        config,
-        simulated_sampler(config.vehicle_id),
-        limits=RunLimits(max_windows=args.windows, realtime=not args.no_realtime),
-        should_stop=stop.is_set,
-    )
+        left = send_outbox(config, timeout_s=args.duration or 60.0)
+        print(f"{config.vehicle_id}: outbox sent; {left} batches left")
+        return 0 if left == 0 else 1
+    result = run(config, simulate=args.simulate, duration_s=args.duration)
     print(
-        f"{config.vehicle_id}: published {report.batches} batches ({report.samples} samples), "
-        f"seq {report.first_seq}..{report.last_seq}, all acknowledged"
+        f"{config.vehicle_id}: stored {result.imu_batches} IMU batches ({result.imu_samples} samples) and "
+        f"{result.baro_batches} barometer batches; published {result.published}; {result.outbox_depth} left in "
+        "the outbox for the next run"
     )
     return 0
 
@@ -176,11 +166,10 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.set_defaults(handler=cmd_gateway)
 
     edge = sub.add_parser("edge", help="the in-vehicle agent")
-    edge.add_argument("action", choices=["run"])
+    edge.add_argument("action", choices=["run", "flush"], help="run: sample and publish; flush: only send the outbox")
     edge.add_argument("--config", required=True)
     edge.add_argument("--simulate", action="store_true", help="read firmware-sim's sensors instead of I2C")
-    edge.add_argument("--windows", type=int, help="stop after this many batch windows")
-    edge.add_argument("--no-realtime", action="store_true", help="produce windows back to back (tests)")
+    edge.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM)")
     edge.set_defaults(handler=cmd_edge)
 
     job = sub.add_parser("job", help="the PyFlink ingest job on the session cluster")

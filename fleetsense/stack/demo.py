@@ -87,7 +87,7 @@ def _start_agents(config: StackConfig, configs: list[Path], seconds: int) -> lis
                     "--config",
                     str(path),
                     "--simulate",
-                    "--windows",
+                    "--duration",
                     str(seconds),
                 ],
                 stdout=log,

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
 from fleetsense.edge.i2c import DeviceAbsentError, WrongChipError
 from fleetsense.edge.sensors import bmp280_registers as reg
 from fleetsense.edge.sensors.bmp280 import Bmp280Config
@@ -23,9 +22,10 @@ from fleetsense.edge.sensors.bmp280_math import (
     temperature_c_and_fine_double,
 )
 from fleetsense.edge.sources import Health
-from fleetsense.errors import ConfigError
 from fleetsense.sim.bus import Fault
 from fleetsense.sim.physics import Environment, ImuReading
+
+from fleetsense.errors import ConfigError
 
 from .test_sensor_rig import BACKENDS, Rig, open_rig
 

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from fleetsense.edge.backoff import Backoff, TokenBucket
 from fleetsense.edge.clock import UtcAnchor
 from fleetsense.edge.systemd import Notifier
 from fleetsense.edge.windowing import Windower
+
 from fleetsense.status import SensorReport, VehicleStatus, parse_status
 
 MS = 1_000_000

@@ -56,8 +56,10 @@ def test_repr_never_shows_the_password(tmp_path: Path) -> None:
     [
         ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\n", "missing required key 'password'"),
         ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\n", "missing section \\[storage\\]"),
-        ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nprot=1\n[storage]\nstate_dir='/s'\n",
-         "unknown key\\(s\\) prot"),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nprot=1\n[storage]\nstate_dir='/s'\n",
+            "unknown key\\(s\\) prot",
+        ),
         (
             "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nport='x'\n[storage]\nstate_dir='/s'\n",
             "'port' must be int",

@@ -3,19 +3,20 @@ against a real chip on a bench when FLEETSENSE_I2C_BUS=smbus:1 (the unit lying s
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator
 
 import adafruit_mpu6050
 import pytest
-
 from fleetsense.edge.i2c import BusioI2C, DeviceAbsentError, WrongChipError
 from fleetsense.edge.sensors import mpu6050_registers as reg
 from fleetsense.edge.sensors.mpu6050 import Mpu6050Config
 from fleetsense.edge.sources import Health, SampleBlock
-from fleetsense.errors import ConfigError
 from fleetsense.sim.bus import Fault
 from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
+
+from fleetsense.errors import ConfigError
 
 from .test_sensor_rig import BACKENDS, Rig, Swaying, open_rig, within_half_count
 
@@ -76,7 +77,7 @@ def test_fifo_gives_rate_times_duration_samples_on_one_timeline(rig: Rig) -> Non
     blocks = [block for _ in range(20) for block in imu.drain(rig.advance(0.1))]
     samples = samples_of(blocks)
     times = [t for t, _ in samples]
-    assert all(b - a == imu.period_ns for a, b in zip(times, times[1:], strict=False))  # no gaps, no jitter
+    assert all(b - a == imu.period_ns for a, b in itertools.pairwise(times))  # no gaps, no jitter
     assert imu.status.fifo_overflows == 0 and imu.status.health is Health.OK
     if rig.simulated:
         assert len(samples) == 200
@@ -186,7 +187,8 @@ def test_persistent_errors_degrade_without_raising_then_recover_on_the_same_time
     samples += samples_of(imu.drain(recovered_ns))
     assert imu.status.health is Health.OK and imu.status.samples_lost == 0
     times = [t for t, _ in samples]
-    assert len(samples) == (recovered_ns - anchor_ns) // (10 * MS) == 54 and all(b - a == 10 * MS for a, b in zip(times, times[1:], strict=False))
+    assert len(samples) == (recovered_ns - anchor_ns) // (10 * MS) == 54
+    assert all(b - a == 10 * MS for a, b in itertools.pairwise(times))
     assert_matches_physics(swaying, imu.scales, samples)
 
 

@@ -7,7 +7,6 @@ import threading
 from pathlib import Path
 
 import pytest
-
 from fleetsense.edge.outbox import SEQ_BLOCK, Gap, Outbox
 
 

@@ -54,3 +54,16 @@ def test_edge_commands_run_without_flink_or_cassandra_importable(tmp_path: Path)
     # It gets as far as reading the config (absent), which proves the import chain is edge-only.
     assert done.returncode == 2, done.stderr
     assert "config file" in done.stderr and "not installed" not in done.stderr
+
+
+def test_every_folder_with_an_init_is_a_listed_package() -> None:
+    """Editable installs find any folder; a wheel only has the packages pyproject lists."""
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(tool["packages"])
+    roots = {folder: name for name, folder in tool["package-dir"].items()}
+    found = set()
+    for folder, name in roots.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder).parts
+            found.add(".".join([name, *relative]))
+    assert found == listed, {"missing from pyproject": found - listed, "listed without a folder": listed - found}

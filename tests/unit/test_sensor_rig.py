@@ -1,7 +1,8 @@
 """The rig the driver tests run on, by backend (like gpiozero's pin factories): "sim" is firmware-sim's
 register-level chips in virtual time and always runs; with FLEETSENSE_I2C_BUS=smbus:<N> the same tests also run
 against the real chips on that bus (hardware-in-the-loop, hardware/hil/README.md), otherwise that
-parametrisation is skipped with the reason. Plus the tests of the rig's own pieces."""
+parametrisation is skipped with the reason. FLEETSENSE_I2C_BUS=sim rehearses the hardware run without a Pi: the
+simulated board on the real clock, checked with the hardware assertions. Plus the tests of the rig's own pieces."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from typing import Any
 
 import adafruit_mpu6050
 import pytest
-
 from fleetsense.edge.i2c import ENV_VAR, I2CBus, open_bus
 from fleetsense.edge.sensors.bmp280 import Bmp280Config, Bmp280Source
 from fleetsense.edge.sensors.mpu6050 import Mpu6050Config, Mpu6050Source
@@ -24,13 +24,15 @@ from fleetsense.sim.chips.bmp280 import SimulatedBmp280
 from fleetsense.sim.chips.mpu6050 import SimulatedMpu6050
 from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2, AtRest, Environment, ImuReading
 
+HIL_PREFIX = "hil:"  # backend "hil:<spec>": the bus FLEETSENSE_I2C_BUS names, on the real clock
+
 
 def _hardware_backend() -> Any:
     spec = os.environ.get(ENV_VAR, "")
-    if spec.startswith("smbus:"):
-        return pytest.param(spec, id=spec.replace(":", ""))
+    if spec.startswith("smbus:") or spec == "sim":
+        return pytest.param(HIL_PREFIX + spec, id="hil-" + spec.replace(":", ""))
     reason = f"hardware-in-the-loop: set {ENV_VAR}=smbus:1 on a Pi wired as in hardware/README.md"
-    return pytest.param("smbus:1", id="hardware", marks=pytest.mark.skip(reason=reason))
+    return pytest.param(HIL_PREFIX + "smbus:1", id="hil", marks=pytest.mark.skip(reason=reason))
 
 
 BACKENDS = [pytest.param("sim", id="sim"), _hardware_backend()]
@@ -97,11 +99,12 @@ def open_rig(
     mpu: dict[str, Any] | None = None,
     bmp: dict[str, Any] | None = None,
 ) -> Iterator[Rig]:
-    """A rig on `spec`. On the sim: an MPU-6050 at 0x68 (built with the `mpu` keyword arguments) and a BMP280 at
-    0x76, `physics` (AtRest by default, as a bench unit is) and a virtual clock that Adafruit's set-up sleeps
-    advance too (so they cost no real time, and the drivers must cope with time passing during set-up)."""
-    if spec != "sim":
-        bus = open_bus(spec)
+    """A rig on `spec`: "sim" or "hil:<bus spec>". On "sim": an MPU-6050 at 0x68 (built with the `mpu` keyword
+    arguments) and a BMP280 at 0x76, `physics` (AtRest by default, as a bench unit is) and a virtual clock that
+    Adafruit's set-up sleeps advance too (so they cost no real time, and the drivers must cope with time passing
+    during set-up). On "hil:...": that bus, the monotonic clock and real sleeps."""
+    if spec.startswith(HIL_PREFIX):
+        bus = open_bus(spec.removeprefix(HIL_PREFIX))
         try:
             yield Rig(spec, bus, time.monotonic_ns, time.sleep)
         finally:
@@ -136,7 +139,7 @@ def test_virtual_clock_moves_only_when_told() -> None:
 
 def test_hardware_backend_is_skipped_with_a_reason_unless_a_real_bus_is_named() -> None:
     hardware = BACKENDS[1]
-    if os.environ.get(ENV_VAR, "").startswith("smbus:"):
+    if os.environ.get(ENV_VAR, "").startswith("smbus:") or os.environ.get(ENV_VAR) == "sim":
         assert not hardware.marks
     else:
         (mark,) = hardware.marks

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
-
 from fleetsense.edge.sensors import bmp280_registers as bmp
 from fleetsense.edge.sensors import mpu6050_registers as mpu
 from fleetsense.edge.sensors.bmp280_math import DATASHEET_EXAMPLE
@@ -33,9 +33,9 @@ class Settable:
         return Environment(self.pressure_pa, 21.0)
 
 
-def imu_bus(physics: object = None, **chip: object) -> tuple[SimulatedBus, VirtualClock, SimulatedMpu6050]:
+def imu_bus(physics: Any = None, **chip: Any) -> tuple[SimulatedBus, VirtualClock, SimulatedMpu6050]:
     clock = VirtualClock()
-    device = SimulatedMpu6050(physics or AtRest(), clock.now_ns, **chip)  # type: ignore[arg-type]
+    device = SimulatedMpu6050(physics or AtRest(), clock.now_ns, **chip)
     return SimulatedBus({IMU: device}), clock, device
 
 
@@ -75,7 +75,9 @@ def test_mpu_device_reset_restores_the_reset_values() -> None:
     assert bus.read_byte_data(IMU, mpu.PWR_MGMT_1) == 0x40  # DEVICE_RESET cleared itself; asleep again
 
 
-@pytest.mark.parametrize(("dlpf_cfg", "smplrt_div", "samples_per_10_ms"), [(0, 0, 80), (3, 0, 10), (3, 9, 1), (7, 1, 40)])
+@pytest.mark.parametrize(
+    ("dlpf_cfg", "smplrt_div", "samples_per_10_ms"), [(0, 0, 80), (3, 0, 10), (3, 9, 1), (7, 1, 40)]
+)
 def test_mpu_output_rate_follows_dlpf_and_divider(dlpf_cfg: int, smplrt_div: int, samples_per_10_ms: int) -> None:
     bus, clock, device = imu_bus()
     bus.write_i2c_block_data(IMU, mpu.SMPLRT_DIV, bytes([smplrt_div, dlpf_cfg]))
@@ -162,9 +164,9 @@ def test_mpu_noise_and_bias_hooks() -> None:
 # BMP280.
 
 
-def baro_bus(physics: object = None) -> tuple[SimulatedBus, VirtualClock, SimulatedBmp280]:
+def baro_bus(physics: Any = None) -> tuple[SimulatedBus, VirtualClock, SimulatedBmp280]:
     clock = VirtualClock()
-    device = SimulatedBmp280(physics or AtRest(), clock.now_ns)  # type: ignore[arg-type]
+    device = SimulatedBmp280(physics or AtRest(), clock.now_ns)
     return SimulatedBus({BARO: device}), clock, device
 
 
@@ -197,7 +199,7 @@ def test_bmp_normal_mode_timing_follows_the_datasheet() -> None:
     assert not bmp.MEASURING.get(bus.read_byte_data(BARO, bmp.STATUS)) and device.measurements == 1
     clock.advance(1.0 - 0.0375)
     bus.read_byte_data(BARO, bmp.STATUS)
-    assert device.measurements == 26  # 37.5 ms + 0.5 ms standby: 26.3 Hz (DS table 14)
+    assert device.measurements == 26  # 37.5 ms + 0.5 ms standby: 26.3 Hz, as the data sheet's ODR table says
 
 
 def test_bmp_forced_mode_converts_once_and_sleeps() -> None:
