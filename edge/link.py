@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import secrets
 import ssl
 import threading
 import time
@@ -51,7 +52,7 @@ class Link:
         self._status_due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         self._lock = threading.Lock()
-        self._inflight: dict[int, Entry] = {}
+        self._inflight: dict[int, tuple[Entry, float]] = {}  # mid -> (entry, monotonic time sent)
         self._status_inflight: dict[int, list[Gap]] = {}
 
     # -- control, from the agent's thread -------------------------------------------------------------
@@ -96,7 +97,10 @@ class Link:
         broker = self.config.broker
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.config.vehicle_id,
+            # A fresh client id per connection: RabbitMQ 3.10 sometimes never confirms a reconnecting client's
+            # publishes when it had to take over the same client id from the previous connection (seen here
+            # in ~1 of 2 reconnects). Identity and topic rights come from the username, never the client id.
+            client_id=f"{self.config.vehicle_id}-{secrets.token_hex(4)}",
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
@@ -154,6 +158,11 @@ class Link:
                 self._publish_status(client, "stopping", online=False)
                 self._wait_status_acks(2.0)
                 return
+            if self._ack_overdue():
+                # A broker that takes our bytes but never confirms them: start over on a new connection.
+                self.last_error = f"no PUBACK within {self.config.outbox.ack_timeout_s:.0f} s"
+                log.warning("%s; reconnecting", self.last_error)
+                return
             last_sent_id = self._fill(client, bucket, last_sent_id)
             self._wake.wait(min(0.2, max(0.01, bucket.wait_s()), max(0.0, next_heartbeat - now)))
             self._wake.clear()
@@ -176,9 +185,14 @@ class Link:
                 info = client.publish(entry.topic, entry.payload, qos=1)
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     return last_sent_id  # disconnected meanwhile; the loop notices
-                self._inflight[info.mid] = entry
+                self._inflight[info.mid] = (entry, time.monotonic())
             last_sent_id = entry.id
         return last_sent_id
+
+    def _ack_overdue(self) -> bool:
+        with self._lock:
+            oldest = min((sent_at for _, sent_at in self._inflight.values()), default=None)
+        return oldest is not None and time.monotonic() - oldest > self.config.outbox.ack_timeout_s
 
     def _drained_or_late(self) -> bool:
         late = self._drain_deadline is not None and time.monotonic() > self._drain_deadline
@@ -220,10 +234,10 @@ class Link:
 
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object) -> None:
         with self._lock:
-            entry = self._inflight.pop(mid, None)
+            sent = self._inflight.pop(mid, None)
             gaps = self._status_inflight.pop(mid, None)
-        if entry is not None:
-            self.outbox.acknowledge(entry.id)
+        if sent is not None:
+            self.outbox.acknowledge(sent[0].id)
             self.published += 1
         if gaps:
             self.outbox.mark_reported(gaps)

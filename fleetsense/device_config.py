@@ -60,6 +60,7 @@ class OutboxConfig:
     max_bytes: int = 64 * 1024 * 1024  # about 2 days of batches at 100 Hz
     replay_rate_per_s: float = 50.0  # batches per second while draining a backlog
     max_inflight: int = 20
+    ack_timeout_s: float = 30.0  # a PUBACK later than this means a broken connection: reconnect and resend
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +175,7 @@ def check_ranges(config: EdgeConfig, where: str) -> None:
         (config.outbox.max_bytes >= 4096, "[outbox] max_bytes must be at least 4096"),
         (config.outbox.replay_rate_per_s > 0, "[outbox] replay_rate_per_s must be positive"),
         (1 <= config.outbox.max_inflight <= 1000, "[outbox] max_inflight must be 1..1000"),
+        (config.outbox.ack_timeout_s >= 1, "[outbox] ack_timeout_s must be at least 1"),
         (config.status.heartbeat_s >= 1, "[status] heartbeat_s must be at least 1"),
         (config.sensors.imu_address in (0x68, 0x69), "[sensors] imu_address must be 0x68 or 0x69"),
         (config.sensors.baro_address in (0, 0x76, 0x77), "[sensors] baro_address must be 0x76, 0x77 or 0"),

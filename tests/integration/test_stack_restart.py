@@ -11,8 +11,8 @@ from typing import Any
 from fleetsense.cloud.cassandra_session import connect
 from fleetsense.cloud.query import sample_keys
 from fleetsense.cloud.schema import KEYSPACE, schema_version
-from fleetsense.edge.agent import RunLimits, run
-from fleetsense.edge.sampling import simulated_sampler
+from fleetsense.edge.runtime import send_outbox
+from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense.stack import jobs, manager
 from fleetsense.stack.layout import StackConfig
@@ -26,10 +26,13 @@ def test_down_then_up_keeps_the_data_and_the_devices(
 ) -> None:
     vid = unique_vehicle("restart")
     config = provision_vehicle(operator_client, stack, vid, tmp_path)
-    run(config, simulated_sampler(vid), limits=RunLimits(max_windows=3, realtime=False))
+    first = record_drive(config, seconds=3)
+    assert send_outbox(config, timeout_s=60) == 0
     with connect(stack.cql_contact) as session:
-        before = eventually(lambda: sample_keys(session, KEYSPACE, vid), lambda k: len(k) >= 300, timeout_s=60)
-    assert len(before) == 300
+        before = eventually(
+            lambda: sample_keys(session, KEYSPACE, vid), lambda k: len(k) >= first.imu_samples, timeout_s=60
+        )
+    assert len(before) == first.imu_samples
 
     pids = [pid for row in manager.status(stack) for pid in row.pids]
     manager.down(stack, say=lambda _: None)
@@ -42,5 +45,6 @@ def test_down_then_up_keeps_the_data_and_the_devices(
         assert schema_version(session) >= 1
     # The vehicle's broker user survived too: it can publish again, continuing its sequence.
     jobs.submit_ingest(stack)
-    report = run(config, simulated_sampler(vid), limits=RunLimits(max_windows=1, realtime=False))
-    assert report.first_seq == 3
+    again = record_drive(config, seconds=1)
+    assert again.first_seq == first.next_seq
+    assert send_outbox(config, timeout_s=60) == 0

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fleetsense.edge.outbox import Outbox
+from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense import wire
 from fleetsense.device_config import BrokerConfig, EdgeConfig, OutboxConfig, StorageConfig
-from fleetsense.edge.outbox import Outbox
-from fleetsense.sim.virtual_drive import record_drive
 
 
 def config_for(tmp_path: Path, **outbox: int) -> EdgeConfig:
