@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
 import ssl
 import threading
 import time
@@ -54,6 +53,7 @@ class Link:
         self._lock = threading.Lock()
         self._inflight: dict[int, tuple[Entry, float]] = {}  # mid -> (entry, monotonic time sent)
         self._status_inflight: dict[int, list[Gap]] = {}
+        self._early_acks: set[int] = set()
 
     # -- control, from the agent's thread -------------------------------------------------------------
 
@@ -97,10 +97,9 @@ class Link:
         broker = self.config.broker
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
-            # A fresh client id per connection: RabbitMQ 3.10 sometimes never confirms a reconnecting client's
-            # publishes when it had to take over the same client id from the previous connection (seen here
-            # in ~1 of 2 reconnects). Identity and topic rights come from the username, never the client id.
-            client_id=f"{self.config.vehicle_id}-{secrets.token_hex(4)}",
+            # The vehicle id as client id: a new connection makes the broker drop a half-open old one at once.
+            # (Identity and topic rights come from the username, never from the client id.)
+            client_id=self.config.vehicle_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
@@ -142,6 +141,7 @@ class Link:
             # Unacknowledged rows stay in the outbox and go out again, oldest first, on the next connection.
             self._inflight.clear()
             self._status_inflight.clear()
+            self._early_acks.clear()
 
     def _pump(self, client: mqtt.Client) -> None:
         outbox_cfg = self.config.outbox
@@ -181,13 +181,34 @@ class Link:
                 self.outbox.set_aside(entry, str(exc))
                 last_sent_id = entry.id
                 continue
-            with self._lock:
-                info = client.publish(entry.topic, entry.payload, qos=1)
-                if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                    return last_sent_id  # disconnected meanwhile; the loop notices
-                self._inflight[info.mid] = (entry, time.monotonic())
+            # Never call into paho while holding our lock: paho holds its own locks while it runs on_publish,
+            # which takes ours (lock-order inversion = deadlock, seen as a silent link and a keepalive timeout).
+            info = client.publish(entry.topic, entry.payload, qos=1)
+            if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                return last_sent_id  # disconnected meanwhile; the loop notices
+            self._track(info.mid, entry)
             last_sent_id = entry.id
         return last_sent_id
+
+    def _track(self, mid: int, what: Entry | list[Gap]) -> None:
+        """Remember what a message id carries; settle it at once if its PUBACK beat us here."""
+        with self._lock:
+            early = mid in self._early_acks
+            self._early_acks.discard(mid)
+            if not early:
+                if isinstance(what, Entry):
+                    self._inflight[mid] = (what, time.monotonic())
+                else:
+                    self._status_inflight[mid] = what
+        if early:
+            self._settle(what)
+
+    def _settle(self, what: Entry | list[Gap]) -> None:
+        if isinstance(what, Entry):
+            self.outbox.acknowledge(what.id)
+            self.published += 1
+        elif what:
+            self.outbox.mark_reported(what)
 
     def _ack_overdue(self) -> bool:
         with self._lock:
@@ -203,10 +224,9 @@ class Link:
         status = self.status_source(reason, gaps)
         if not online:
             status = dataclasses.replace(status, online=False)
-        with self._lock:
-            info = client.publish(status_topic(self.config.vehicle_id), status.to_json(), qos=1)
-            if info.rc == mqtt.MQTT_ERR_SUCCESS:
-                self._status_inflight[info.mid] = gaps
+        info = client.publish(status_topic(self.config.vehicle_id), status.to_json(), qos=1)
+        if info.rc == mqtt.MQTT_ERR_SUCCESS:
+            self._track(info.mid, gaps)
 
     def _wait_status_acks(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -236,9 +256,10 @@ class Link:
         with self._lock:
             sent = self._inflight.pop(mid, None)
             gaps = self._status_inflight.pop(mid, None)
+            if sent is None and gaps is None:
+                self._early_acks.add(mid)  # publish() has not returned to _track yet
         if sent is not None:
-            self.outbox.acknowledge(sent[0].id)
-            self.published += 1
-        if gaps:
-            self.outbox.mark_reported(gaps)
+            self._settle(sent[0])
+        if gaps is not None:
+            self._settle(gaps)
         self._wake.set()
