@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig
 from fleetsense.edge.outbox import Outbox
 from fleetsense.sim.fleet import vehicle_physics
 from fleetsense.sim.virtual_drive import record_drive
+
+from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig
 
 
 def agent_cpu_per_vehicle_hour(seconds: float) -> dict[str, float]:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fleetsense.wire import Kind
+from fleetsense.wire import CHANNEL_NAMES, Kind
 
 KEYSPACE = "fleetsense"
 REPLICATION_ENV = "FLEETSENSE_CQL_REPLICATION"
@@ -25,6 +25,29 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# double for pressure: float's 24-bit mantissa would round 101325.37 Pa to 0.01 Pa steps at best.
+DOUBLE_COLUMNS = frozenset({"pressure_pa"})
+
+
+def sample_table(table: str, kind: Kind) -> str:
+    """A raw-sample table for one kind of batch; its value columns are the wire format's channel names.
+
+    One partition per vehicle and UTC hour: 360,000 rows at 100 Hz, well inside Cassandra's comfort.
+    (seq, sample_index) is the sample's identity, so a redelivered batch overwrites itself.
+    """
+    values = "".join(
+        f"{name} {'double' if name in DOUBLE_COLUMNS else 'float'},\n                " for name in CHANNEL_NAMES[kind]
+    )
+    return f"""CREATE TABLE IF NOT EXISTS {{ks}}.{table} (
+                vehicle_id text,
+                hour_bucket timestamp,
+                seq bigint,
+                sample_index int,
+                sample_time timestamp,
+                {values}PRIMARY KEY ((vehicle_id, hour_bucket), seq, sample_index)
+            ) WITH CLUSTERING ORDER BY (seq DESC, sample_index DESC)"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=1,
@@ -32,17 +55,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         statements=(
             # One partition per vehicle and UTC hour: 360,000 rows at 100 Hz, well inside Cassandra's comfort.
             # (seq, sample_index) is the sample's identity, so a redelivered batch overwrites itself.
-            """CREATE TABLE IF NOT EXISTS {ks}.accel_samples (
-                vehicle_id text,
-                hour_bucket timestamp,
-                seq bigint,
-                sample_index int,
-                sample_time timestamp,
-                ax_m_s2 float,
-                ay_m_s2 float,
-                az_m_s2 float,
-                PRIMARY KEY ((vehicle_id, hour_bucket), seq, sample_index)
-            ) WITH CLUSTERING ORDER BY (seq DESC, sample_index DESC)""",
+            sample_table("accel_samples", Kind.ACCEL),
             # Which hour buckets hold a vehicle's samples, so readers never scan.
             """CREATE TABLE IF NOT EXISTS {ks}.vehicle_hours (
                 vehicle_id text,
@@ -70,31 +83,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         version=2,
         description="six-channel IMU samples and barometer samples (wire format v2)",
         statements=(
-            """CREATE TABLE IF NOT EXISTS {ks}.imu_samples (
-                vehicle_id text,
-                hour_bucket timestamp,
-                seq bigint,
-                sample_index int,
-                sample_time timestamp,
-                ax_m_s2 float,
-                ay_m_s2 float,
-                az_m_s2 float,
-                gx_rad_s float,
-                gy_rad_s float,
-                gz_rad_s float,
-                PRIMARY KEY ((vehicle_id, hour_bucket), seq, sample_index)
-            ) WITH CLUSTERING ORDER BY (seq DESC, sample_index DESC)""",
-            # double for pressure: float's 24-bit mantissa would round 101325.37 Pa to 0.01 Pa steps at best.
-            """CREATE TABLE IF NOT EXISTS {ks}.environment_samples (
-                vehicle_id text,
-                hour_bucket timestamp,
-                seq bigint,
-                sample_index int,
-                sample_time timestamp,
-                pressure_pa double,
-                temperature_c float,
-                PRIMARY KEY ((vehicle_id, hour_bucket), seq, sample_index)
-            ) WITH CLUSTERING ORDER BY (seq DESC, sample_index DESC)""",
+            sample_table("imu_samples", Kind.IMU),
+            sample_table("environment_samples", Kind.BARO),
         ),
     ),
 )

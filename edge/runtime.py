@@ -11,10 +11,11 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetsense.edge.agent import Agent, run_agent
-from fleetsense.edge.clock import Clock, SystemClock
+from fleetsense.edge.clock import SystemClock
 from fleetsense.edge.link import Link
 from fleetsense.edge.outbox import Gap, Outbox
 from fleetsense.edge.sources import Sensors
@@ -37,7 +38,15 @@ class RunResult:
     outbox_depth: int
 
 
-def open_sensors_for(config: EdgeConfig, clock: Clock, *, simulate: bool) -> Sensors:
+def open_sensors_for(
+    config: EdgeConfig,
+    clock_ns: Callable[[], int],
+    *,
+    simulate: bool,
+    sleep_s: Callable[[float], None] | None = None,
+) -> Sensors:
+    """The sensors the config names; with `simulate`, firmware-sim's chips driving this vehicle's simulated
+    drive on the given clock (real or virtual)."""
     from fleetsense.edge.hardware_factory import open_sensors
 
     spec = "sim" if simulate else (config.sensors.bus or os.environ.get(BUS_ENV, "smbus:1"))
@@ -45,20 +54,21 @@ def open_sensors_for(config: EdgeConfig, clock: Clock, *, simulate: bool) -> Sen
     if spec == "sim":
         from fleetsense.sim.fleet import vehicle_physics
 
-        physics = vehicle_physics(config.vehicle_id, start_ns=clock.monotonic_ns())
+        physics = vehicle_physics(config.vehicle_id, start_ns=clock_ns())
     return open_sensors(
         spec,
         imu_address=config.sensors.imu_address,
         baro_address=config.sensors.baro_address or None,
         imu_rate_hz=config.sampling.imu_rate_hz,
         physics=physics,
-        clock_ns=clock.monotonic_ns,
+        clock_ns=clock_ns,
+        sleep_s=sleep_s,
     )
 
 
 def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None = None) -> RunResult:
     clock = SystemClock(assume_synced=config.clock.assume_synced)
-    sensors = open_sensors_for(config, clock, simulate=simulate)
+    sensors = open_sensors_for(config, clock.monotonic_ns, simulate=simulate)
     outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
     agent = Agent(config, sensors, outbox, clock)
     link = Link(config, outbox, agent.status)

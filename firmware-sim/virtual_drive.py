@@ -7,10 +7,9 @@ import time
 from dataclasses import dataclass
 
 from fleetsense.edge.agent import Agent
-from fleetsense.edge.hardware_factory import open_sensors
 from fleetsense.edge.outbox import Outbox
+from fleetsense.edge.runtime import open_sensors_for
 from fleetsense.sim.bus import VirtualClock
-from fleetsense.sim.fleet import vehicle_physics
 
 from fleetsense.device_config import EdgeConfig
 
@@ -48,15 +47,7 @@ def record_drive(config: EdgeConfig, *, seconds: float, start_wall_ns: int | Non
     By default the drive ends now, so no sample lies in the future."""
     clock = VirtualClock()
     wall = VirtualWallClock(clock, clock.now_ns(), start_wall_ns or time.time_ns() - int(seconds * 1e9))
-    sensors = open_sensors(
-        "sim",
-        imu_address=config.sensors.imu_address,
-        baro_address=config.sensors.baro_address or None,
-        imu_rate_hz=config.sampling.imu_rate_hz,
-        physics=vehicle_physics(config.vehicle_id, start_ns=clock.now_ns()),
-        clock_ns=clock.now_ns,
-        sleep_s=clock.sleep,
-    )
+    sensors = open_sensors_for(config, clock.now_ns, simulate=True, sleep_s=clock.sleep)
     outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
     first_seq = outbox.stats().next_seq
     agent = Agent(config, sensors, outbox, wall)

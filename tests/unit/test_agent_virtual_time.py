@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def test_a_minute_of_driving_is_sixty_imu_and_sixty_barometer_batches(tmp_path: 
     assert sorted(b.seq for b in batches) == list(range(len(batches)))
     # Each IMU batch starts exactly where the previous one ended: no sample lost, none duplicated.
     starts = [b.start_time_us for b in imu]
-    assert all(later - earlier == 1_000_000 for earlier, later in zip(starts, starts[1:], strict=False))
+    assert all(later - earlier == 1_000_000 for earlier, later in itertools.pairwise(starts))
     assert all(b.sample_period_us == 10_000 for b in imu)
     assert not any(b.flags & wire.Flags.GAP_BEFORE for b in batches)
 
