@@ -71,18 +71,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         topology.apply(client, operator=RabbitMQ(config).operator.username)
         topology.ensure_flink_user(client, manager.flink_job_credentials(config).password)
         print("topology applied")
-    elif args.action == "provision":
+    elif args.action in ("provision", "rotate"):
         for vehicle_id in args.vehicle_ids:
             out_dir = Path(args.out_dir) if args.out_dir else None
-            path = manager.provision_vehicle(config, client, vehicle_id, out_dir=out_dir)
-            print(f"provisioned {vehicle_id}: edge config written to {path} (mode 0600)")
+            path = manager.provision_vehicle(
+                config, client, vehicle_id, out_dir=out_dir, rotate=args.action == "rotate"
+            )
+            done = "new secret for" if args.action == "rotate" else "provisioned"
+            print(f"{done} {vehicle_id}: edge config written to {path} (mode 0600)")
     elif args.action == "revoke":
         for vehicle_id in args.vehicle_ids:
-            prov.revoke(client, vehicle_id)
-            print(f"revoked {vehicle_id}")
+            closed = prov.revoke(client, vehicle_id)
+            print(f"revoked {vehicle_id} ({closed} open connection(s) closed)")
     elif args.action == "list":
-        for user in client.users():
-            print(user["name"], user.get("tags") or "")
+        for vehicle_id in prov.vehicles(client):
+            print(vehicle_id)
     return 0
 
 
@@ -160,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     stack.set_defaults(handler=cmd_stack)
 
     gateway = sub.add_parser("gateway", help="broker topology and device provisioning")
-    gateway.add_argument("action", choices=["apply", "provision", "revoke", "list"])
+    gateway.add_argument("action", choices=["apply", "provision", "rotate", "revoke", "list"])
     gateway.add_argument("vehicle_ids", nargs="*")
     gateway.add_argument("--out-dir", help="where provision writes <vehicle-id>.toml")
     gateway.set_defaults(handler=cmd_gateway)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -82,6 +83,43 @@ class ManagementClient:
             return
         body = {"routing_key": routing_key, "arguments": {}}
         self.request("POST", f"bindings/{q(vhost)}/e/{q(exchange)}/q/{q(queue)}", body)
+
+    def close_connections_of(self, username: str, *, reason: str, settle_s: float = 6.0) -> int:
+        """Close every open connection of a user. The management API lists a connection only after its next
+        statistics tick (collect_statistics_interval, 5 s by default), so keep looking for `settle_s`."""
+        closed: set[str] = set()
+        deadline = time.monotonic() + settle_s
+        while True:
+            for connection in self.request("GET", "connections") or []:
+                name = connection["name"]
+                if connection.get("user") == username and name not in closed:
+                    self._session.headers["X-Reason"] = reason
+                    try:
+                        self.request("DELETE", f"connections/{q(name)}", ok_missing=True)
+                    finally:
+                        self._session.headers.pop("X-Reason", None)
+                    closed.add(name)
+            if time.monotonic() >= deadline:
+                return len(closed)
+            time.sleep(0.5)
+
+    def put_exchange(self, vhost: str, name: str, kind: str) -> None:
+        self.request("PUT", f"exchanges/{q(vhost)}/{q(name)}", {"type": kind, "durable": True, "auto_delete": False})
+
+    def put_policy(
+        self, vhost: str, name: str, *, pattern: str, apply_to: str, definition: dict[str, Any], priority: int = 0
+    ) -> None:
+        body = {"pattern": pattern, "apply-to": apply_to, "definition": definition, "priority": priority}
+        self.request("PUT", f"policies/{q(vhost)}/{q(name)}", body)
+
+    def delete_policy(self, vhost: str, name: str) -> None:
+        self.request("DELETE", f"policies/{q(vhost)}/{q(name)}", ok_missing=True)
+
+    def unbind(self, vhost: str, exchange: str, queue: str, routing_key: str) -> None:
+        for binding in self.bindings(vhost, exchange, queue):
+            if binding["routing_key"] == routing_key:
+                path = f"bindings/{q(vhost)}/e/{q(exchange)}/q/{q(queue)}/{q(binding['properties_key'])}"
+                self.request("DELETE", path, ok_missing=True)
 
 
 def q(segment: str) -> str:

@@ -6,8 +6,9 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from fleetsense.gateway.management import ManagementClient
+from fleetsense.gateway.management import ManagementClient, ManagementError
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
 from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig, render
@@ -15,6 +16,7 @@ from fleetsense.ids import validate_vehicle_id
 
 # The broker substitutes the authenticated username, never the client-chosen client_id.
 DEVICE_TOPIC_PATTERN = r"^fleet\.{username}\.[a-z]+$"
+VEHICLE_TAG = "fleetsense-vehicle"  # marks device users, so `list` never mixes them with service users
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,7 +35,7 @@ def provision(
     password: str,
 ) -> EdgeConfig:
     validate_vehicle_id(vehicle_id)
-    client.put_user(vehicle_id, password)
+    client.put_user(vehicle_id, password, tags=VEHICLE_TAG)
     # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
     client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
     client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
@@ -50,6 +52,40 @@ def provision(
     return config
 
 
-def revoke(client: ManagementClient, vehicle_id: str) -> None:
+def revoke(client: ManagementClient, vehicle_id: str) -> int:
+    """Delete the device's user (and with it its permissions) and close its open connections, which would
+    otherwise stay authenticated. Returns the number of connections closed."""
     validate_vehicle_id(vehicle_id)
-    client.delete_user(vehicle_id)  # removes its permissions too and closes nothing else
+    client.delete_user(vehicle_id)
+    return client.close_connections_of(vehicle_id, reason=f"vehicle {vehicle_id} revoked")
+
+
+def rotate(
+    client: ManagementClient,
+    vehicle_id: str,
+    *,
+    endpoint: BrokerEndpoint,
+    config_path: Path,
+    state_dir: Path,
+    password: str,
+) -> EdgeConfig:
+    """A new secret for an existing device: the old one stops working at once, open connections are closed."""
+    validate_vehicle_id(vehicle_id)
+    if not client.user_exists(vehicle_id):
+        raise ManagementError(
+            f"vehicle {vehicle_id} is not provisioned", hint=f"use `fleetsense gateway provision {vehicle_id}`"
+        )
+    config = provision(
+        client, vehicle_id, endpoint=endpoint, config_path=config_path, state_dir=state_dir, password=password
+    )
+    client.close_connections_of(vehicle_id, reason="credentials rotated")
+    return config
+
+
+def vehicles(client: ManagementClient) -> list[str]:
+    return sorted(user["name"] for user in client.users() if VEHICLE_TAG in _tags(user))
+
+
+def _tags(user: dict[str, Any]) -> list[str]:
+    tags = user.get("tags") or []
+    return tags.split(",") if isinstance(tags, str) else [str(t) for t in tags]  # 3.10 gives a string

@@ -1,8 +1,18 @@
-"""The broker topology as data, applied idempotently: vhost, queues, bindings and service users."""
+"""The broker topology as data, applied idempotently by `fleetsense gateway apply` (and `stack up`).
+
+Every setting lives here, versioned with the code: the vhost, the exchanges, the quorum queues and their
+bindings, and the policies that bound them. Nothing accepted may vanish silently:
+- telemetry queue full -> reject-publish: the broker withholds the PUBACK, the vehicle keeps the batch in
+  its outbox and retries (backpressure, not loss);
+- a message no binding routes -> the alternate exchange of amq.topic -> `fleet.unroutable`;
+- a message redelivered `delivery-limit` times (a poison message) -> `fleet.dead-letter`; no delivery limit
+  exists without that dead-letter target.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetsense.gateway.management import ManagementClient
@@ -10,36 +20,102 @@ from fleetsense.gateway.management import ManagementClient
 FLEET_VHOST = "fleet"
 MQTT_EXCHANGE = "amq.topic"  # where the MQTT plugin publishes; MQTT `/` becomes `.` in routing keys
 TELEMETRY_QUEUE = "fleet.telemetry"
+STATUS_QUEUE = "fleet.status"
+UNROUTABLE_EXCHANGE = UNROUTABLE_QUEUE = "fleet.unroutable"
+DEAD_LETTER_EXCHANGE = DEAD_LETTER_QUEUE = "fleet.dead-letter"
 FLINK_USER = "fleetsense-flink"
+POLICY_PREFIX = "fleetsense-"
+
+GIB = 1024**3
 
 
 @dataclass(frozen=True, kw_only=True)
 class QueueSpec:
     name: str
+    exchange: str
     binding_key: str
-    arguments: dict[str, Any]
+    # Bounds and failure handling, applied as a policy so they can change without re-declaring the queue.
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
-QUEUES = (
-    QueueSpec(
-        name=TELEMETRY_QUEUE,
-        binding_key="fleet.*.telemetry",
-        # Quorum: replicated and durable on a cluster; on one node it still survives broker restarts.
-        arguments={"x-queue-type": "quorum"},
-    ),
-)
+@dataclass(frozen=True, kw_only=True)
+class Topology:
+    telemetry_max_bytes: int = 2 * GIB
+    status_max_length: int = 100_000
+    parking_max_bytes: int = GIB  # each of unroutable and dead-letter
+    delivery_limit: int = 20
+
+    def exchanges(self) -> list[tuple[str, str]]:
+        return [(UNROUTABLE_EXCHANGE, "fanout"), (DEAD_LETTER_EXCHANGE, "fanout")]
+
+    def queues(self) -> list[QueueSpec]:
+        return [
+            QueueSpec(
+                name=TELEMETRY_QUEUE,
+                exchange=MQTT_EXCHANGE,
+                binding_key="fleet.*.telemetry",
+                limits={
+                    "max-length-bytes": self.telemetry_max_bytes,
+                    "overflow": "reject-publish",
+                    "delivery-limit": self.delivery_limit,
+                    "dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+                },
+            ),
+            # Only the newest status of a vehicle matters: a full status queue drops its oldest, so status
+            # can never hold back a vehicle's connection (and with it, its telemetry).
+            QueueSpec(
+                name=STATUS_QUEUE,
+                exchange=MQTT_EXCHANGE,
+                binding_key="fleet.*.status",
+                limits={"max-length": self.status_max_length, "overflow": "drop-head"},
+            ),
+            QueueSpec(
+                name=UNROUTABLE_QUEUE,
+                exchange=UNROUTABLE_EXCHANGE,
+                binding_key="",
+                limits={"max-length-bytes": self.parking_max_bytes, "overflow": "reject-publish"},
+            ),
+            QueueSpec(
+                name=DEAD_LETTER_QUEUE,
+                exchange=DEAD_LETTER_EXCHANGE,
+                binding_key="",
+                limits={"max-length-bytes": self.parking_max_bytes, "overflow": "reject-publish"},
+            ),
+        ]
+
+    def consumed_by_jobs(self) -> list[str]:
+        return [TELEMETRY_QUEUE, STATUS_QUEUE]
 
 
-def apply(client: ManagementClient, *, operator: str) -> None:
+def apply(client: ManagementClient, *, operator: str, topology: Topology | None = None) -> None:
+    topology = topology or Topology()
     client.put_vhost(FLEET_VHOST)
     client.put_permissions(FLEET_VHOST, operator, configure=".*", write=".*", read=".*")
-    for spec in QUEUES:
-        client.put_queue(FLEET_VHOST, spec.name, spec.arguments)
-        client.bind(FLEET_VHOST, MQTT_EXCHANGE, spec.name, spec.binding_key)
+    for name, kind in topology.exchanges():
+        client.put_exchange(FLEET_VHOST, name, kind)
+    for spec in topology.queues():
+        # Quorum: replicated and durable on a cluster; on one node it still survives broker restarts.
+        client.put_queue(FLEET_VHOST, spec.name, {"x-queue-type": "quorum"})
+        client.bind(FLEET_VHOST, spec.exchange, spec.name, spec.binding_key)
+        client.put_policy(
+            FLEET_VHOST,
+            f"{POLICY_PREFIX}{spec.name}",
+            pattern=f"^{re.escape(spec.name)}$",
+            apply_to="queues",
+            definition=spec.limits,
+        )
+    client.put_policy(
+        FLEET_VHOST,
+        f"{POLICY_PREFIX}amq.topic",
+        pattern=f"^{re.escape(MQTT_EXCHANGE)}$",
+        apply_to="exchanges",
+        definition={"alternate-exchange": UNROUTABLE_EXCHANGE},
+    )
 
 
-def ensure_flink_user(client: ManagementClient, password: str) -> None:
+def ensure_flink_user(client: ManagementClient, password: str, topology: Topology | None = None) -> None:
     """The job's own user: it may consume from the fleet queues and nothing else."""
+    topology = topology or Topology()
     client.put_user(FLINK_USER, password)
-    queues = "|".join(spec.name.replace(".", r"\.") for spec in QUEUES)
+    queues = "|".join(re.escape(name) for name in topology.consumed_by_jobs())
     client.put_permissions(FLEET_VHOST, FLINK_USER, configure="^$", write="^$", read=f"^({queues})$")

@@ -35,7 +35,9 @@ def management_client(config: StackConfig):  # type: ignore[no-untyped-def]
     return ManagementClient(rabbit.management_url, operator.username, operator.password)
 
 
-def provision_vehicle(config: StackConfig, client: Any, vehicle_id: str, *, out_dir: Path | None = None) -> Path:
+def provision_vehicle(
+    config: StackConfig, client: Any, vehicle_id: str, *, out_dir: Path | None = None, rotate: bool = False
+) -> Path:
     """A broker user for `vehicle_id` and its edge config file `<out_dir>/<vehicle_id>.toml` (mode 0600),
     pointing at this stack's MQTT listener; the agent's state goes beside it in `<out_dir>/<vehicle_id>/`.
     Returns the config file's path."""
@@ -43,7 +45,7 @@ def provision_vehicle(config: StackConfig, client: Any, vehicle_id: str, *, out_
     from fleetsense.stack.secrets import new_password
 
     path = (out_dir or config.data_dir / "vehicles") / f"{vehicle_id}.toml"
-    prov.provision(
+    (prov.rotate if rotate else prov.provision)(
         client,
         vehicle_id,
         endpoint=prov.BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt),

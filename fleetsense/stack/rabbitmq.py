@@ -88,6 +88,8 @@ class RabbitMQ:
                 "default_user_tags.administrator = true",
                 f"default_vhost = {FLEET_VHOST}",
                 "loopback_users.guest = true",
+                # Connections show up in the management API (and can be closed by `revoke`) within 1 s.
+                "collect_statistics_interval = 1000",
                 "log.console = false",
                 "log.file.level = info",
                 "",

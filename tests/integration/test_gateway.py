@@ -122,3 +122,109 @@ def test_guest_cannot_log_in(stack: StackConfig) -> None:
                 host=LOOPBACK, port=stack.ports.amqp, credentials=pika.PlainCredentials("guest", "guest")
             )
         )
+
+
+def test_a_crafted_client_id_grants_nothing(stack: StackConfig, operator_client: Any, tap: Any, tmp_path: Path) -> None:
+    import paho.mqtt.client as paho
+
+    mine, other = unique_vehicle("gw"), unique_vehicle("gw")
+    config = provision_vehicle(operator_client, stack, mine, tmp_path)
+    provision_vehicle(operator_client, stack, other, tmp_path)
+    for client_id in (".*", other, f"{other}.telemetry", "#"):
+        results = []
+        client = paho.Client(callback_api_version=paho.CallbackAPIVersion.VERSION2, client_id=client_id)
+        client.username_pw_set(mine, config.broker.password)
+        client.connect(LOOPBACK, stack.ports.mqtt)
+        client.loop_start()
+        info = client.publish(f"fleet/{other}/telemetry", b"forged", qos=1)
+        info.wait_for_publish(3) if client.is_connected() else None
+        results.append(info.is_published())
+        client.disconnect()
+        client.loop_stop()
+        assert results == [False], client_id
+    assert tap() == []
+
+
+def test_revoked_and_rotated_away_secrets_are_refused(
+    stack: StackConfig, operator_client: Any, tap: Any, tmp_path: Path
+) -> None:
+    from fleetsense.gateway import provision as prov
+
+    from fleetsense.stack import manager
+
+    rotated, revoked = unique_vehicle("gw"), unique_vehicle("gw")
+    old = provision_vehicle(operator_client, stack, rotated, tmp_path)
+    gone = provision_vehicle(operator_client, stack, revoked, tmp_path)
+    assert {rotated, revoked} <= set(prov.vehicles(operator_client))
+
+    new_path = manager.provision_vehicle(stack, operator_client, rotated, out_dir=tmp_path / "new", rotate=True)
+    from fleetsense.device_config import load
+
+    new = load(new_path)
+    assert new.broker.password != old.broker.password
+    assert mqtt_publish(stack, rotated, old.broker.password, f"fleet/{rotated}/telemetry", b"x").startswith("refused")
+    assert mqtt_publish(stack, rotated, new.broker.password, f"fleet/{rotated}/telemetry", b"ok") == "acked"
+
+    prov.revoke(operator_client, revoked)
+    assert mqtt_publish(stack, revoked, gone.broker.password, f"fleet/{revoked}/telemetry", b"x").startswith("refused")
+    assert revoked not in prov.vehicles(operator_client)
+    assert tap() == [(f"fleet.{rotated}.telemetry", b"ok")]
+
+
+def test_a_revoked_device_is_disconnected_at_once(stack: StackConfig, operator_client: Any, tmp_path: Path) -> None:
+    import time
+
+    import paho.mqtt.client as paho
+    from fleetsense.gateway import provision as prov
+
+    vid = unique_vehicle("gw")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    client = paho.Client(callback_api_version=paho.CallbackAPIVersion.VERSION2, client_id=vid)
+    client.username_pw_set(vid, config.broker.password)
+    client.connect(LOOPBACK, stack.ports.mqtt)
+    client.loop_start()
+    time.sleep(1)
+    assert client.is_connected()
+    prov.revoke(operator_client, vid)  # the broker drops a deleted user's connections; revoke sweeps up the rest
+    deadline = time.monotonic() + 10
+    while client.is_connected() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not client.is_connected()
+    client.loop_stop()
+
+
+def test_a_message_no_binding_routes_lands_in_the_unroutable_queue(
+    stack: StackConfig, operator_client: Any, tmp_path: Path
+) -> None:
+    from fleetsense.gateway.topology import TELEMETRY_QUEUE, UNROUTABLE_QUEUE, Topology
+
+    vid = unique_vehicle("gw")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    telemetry = next(q for q in Topology().queues() if q.name == TELEMETRY_QUEUE)
+    before = (operator_client.queue(FLEET_VHOST, UNROUTABLE_QUEUE) or {}).get("messages", 0)
+    operator_client.unbind(FLEET_VHOST, MQTT_EXCHANGE, TELEMETRY_QUEUE, telemetry.binding_key)
+    try:
+        result = mqtt_publish(stack, vid, config.broker.password, f"fleet/{vid}/telemetry", b"while unbound")
+    finally:
+        operator_client.bind(FLEET_VHOST, MQTT_EXCHANGE, TELEMETRY_QUEUE, telemetry.binding_key)
+    assert result == "acked"
+    operator = RabbitMQ(stack).operator
+    with pika.BlockingConnection(
+        pika.ConnectionParameters(
+            host=LOOPBACK,
+            port=stack.ports.amqp,
+            virtual_host=FLEET_VHOST,
+            credentials=pika.PlainCredentials(operator.username, operator.password),
+        )
+    ) as connection:
+        channel = connection.channel()
+        bodies = []
+        while True:
+            method, _, body = channel.basic_get(UNROUTABLE_QUEUE, auto_ack=False)
+            if method is None:
+                break
+            bodies.append((method.routing_key, body))
+        # Leave the parked messages where they were: the unroutable queue is for operators to inspect.
+        channel.basic_recover(requeue=True)
+    assert (f"fleet.{vid}.telemetry", b"while unbound") in bodies
+    assert len(bodies) >= before + 1
