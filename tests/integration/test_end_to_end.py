@@ -100,3 +100,39 @@ def test_a_backlog_queued_while_the_job_is_down_is_stored_exactly_once(
     imu = expected_keys(batches, wire.Kind.IMU)
     keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
     assert keys == imu
+
+
+def test_a_full_telemetry_queue_pushes_back_and_loses_nothing(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    import time
+
+    from fleetsense.stack import jobs
+
+    jobs.cancel_ingest(stack)
+    depth = (operator_client.queue(FLEET_VHOST, TELEMETRY_QUEUE) or {}).get("messages", 0)
+    # A tiny bound, above the topology's own policy for the length of this test.
+    operator_client.put_policy(
+        FLEET_VHOST,
+        "test-full-telemetry",
+        pattern=f"^{TELEMETRY_QUEUE.replace('.', chr(92) + '.')}$",
+        apply_to="queues",
+        definition={"max-length": depth + 5, "overflow": "reject-publish"},
+        priority=100,
+    )
+    time.sleep(3)
+    vid = unique_vehicle("full")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    try:
+        record_drive(config, seconds=20)
+        batches = outbox_batches(config)
+        left = send_outbox(config, timeout_s=15)
+        # The broker refused what it could not hold; the vehicle kept it.
+        assert 0 < left < len(batches)
+    finally:
+        operator_client.delete_policy(FLEET_VHOST, "test-full-telemetry")
+    jobs.submit_ingest(stack)
+    assert send_outbox(config, timeout_s=60) == 0
+    imu = expected_keys(batches, wire.Kind.IMU)
+    keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
+    assert keys == imu
