@@ -78,20 +78,23 @@ class Link:
     # -- the connection loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
+        while True:
+            final = self._stop.is_set()  # stop requested before this attempt: it is the last one
             client = self._new_client()
-            if self._connect(client):
+            if self._connect(client, abort_on_stop=not final):
                 self.backoff.reset()
                 try:
-                    self._pump(client)
+                    self._pump(client)  # once stop is set, returns when the outbox is drained or time is up
                 finally:
                     self._close(client)
                 if self._stop.is_set():
                     return
+            if final:
+                return
             delay = self.backoff.next_delay_s()
             log.info("reconnecting in %.1f s", delay)
-            if self._stop.wait(delay):
-                return
+            # A stop during the wait ends it early, for one last attempt to connect and drain.
+            self._stop.wait(delay)
 
     def _new_client(self) -> mqtt.Client:
         broker = self.config.broker
@@ -115,7 +118,7 @@ class Link:
         client.connect_timeout = self.connect_timeout_s
         return client
 
-    def _connect(self, client: mqtt.Client) -> bool:
+    def _connect(self, client: mqtt.Client, *, abort_on_stop: bool = True) -> bool:
         broker = self.config.broker
         self.connected.clear()
         self.last_error = None
@@ -128,7 +131,7 @@ class Link:
         client.loop_start()
         deadline = time.monotonic() + self.connect_timeout_s
         while not self.connected.wait(0.05):
-            if self.last_error or time.monotonic() > deadline or self._stop.is_set():
+            if self.last_error or time.monotonic() > deadline or (abort_on_stop and self._stop.is_set()):
                 log.warning("not connected: %s", self.last_error or "no CONNACK in time")
                 client.loop_stop()
                 return False

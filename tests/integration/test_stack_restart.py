@@ -50,6 +50,13 @@ def test_down_then_up_keeps_the_data_and_the_devices(
     assert send_outbox(config, timeout_s=60) == 0
 
 
+def outbox_depth(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+        return int(db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+
 def test_broker_down_for_a_minute_loses_nothing_and_keeps_order(
     stack: StackConfig, operator_client: Any, tmp_path: Path
 ) -> None:
@@ -76,7 +83,11 @@ def test_broker_down_for_a_minute_loses_nothing_and_keeps_order(
         broker.stop()
         time.sleep(60)
         broker.start()
-        time.sleep(20)  # reconnect backoff (≤ 60 s cap, jittered) is usually far shorter
+        # The agent reconnects after its jittered backoff (up to 60 s after a long outage), then replays.
+        outbox = tmp_path / vid / "outbox" / "outbox.sqlite"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and outbox_depth(outbox) > 0:
+            time.sleep(1)
         agent.send_signal(signal.SIGTERM)
         output = agent.communicate(timeout=60)[0].decode()
         assert agent.returncode == 0, output
