@@ -23,6 +23,8 @@ VEHICLE_TAG = "fleetsense-vehicle"  # marks device users, so `list` never mixes 
 class BrokerEndpoint:
     host: str
     mqtt_port: int
+    tls: bool = False
+    ca_file: str = ""  # the CA the device must trust (TLS only)
 
 
 def provision(
@@ -41,7 +43,14 @@ def provision(
     client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
     config = EdgeConfig(
         vehicle_id=vehicle_id,
-        broker=BrokerConfig(host=endpoint.host, port=endpoint.mqtt_port, username=vehicle_id, password=password),
+        broker=BrokerConfig(
+            host=endpoint.host,
+            port=endpoint.mqtt_port,
+            username=vehicle_id,
+            password=password,
+            tls=endpoint.tls,
+            ca_file=endpoint.ca_file,
+        ),
         storage=StorageConfig(state_dir=str(state_dir)),
     )
     config_path.parent.mkdir(parents=True, exist_ok=True)

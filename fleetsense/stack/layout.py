@@ -24,6 +24,7 @@ class Ports:
 
     amqp: int = 5672
     mqtt: int = 1883
+    mqtts: int = 8883
     rabbitmq_management: int = 15672
     rabbitmq_dist: int = 15679
     epmd: int = 14369
@@ -42,6 +43,7 @@ class Ports:
         return cls(
             amqp=25672,
             mqtt=21883,
+            mqtts=28883,
             rabbitmq_management=25673,
             rabbitmq_dist=25674,
             epmd=25675,
@@ -110,6 +112,8 @@ class StackConfig:
     build_dir: Path = field(default_factory=default_build_dir)
     ports: Ports = field(default_factory=Ports)
     name: str = "fleetsense"
+    # "dev": MQTT on 1883 and MQTT over TLS on 8883; "secure": TLS only, the plain listener is off.
+    profile: str = "dev"
     cassandra: ExternalCassandra | None = None
     flink_taskmanagers: int = 2
     flink_slots_per_taskmanager: int = 2
@@ -129,6 +133,10 @@ class StackConfig:
 
     def log_dir(self, component: str) -> Path:
         return self.data_dir / "logs" / component
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.secrets_dir / "tls"
 
     @property
     def secrets_dir(self) -> Path:

@@ -36,7 +36,13 @@ def management_client(config: StackConfig):  # type: ignore[no-untyped-def]
 
 
 def provision_vehicle(
-    config: StackConfig, client: Any, vehicle_id: str, *, out_dir: Path | None = None, rotate: bool = False
+    config: StackConfig,
+    client: Any,
+    vehicle_id: str,
+    *,
+    out_dir: Path | None = None,
+    rotate: bool = False,
+    tls: bool | None = None,
 ) -> Path:
     """A broker user for `vehicle_id` and its edge config file `<out_dir>/<vehicle_id>.toml` (mode 0600),
     pointing at this stack's MQTT listener; the agent's state goes beside it in `<out_dir>/<vehicle_id>/`.
@@ -48,12 +54,23 @@ def provision_vehicle(
     (prov.rotate if rotate else prov.provision)(
         client,
         vehicle_id,
-        endpoint=prov.BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt),
+        endpoint=local_endpoint(config, tls=config.profile == "secure" if tls is None else tls),
         config_path=path,
         state_dir=path.with_suffix(""),
         password=new_password(),
     )
     return path
+
+
+def local_endpoint(config: StackConfig, *, tls: bool) -> Any:
+    """Where this stack's devices connect: MQTT over TLS (checked against the local CA) or plain MQTT."""
+    from fleetsense.gateway.provision import BrokerEndpoint
+
+    if tls:
+        # "localhost" is in the server certificate; the CA file is the stack's own.
+        ca = str(config.tls_dir / "ca.pem")
+        return BrokerEndpoint(host="localhost", mqtt_port=config.ports.mqtts, tls=True, ca_file=ca)
+    return BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt)
 
 
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:

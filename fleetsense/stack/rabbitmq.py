@@ -66,8 +66,16 @@ class RabbitMQ:
         return env
 
     def write_config(self) -> None:
+        from fleetsense.stack.tls import ensure_local_ca
+
         ports = self.config.ports
         operator = self.operator
+        tls = ensure_local_ca(self.config.tls_dir)
+        plain_mqtt = (
+            f"mqtt.listeners.tcp.default = {LOOPBACK}:{ports.mqtt}"
+            if self.config.profile != "secure"
+            else "mqtt.listeners.tcp = none"
+        )
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         (self.home / "rabbitmq-env.conf").write_text("# fleetsense: no settings from /etc/rabbitmq\n")
@@ -76,7 +84,17 @@ class RabbitMQ:
             [
                 "# Written by `fleetsense stack up`; edits are overwritten.",
                 f"listeners.tcp.default = {LOOPBACK}:{ports.amqp}",
-                f"mqtt.listeners.tcp.default = {LOOPBACK}:{ports.mqtt}",
+                plain_mqtt,
+                f"mqtt.listeners.ssl.default = {LOOPBACK}:{ports.mqtts}",
+                f"ssl_options.cacertfile = {tls.ca_cert}",
+                f"ssl_options.certfile = {tls.server_cert}",
+                f"ssl_options.keyfile = {tls.server_key}",
+                # Devices log in with username and password over TLS; client certificates are accepted but
+                # not required (certificate login is a later step).
+                "ssl_options.verify = verify_peer",
+                "ssl_options.fail_if_no_peer_cert = false",
+                "ssl_options.versions.1 = tlsv1.3",
+                "ssl_options.versions.2 = tlsv1.2",
                 "mqtt.allow_anonymous = false",
                 f"mqtt.vhost = {FLEET_VHOST}",
                 "mqtt.exchange = amq.topic",
@@ -107,8 +125,9 @@ class RabbitMQ:
 
     def healthy(self) -> bool:
         ports = self.config.ports
+        mqtt = [ports.mqtts] if self.config.profile == "secure" else [ports.mqtt, ports.mqtts]
         return (
-            all(process.port_accepts(LOOPBACK, port) for port in (ports.amqp, ports.mqtt, ports.rabbitmq_management))
+            all(process.port_accepts(LOOPBACK, port) for port in (ports.amqp, *mqtt, ports.rabbitmq_management))
             and self._management_answers()
         )
 
@@ -148,6 +167,7 @@ class RabbitMQ:
             {
                 "amqp": ports.amqp,
                 "mqtt": ports.mqtt,
+                "mqtts": ports.mqtts,
                 "management": ports.rabbitmq_management,
                 "erlang-distribution": ports.rabbitmq_dist,
             },
@@ -189,7 +209,7 @@ class RabbitMQ:
             name=self.name,
             state="running" if pid else "stopped",
             pids=(pid,) if pid else (),
-            ports=f"amqp {ports.amqp}, mqtt {ports.mqtt}, mgmt {ports.rabbitmq_management}",
+            ports=f"amqp {ports.amqp}, mqtt {ports.mqtt}, mqtts {ports.mqtts}, mgmt {ports.rabbitmq_management}",
             health=health,
             log_path=self.main_log(),
         )

@@ -1,0 +1,95 @@
+"""A private certificate authority and the broker's server certificate for the local stack, made with the
+`cryptography` library (no hand-rolled crypto, no openssl command lines carrying secrets)."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from fleetsense.stack.secrets import write_private
+
+CA_VALID_DAYS = 3650
+SERVER_VALID_DAYS = 825  # the longest lifetime clients such as browsers still accept
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+
+
+def _new_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def ensure_local_ca(directory: Path, *, hostnames: tuple[str, ...] = ("localhost",)) -> TlsFiles:
+    """Create (once) a CA and a server certificate for `hostnames` and 127.0.0.1; reuse them afterwards."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    files = TlsFiles(directory / "ca.pem", directory / "server.pem", directory / "server-key.pem")
+    if all(path.exists() for path in (files.ca_cert, files.server_cert, files.server_key)):
+        return files
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = _new_key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fleetsense local CA")])
+    ca_cert = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CA_VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    server_key = _new_key()
+    names: list[x509.GeneralName] = [x509.DNSName(h) for h in hostnames]
+    names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+    server_cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])]))
+        .issuer_name(ca_name)
+        .public_key(server_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=SERVER_VALID_DAYS))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    write_private(directory / "ca-key.pem", _pem_key(ca_key))
+    write_private(files.server_key, _pem_key(server_key))
+    files.ca_cert.write_text(ca_cert.public_bytes(serialization.Encoding.PEM).decode())
+    files.server_cert.write_text(server_cert.public_bytes(serialization.Encoding.PEM).decode())
+    return files
