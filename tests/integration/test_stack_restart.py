@@ -98,4 +98,5 @@ def test_broker_down_for_a_minute_loses_nothing_and_keeps_order(
         first_seen = list(dict.fromkeys(seqs))
         # Every batch, in order, no gap: 0, 1, 2, ... (a resend after a lost PUBACK may repeat a number).
         assert first_seen == list(range(len(first_seen))), first_seen
-        assert len(first_seen) >= 2 * 80, f"expected ~2 batches/s over ~85 s, got {len(first_seen)}"
+        # 5 s before the stop, the stop itself, 60 s down, the restart: at least 70 s at 2 batches/s.
+        assert len(first_seen) >= 2 * 70, f"expected ~2 batches/s over more than 70 s, got {len(first_seen)}"
