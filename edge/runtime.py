@@ -98,9 +98,7 @@ def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None 
         link.stop(drain_timeout_s=STOP_DRAIN_S)
         depth = outbox.stats().depth
         outbox.close()
-        sensors.imu.close()
-        if sensors.environment is not None:
-            sensors.environment.close()
+        sensors.close()
     return RunResult(
         agent.counts.imu_batches, agent.counts.baro_batches, agent.counts.imu_samples, link.published, depth
     )

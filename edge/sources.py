@@ -70,8 +70,20 @@ class EnvironmentSource(Protocol):
     def close(self) -> None: ...
 
 
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
 @dataclass
 class Sensors:
     imu: ImuSource
     environment: EnvironmentSource | None = None
-    closers: list[object] = field(default_factory=list)
+    closers: list[Closeable] = field(default_factory=list)  # e.g. the bus the sources share
+
+    def close(self) -> None:
+        """Close the sources, then what they share (the bus)."""
+        self.imu.close()
+        if self.environment is not None:
+            self.environment.close()
+        for closer in self.closers:
+            closer.close()

@@ -60,9 +60,7 @@ def record_drive(config: EdgeConfig, *, seconds: float, start_wall_ns: int | Non
         clock.advance(ns=wake - clock.now_ns())
     next_seq = outbox.stats().next_seq
     outbox.close()
-    sensors.imu.close()
-    if sensors.environment is not None:
-        sensors.environment.close()
+    sensors.close()
     return RecordedDrive(
         agent.counts.imu_batches, agent.counts.baro_batches, agent.counts.imu_samples, first_seq, next_seq
     )
