@@ -105,25 +105,36 @@ def test_a_backlog_queued_while_the_job_is_down_is_stored_exactly_once(
 def test_a_full_telemetry_queue_pushes_back_and_loses_nothing(
     stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
 ) -> None:
+    import subprocess
     import time
 
     from fleetsense.stack import jobs
+    from fleetsense.stack.rabbitmq import RABBITMQ_BIN, RabbitMQ
+
+    broker = RabbitMQ(stack)
+
+    def policy_in_force() -> bool:
+        listing = subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", broker.node, "list_queues", "-p", FLEET_VHOST, "name", "policy"],
+            env=broker.env(), capture_output=True, text=True, timeout=60,
+        ).stdout  # fmt: skip
+        return any(line.split() == [TELEMETRY_QUEUE, "test-full-telemetry"] for line in listing.splitlines())
 
     jobs.cancel_ingest(stack)
-    depth = (operator_client.queue(FLEET_VHOST, TELEMETRY_QUEUE) or {}).get("messages", 0)
-    # A tiny bound, above the topology's own policy for the length of this test.
+    # A bound of one message, above the topology's own policy for the length of this test.
     operator_client.put_policy(
         FLEET_VHOST,
         "test-full-telemetry",
         pattern=f"^{TELEMETRY_QUEUE.replace('.', chr(92) + '.')}$",
         apply_to="queues",
-        definition={"max-length": depth + 5, "overflow": "reject-publish"},
+        definition={"max-length": 1, "overflow": "reject-publish"},
         priority=100,
     )
-    time.sleep(3)
     vid = unique_vehicle("full")
     config = provision_vehicle(operator_client, stack, vid, tmp_path)
     try:
+        assert eventually(policy_in_force, bool, timeout_s=30), "the test policy never applied"
+        time.sleep(2)
         record_drive(config, seconds=20)
         batches = outbox_batches(config)
         left = send_outbox(config, timeout_s=15)
@@ -131,7 +142,7 @@ def test_a_full_telemetry_queue_pushes_back_and_loses_nothing(
         assert left > 0
     finally:
         operator_client.delete_policy(FLEET_VHOST, "test-full-telemetry")
-    jobs.submit_ingest(stack)
+        jobs.submit_ingest(stack)
     assert send_outbox(config, timeout_s=60) == 0
     imu = expected_keys(batches, wire.Kind.IMU)
     keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
