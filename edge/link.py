@@ -106,9 +106,16 @@ class Link:
             clean_session=True,
             protocol=mqtt.MQTTv311,
         )
-        client.username_pw_set(broker.username, broker.password)
+        if broker.password:
+            client.username_pw_set(broker.username, broker.password)
+        # else: certificate login; a username without a password would make the broker refuse the login.
         if broker.tls:
-            client.tls_set(ca_certs=broker.ca_file or None, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_set(
+                ca_certs=broker.ca_file or None,
+                certfile=broker.client_cert_file or None,
+                keyfile=broker.client_key_file or None,
+                cert_reqs=ssl.CERT_REQUIRED,
+            )
         will = VehicleStatus(vehicle_id=self.config.vehicle_id, online=False, reason="connection lost")
         client.will_set(status_topic(self.config.vehicle_id), will.to_json(), qos=1)
         client.max_inflight_messages_set(self.config.outbox.max_inflight + 2)
@@ -177,11 +184,10 @@ class Link:
         for entry in self.outbox.pending(after_id=last_sent_id, limit=room):
             if not bucket.take(time.monotonic()):
                 break
-            try:
-                wire.decode_header(entry.payload)
-            except FleetsenseError as exc:
-                log.error("outbox row seq %d no longer decodes (%s): set aside", entry.seq, exc)
-                self.outbox.set_aside(entry, str(exc))
+            problem = self._unsendable(entry)
+            if problem:
+                log.error("outbox row seq %d %s: set aside", entry.seq, problem)
+                self.outbox.set_aside(entry, problem)
                 last_sent_id = entry.id
                 continue
             # Never call into paho while holding our lock: paho holds its own locks while it runs on_publish,
@@ -192,6 +198,18 @@ class Link:
             self._track(info.mid, entry)
             last_sent_id = entry.id
         return last_sent_id
+
+    def _unsendable(self, entry: Entry) -> str:
+        """Why a row can never be delivered (so it must not block the rows behind it), or ""."""
+        limit = self.config.broker.max_message_bytes
+        if len(entry.payload) > limit:
+            # The broker would refuse it without a PUBACK and leave the session unable to publish.
+            return f"is {len(entry.payload)} bytes, over the broker's limit of {limit}"
+        try:
+            wire.decode_header(entry.payload)
+        except FleetsenseError as exc:
+            return f"no longer decodes ({exc})"
+        return ""
 
     def _track(self, mid: int, what: Entry | list[Gap]) -> None:
         """Remember what a message id carries; settle it at once if its PUBACK beat us here."""

@@ -23,7 +23,7 @@ def _stack_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     offset = args.ports_offset if args.ports_offset is not None else int(os.environ.get("FLEETSENSE_PORTS_OFFSET", "0"))
     if offset:
         config = replace(config, ports=Ports().offset(offset))
-    return config.with_cassandra(args.cassandra)
+    return config.with_cassandra(args.cassandra).with_profile(args.profile)
 
 
 # -- stack ------------------------------------------------------------------------------------------
@@ -75,7 +75,12 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         for vehicle_id in args.vehicle_ids:
             out_dir = Path(args.out_dir) if args.out_dir else None
             path = manager.provision_vehicle(
-                config, client, vehicle_id, out_dir=out_dir, rotate=args.action == "rotate"
+                config,
+                client,
+                vehicle_id,
+                out_dir=out_dir,
+                rotate=args.action == "rotate",
+                client_cert=args.client_cert,
             )
             done = "new secret for" if args.action == "rotate" else "provisioned"
             print(f"{done} {vehicle_id}: edge config written to {path} (mode 0600)")
@@ -154,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="the local stack's state (default .fleetsense/ or $FLEETSENSE_DATA_DIR)")
     parser.add_argument("--ports-offset", type=int, help="move every local-stack port by N")
     parser.add_argument("--cassandra", metavar="HOST:PORT", help="use this Cassandra instead of the local one")
+    parser.add_argument(
+        "--profile",
+        choices=["dev", "secure"],
+        help="dev: plain MQTT (1883) and MQTT over TLS (8883); secure: TLS only. Default: $FLEETSENSE_PROFILE, "
+        "else what `stack up` last used in this data dir, else dev",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     stack = sub.add_parser("stack", help="the local single-machine stack")
@@ -166,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.add_argument("action", choices=["apply", "provision", "rotate", "revoke", "list"])
     gateway.add_argument("vehicle_ids", nargs="*")
     gateway.add_argument("--out-dir", help="where provision writes <vehicle-id>.toml")
+    gateway.add_argument(
+        "--client-cert",
+        action="store_true",
+        help="provision/rotate: log in with a client certificate from the stack's CA instead of a password",
+    )
     gateway.set_defaults(handler=cmd_gateway)
 
     edge = sub.add_parser("edge", help="the in-vehicle agent")

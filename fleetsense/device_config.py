@@ -12,6 +12,7 @@ from typing import Any
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
+from fleetsense.wire import MAX_MESSAGE_BYTES
 
 REQUIRED = dataclasses.MISSING
 # The annotations are strings (PEP 563); every field of a section is one of these scalars.
@@ -23,10 +24,18 @@ class BrokerConfig:
     host: str
     port: int = 1883
     username: str
-    password: str
+    password: str = ""  # empty when the device logs in with its client certificate
     keepalive_s: int = 30
     tls: bool = False
     ca_file: str = ""  # the CA that signed the broker's certificate; empty: the system's trust store
+    # Certificate login (TLS only): the broker takes the identity from the certificate's common name.
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger batches are set aside, never sent: the broker refuses them
+
+    @property
+    def uses_client_cert(self) -> bool:
+        return bool(self.client_cert_file)
 
     def __repr__(self) -> str:
         return f"BrokerConfig(host={self.host!r}, port={self.port}, username={self.username!r}, tls={self.tls})"
@@ -167,6 +176,19 @@ def load(path: Path) -> EdgeConfig:
 def check_ranges(config: EdgeConfig, where: str) -> None:
     checks = [
         (0 < config.broker.port < 65536, f"[broker] port {config.broker.port} is not a TCP port"),
+        (
+            bool(config.broker.password) or config.broker.uses_client_cert,
+            "[broker] needs a password or a client certificate (client_cert_file and client_key_file)",
+        ),
+        (
+            bool(config.broker.client_cert_file) == bool(config.broker.client_key_file),
+            "[broker] client_cert_file and client_key_file go together",
+        ),
+        (config.broker.tls or not config.broker.uses_client_cert, "[broker] a client certificate needs tls = true"),
+        (
+            1024 <= config.broker.max_message_bytes <= MAX_MESSAGE_BYTES,
+            f"[broker] max_message_bytes must be 1024..{MAX_MESSAGE_BYTES} (the gateway's limit)",
+        ),
         (1 <= config.sampling.imu_rate_hz <= 1000, "[sampling] imu_rate_hz must be 1..1000"),
         (1 <= config.sampling.baro_rate_hz <= 50, "[sampling] baro_rate_hz must be 1..50"),
         (0.1 <= config.sampling.batch_window_s <= 60, "[sampling] batch_window_s must be 0.1..60 s"),

@@ -23,6 +23,9 @@ MAGIC = b"FS"
 VERSION = 2  # what `encode` writes
 READABLE_VERSIONS = (1, 2)  # what `decode_header` reads: every version still in the field
 MAX_SAMPLES = 65535
+# The largest message a broker must accept and a device may send (the gateway refuses anything larger).
+# A 1 s IMU batch at 100 Hz is about 0.6-1 KB; 64 KiB leaves room for long windows and high rates.
+MAX_MESSAGE_BYTES = 64 * 1024
 MAX_VALUES = 65535  # samples x channels in one v2 batch, so the escape count always fits its u16
 RICE_K_MAX = 16
 ESCAPE = 16  # a high part of 16 or more is sent as an escape code plus a u16 in the escape list

@@ -47,8 +47,11 @@ class ManagementClient:
     def put_vhost(self, vhost: str) -> None:
         self.request("PUT", f"vhosts/{q(vhost)}", {})
 
-    def put_user(self, username: str, password: str, tags: str = "") -> None:
-        self.request("PUT", f"users/{q(username)}", {"password": password, "tags": tags})
+    def put_user(self, username: str, password: str | None, tags: str = "") -> None:
+        """Create or update a user; `password=None` makes a user that cannot log in with any password (an
+        empty hash), for certificate login."""
+        body = {"password": password, "tags": tags} if password is not None else {"password_hash": "", "tags": tags}
+        self.request("PUT", f"users/{q(username)}", body)
 
     def delete_user(self, username: str) -> None:
         self.request("DELETE", f"users/{q(username)}", ok_missing=True)

@@ -27,6 +27,14 @@ class BrokerEndpoint:
     ca_file: str = ""  # the CA the device must trust (TLS only)
 
 
+@dataclass(frozen=True, kw_only=True)
+class ClientCertificate:
+    """A device certificate (common name = vehicle id) and its key, already issued by the operator's CA."""
+
+    cert_file: Path
+    key_file: Path
+
+
 def provision(
     client: ManagementClient,
     vehicle_id: str,
@@ -35,9 +43,14 @@ def provision(
     config_path: Path,
     state_dir: Path,
     password: str,
+    client_cert: ClientCertificate | None = None,
 ) -> EdgeConfig:
+    """The device's broker user, its permissions and its edge config file. With `client_cert` the device logs in
+    with the certificate only: its user gets no password at all."""
     validate_vehicle_id(vehicle_id)
-    client.put_user(vehicle_id, password, tags=VEHICLE_TAG)
+    if client_cert and not endpoint.tls:
+        raise ManagementError("certificate login needs the TLS listener", hint="provision with TLS")
+    client.put_user(vehicle_id, None if client_cert else password, tags=VEHICLE_TAG)
     # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
     client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
     client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
@@ -47,9 +60,11 @@ def provision(
             host=endpoint.host,
             port=endpoint.mqtt_port,
             username=vehicle_id,
-            password=password,
+            password="" if client_cert else password,
             tls=endpoint.tls,
             ca_file=endpoint.ca_file,
+            client_cert_file=str(client_cert.cert_file) if client_cert else "",
+            client_key_file=str(client_cert.key_file) if client_cert else "",
         ),
         storage=StorageConfig(state_dir=str(state_dir)),
     )
@@ -77,15 +92,24 @@ def rotate(
     config_path: Path,
     state_dir: Path,
     password: str,
+    client_cert: ClientCertificate | None = None,
 ) -> EdgeConfig:
-    """A new secret for an existing device: the old one stops working at once, open connections are closed."""
+    """A new secret for an existing device: an old password stops working at once and open connections are
+    closed. (An old client certificate stays valid until it expires: the local CA publishes no revocation list.
+    Use `revoke` and provision again under a new vehicle id to lock a certificate out at once.)"""
     validate_vehicle_id(vehicle_id)
     if not client.user_exists(vehicle_id):
         raise ManagementError(
             f"vehicle {vehicle_id} is not provisioned", hint=f"use `fleetsense gateway provision {vehicle_id}`"
         )
     config = provision(
-        client, vehicle_id, endpoint=endpoint, config_path=config_path, state_dir=state_dir, password=password
+        client,
+        vehicle_id,
+        endpoint=endpoint,
+        config_path=config_path,
+        state_dir=state_dir,
+        password=password,
+        client_cert=client_cert,
     )
     client.close_connections_of(vehicle_id, reason="credentials rotated")
     return config

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from fleetsense.errors import ConfigError
+from fleetsense.errors import ConfigError, StackError
 
 DATA_DIR_ENV = "FLEETSENSE_DATA_DIR"
 CASSANDRA_ENV = "FLEETSENSE_CASSANDRA"
@@ -104,6 +104,11 @@ def default_build_dir() -> Path:
     return (root / "build") if root else Path.home() / ".cache/fleetsense"
 
 
+PROFILE_ENV = "FLEETSENSE_PROFILE"
+# "dev": plain MQTT and MQTT over TLS; "secure": MQTT over TLS only.
+PROFILES = ("dev", "secure")
+
+
 @dataclass(frozen=True, kw_only=True)
 class StackConfig:
     """One local stack: its data directory, ports, node names and sizes."""
@@ -133,6 +138,22 @@ class StackConfig:
 
     def log_dir(self, component: str) -> Path:
         return self.data_dir / "logs" / component
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise StackError(f"unknown profile {self.profile!r}", hint=f"choose one of {', '.join(PROFILES)}")
+
+    @property
+    def profile_file(self) -> Path:
+        """Where `up` records the profile it started with, so later commands provision devices to match."""
+        return self.data_dir / "profile"
+
+    def with_profile(self, chosen: str | None) -> StackConfig:
+        """The profile given (flag or $FLEETSENSE_PROFILE), else the one this data dir was started with."""
+        chosen = chosen or os.environ.get(PROFILE_ENV)
+        if not chosen and self.profile_file.exists():
+            chosen = self.profile_file.read_text().strip()
+        return replace(self, profile=chosen) if chosen else self
 
     @property
     def tls_dir(self) -> Path:

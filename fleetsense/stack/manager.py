@@ -43,21 +43,35 @@ def provision_vehicle(
     out_dir: Path | None = None,
     rotate: bool = False,
     tls: bool | None = None,
+    client_cert: bool = False,
 ) -> Path:
     """A broker user for `vehicle_id` and its edge config file `<out_dir>/<vehicle_id>.toml` (mode 0600),
     pointing at this stack's MQTT listener; the agent's state goes beside it in `<out_dir>/<vehicle_id>/`.
-    Returns the config file's path."""
+    With `client_cert` the device logs in with a certificate from the stack's CA (`<vehicle_id>.pem` and
+    `<vehicle_id>-key.pem` beside the config) instead of a password. Returns the config file's path."""
     from fleetsense.gateway import provision as prov
+    from fleetsense.ids import validate_vehicle_id
     from fleetsense.stack.secrets import new_password
+    from fleetsense.stack.tls import issue_client_cert
 
-    path = (out_dir or config.data_dir / "vehicles") / f"{vehicle_id}.toml"
+    validate_vehicle_id(vehicle_id)  # before it becomes part of any file name
+    # Absolute paths in the config: the agent may run from any working directory.
+    path = ((out_dir or config.data_dir / "vehicles") / f"{vehicle_id}.toml").absolute()
+    certificate = None
+    if client_cert:
+        certificate = prov.ClientCertificate(
+            cert_file=path.with_name(f"{vehicle_id}.pem"), key_file=path.with_name(f"{vehicle_id}-key.pem")
+        )
+        issue_client_cert(config.tls_dir, vehicle_id, certificate.cert_file, certificate.key_file)
+    use_tls = client_cert or (config.profile == "secure" if tls is None else tls)
     (prov.rotate if rotate else prov.provision)(
         client,
         vehicle_id,
-        endpoint=local_endpoint(config, tls=config.profile == "secure" if tls is None else tls),
+        endpoint=local_endpoint(config, tls=use_tls),
         config_path=path,
         state_dir=path.with_suffix(""),
         password=new_password(),
+        client_cert=certificate,
     )
     return path
 
@@ -68,7 +82,7 @@ def local_endpoint(config: StackConfig, *, tls: bool) -> Any:
 
     if tls:
         # "localhost" is in the server certificate; the CA file is the stack's own.
-        ca = str(config.tls_dir / "ca.pem")
+        ca = str((config.tls_dir / "ca.pem").absolute())
         return BrokerEndpoint(host="localhost", mqtt_port=config.ports.mqtts, tls=True, ca_file=ca)
     return BrokerEndpoint(host=LOOPBACK, mqtt_port=config.ports.mqtt)
 
@@ -76,6 +90,7 @@ def local_endpoint(config: StackConfig, *, tls: bool) -> Any:
 def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
     """Start every component (in parallel: they are independent until all answer), then apply what needs them."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    _record_profile(config)
     errors: dict[str, FleetsenseError] = {}
 
     def start(component: Component) -> None:
@@ -100,6 +115,16 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         )
     apply_topology_and_schema(config)
     say("  broker topology and Cassandra schema: applied")
+
+
+def _record_profile(config: StackConfig) -> None:
+    recorded = config.profile_file.read_text().strip() if config.profile_file.exists() else None
+    if recorded and recorded != config.profile and RabbitMQ(config).status().state == "running":
+        raise StackError(
+            f"the stack is running with the {recorded!r} profile, not {config.profile!r}",
+            hint="run `fleetsense stack down` first; the broker's listeners change only on start",
+        )
+    config.profile_file.write_text(config.profile + "\n")
 
 
 def apply_topology_and_schema(config: StackConfig) -> None:

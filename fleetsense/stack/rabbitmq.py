@@ -11,6 +11,7 @@ from fleetsense.stack import process
 from fleetsense.stack.component import ComponentStatus
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.secrets import Credentials, load_or_create
+from fleetsense.wire import MAX_MESSAGE_BYTES
 
 # Debian's /usr/sbin wrappers drop to the `rabbitmq` user when run as root; the scripts under
 # /usr/lib/rabbitmq/bin run as whoever calls them, so the node's files stay ours.
@@ -89,13 +90,20 @@ class RabbitMQ:
                 f"ssl_options.cacertfile = {tls.ca_cert}",
                 f"ssl_options.certfile = {tls.server_cert}",
                 f"ssl_options.keyfile = {tls.server_key}",
-                # Devices log in with username and password over TLS; client certificates are accepted but
-                # not required (certificate login is a later step).
+                # Devices log in with a username and password or with a client certificate: a certificate is
+                # verified against our CA when presented, but not required.
                 "ssl_options.verify = verify_peer",
                 "ssl_options.fail_if_no_peer_cert = false",
                 "ssl_options.versions.1 = tlsv1.3",
                 "ssl_options.versions.2 = tlsv1.2",
                 "mqtt.allow_anonymous = false",
+                # Certificate login: a device that presents a certificate signed by our CA and no username
+                # logs in as the certificate's common name (its vehicle id); that user must still exist, so
+                # `revoke` locks it out. A username and password, when given, take precedence.
+                "mqtt.ssl_cert_login = true",
+                "ssl_cert_login_from = common_name",
+                # Anything larger is refused at the broker (no PUBACK; logged) before it reaches a queue.
+                f"max_message_size = {MAX_MESSAGE_BYTES}",
                 f"mqtt.vhost = {FLEET_VHOST}",
                 "mqtt.exchange = amq.topic",
                 f"management.tcp.ip = {LOOPBACK}",

@@ -93,3 +93,37 @@ def ensure_local_ca(directory: Path, *, hostnames: tuple[str, ...] = ("localhost
     files.ca_cert.write_text(ca_cert.public_bytes(serialization.Encoding.PEM).decode())
     files.server_cert.write_text(server_cert.public_bytes(serialization.Encoding.PEM).decode())
     return files
+
+
+CLIENT_VALID_DAYS = 825
+
+
+def issue_client_cert(directory: Path, common_name: str, cert_path: Path, key_path: Path) -> None:
+    """A device certificate signed by the local CA in `directory`, with the vehicle id as its common name (the
+    broker's certificate login takes the username from it). The key is written with mode 0600."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ensure_local_ca(directory)
+    ca_cert = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca-key.pem").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise TypeError(f"{directory / 'ca-key.pem'} is not the EC key this module writes")
+    now = datetime.datetime.now(datetime.UTC)
+    key = _new_key()
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=CLIENT_VALID_DAYS))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_path.parent.mkdir(parents=True, exist_ok=True)
+    write_private(key_path, _pem_key(key))
+    cert_path.write_text(cert.public_bytes(serialization.Encoding.PEM).decode())

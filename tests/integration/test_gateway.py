@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import random
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 import pika
 import pytest
+from fleetsense.edge.outbox import Outbox
+from fleetsense.edge.runtime import send_outbox
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
+from fleetsense import wire
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.rabbitmq import RabbitMQ
 
 from .helpers import provision_vehicle, unique_vehicle
+from .helpers import tap as vehicle_tap
 
 
 def mqtt_publish(stack: StackConfig, username: str, password: str, topic: str, payload: bytes) -> str:
@@ -228,3 +235,58 @@ def test_a_message_no_binding_routes_lands_in_the_unroutable_queue(
         channel.basic_recover(requeue=True)
     assert (f"fleet.{vid}.telemetry", b"while unbound") in bodies
     assert len(bodies) >= before + 1
+
+
+def test_a_message_over_the_size_limit_is_refused_and_nothing_else_is_affected(
+    stack: StackConfig, operator_client: Any, tmp_path: Path
+) -> None:
+    big_id, other_id = unique_vehicle("big"), unique_vehicle("ok")
+    big = provision_vehicle(operator_client, stack, big_id, tmp_path)
+    other = provision_vehicle(operator_client, stack, other_id, tmp_path)
+    with (
+        vehicle_tap(stack, operator_client, big_id) as big_tap,
+        vehicle_tap(stack, operator_client, other_id) as other_tap,
+    ):
+        oversized = b"x" * (wire.MAX_MESSAGE_BYTES + 1)
+        assert mqtt_publish(stack, big_id, big.broker.password, f"fleet/{big_id}/telemetry", oversized) != "acked"
+        # Another device, and the same device on its next connection, are unaffected.
+        assert mqtt_publish(stack, other_id, other.broker.password, f"fleet/{other_id}/telemetry", b"ok") == "acked"
+        assert mqtt_publish(stack, big_id, big.broker.password, f"fleet/{big_id}/telemetry", b"small") == "acked"
+        assert [body for _, body in big_tap.drain()] == [b"small"]
+        assert [body for _, body in other_tap.drain()] == [b"ok"]
+
+
+def test_the_agent_sets_aside_a_batch_the_broker_would_refuse_and_delivers_the_rest(
+    stack: StackConfig, operator_client: Any, tmp_path: Path
+) -> None:
+    vid = unique_vehicle("setaside")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    config = dataclasses.replace(config, broker=dataclasses.replace(config.broker, max_message_bytes=1024))
+    outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
+    noise = random.Random(7)
+
+    def batch(samples: int) -> Callable[[int], bytes]:
+        return lambda seq: wire.encode(
+            wire.Batch(
+                vehicle_id=vid,
+                seq=seq,
+                start_time_us=1_800_000_000_000_000 + seq * 1_000_000,
+                sample_period_us=10_000,
+                kind=wire.Kind.ACCEL,
+                scales=(0.001, 0.001, 0.001),
+                offsets=(0.0, 0.0, 0.0),
+                samples=[tuple(noise.randint(-30000, 30000) for _ in range(3)) for _ in range(samples)],
+            )
+        )
+
+    sizes = [len(outbox.append(f"fleet/{vid}/telemetry", batch(n)).payload) for n in (10, 400, 10)]
+    outbox.close()
+    assert sizes[1] > 1024 >= max(sizes[0], sizes[2])
+    with vehicle_tap(stack, operator_client, vid) as t:
+        assert send_outbox(config, timeout_s=30) == 0
+        assert [b.seq for b in t.telemetry()] == [0, 2]
+    outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
+    try:
+        assert outbox.stats().set_aside == 1
+    finally:
+        outbox.close()

@@ -54,7 +54,25 @@ def test_repr_never_shows_the_password(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\n", "missing required key 'password'"),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\n[storage]\nstate_dir='/s'\n",
+            "needs a password or a client certificate",
+        ),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\nclient_cert_file='c'\nclient_key_file='k'\n"
+            "[storage]\nstate_dir='/s'\n",
+            "a client certificate needs tls = true",
+        ),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\ntls=true\nclient_cert_file='c'\n"
+            "[storage]\nstate_dir='/s'\n",
+            "client_cert_file and client_key_file go together",
+        ),
+        (
+            "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nmax_message_bytes=70000\n"
+            "[storage]\nstate_dir='/s'\n",
+            "max_message_bytes must be 1024..65536",
+        ),
         ("vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\n", "missing section \\[storage\\]"),
         (
             "vehicle_id = 'v'\n[broker]\nhost='h'\nusername='v'\npassword='p'\nprot=1\n[storage]\nstate_dir='/s'\n",

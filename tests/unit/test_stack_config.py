@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fleetsense import cli
-from fleetsense.errors import ConfigError
+from fleetsense.errors import ConfigError, StackError
 from fleetsense.stack.cassandra import cassandra_yaml
 from fleetsense.stack.flink import flink_settings
 from fleetsense.stack.layout import ExternalCassandra, Ports, StackConfig
@@ -77,3 +77,18 @@ def test_a_busy_port_is_named_with_what_to_do() -> None:
             ensure_ports_free("RabbitMQ", "127.0.0.1", {"amqp": port}, how_to_change="use --ports-offset N")
     assert f"amqp={port}" in info.value.message
     assert "--ports-offset" in (info.value.hint or "")
+
+
+def test_the_profile_comes_from_the_flag_else_the_environment_else_what_up_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FLEETSENSE_PROFILE", raising=False)
+    config = StackConfig.for_tests(tmp_path)
+    assert config.with_profile(None).profile == "dev"
+    config.profile_file.write_text("secure\n")
+    assert config.with_profile(None).profile == "secure"
+    assert config.with_profile("dev").profile == "dev"
+    monkeypatch.setenv("FLEETSENSE_PROFILE", "dev")
+    assert config.with_profile(None).profile == "dev"
+    with pytest.raises(StackError, match="unknown profile 'open'"):
+        config.with_profile("open")
