@@ -27,10 +27,10 @@ def protocol_version() -> int | None:
     return None if text == "auto" else int(text)
 
 
-@contextmanager
-def connect(contact: tuple[str, int], *, keyspace: str | None = None, connect_timeout_s: float = 10.0) -> Iterator[Any]:
-    from cassandra.cluster import Cluster, NoHostAvailable
-    from cassandra.policies import RoundRobinPolicy
+def open_cluster(contact: tuple[str, int], *, connect_timeout_s: float = 10.0) -> Any:
+    """A driver Cluster for `contact` (not yet connected); the caller shuts it down."""
+    from cassandra.cluster import Cluster
+    from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 
     host, port = contact
     # A single local node: keep the driver from warning about missing DC-aware settings.
@@ -39,12 +39,21 @@ def connect(contact: tuple[str, int], *, keyspace: str | None = None, connect_ti
         "contact_points": [host],
         "port": port,
         "connect_timeout": connect_timeout_s,
-        "load_balancing_policy": RoundRobinPolicy(),
+        # Token-aware: on a ring each write goes straight to a replica of its partition.
+        "load_balancing_policy": TokenAwarePolicy(RoundRobinPolicy()),
     }
     version = protocol_version()
     if version is not None:
         kwargs["protocol_version"] = version
-    cluster = Cluster(**kwargs)
+    return Cluster(**kwargs)
+
+
+@contextmanager
+def connect(contact: tuple[str, int], *, keyspace: str | None = None, connect_timeout_s: float = 10.0) -> Iterator[Any]:
+    from cassandra.cluster import NoHostAvailable
+
+    host, port = contact
+    cluster = open_cluster(contact, connect_timeout_s=connect_timeout_s)
     try:
         try:
             session = cluster.connect(keyspace)

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from fleetsense.errors import ConfigError
+
+# Where the job connects and with which secret come from the stack, not from the command line.
+NOT_SETTABLE = frozenset(
+    {
+        "amqp_host",
+        "amqp_port",
+        "amqp_vhost",
+        "amqp_username",
+        "amqp_password",
+        "cassandra_host",
+        "cassandra_port",
+        "connector_jar",
+        "keyspace",
+        "job_name",
+    }
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -17,18 +35,44 @@ class IngestJobSettings:
     amqp_username: str
     amqp_password: str
     amqp_queue: str
-    amqp_prefetch: int = 500
+    amqp_status_queue: str = "fleet.status"
+    # Unacked messages per reader. Acks wait for the covering checkpoint, so this must hold a reader's share of
+    # (checkpoint interval + checkpoint duration) x message rate, or the readers stall between checkpoints.
+    amqp_prefetch: int = 5000
+    readers: int = 2  # source parallelism: competing consumers on the queue
     cassandra_host: str
     cassandra_port: int
     keyspace: str
     connector_jar: str
-    checkpoint_interval_ms: int = 2000
-    parallelism: int = 2
+    checkpoint_interval_ms: int = 1000
+    parallelism: int = 2  # of the per-vehicle analysis operator
+    restart_attempts: int = 1000  # fixed-delay restarts before the job gives up (Cassandra or broker down)
+    restart_delay_ms: int = 5000
     python_execution_mode: str = "thread"  # or "process"
+    # Process mode only: elements per Python bundle and the longest a bundle waits (latency vs overhead).
+    python_bundle_size: int = 500
+    python_bundle_time_ms: int = 100
+    vehicle_class: str = "van"  # event thresholds (cloud/analytics/events.py)
+    gap_wait_ms: int = 10_000  # how long a vehicle's batch waits for a missing predecessor
     job_name: str = "fleetsense-telemetry-ingest"
 
     def __repr__(self) -> str:
         return f"IngestJobSettings(job_name={self.job_name!r}, queue={self.amqp_queue!r}, keyspace={self.keyspace!r})"
+
+    def with_overrides(self, overrides: dict[str, str]) -> IngestJobSettings:
+        """`key=value` settings from the command line, converted to each field's type; secrets are not settable."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        values: dict[str, Any] = {}
+        for key, text in overrides.items():
+            if key not in fields or key in NOT_SETTABLE:
+                settable = ", ".join(sorted(set(fields) - NOT_SETTABLE))
+                raise ConfigError(f"unknown job setting {key!r}", hint=f"settable: {settable}")
+            kind = type(getattr(self, key))
+            try:
+                values[key] = kind(text)
+            except ValueError as exc:
+                raise ConfigError(f"job setting {key}={text!r} is not a {kind.__name__}") from exc
+        return dataclasses.replace(self, **values)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)

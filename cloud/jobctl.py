@@ -62,7 +62,9 @@ class FlinkCluster:
                 return job
         return None
 
-    def submit_python(self, job_file: Path, args: list[str], *, jar: Path, timeout_s: float = 180.0) -> str:
+    def submit_python(
+        self, job_file: Path, args: list[str], *, jar: Path, timeout_s: float = 180.0, savepoint: str | None = None
+    ) -> str:
         import pyflink
 
         flink = Path(pyflink.__file__).parent / "bin" / "flink"
@@ -80,6 +82,7 @@ class FlinkCluster:
             f"{self.rest_host}:{self.rest_port}",
             "--jarfile",
             str(jar),
+            *(["--fromSavepoint", savepoint] if savepoint else []),
             "--pyClientExecutable",
             sys.executable,
             "--pyExecutable",
@@ -131,3 +134,50 @@ class FlinkCluster:
             if time.monotonic() > deadline:
                 raise JobError(f"job {job_id} still not cancelled after {timeout_s:.0f} s", log_path=str(self.log_dir))
             time.sleep(0.5)
+
+    def stop_with_savepoint(self, job_id: str, target_dir: Path, *, timeout_s: float = 120.0) -> str:
+        """Take a savepoint and stop the job once it is complete (sources stop first, so nothing is processed
+        after the savepoint). Returns the savepoint's path."""
+        try:
+            reply = requests.post(
+                f"{self.rest_url}/jobs/{job_id}/stop",
+                json={"targetDirectory": str(target_dir), "drain": False},
+                timeout=10,
+            )
+        except requests.RequestException as exc:
+            raise JobError(f"cannot reach Flink at {self.rest_url}: {exc}") from exc
+        if reply.status_code >= 400:
+            raise JobError(f"stopping {job_id} with a savepoint failed: HTTP {reply.status_code}: {reply.text[:300]}")
+        request_id = reply.json()["request-id"]
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            status = self._get(f"/jobs/{job_id}/savepoints/{request_id}")
+            if status["status"]["id"] == "COMPLETED":
+                operation = status.get("operation", {})
+                if "location" in operation:
+                    return str(operation["location"])
+                cause = operation.get("failure-cause", {}).get("stack-trace", "")[:1500]
+                raise JobError(f"the savepoint of {job_id} failed; the job keeps running:\n{cause}")
+            time.sleep(0.5)
+        raise JobError(f"no savepoint of {job_id} after {timeout_s:.0f} s", log_path=str(self.log_dir))
+
+    def counters(self, job_id: str, names: tuple[str, ...]) -> dict[str, int]:
+        """The job's user counters summed over all subtasks of all operators, e.g. accepted, rejected."""
+        totals = dict.fromkeys(names, 0)
+        for vertex in self._get(f"/jobs/{job_id}").get("vertices", []):
+            path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
+            wanted = [m["id"] for m in self._get(path) if m["id"].rsplit(".", 1)[-1] in names]
+            if wanted:
+                for metric in self._get(f"{path}?get={','.join(wanted)}&agg=sum"):
+                    totals[metric["id"].rsplit(".", 1)[-1]] += int(float(metric.get("sum", 0)))
+        return totals
+
+    def last_checkpoint(self, job_id: str) -> dict[str, Any]:
+        counts = self._get(f"/jobs/{job_id}/checkpoints")
+        latest = (counts.get("latest") or {}).get("completed") or {}
+        return {
+            "completed": counts.get("counts", {}).get("completed", 0),
+            "failed": counts.get("counts", {}).get("failed", 0),
+            "latest_duration_ms": latest.get("end_to_end_duration"),
+            "latest_size_bytes": latest.get("state_size"),
+        }

@@ -1,4 +1,4 @@
-"""Read-side queries over what landed in Cassandra (the serving layer's first reader)."""
+"""Read-side queries over what the job stored in Cassandra (the serving layer's first reader)."""
 
 from __future__ import annotations
 
@@ -6,19 +6,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fleetsense.cloud.decode import decode_batch
+
+from fleetsense import wire
+
 
 @dataclass(frozen=True, kw_only=True)
 class LatestSample:
     seq: int
     sample_index: int
-    sample_time: datetime
+    sample_time_us: int
     accel_m_s2: tuple[float, float, float]
     gyro_rad_s: tuple[float, float, float]
 
 
 @dataclass(frozen=True, kw_only=True)
 class LatestEnvironment:
-    sample_time: datetime
+    sample_time_us: int
     pressure_pa: float
     temperature_c: float
 
@@ -33,6 +37,7 @@ class VehicleSummary:
     last_sample_time: datetime | None
     latest: list[LatestSample]
     environment: LatestEnvironment | None
+    event_counts: dict[str, int]
 
 
 def vehicle_ids(session: Any, keyspace: str) -> list[str]:
@@ -41,66 +46,101 @@ def vehicle_ids(session: Any, keyspace: str) -> list[str]:
 
 def _hours(session: Any, keyspace: str, vehicle_id: str) -> list[Any]:
     rows = session.execute(f"SELECT hour_bucket FROM {keyspace}.vehicle_hours WHERE vehicle_id = %s", (vehicle_id,))
-    return [row.hour_bucket for row in rows]
+    return [row.hour_bucket for row in rows]  # newest first
+
+
+def blocks(session: Any, keyspace: str, vehicle_id: str, *, with_message: bool = False) -> list[Any]:
+    """Every stored batch of a vehicle, newest first: seq, kind, sample_count (and the message if asked)."""
+    columns = "seq, kind, sample_count" + (", message" if with_message else "")
+    found: list[Any] = []
+    for hour in _hours(session, keyspace, vehicle_id):
+        found += session.execute(
+            f"SELECT {columns} FROM {keyspace}.sample_blocks WHERE vehicle_id = %s AND hour_bucket = %s",
+            (vehicle_id, hour),
+        )
+    return found
+
+
+def sample_keys(session: Any, keyspace: str, vehicle_id: str, kind: wire.Kind = wire.Kind.IMU) -> set[tuple[int, int]]:
+    """Every stored (seq, sample_index) of a vehicle's batches of one kind: each sample's identity."""
+    return {
+        (row.seq, index)
+        for row in blocks(session, keyspace, vehicle_id)
+        if row.kind == kind
+        for index in range(row.sample_count)
+    }
+
+
+def events(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Any]:
+    """A vehicle's events of one UTC day (YYYY-MM-DD), oldest first."""
+    rows = session.execute(
+        f"SELECT start_time, kind, end_time, duration_ms, peak, peak_unit FROM {keyspace}.events_by_vehicle "
+        "WHERE vehicle_id = %s AND day_bucket = %s",
+        (vehicle_id, day),
+    )
+    return sorted(rows, key=lambda r: (r.start_time, r.kind))
 
 
 def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
-    hours = _hours(session, keyspace, vehicle_id)
-    imu_keys = sample_keys(session, keyspace, vehicle_id, "imu_samples")
-    env_keys = sample_keys(session, keyspace, vehicle_id, "environment_samples")
+    stored = blocks(session, keyspace, vehicle_id)
+    imu = [row for row in stored if row.kind in (wire.Kind.IMU, wire.Kind.ACCEL)]
+    env = [row for row in stored if row.kind == wire.Kind.BARO]
     newest: list[LatestSample] = []
     environment: LatestEnvironment | None = None
-    for hour in hours:  # newest hour first: stop at the first that has rows
-        rows = session.execute(
-            f"SELECT seq, sample_index, sample_time, ax_m_s2, ay_m_s2, az_m_s2, gx_rad_s, gy_rad_s, gz_rad_s "
-            f"FROM {keyspace}.imu_samples WHERE vehicle_id = %s AND hour_bucket = %s LIMIT {int(latest)}",
-            (vehicle_id, hour),
-        )
-        newest = [
-            LatestSample(
-                seq=r.seq,
-                sample_index=r.sample_index,
-                sample_time=r.sample_time,
-                accel_m_s2=(r.ax_m_s2, r.ay_m_s2, r.az_m_s2),
-                gyro_rad_s=(r.gx_rad_s, r.gy_rad_s, r.gz_rad_s),
-            )
-            for r in rows
-        ]
-        if newest:
-            break
-    for hour in hours:
-        row = session.execute(
-            f"SELECT sample_time, pressure_pa, temperature_c FROM {keyspace}.environment_samples "
-            "WHERE vehicle_id = %s AND hour_bucket = %s LIMIT 1",
-            (vehicle_id, hour),
-        ).one()
-        if row is not None:
+    for row in _newest_blocks(session, keyspace, vehicle_id):
+        batch = decode_batch(row.message)
+        values = batch.values_si
+        if batch.header.kind == wire.Kind.BARO and environment is None and len(values):
             environment = LatestEnvironment(
-                sample_time=row.sample_time, pressure_pa=row.pressure_pa, temperature_c=row.temperature_c
+                sample_time_us=int(batch.sample_time_us[-1]),
+                pressure_pa=float(values[-1, 0]),
+                temperature_c=float(values[-1, 1]),
             )
+        elif batch.header.kind != wire.Kind.BARO and not newest:
+            for index in range(len(values) - 1, max(len(values) - 1 - latest, -1), -1):
+                gyro = tuple(values[index, 3:6]) if values.shape[1] == 6 else (0.0, 0.0, 0.0)
+                newest.append(
+                    LatestSample(
+                        seq=batch.header.seq,
+                        sample_index=index,
+                        sample_time_us=int(batch.sample_time_us[index]),
+                        accel_m_s2=(float(values[index, 0]), float(values[index, 1]), float(values[index, 2])),
+                        gyro_rad_s=(float(gyro[0]), float(gyro[1]), float(gyro[2])),
+                    )
+                )
+        if newest and environment:
             break
     state = session.execute(
         f"SELECT last_seq, last_sample_time FROM {keyspace}.vehicles WHERE vehicle_id = %s", (vehicle_id,)
     ).one()
+    counts: dict[str, int] = {}
+    for row in session.execute(
+        f"SELECT event_counts FROM {keyspace}.driver_scores WHERE vehicle_id = %s", (vehicle_id,)
+    ):
+        for kind, n in (row.event_counts or {}).items():
+            counts[kind] = counts.get(kind, 0) + n
     return VehicleSummary(
         vehicle_id=vehicle_id,
-        sample_count=len(imu_keys),
-        distinct_batches=len({seq for seq, _ in imu_keys}),
-        environment_count=len(env_keys),
+        sample_count=sum(row.sample_count for row in imu),
+        distinct_batches=len({row.seq for row in imu}),
+        environment_count=sum(row.sample_count for row in env),
         last_seq=state.last_seq if state else None,
         last_sample_time=state.last_sample_time if state else None,
         latest=newest,
         environment=environment,
+        event_counts=counts,
     )
 
 
-def sample_keys(session: Any, keyspace: str, vehicle_id: str, table: str = "imu_samples") -> set[tuple[int, int]]:
-    """Every stored (seq, sample_index) of a vehicle in one sample table: each sample's identity, for exact checks."""
-    keys: set[tuple[int, int]] = set()
+def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20) -> list[Any]:
     for hour in _hours(session, keyspace, vehicle_id):
-        for row in session.execute(
-            f"SELECT seq, sample_index FROM {keyspace}.{table} WHERE vehicle_id = %s AND hour_bucket = %s",
-            (vehicle_id, hour),
-        ):
-            keys.add((row.seq, row.sample_index))
-    return keys
+        rows = list(
+            session.execute(
+                f"SELECT seq, message FROM {keyspace}.sample_blocks WHERE vehicle_id = %s AND hour_bucket = %s "
+                f"LIMIT {int(limit)}",
+                (vehicle_id, hour),
+            )
+        )
+        if rows:
+            return rows
+    return []

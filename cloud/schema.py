@@ -89,6 +89,156 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=3,
+        description="sample blocks with a TTL, driving events, trips, minute aggregates, scores, vehicle status",
+        statements=(
+            # One row per batch: the wire message itself (5-8 bytes a sample, CRC-checked), decoded by readers
+            # with cloud.decode. 100x fewer writes than a row per sample. Partition: vehicle and UTC hour.
+            """CREATE TABLE IF NOT EXISTS {ks}.sample_blocks (
+                vehicle_id text,
+                hour_bucket timestamp,
+                seq bigint,
+                kind int,
+                start_time timestamp,
+                sample_period_us int,
+                sample_count int,
+                flags int,
+                message blob,
+                PRIMARY KEY ((vehicle_id, hour_bucket), seq)
+            ) WITH CLUSTERING ORDER BY (seq DESC)
+              AND default_time_to_live = {sample_ttl_s}
+              AND compaction = {compaction_hourly}""",
+            # Events of every kind (harsh_brake, harsh_acceleration, harsh_corner_left/right, bump, stop,
+            # temperature_excursion); `peak` is in `peak_unit` (g, degC). Keyed by start, so a replay overwrites.
+            """CREATE TABLE IF NOT EXISTS {ks}.events_by_vehicle (
+                vehicle_id text,
+                day_bucket text,
+                start_time timestamp,
+                kind text,
+                end_time timestamp,
+                duration_ms int,
+                peak float,
+                peak_unit text,
+                detected_at timestamp,
+                PRIMARY KEY ((vehicle_id, day_bucket), start_time, kind)
+            ) WITH CLUSTERING ORDER BY (start_time DESC, kind ASC)
+              AND compaction = {compaction_daily}""",
+            # The whole fleet's events of one UTC hour: bounded partitions, a day is 24 reads.
+            """CREATE TABLE IF NOT EXISTS {ks}.events_by_fleet (
+                day_bucket text,
+                hour int,
+                start_time timestamp,
+                vehicle_id text,
+                kind text,
+                end_time timestamp,
+                duration_ms int,
+                peak float,
+                peak_unit text,
+                PRIMARY KEY ((day_bucket, hour), start_time, vehicle_id, kind)
+            ) WITH CLUSTERING ORDER BY (start_time DESC, vehicle_id ASC, kind ASC)
+              AND compaction = {compaction_daily}""",
+            # Running totals of the minute, upserted after every batch (idempotent: a replay rewrites the same).
+            """CREATE TABLE IF NOT EXISTS {ks}.minute_aggregates (
+                vehicle_id text,
+                day_bucket text,
+                minute timestamp,
+                sample_count int,
+                moving_s float,
+                max_longitudinal_g float,
+                max_lateral_g float,
+                rms_vertical_g float,
+                event_counts map<text, int>,
+                mean_temperature_c float,
+                altitude_change_m float,
+                updated_at timestamp,
+                PRIMARY KEY ((vehicle_id, day_bucket), minute)
+            ) WITH CLUSTERING ORDER BY (minute DESC)
+              AND compaction = {compaction_daily}""",
+            """CREATE TABLE IF NOT EXISTS {ks}.trips (
+                vehicle_id text,
+                start_time timestamp,
+                end_time timestamp,
+                duration_s float,
+                open boolean,
+                event_counts map<text, int>,
+                score float,
+                PRIMARY KEY (vehicle_id, start_time)
+            ) WITH CLUSTERING ORDER BY (start_time DESC)""",
+            """CREATE TABLE IF NOT EXISTS {ks}.driver_scores (
+                vehicle_id text,
+                day_bucket text,
+                score float,
+                driving_s float,
+                event_counts map<text, int>,
+                updated_at timestamp,
+                PRIMARY KEY (vehicle_id, day_bucket)
+            ) WITH CLUSTERING ORDER BY (day_bucket DESC)""",
+            # Latest status per vehicle from its status messages and its last will ("connection lost").
+            """CREATE TABLE IF NOT EXISTS {ks}.vehicle_status (
+                vehicle_id text PRIMARY KEY,
+                online boolean,
+                reason text,
+                status_time timestamp,
+                received_at timestamp,
+                outbox_depth int,
+                dropped_total bigint,
+                detail text
+            )""",
+            # What the sequencer gave up waiting for (or the device said it dropped) ...
+            """CREATE TABLE IF NOT EXISTS {ks}.sequence_gaps (
+                vehicle_id text,
+                first_seq bigint,
+                last_seq bigint,
+                recorded_at timestamp,
+                PRIMARY KEY (vehicle_id, first_seq)
+            ) WITH CLUSTERING ORDER BY (first_seq DESC)""",
+            # ... and batches that arrived after their gap was given up on: stored in sample_blocks, not analysed.
+            """CREATE TABLE IF NOT EXISTS {ks}.late_batches (
+                vehicle_id text,
+                seq bigint,
+                arrived_at timestamp,
+                PRIMARY KEY (vehicle_id, seq)
+            ) WITH CLUSTERING ORDER BY (seq DESC)""",
+            # The rejected message's identity is a hash of its routing key and bytes: a redelivered bad message
+            # lands on the same row instead of being recorded twice.
+            """CREATE TABLE IF NOT EXISTS {ks}.rejected_by_day (
+                day_bucket text,
+                message_id text,
+                received_at timestamp,
+                routing_key text,
+                reason text,
+                excerpt blob,
+                size_bytes int,
+                PRIMARY KEY (day_bucket, message_id)
+            )""",
+            "DROP TABLE IF EXISTS {ks}.rejected_messages",
+            "DROP TABLE IF EXISTS {ks}.accel_samples",
+            "DROP TABLE IF EXISTS {ks}.imu_samples",
+            "DROP TABLE IF EXISTS {ks}.environment_samples",
+        ),
+    ),
+)
+
+SAMPLE_TTL_S = int(os.environ.get("FLEETSENSE_SAMPLE_TTL_S", str(90 * 86_400)))
+
+
+def time_series_compaction(release_version: str, window_hours: int) -> str:
+    """The time-series compaction this server has: TWCS from 3.0.8; DTCS on 2.1.1 up to 3.0.7 (it first shipped
+    in 2.0.11/2.1.1); size-tiered otherwise, which includes the local stack's 2.1.0."""
+    parts = [int(p) for p in release_version.split("-")[0].split(".")[:3] if p.isdigit()]
+    version = tuple([*parts, 0, 0, 0][:3])
+    if version >= (3, 0, 8):
+        return (
+            "{'class': 'TimeWindowCompactionStrategy', 'compaction_window_unit': 'HOURS', "
+            f"'compaction_window_size': {window_hours}}}"
+        )
+    if version >= (2, 1, 1):
+        return f"{{'class': 'DateTieredCompactionStrategy', 'base_time_seconds': {window_hours * 3600}}}"
+    return "{'class': 'SizeTieredCompactionStrategy'}"
+
+
 # Where each kind of batch is stored; its value columns are the wire format's channel names.
 SAMPLE_TABLES: dict[Kind, str] = {
     Kind.ACCEL: "accel_samples",
@@ -112,13 +262,20 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
         )"""
     )
     done = {row.version for row in session.execute(f"SELECT version FROM {keyspace}.schema_migrations")}
+    release = session.execute("SELECT release_version FROM system.local").one().release_version
+    placeholders = {
+        "ks": keyspace,
+        "sample_ttl_s": SAMPLE_TTL_S,
+        "compaction_hourly": time_series_compaction(release, 1),
+        "compaction_daily": time_series_compaction(release, 24),
+    }
     applied: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in done:
             continue
         # IF NOT EXISTS everywhere: a migration cut off halfway is simply run again.
         for statement in migration.statements:
-            session.execute(statement.format(ks=keyspace))
+            session.execute(statement.format(**placeholders))
         # The time comes from the client: dateOf() is gone in 5.0 and toTimestamp() is missing in 2.1.
         session.execute(
             f"INSERT INTO {keyspace}.schema_migrations (version, description, applied_at) VALUES (%s, %s, %s)",

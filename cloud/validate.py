@@ -1,14 +1,39 @@
-"""Validation of one incoming message: either a decoded batch or the reason it was rejected."""
+"""Validation of one incoming message: either a decoded batch or the reason it was rejected.
+
+The checks, in order: the routing key names a valid vehicle; the message decodes (magic, version, sizes, CRC,
+sample block: see fleetsense.wire); the payload's vehicle is the topic's; every value is finite and physically
+possible for the sensor; the sample times are plausible. A device whose clock is not synchronised (flag
+CLOCK_UNSYNCED) is still accepted when its times are plausible; when they are not, the reason says so.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 from fleetsense.cloud.decode import DecodedBatch, decode_batch
 
+from fleetsense import wire
 from fleetsense.errors import FleetsenseError
 from fleetsense.ids import vehicle_from_routing_key
+
+STANDARD_GRAVITY_M_S2 = 9.80665
+# The sensors' full-scale ranges plus 10 %: beyond them a value cannot come from the chip.
+MAX_ACCEL_M_S2 = 16 * STANDARD_GRAVITY_M_S2 * 1.1  # MPU-6050 at +-16 g
+MAX_GYRO_RAD_S = np.deg2rad(2000) * 1.1  # MPU-6050 at +-2000 deg/s
+PRESSURE_RANGE_PA = (30_000.0, 110_000.0)  # BMP280: 300-1100 hPa
+TEMPERATURE_RANGE_C = (-40.0, 85.0)  # BMP280's operating range
+MAX_FUTURE_US = 5 * 60 * 1_000_000  # clocks drift; more than this ahead is a wrong clock
+MAX_AGE_US = 30 * 86_400 * 1_000_000  # the outbox holds about two days; older data is a wrong clock
+
+# Per-channel bounds (low, high) for each kind, in wire channel order.
+_ACCEL = [(-MAX_ACCEL_M_S2, MAX_ACCEL_M_S2)] * 3
+CHANNEL_BOUNDS: dict[wire.Kind, list[tuple[float, float]]] = {
+    wire.Kind.ACCEL: _ACCEL,
+    wire.Kind.IMU: _ACCEL + [(-MAX_GYRO_RAD_S, MAX_GYRO_RAD_S)] * 3,
+    wire.Kind.BARO: [PRESSURE_RANGE_PA, TEMPERATURE_RANGE_C],
+}
 
 
 @dataclass(frozen=True)
@@ -17,11 +42,13 @@ class Verdict:
     reason: str | None
 
 
-def check_message(routing_key: str, body: bytes) -> Verdict:
+def check_message(routing_key: str, body: bytes, *, now_us: int | None = None) -> Verdict:
     try:
         vehicle = vehicle_from_routing_key(routing_key)
     except (ValueError, FleetsenseError) as exc:
         return Verdict(None, f"bad routing key: {exc}")
+    if len(body) > wire.MAX_MESSAGE_BYTES:
+        return Verdict(None, f"message of {len(body)} bytes exceeds the limit of {wire.MAX_MESSAGE_BYTES}")
     try:
         batch = decode_batch(body)
     except FleetsenseError as exc:
@@ -29,6 +56,35 @@ def check_message(routing_key: str, body: bytes) -> Verdict:
     # The routing key is what the broker authenticated; a payload claiming another vehicle is forged.
     if batch.header.vehicle_id != vehicle:
         return Verdict(None, f"payload names vehicle {batch.header.vehicle_id!r} but arrived on {vehicle!r}'s topic")
-    if not np.isfinite(batch.values_si).all():
-        return Verdict(None, "non-finite scale")
-    return Verdict(batch, None)
+    reason = check_values(batch) or check_times(batch, time.time_ns() // 1000 if now_us is None else now_us)
+    return Verdict(None, reason) if reason else Verdict(batch, None)
+
+
+def check_values(batch: DecodedBatch) -> str | None:
+    values = batch.values_si
+    if not np.isfinite(values).all():
+        return "non-finite values (a NaN or infinite scale or offset)"
+    names = wire.CHANNEL_NAMES[batch.header.kind]
+    for channel, (low, high) in enumerate(CHANNEL_BOUNDS[batch.header.kind]):
+        column = values[:, channel]
+        if column.size and (column.min() < low or column.max() > high):
+            bad = column.min() if column.min() < low else column.max()
+            return f"physically impossible {names[channel]} = {bad:.6g} (the sensor's range is {low:.6g}..{high:.6g})"
+    return None
+
+
+def check_times(batch: DecodedBatch, now_us: int) -> str | None:
+    header = batch.header
+    if not 1_000 <= header.sample_period_us <= 10_000_000:
+        return f"sample period {header.sample_period_us} us is outside 1 ms..10 s"
+    unsynced = " (the device says its clock is not synchronised)" if header.flags & wire.Flags.CLOCK_UNSYNCED else ""
+    end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
+    if end_us > now_us + MAX_FUTURE_US:
+        return f"sample times up to {_iso(end_us)} are in the future{unsynced}"
+    if header.start_time_us < now_us - MAX_AGE_US:
+        return f"sample times from {_iso(header.start_time_us)} are more than 30 days old{unsynced}"
+    return None
+
+
+def _iso(time_us: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time_us / 1e6))

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fleetsense.edge.agent import Agent, run_agent
 from fleetsense.edge.clock import SystemClock
@@ -22,6 +23,9 @@ from fleetsense.edge.sources import Sensors
 from fleetsense.edge.systemd import Notifier
 
 from fleetsense.device_config import EdgeConfig
+
+if TYPE_CHECKING:
+    from fleetsense.sim.bus import VehiclePhysics  # firmware-sim only in simulation
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +48,14 @@ def open_sensors_for(
     *,
     simulate: bool,
     sleep_s: Callable[[float], None] | None = None,
+    physics: VehiclePhysics | None = None,
 ) -> Sensors:
-    """The sensors the config names; with `simulate`, firmware-sim's chips driving this vehicle's simulated
-    drive on the given clock (real or virtual)."""
+    """The sensors the config names; with `simulate`, firmware-sim's chips driving `physics` (default: this
+    vehicle's own simulated drive) on the given clock (real or virtual)."""
     from fleetsense.edge.hardware_factory import open_sensors
 
     spec = "sim" if simulate else (config.sensors.bus or os.environ.get(BUS_ENV, "smbus:1"))
-    physics = None
-    if spec == "sim":
+    if spec == "sim" and physics is None:
         from fleetsense.sim.fleet import vehicle_physics
 
         physics = vehicle_physics(config.vehicle_id, start_ns=clock_ns())

@@ -10,6 +10,8 @@ from fleetsense.edge.agent import Agent
 from fleetsense.edge.outbox import Outbox
 from fleetsense.edge.runtime import open_sensors_for
 from fleetsense.sim.bus import VirtualClock
+from fleetsense.sim.fleet import ClockShifted
+from fleetsense.sim.vehicle import Vehicle
 
 from fleetsense.device_config import EdgeConfig
 
@@ -41,13 +43,18 @@ class RecordedDrive:
     next_seq: int
 
 
-def record_drive(config: EdgeConfig, *, seconds: float, start_wall_ns: int | None = None) -> RecordedDrive:
+def record_drive(
+    config: EdgeConfig, *, seconds: float, start_wall_ns: int | None = None, vehicle: Vehicle | None = None
+) -> RecordedDrive:
     """Drive for `seconds` of virtual time; every batch lands in the vehicle's outbox, nothing is published.
 
-    By default the drive ends now, so no sample lies in the future."""
+    `vehicle` replaces the vehicle id's own random drive (e.g. a scripted drive with known ground truth); its
+    model time 0 is the agent's start, which is `start_wall_ns` in UTC. By default the drive ends now, so no
+    sample lies in the future."""
     clock = VirtualClock()
     wall = VirtualWallClock(clock, clock.now_ns(), start_wall_ns or time.time_ns() - int(seconds * 1e9))
-    sensors = open_sensors_for(config, clock.now_ns, simulate=True, sleep_s=clock.sleep)
+    physics = ClockShifted(vehicle, start_ns=clock.now_ns()) if vehicle else None
+    sensors = open_sensors_for(config, clock.now_ns, simulate=True, sleep_s=clock.sleep, physics=physics)
     outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
     first_seq = outbox.stats().next_seq
     agent = Agent(config, sensors, outbox, wall)

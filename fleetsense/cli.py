@@ -124,16 +124,31 @@ def cmd_job(args: argparse.Namespace) -> int:
     from fleetsense.stack import jobs
 
     config = _stack_config(args)
+    overrides = _settings_overrides(args.set or [])
     if args.action == "submit":
-        job_id, fresh = jobs.submit_ingest(config)
+        job_id, fresh = jobs.submit_ingest(config, overrides)
         print(f"{'submitted' if fresh else 'already running'}: {jobs.INGEST_JOB_NAME} as job {job_id}")
     elif args.action == "status":
-        for job in jobs.cluster(config).jobs():
-            print(f"{job.job_id}  {job.state:<10}  {job.name}")
+        print("\n".join(jobs.status_report(config)) or "no jobs")
     elif args.action == "cancel":
         cancelled = jobs.cancel_ingest(config)
         print(f"cancelled {cancelled}" if cancelled else "no running ingest job")
+    elif args.action == "upgrade":
+        old, savepoint, new = jobs.upgrade_ingest(config, overrides)
+        print(f"stopped {old} with savepoint {savepoint}; running {new} from it")
     return 0
+
+
+def _settings_overrides(pairs: list[str]) -> dict[str, str]:
+    from fleetsense.errors import ConfigError
+
+    overrides: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {pair!r} is not KEY=VALUE", hint="e.g. --set parallelism=4")
+        overrides[key.strip()] = value.strip()
+    return overrides
 
 
 # -- query ------------------------------------------------------------------------------------------
@@ -192,7 +207,18 @@ def build_parser() -> argparse.ArgumentParser:
     edge.set_defaults(handler=cmd_edge)
 
     job = sub.add_parser("job", help="the PyFlink ingest job on the session cluster")
-    job.add_argument("action", choices=["submit", "status", "cancel"])
+    job.add_argument(
+        "action",
+        choices=["submit", "status", "cancel", "upgrade"],
+        help="upgrade: stop with a savepoint, then run the current code from it",
+    )
+    job.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a job setting for submit/upgrade (parallelism, readers, checkpoint_interval_ms, amqp_prefetch, "
+        "restart_attempts, restart_delay_ms, vehicle_class, gap_wait_ms, python_execution_mode, ...)",
+    )
     job.set_defaults(handler=cmd_job)
 
     query = sub.add_parser("query", help="what landed in Cassandra, per vehicle")

@@ -34,6 +34,18 @@ JAVA17_FLAGS = [
             "java.util",
             "java.util.concurrent",
             "java.util.concurrent.atomic",
+            "java.util.concurrent.locks",
+            # The prepared-statement cache measures statements by walking their object graphs (jamm), which
+            # reaches charsets (seen: preparing a statement with a map<text, int> value), numbers and regexes.
+            "java.nio.charset",
+            "sun.nio.cs",
+            "java.math",
+            "java.util.regex",
+            "java.lang.ref",
+            "java.lang.reflect",
+            "java.net",
+            "java.text",
+            "java.security",
         )
     ],
 ]

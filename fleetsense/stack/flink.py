@@ -41,6 +41,9 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "jobmanager.rpc.port": str(ports.flink_rpc),
         "jobmanager.memory.process.size": "1024m",
         "jobmanager.execution.failover-strategy": "region",
+        # One machine: a TaskManager that stops answering is gone (killed), so notice within seconds, not 50 s.
+        "heartbeat.interval": "2000",
+        "heartbeat.timeout": "10000",
         "blob.server.port": str(ports.flink_blob),
         "rest.address": LOOPBACK,
         "rest.bind-address": LOOPBACK,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fleetsense.cloud.job_settings import IngestJobSettings
-from fleetsense.cloud.jobctl import FlinkCluster
+from fleetsense.cloud.jobctl import FlinkCluster, JobError
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
 from fleetsense.stack.layout import LOOPBACK, StackConfig
@@ -20,10 +20,10 @@ def cluster(config: StackConfig) -> FlinkCluster:
     return FlinkCluster(LOOPBACK, config.ports.flink_rest, log_dir=config.log_dir("flink-client"))
 
 
-def ingest_settings(config: StackConfig) -> IngestJobSettings:
+def ingest_settings(config: StackConfig, overrides: dict[str, str] | None = None) -> IngestJobSettings:
     creds = flink_job_credentials(config)
     cql_host, cql_port = config.cql_contact
-    return IngestJobSettings(
+    settings = IngestJobSettings(
         amqp_host=LOOPBACK,
         amqp_port=config.ports.amqp,
         amqp_vhost=FLEET_VHOST,
@@ -36,22 +36,28 @@ def ingest_settings(config: StackConfig) -> IngestJobSettings:
         connector_jar=str(connector_jar(config)),
         job_name=INGEST_JOB_NAME,
     )
+    return settings.with_overrides(overrides or {})
 
 
-def submit_ingest(config: StackConfig) -> tuple[str, bool]:
+def submit_ingest(
+    config: StackConfig, overrides: dict[str, str] | None = None, *, savepoint: str | None = None
+) -> tuple[str, bool]:
     """Submit the ingest job unless it already runs; returns (job id, whether it was submitted now)."""
     flink = cluster(config)
     running = flink.running(INGEST_JOB_NAME)
     if running:
         return running.job_id, False
-    settings = ingest_settings(config)
+    settings = ingest_settings(config, overrides)
     # The settings hold the job's broker secret: a 0600 file, never a command-line argument.
     settings_path = config.component_dir("flink") / "jobs" / "telemetry-ingest.json"
     write_private(settings_path, settings.to_json())
     from fleetsense.cloud.jobs import telemetry_ingest_path
 
     job_id = flink.submit_python(
-        telemetry_ingest_path(), ["--settings", str(settings_path)], jar=Path(settings.connector_jar)
+        telemetry_ingest_path(),
+        ["--settings", str(settings_path)],
+        jar=Path(settings.connector_jar),
+        savepoint=savepoint,
     )
     flink.wait_running(job_id)
     return job_id, True
@@ -64,3 +70,31 @@ def cancel_ingest(config: StackConfig) -> str | None:
         return None
     flink.cancel(running.job_id)
     return running.job_id
+
+
+def upgrade_ingest(config: StackConfig, overrides: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """Stop the running job with a savepoint and start the current code (and settings) from it: no message is
+    lost (unacked deliveries go back to the queue) and no state is reset. Returns (old id, savepoint, new id)."""
+    flink = cluster(config)
+    running = flink.running(INGEST_JOB_NAME)
+    if running is None:
+        raise JobError("no running ingest job to upgrade", hint="start one with `fleetsense job submit`")
+    savepoint = flink.stop_with_savepoint(running.job_id, config.component_dir("flink") / "savepoints")
+    new_id, _ = submit_ingest(config, overrides, savepoint=savepoint)
+    return running.job_id, savepoint, new_id
+
+
+def status_report(config: StackConfig) -> list[str]:
+    """One line per job, and for the running ingest job its counters and checkpoints."""
+    from fleetsense.cloud.vehicle_stream import COUNTERS
+
+    flink = cluster(config)
+    lines: list[str] = []
+    for job in flink.jobs():
+        lines.append(f"{job.job_id}  {job.state:<10}  {job.name}")
+        if job.name == INGEST_JOB_NAME and job.state == "RUNNING":
+            counters = flink.counters(job.job_id, COUNTERS)
+            lines.append("    " + "  ".join(f"{name} {value}" for name, value in counters.items()))
+            checkpoints = flink.last_checkpoint(job.job_id)
+            lines.append("    checkpoints " + "  ".join(f"{k} {v}" for k, v in checkpoints.items()))
+    return lines

@@ -18,7 +18,7 @@ def print_vehicle_report(config: StackConfig, *, vehicles: Sequence[str] | None 
             return
         print(
             f"{'VEHICLE':<12} {'IMU SAMPLES':>11} {'BATCHES':>8} {'BARO':>6} {'LAST SEQ':>8}  "
-            f"{'LAST SAMPLE (UTC)':<24} {'ACCEL m/s² (x, y, z)':<22} {'hPa':>7} {'°C':>5}"
+            f"{'LAST SAMPLE (UTC)':<24} {'ACCEL m/s² (x, y, z)':<22} {'hPa':>7} {'°C':>5}  EVENTS"
         )
         for vehicle_id in ids:
             s = summarize(session, KEYSPACE, vehicle_id, latest=latest)
@@ -28,7 +28,8 @@ def print_vehicle_report(config: StackConfig, *, vehicles: Sequence[str] | None 
             env = s.environment
             hpa = f"{env.pressure_pa / 100:.2f}" if env else "-"
             temp = f"{env.temperature_c:.1f}" if env else "-"
+            events = ", ".join(f"{kind} {n}" for kind, n in sorted(s.event_counts.items()) if n) or "-"
             print(
                 f"{vehicle_id:<12} {s.sample_count:>11} {s.distinct_batches:>8} {s.environment_count:>6} "
-                f"{last_seq:>8}  {when:<24} {accel:<22} {hpa:>7} {temp:>5}"
+                f"{last_seq:>8}  {when:<24} {accel:<22} {hpa:>7} {temp:>5}  {events}"
             )

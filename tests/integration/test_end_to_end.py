@@ -39,7 +39,7 @@ def test_every_published_sample_is_stored_exactly_once(
 
     keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
     assert keys == imu
-    assert sample_keys(cql, KEYSPACE, vid, "environment_samples") == env
+    assert sample_keys(cql, KEYSPACE, vid, wire.Kind.BARO) == env
 
     # Deliveries are acknowledged once the checkpoint covering them completes: the queue empties.
     queue = eventually(
@@ -70,7 +70,7 @@ def test_bad_input_is_rejected_with_a_reason_and_good_data_still_flows(
 
     rejected = [
         row
-        for row in cql.execute(f"SELECT routing_key, reason, size_bytes FROM {KEYSPACE}.rejected_messages")
+        for row in cql.execute(f"SELECT routing_key, reason, size_bytes FROM {KEYSPACE}.rejected_by_day")
         if row.routing_key == f"fleet.{vid}.telemetry"
     ]
     assert len(rejected) == 1

@@ -6,22 +6,35 @@ import numpy as np
 import pytest
 from fleetsense.cloud import schema
 from fleetsense.cloud.decode import decode_batch
-from fleetsense.cloud.sample_store import hour_bucket_ms
+from fleetsense.cloud.store import hour_bucket_ms
 from fleetsense.cloud.validate import check_message
 
 from fleetsense import wire
 
+NOW_US = 1_790_000_000_000_000  # 2026-09-21
+NO_FLAGS = wire.Flags(0)
 
-def message(vehicle_id: str = "van-001", scales: tuple[float, ...] = (0.5, 0.5, 0.5)) -> bytes:
+
+def message(
+    vehicle_id: str = "van-001",
+    scales: tuple[float, ...] = (0.5, 0.5, 0.5),
+    *,
+    start_time_us: int = 10_000_000,
+    samples: tuple[tuple[int, ...], ...] = ((2, -4, 6), (8, 10, -12)),
+    kind: wire.Kind = wire.Kind.ACCEL,
+    flags: wire.Flags = NO_FLAGS,
+) -> bytes:
     return wire.encode(
         wire.Batch(
             vehicle_id=vehicle_id,
             seq=3,
-            start_time_us=10_000_000,
+            start_time_us=start_time_us,
             sample_period_us=10_000,
-            kind=wire.Kind.ACCEL,
+            kind=kind,
             scales=scales,
-            samples=((2, -4, 6), (8, 10, -12)),
+            offsets=(0.0,) * len(scales),
+            samples=samples,
+            flags=flags,
         )
     )
 
@@ -34,7 +47,7 @@ def test_numpy_decode_matches_the_reference_decoder() -> None:
 
 
 def test_good_message_is_accepted() -> None:
-    verdict = check_message("fleet.van-001.telemetry", message())
+    verdict = check_message("fleet.van-001.telemetry", message(start_time_us=NOW_US - 2_000_000), now_us=NOW_US)
     assert verdict.reason is None and verdict.batch is not None
 
 
@@ -45,10 +58,25 @@ def test_good_message_is_accepted() -> None:
         ("fleet.van-001.telemetry", b"garbage", "undecodable"),
         ("somewhere.else", message(), "bad routing key"),
         ("fleet.van-001.telemetry", message(scales=(float("nan"), 1.0, 1.0)), "non-finite"),
+        ("fleet.van-001.telemetry", message(scales=(0.1, 0.1, 0.1), samples=((20000, 0, 0),)), "impossible ax_m_s2"),
+        (
+            "fleet.van-001.telemetry",
+            message(
+                kind=wire.Kind.BARO, scales=(10.0, 0.01), samples=((2000, 2000),), start_time_us=NOW_US
+            ),  # 20 kPa: higher than Everest's summit
+            "impossible pressure_pa",
+        ),
+        ("fleet.van-001.telemetry", message(start_time_us=NOW_US + 3_600_000_000), "in the future"),
+        (
+            "fleet.van-001.telemetry",
+            message(flags=wire.Flags.CLOCK_UNSYNCED),
+            "more than 30 days old (the device says its clock is not synchronised)",
+        ),
+        ("fleet.van-001.telemetry", b"x" * (wire.MAX_MESSAGE_BYTES + 1), "exceeds the limit"),
     ],
 )
 def test_bad_messages_get_a_reason(routing_key: str, body: bytes, reason: str) -> None:
-    verdict = check_message(routing_key, body)
+    verdict = check_message(routing_key, body, now_us=NOW_US)
     assert verdict.batch is None
     assert reason in (verdict.reason or "")
 
@@ -64,7 +92,21 @@ def test_migrations_are_numbered_in_order_and_idempotent_by_construction() -> No
     assert versions == sorted(set(versions)) and versions[0] == 1
     for migration in schema.MIGRATIONS:
         for statement in migration.statements:
-            assert "IF NOT EXISTS" in statement
+            assert "IF NOT EXISTS" in statement or "DROP TABLE IF EXISTS" in statement
             # CQL 3.2 (Cassandra 2.1) has none of these; production's 4.x/5.x would accept them.
             for newer in (" date,", "MATERIALIZED VIEW", "GROUP BY", "toTimestamp", "dateOf"):
                 assert newer not in statement
+
+
+def test_compaction_is_chosen_by_server_version() -> None:
+    assert "SizeTiered" in schema.time_series_compaction("2.1.0", 1)  # DTCS arrived in 2.1.1
+    assert "DateTiered" in schema.time_series_compaction("2.1.1", 1)
+    assert "DateTiered" in schema.time_series_compaction("3.0.7", 1)
+    assert "TimeWindow" in schema.time_series_compaction("3.0.8", 24)
+    assert "'compaction_window_size': 24" in schema.time_series_compaction("5.0.2", 24)
+    assert "TimeWindow" in schema.time_series_compaction("4.1.5-SNAPSHOT", 1)
+
+
+def test_an_unsynchronised_clock_with_plausible_times_is_accepted() -> None:
+    body = message(start_time_us=NOW_US - 1_000_000, flags=wire.Flags.CLOCK_UNSYNCED)
+    assert check_message("fleet.van-001.telemetry", body, now_us=NOW_US).batch is not None

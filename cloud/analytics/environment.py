@@ -1,0 +1,77 @@
+"""The cabin and the road's height: altitude from barometric pressure, and temperature excursions.
+
+Altitude uses the international standard atmosphere's barometric formula (troposphere). The absolute value depends
+on the day's sea-level pressure, which we do not know, so only altitude *changes* are reported; weather moves
+pressure by ~1 hPa an hour (~8 m), negligible within a minute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+ISA_SEA_LEVEL_PA = 101_325.0
+_ISA_EXPONENT = 5.25588  # g * M / (R * L) for the standard lapse rate L = 6.5 K/km
+_ISA_PER_M = 2.25577e-5  # L / T0 (1/m)
+
+
+def altitude_m(pressure_pa: FloatArray, sea_level_pa: float = ISA_SEA_LEVEL_PA) -> FloatArray:
+    """Inverse of p = p0 * (1 - 2.25577e-5 h) ** 5.25588: about +8.3 m per -100 Pa near sea level."""
+    return np.asarray((1.0 - np.power(pressure_pa / sea_level_pa, 1.0 / _ISA_EXPONENT)) / _ISA_PER_M)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentSettings:
+    # A cabin, or goods in it, at risk: above 35 C (a parked van in the sun, heat stress, chocolate melting) or
+    # below 2 C (frost-sensitive goods). Set per fleet; a refrigerated body would use its own band.
+    high_c: float = 35.0
+    low_c: float = 2.0
+    hysteresis_c: float = 1.0  # back within the band by this much ends the excursion (no flapping at the edge)
+    min_duration_s: float = 120.0  # shorter is a door left open, not an excursion
+    bridge_s: float = 60.0  # within-band or missing data shorter than this does not split an excursion
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentEvent:
+    kind: str  # "temperature_excursion"
+    direction: str  # "high" or "low"
+    start_us: int
+    end_us: int
+    peak_c: float  # hottest (high) or coldest (low) reading
+    bound_c: float  # the bound that was crossed
+    duration_s: float
+
+
+class TemperatureExcursions:
+    def __init__(self, settings: EnvironmentSettings | None = None) -> None:
+        s = self.settings = settings or EnvironmentSettings()
+        bridge_us, min_us = int(s.bridge_s * 1e6), int(s.min_duration_s * 1e6)
+        self._high = HysteresisDetector(
+            enter=s.high_c, exit_level=s.high_c - s.hysteresis_c, min_duration_us=min_us, merge_gap_us=bridge_us
+        )
+        # The low side runs on -temperature, so "above" means colder.
+        self._low = HysteresisDetector(
+            enter=-s.low_c, exit_level=-s.low_c - s.hysteresis_c, min_duration_us=min_us, merge_gap_us=bridge_us
+        )
+
+    def push(self, t_us: IntArray, temperature_c: FloatArray, period_us: int) -> list[EnvironmentEvent]:
+        events = [self._event("high", run) for run in self._high.push(t_us, temperature_c, period_us)]
+        return events + [self._event("low", run) for run in self._low.push(t_us, -temperature_c, period_us)]
+
+    def _event(self, direction: str, run: Run) -> EnvironmentEvent:
+        high = direction == "high"
+        return EnvironmentEvent(
+            kind="temperature_excursion",
+            direction=direction,
+            start_us=run.start_us,
+            end_us=run.end_us,
+            peak_c=round(run.peak if high else -run.peak, 3),
+            bound_c=self.settings.high_c if high else self.settings.low_c,
+            duration_s=(run.end_us - run.start_us) / 1e6,
+        )

@@ -1,0 +1,266 @@
+"""One vehicle's analytics, fed decoded batches in sequence order: the object a PyFlink keyed operator keeps in
+state. It holds only running sums, a filter tail and a few open episodes (a few KB pickled), never samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from fleetsense.cloud.analytics.aggregates import DailyScore, MinuteAggregate, MinuteAggregator
+from fleetsense.cloud.analytics.calibration import CalibrationSettings, CalibrationSummary, MountCalibration
+from fleetsense.cloud.analytics.environment import (
+    EnvironmentEvent,
+    EnvironmentSettings,
+    TemperatureExcursions,
+    altitude_m,
+)
+from fleetsense.cloud.analytics.errors import AnalysisInputError
+from fleetsense.cloud.analytics.events import (
+    DEFAULT_VEHICLE_CLASS,
+    DrivingEvent,
+    DrivingEventDetector,
+    EventThresholds,
+    PrecalibrationCandidates,
+    thresholds_for,
+)
+from fleetsense.cloud.analytics.lowpass import AlignedChunk, CarriedFir, hann_taps
+from fleetsense.cloud.analytics.score import ScoreWeights
+from fleetsense.cloud.analytics.trips import Stop, Trip, TripSettings, TripTracker, Windows, window_activity
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyzerConfig:
+    vehicle_class: str = DEFAULT_VEHICLE_CLASS
+    thresholds: EventThresholds | None = None  # overrides the vehicle class's thresholds
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    trips: TripSettings = field(default_factory=TripSettings)
+    environment: EnvironmentSettings = field(default_factory=EnvironmentSettings)
+    score: ScoreWeights = field(default_factory=ScoreWeights)
+    lowpass_half_width: int = 8  # 17 taps at 100 Hz: see lowpass.hann_taps
+    precalibration_capacity: int = 16  # harsh-event candidates remembered until the mounting is known
+    keep_minutes: int = 5  # minute rows kept open for late events
+
+    @property
+    def event_thresholds(self) -> EventThresholds:
+        return self.thresholds or thresholds_for(self.vehicle_class)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalysisOutput:
+    """What one batch produced. Every row carries its own key times, so the job can upsert them idempotently."""
+
+    events: list[DrivingEvent]  # driving events that ended, oldest first
+    trips: list[Trip]  # trips that ended
+    stops: list[Stop]  # stops that ended
+    open_trip: Trip | None  # the trip in progress, with running totals
+    minutes: list[MinuteAggregate]  # minute rows this batch touched, with running totals
+    days: list[DailyScore]  # day rows this batch touched, with running totals
+    calibration: CalibrationSummary
+    environment_events: list[EnvironmentEvent]
+
+
+def _times(t_us: object, name: str) -> IntArray:
+    times = np.asarray(t_us)
+    if times.ndim != 1 or not np.issubdtype(times.dtype, np.integer):
+        raise AnalysisInputError(
+            f"{name} must be a 1-D integer array of UTC microseconds, got shape {times.shape} of {times.dtype}",
+            hint="pass DecodedBatch.sample_time_us as it comes from cloud.decode",
+        )
+    times = times.astype(np.int64, copy=False)
+    if times.size > 1 and not bool((np.diff(times) > 0).all()):
+        raise AnalysisInputError(f"{name} is not strictly increasing within the batch", hint="check the decoder")
+    return times
+
+
+def _columns(values: object, rows: int, columns: int, name: str) -> FloatArray:
+    array = np.asarray(values, dtype=np.float64)
+    expected = (rows, columns) if columns > 1 else (rows,)
+    if array.shape != expected:
+        raise AnalysisInputError(
+            f"{name} has shape {array.shape}, expected {expected} to match the batch's times",
+            hint="slice the decoded batch's values_si into the channel groups in wire.CHANNEL_NAMES order",
+        )
+    return array
+
+
+def _period_us(t_us: IntArray, previous_us: int) -> int:
+    return (int(t_us[-1]) - int(t_us[0])) // (t_us.size - 1) if t_us.size > 1 else previous_us
+
+
+class VehicleAnalyzer:
+    """Call on_imu / on_environment with each decoded batch of one vehicle, in sequence order (the two streams
+    independently). Deterministic: the same batches from the same state give the same output."""
+
+    def __init__(self, config: AnalyzerConfig | None = None) -> None:
+        self.config = config = config or AnalyzerConfig()
+        thresholds = config.event_thresholds
+        self._fir = CarriedFir(hann_taps(config.lowpass_half_width), channels=6, filtered_channels=3)
+        self._calibration = MountCalibration(config.calibration)
+        self._detectors = DrivingEventDetector(thresholds)
+        self._candidates = PrecalibrationCandidates(thresholds, config.precalibration_capacity)
+        self._frame_active = False  # driving events come from the calibrated frame (else: candidates)
+        self._trips = TripTracker(config.trips, config.score)
+        self._aggregates = MinuteAggregator(keep_minutes=config.keep_minutes, weights=config.score)
+        self._temperature = TemperatureExcursions(config.environment)
+        self._last_imu_us = -1
+        self._last_active_us = -1  # end of the last window with motion (calibration's rest guard)
+        self._imu_period_us = 10_000
+        self._last_env_us = -1
+        self._env_period_us = 100_000
+        self._events: list[DrivingEvent] = []  # per call, emptied by _output
+        self._trips_done: list[Trip] = []
+        self._stops_done: list[Stop] = []
+
+    @property
+    def precalibration_candidates_dropped(self) -> int:
+        return self._candidates.dropped
+
+    @property
+    def late_updates_dropped(self) -> int:
+        return self._aggregates.late_updates_dropped
+
+    def on_imu(
+        self, t_us: IntArray, accel_m_s2: FloatArray, gyro_rad_s: FloatArray, *, gap_before: bool = False
+    ) -> AnalysisOutput:
+        """One IMU batch in sensor axes: accelerometer specific force (m/s^2) and gyro rate (rad/s), [N, 3] each.
+        A batch that starts at or before the previous one's end is treated as after a gap."""
+        times = _times(t_us, "t_us")
+        accel = _columns(accel_m_s2, times.size, 3, "accel_m_s2")
+        gyro = _columns(gyro_rad_s, times.size, 3, "gyro_rad_s")
+        if times.size == 0:
+            return self._output([])
+        if gap_before or (self._last_imu_us >= 0 and int(times[0]) <= self._last_imu_us):
+            self._end_segment(next_start_us=int(times[0]))
+        self._imu_period_us = _period_us(times, self._imu_period_us)
+        self._process(self._fir.push(times, np.concatenate((accel, gyro), axis=1)))
+        self._last_imu_us = int(times[-1])
+        return self._output([])
+
+    def on_environment(
+        self, t_us: IntArray, pressure_pa: FloatArray, temperature_c: FloatArray, *, gap_before: bool = False
+    ) -> AnalysisOutput:
+        """One barometer batch: pressure (Pa) and temperature (C), [M] each."""
+        times = _times(t_us, "t_us")
+        pressure = _columns(pressure_pa, times.size, 1, "pressure_pa")
+        temperature = _columns(temperature_c, times.size, 1, "temperature_c")
+        if times.size == 0:
+            return self._output([])
+        gap = gap_before or (self._last_env_us >= 0 and int(times[0]) <= self._last_env_us)
+        self._env_period_us = _period_us(times, self._env_period_us)
+        excursions = self._temperature.push(times, temperature, self._env_period_us)
+        self._aggregates.add_environment(times, temperature, altitude_m(pressure), gap=gap)
+        self._last_env_us = int(times[-1])
+        return self._output(excursions)
+
+    def flush(self) -> AnalysisOutput:
+        """End of the stream for now (e.g. the end of a recording): process the samples the filter holds back and
+        close open events. The next IMU batch then starts like one after a gap."""
+        if self._last_imu_us >= 0:
+            self._end_segment(next_start_us=self._last_imu_us)
+        return self._output([])
+
+    def _end_segment(self, *, next_start_us: int) -> None:
+        self._process(self._fir.flush())
+        self._add_events(self._detectors.close())
+        self._candidates.close()
+        self._calibration.forget_launch()
+        self._last_active_us = -1
+        stops, trips = self._trips.gap(next_start_us)
+        self._stops_done += stops
+        self._trips_done += trips
+
+    def _process(self, chunk: AlignedChunk) -> None:
+        """Everything one aligned chunk feeds: calibration, trips, events, minute rows."""
+        if len(chunk) == 0:
+            return
+        t_us, period_us = chunk.t_us, self._imu_period_us
+        windows = window_activity(t_us, chunk.raw[:, :3], chunk.raw[:, 3:], period_us, self.config.trips)
+        self._calibrate(chunk, windows)
+        stops, trips, moving = self._trips.push(windows)
+        self._stops_done += stops
+        self._trips_done += trips
+        self._aggregates.add_moving(moving)
+        vertical_g = self._detect_bumps(chunk)
+        longitudinal_g, lateral_g = self._detect_harsh(chunk)
+        self._aggregates.add_imu(t_us, longitudinal_g, lateral_g, vertical_g)
+
+    def _calibrate(self, chunk: AlignedChunk, windows: Windows) -> None:
+        t0_us = int(chunk.t_us[0])
+        if self._last_active_us < 0:
+            self._last_active_us = t0_us  # the stream's start counts as activity: we do not know what preceded it
+        rest_guard_us = int(self.config.calibration.rest_guard_s * 1e6)
+        rest = windows.all_quiet and len(chunk) >= 10 and t0_us - self._last_active_us >= rest_guard_us
+        if not windows.all_quiet:
+            self._last_active_us = int(windows.end_us[windows.active][-1])
+        if self._calibration.update(chunk, rest=rest, period_us=self._imu_period_us):
+            # The Pi moved in its mount: what was open or remembered was measured in a frame that no longer holds.
+            thresholds = self.config.event_thresholds
+            dropped = self._candidates.dropped + len(self._candidates)
+            self._detectors = DrivingEventDetector(thresholds)
+            self._candidates = PrecalibrationCandidates(thresholds, self.config.precalibration_capacity)
+            self._candidates.dropped = dropped
+            self._frame_active = False
+
+    def _detect_bumps(self, chunk: AlignedChunk) -> FloatArray | None:
+        """Bumps from the vertical axis once "up" is known; returns that vertical signal (g, 1 g removed)."""
+        calibration, accel_raw = self._calibration, chunk.raw[:, :3]
+        if calibration.up is not None:
+            vertical_g = (accel_raw @ calibration.up) / calibration.gravity_m_s2 - 1.0
+            self._add_events(self._detectors.push_vertical(chunk.t_us, vertical_g, self._imu_period_us))
+            return vertical_g
+        estimate = calibration.gravity_estimate_m_s2
+        if estimate is not None:
+            # Before "up" is known a bump still shows in |specific force| - 1 g: during a bump the horizontal part
+            # is small, and even a 0.5 g harsh manoeuvre adds only 0.12 g to the magnitude, under the bump threshold.
+            magnitude_m_s2 = np.sqrt(np.einsum("ij,ij->i", accel_raw, accel_raw))
+            bump_g = magnitude_m_s2 / float(np.sqrt(estimate @ estimate)) - 1.0
+            self._add_events(self._detectors.push_vertical(chunk.t_us, bump_g, self._imu_period_us))
+        return None
+
+    def _detect_harsh(self, chunk: AlignedChunk) -> tuple[FloatArray | None, FloatArray | None]:
+        """Harsh events in the calibrated frame, or candidates until it is known; returns longitudinal and lateral
+        acceleration (g) when the frame is known."""
+        calibration, period_us = self._calibration, self._imu_period_us
+        if not self._frame_active:
+            rotation = calibration.vehicle_from_sensor
+            if rotation is not None and not self._candidates.is_open:
+                self._frame_active = True  # switch only between events, so none is split across the two paths
+                self._add_events(self._candidates.classify(rotation, calibration.gravity_m_s2))
+            else:
+                estimate = calibration.gravity_estimate_m_s2
+                if estimate is not None:
+                    self._candidates.push(chunk.t_us, chunk.filtered, estimate, calibration.up, period_us)
+                return None, None
+        rotation = calibration.vehicle_from_sensor
+        if rotation is None:  # cannot happen: a remount, the only way back to unknown, clears _frame_active
+            return None, None
+        horizontal = chunk.filtered @ (rotation[:2].T / calibration.gravity_m_s2)
+        longitudinal_g, lateral_g = horizontal[:, 0], horizontal[:, 1]
+        self._add_events(self._detectors.push_horizontal(chunk.t_us, longitudinal_g, lateral_g, period_us))
+        return longitudinal_g, lateral_g
+
+    def _add_events(self, events: list[DrivingEvent]) -> None:
+        for event in events:
+            self._trips.count_event(event.kind, event.start_us)
+            self._aggregates.add_event(event.kind, event.start_us)
+        self._events += events
+
+    def _output(self, environment_events: list[EnvironmentEvent]) -> AnalysisOutput:
+        minutes, days = self._aggregates.take_touched()
+        events = sorted(self._events, key=lambda e: (e.start_us, e.kind))
+        output = AnalysisOutput(
+            events=events,
+            trips=self._trips_done,
+            stops=self._stops_done,
+            open_trip=self._trips.open_trip(),
+            minutes=minutes,
+            days=days,
+            calibration=self._calibration.summary(self._imu_period_us / 1e6),
+            environment_events=environment_events,
+        )
+        self._events, self._trips_done, self._stops_done = [], [], []
+        return output

@@ -1,0 +1,151 @@
+"""Pure mapping from what the job decided to the Cassandra writes that record it (see cloud/store.STATEMENTS).
+Every key is deterministic (vehicle, seq, start time, minute, day), so replaying the same input rewrites the
+same rows: idempotent writes are what make at-least-once delivery exactly-once in the tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fleetsense.cloud.store import EXCERPT_BYTES, Write, day_bucket, hour_bucket_ms, rejected_message_id
+
+from fleetsense import wire
+
+HARSH_COUNT_FIELDS = {
+    "harsh_brake": "harsh_brake_count",
+    "harsh_acceleration": "harsh_acceleration_count",
+    "harsh_corner_left": "harsh_corner_left_count",
+    "harsh_corner_right": "harsh_corner_right_count",
+    "bump": "bump_count",
+}
+
+
+def block_writes(header: wire.Header, message: bytes, *, new_hour: bool) -> list[Write]:
+    """The batch as received (one row), the vehicle's hour index when this batch opens an hour, and the
+    vehicle's latest-seen row."""
+    hour = hour_bucket_ms(header.start_time_us)
+    end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
+    writes: list[Write] = [
+        (
+            "block",
+            (
+                header.vehicle_id,
+                hour,
+                header.seq,
+                int(header.kind),
+                header.start_time_us // 1000,
+                header.sample_period_us,
+                header.sample_count,
+                int(header.flags),
+                message,
+            ),
+        ),
+        ("vehicle", (header.vehicle_id, header.seq, end_us // 1000, end_us)),
+    ]
+    if new_hour:
+        writes.append(("hour", (header.vehicle_id, hour)))
+    return writes
+
+
+def event_writes(vehicle_id: str, event: Any, *, detected_at_ms: int) -> list[Write]:
+    """A driving event (peak in g) or an environment event (peak in degC), by vehicle and by fleet."""
+    if hasattr(event, "peak_g"):
+        kind, peak, unit = event.kind, float(event.peak_g), "g"
+    else:
+        kind, peak, unit = f"{event.kind}_{event.direction}", float(event.peak_c), "degC"
+    day = day_bucket(event.start_us)
+    start_ms, end_ms = event.start_us // 1000, event.end_us // 1000
+    duration_ms = int((event.end_us - event.start_us) // 1000)
+    hour_of_day = int((event.start_us // 3_600_000_000) % 24)
+    return [
+        ("event_by_vehicle", (vehicle_id, day, start_ms, kind, end_ms, duration_ms, peak, unit, detected_at_ms)),
+        ("event_by_fleet", (day, hour_of_day, start_ms, vehicle_id, kind, end_ms, duration_ms, peak, unit)),
+    ]
+
+
+def stop_writes(vehicle_id: str, stop: Any, *, detected_at_ms: int) -> list[Write]:
+    """A stop is an event of kind "stop" whose peak is its length in seconds."""
+    day = day_bucket(stop.start_us)
+    start_ms, end_ms = stop.start_us // 1000, stop.end_us // 1000
+    duration_ms = int((stop.end_us - stop.start_us) // 1000)
+    hour_of_day = int((stop.start_us // 3_600_000_000) % 24)
+    peak = float(stop.duration_s)
+    return [
+        ("event_by_vehicle", (vehicle_id, day, start_ms, "stop", end_ms, duration_ms, peak, "s", detected_at_ms)),
+        ("event_by_fleet", (day, hour_of_day, start_ms, vehicle_id, "stop", end_ms, duration_ms, peak, "s")),
+    ]
+
+
+def event_counts(row: Any) -> dict[str, int]:
+    return {kind: int(getattr(row, name)) for kind, name in HARSH_COUNT_FIELDS.items()}
+
+
+def minute_write(vehicle_id: str, minute: Any, *, now_ms: int) -> Write:
+    return (
+        "minute",
+        (
+            vehicle_id,
+            day_bucket(minute.minute_start_us),
+            minute.minute_start_us // 1000,
+            minute.imu_sample_count,
+            float(minute.moving_s),
+            minute.max_abs_longitudinal_g,
+            minute.max_abs_lateral_g,
+            minute.rms_vertical_g,
+            event_counts(minute),
+            minute.mean_temperature_c,
+            minute.altitude_change_m,
+            now_ms,
+        ),
+    )
+
+
+def trip_write(vehicle_id: str, trip: Any) -> Write:
+    return (
+        "trip",
+        (
+            vehicle_id,
+            trip.start_us // 1000,
+            trip.end_us // 1000,
+            float(trip.duration_s),
+            bool(trip.is_open),
+            event_counts(trip),
+            float(trip.score),
+        ),
+    )
+
+
+def score_write(vehicle_id: str, score: Any, *, now_ms: int) -> Write:
+    return (
+        "score",
+        (
+            vehicle_id,
+            day_bucket(score.day_start_us),
+            float(score.score),
+            float(score.moving_s),
+            event_counts(score),
+            now_ms,
+        ),
+    )
+
+
+def gap_write(vehicle_id: str, first_seq: int, last_seq: int, *, now_ms: int) -> Write:
+    return ("gap", (vehicle_id, first_seq, last_seq, now_ms))
+
+
+def late_write(vehicle_id: str, seq: int, *, now_ms: int) -> Write:
+    return ("late", (vehicle_id, seq, now_ms))
+
+
+def rejected_write(routing_key: str, body: bytes, reason: str, *, now_ms: int) -> Write:
+    return (
+        "rejected",
+        (
+            day_bucket(now_ms * 1000),
+            rejected_message_id(routing_key, body),
+            now_ms,
+            routing_key,
+            reason[:1000],
+            body[:EXCERPT_BYTES],
+            len(body),
+        ),
+    )

@@ -1,0 +1,112 @@
+"""Writing the job's results to Cassandra: prepared statements, deterministic keys (so a replay overwrites
+instead of duplicating), bounded concurrency, retries on time-outs, and a synchronous `flush` the operator calls
+before it finishes an element, so every write is durable before the checkpoint that acks its input completes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HOUR_US = 3_600_000_000
+DAY_US = 24 * HOUR_US
+EXCERPT_BYTES = 256  # enough to see what an unreadable message looked like, bounded so junk cannot fill a table
+
+
+def hour_bucket_ms(time_us: int) -> int:
+    return (time_us - time_us % HOUR_US) // 1000
+
+
+def day_bucket(time_us: int) -> str:
+    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d")
+
+
+def rejected_message_id(routing_key: str, body: bytes) -> str:
+    """The same bad message redelivered maps to the same row."""
+    return hashlib.sha256(routing_key.encode() + b"\0" + body).hexdigest()[:32]
+
+
+STATEMENTS: dict[str, str] = {
+    "block": "INSERT INTO {ks}.sample_blocks (vehicle_id, hour_bucket, seq, kind, start_time, sample_period_us, "
+    "sample_count, flags, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "hour": "INSERT INTO {ks}.vehicle_hours (vehicle_id, hour_bucket) VALUES (?, ?)",
+    # USING TIMESTAMP = sample time: a replayed old batch never overwrites a newer one.
+    "vehicle": "INSERT INTO {ks}.vehicles (vehicle_id, last_seq, last_sample_time) VALUES (?, ?, ?) USING TIMESTAMP ?",
+    "event_by_vehicle": "INSERT INTO {ks}.events_by_vehicle (vehicle_id, day_bucket, start_time, kind, end_time, "
+    "duration_ms, peak, peak_unit, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "event_by_fleet": "INSERT INTO {ks}.events_by_fleet (day_bucket, hour, start_time, vehicle_id, kind, end_time, "
+    "duration_ms, peak, peak_unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "minute": "INSERT INTO {ks}.minute_aggregates (vehicle_id, day_bucket, minute, sample_count, moving_s, "
+    "max_longitudinal_g, max_lateral_g, rms_vertical_g, event_counts, mean_temperature_c, altitude_change_m, "
+    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "trip": "INSERT INTO {ks}.trips (vehicle_id, start_time, end_time, duration_s, open, event_counts, score) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "score": "INSERT INTO {ks}.driver_scores (vehicle_id, day_bucket, score, driving_s, event_counts, updated_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)",
+    "gap": "INSERT INTO {ks}.sequence_gaps (vehicle_id, first_seq, last_seq, recorded_at) VALUES (?, ?, ?, ?)",
+    "late": "INSERT INTO {ks}.late_batches (vehicle_id, seq, arrived_at) VALUES (?, ?, ?)",
+    "rejected": "INSERT INTO {ks}.rejected_by_day (day_bucket, message_id, received_at, routing_key, reason, "
+    "excerpt, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    # Status by arrival: the last will is composed at connect time, so its own clock would lose to heartbeats.
+    "status": "INSERT INTO {ks}.vehicle_status (vehicle_id, online, reason, status_time, received_at, "
+    "outbox_depth, dropped_total, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+}
+
+Write = tuple[str, Sequence[Any]]  # (statement name, bound values)
+
+
+class CassandraWriter:
+    """Executes named writes concurrently (at most `max_in_flight` at once) and waits for all of them."""
+
+    def __init__(
+        self,
+        session: Any,
+        keyspace: str,
+        *,
+        max_in_flight: int = 64,
+        attempts: int = 5,
+        first_backoff_s: float = 0.1,
+    ) -> None:
+        self._session = session
+        self._prepared = {name: session.prepare(cql.format(ks=keyspace)) for name, cql in STATEMENTS.items()}
+        self.max_in_flight = max_in_flight
+        self.attempts = attempts
+        self.first_backoff_s = first_backoff_s
+        self.retries = 0  # time-outs retried since start (a metric)
+
+    def write_all(self, writes: Sequence[Write]) -> None:
+        """Return once every write is acknowledged; raise if one still fails after the retries, so that the job
+        restarts from its last checkpoint and the broker redelivers (the writes are idempotent)."""
+        pending = list(writes)
+        for attempt in range(self.attempts):
+            failed: list[tuple[Write, BaseException]] = []
+            for start in range(0, len(pending), self.max_in_flight):
+                chunk = pending[start : start + self.max_in_flight]
+                futures = [self._session.execute_async(self._prepared[name], values) for name, values in chunk]
+                for write, future in zip(chunk, futures, strict=True):
+                    try:
+                        future.result()
+                    except Exception as exc:
+                        if not _retryable(exc):
+                            raise
+                        failed.append((write, exc))
+            if not failed:
+                return
+            self.retries += len(failed)
+            pending = [write for write, _ in failed]
+            delay = self.first_backoff_s * 2**attempt
+            log.warning("%d Cassandra write(s) timed out (%s); retrying in %.1f s", len(failed), failed[0][1], delay)
+            time.sleep(delay)
+        raise TimeoutError(f"{len(pending)} Cassandra write(s) still failing after {self.attempts} attempts")
+
+
+def _retryable(exc: BaseException) -> bool:
+    from cassandra import OperationTimedOut, Unavailable, WriteTimeout
+    from cassandra.cluster import NoHostAvailable
+
+    return isinstance(exc, OperationTimedOut | WriteTimeout | Unavailable | NoHostAvailable)

@@ -1,0 +1,195 @@
+"""What the job does with one vehicle's messages, without Flink: validate, store the raw batch, deduplicate and
+order by sequence number, analyse in order, and turn the results into Cassandra writes.
+
+The Flink operator (cloud/jobs/telemetry_ingest.py) keeps a `VehicleState` per vehicle in keyed state and the
+bytes of batches waiting for their turn in a map state; this module is the whole decision, so it is tested with
+plain dicts (tests/unit/test_vehicle_stream.py) and the operator is only glue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from fleetsense.cloud import result_rows as rows
+from fleetsense.cloud.analytics.vehicle_analyzer import AnalysisOutput, AnalyzerConfig, VehicleAnalyzer
+from fleetsense.cloud.decode import DecodedBatch, decode_batch
+from fleetsense.cloud.sequencer import Decision, Released, Sequencer, Verdict
+from fleetsense.cloud.store import Write, hour_bucket_ms
+from fleetsense.cloud.validate import check_message
+
+from fleetsense import wire
+
+# The job's counters (Flink metrics of the analysis operator), as StepResult.counts names them.
+COUNTERS = ("accepted", "samples", "rejected", "duplicate", "late", "gaps_skipped", "events", "idle_flushes")
+# A jump in sample time of more than this many periods between consecutive batches of one kind is a gap.
+GAP_PERIODS = 1.5
+# The open trip and the day's score change with every batch; they are rewritten at most this often (sample
+# time), and at once whenever an event, a stop or a finished trip changes them.
+SUMMARY_EVERY_US = 10_000_000
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamSettings:
+    vehicle_class: str = "van"
+    gap_wait_ms: int = 10_000  # how long a batch waits for a missing one before the gap is skipped
+    max_waiting: int = 600
+    # A vehicle silent this long (processing time) has its analysis flushed: the samples the filter holds back
+    # are counted and open events closed, instead of waiting for a next batch that may come tomorrow.
+    idle_flush_ms: int = 15_000
+
+
+@dataclass
+class VehicleState:
+    """Everything per vehicle except the waiting batches' bytes: small, pickled into one keyed state value."""
+
+    sequencer: Sequencer
+    analyzer: VehicleAnalyzer
+    last_hour_ms: int = -1
+    last_end_us: dict[int, int] = field(default_factory=dict)  # per wire kind: end of the last analysed batch
+    last_summary_us: int = -1  # sample time when the open trip and day score were last written
+    last_message_ms: int = 0  # processing time of the last accepted message
+    flushed: bool = True  # nothing analysed since the last idle flush
+    idle_flush_ms: int = 15_000
+
+    @classmethod
+    def new(cls, settings: StreamSettings) -> VehicleState:
+        return cls(
+            sequencer=Sequencer(gap_wait_ms=settings.gap_wait_ms, max_waiting=settings.max_waiting),
+            analyzer=VehicleAnalyzer(AnalyzerConfig(vehicle_class=settings.vehicle_class)),
+            idle_flush_ms=settings.idle_flush_ms,
+        )
+
+    def next_timer_ms(self) -> int | None:
+        """The earlier of the sequencer's gap deadline and the idle flush, rounded up to a whole second so a
+        busy vehicle registers at most one timer per second."""
+        idle = None if self.flushed else self.last_message_ms + self.idle_flush_ms
+        due = [t for t in (self.sequencer.deadline_ms(), idle) if t is not None]
+        return -(-min(due) // 1000) * 1000 if due else None
+
+
+@dataclass
+class StepResult:
+    writes: list[Write] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # accepted, rejected, duplicate, late, gaps_skipped ...
+    timer_ms: int | None = None  # when to call on_timer next
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+
+def on_message(
+    state: VehicleState | None,
+    waiting: MutableMapping[int, bytes],
+    routing_key: str,
+    body: bytes,
+    *,
+    now_ms: int,
+    settings: StreamSettings,
+) -> tuple[VehicleState | None, StepResult]:
+    result = StepResult()
+    verdict = check_message(routing_key, body, now_us=now_ms * 1000)
+    if verdict.batch is None:
+        result.count("rejected")
+        result.writes.append(rows.rejected_write(routing_key, body, verdict.reason or "rejected", now_ms=now_ms))
+        return state, result
+    batch = verdict.batch
+    header = batch.header
+    state = state or VehicleState.new(settings)
+    decision = state.sequencer.offer(header.seq, gap_before=bool(header.flags & wire.Flags.GAP_BEFORE), now_ms=now_ms)
+    if decision.verdict is Verdict.DUPLICATE:
+        result.count("duplicate")
+        return state, result
+    result.count("accepted")
+    result.count("samples", header.sample_count)
+    state.last_message_ms = now_ms
+    hour = hour_bucket_ms(header.start_time_us)
+    result.writes += rows.block_writes(header, body, new_hour=hour != state.last_hour_ms)
+    state.last_hour_ms = max(state.last_hour_ms, hour)
+    if decision.verdict is Verdict.LATE:
+        result.count("late")
+        result.writes.append(rows.late_write(header.vehicle_id, header.seq, now_ms=now_ms))
+    elif decision.verdict is Verdict.WAIT:
+        waiting[header.seq] = body
+    _apply(state, waiting, header.vehicle_id, decision, result, now_ms=now_ms, current=(header.seq, batch))
+    return state, result
+
+
+def on_timer(state: VehicleState, waiting: MutableMapping[int, bytes], vehicle_id: str, *, now_ms: int) -> StepResult:
+    result = StepResult()
+    _apply(state, waiting, vehicle_id, state.sequencer.expire(now_ms), result, now_ms=now_ms, current=None)
+    if not state.flushed and now_ms >= state.last_message_ms + state.idle_flush_ms and not state.sequencer.waiting:
+        state.flushed = True
+        state.last_end_us.clear()  # the next batch starts a new segment
+        result.count("idle_flushes")
+        result.writes += analysis_writes(vehicle_id, state.analyzer.flush(), now_ms=now_ms)
+    result.timer_ms = state.next_timer_ms()
+    return result
+
+
+def _apply(
+    state: VehicleState,
+    waiting: MutableMapping[int, bytes],
+    vehicle_id: str,
+    decision: Decision,
+    result: StepResult,
+    *,
+    now_ms: int,
+    current: tuple[int, DecodedBatch] | None,
+) -> None:
+    for first, last in decision.skipped:
+        result.count("gaps_skipped")
+        result.writes.append(rows.gap_write(vehicle_id, first, last, now_ms=now_ms))
+    for released in decision.released:
+        batch = current[1] if current and current[0] == released.seq else _take_waiting(waiting, released)
+        _analyse(state, vehicle_id, batch, result, now_ms=now_ms)
+    result.timer_ms = state.next_timer_ms()
+
+
+def _take_waiting(waiting: MutableMapping[int, bytes], released: Released) -> DecodedBatch:
+    body = waiting.pop(released.seq)
+    return decode_batch(body)  # it passed validation when it arrived
+
+
+def _analyse(state: VehicleState, vehicle_id: str, batch: DecodedBatch, result: StepResult, *, now_ms: int) -> None:
+    header = batch.header
+    times = batch.sample_time_us
+    if times.size == 0:
+        return
+    previous_end = state.last_end_us.get(int(header.kind))
+    # A jump in time, or the device saying it lost data, restarted or stepped its clock: no filter state or open
+    # event may be carried across.
+    discontinuity = wire.Flags.GAP_BEFORE | wire.Flags.RESTARTED | wire.Flags.CLOCK_STEPPED
+    gap = bool(header.flags & discontinuity) or (
+        previous_end is not None and times[0] - previous_end > GAP_PERIODS * header.sample_period_us
+    )
+    state.last_end_us[int(header.kind)] = int(times[-1])
+    state.flushed = False
+    values = batch.values_si
+    if header.kind is wire.Kind.BARO:
+        output = state.analyzer.on_environment(times, values[:, 0], values[:, 1], gap_before=gap)
+    else:
+        gyro = values[:, 3:6] if header.kind is wire.Kind.IMU else np.zeros_like(values[:, :3])
+        output = state.analyzer.on_imu(times, values[:, :3], gyro, gap_before=gap)
+    changed = bool(output.events or output.environment_events or output.stops or output.trips)
+    summaries = changed or int(times[-1]) - state.last_summary_us >= SUMMARY_EVERY_US
+    if summaries:
+        state.last_summary_us = int(times[-1])
+    result.writes += analysis_writes(vehicle_id, output, now_ms=now_ms, summaries=summaries)
+    result.count("events", len(output.events) + len(output.environment_events))
+
+
+def analysis_writes(vehicle_id: str, output: AnalysisOutput, *, now_ms: int, summaries: bool = True) -> list[Write]:
+    """Rows for events, stops, finished trips and touched minutes; the open trip and day scores if `summaries`."""
+    writes: list[Write] = []
+    for event in [*output.events, *output.environment_events]:
+        writes += rows.event_writes(vehicle_id, event, detected_at_ms=now_ms)
+    for stop in output.stops:
+        writes += rows.stop_writes(vehicle_id, stop, detected_at_ms=now_ms)
+    open_trip = [output.open_trip] if output.open_trip and summaries else []
+    writes += [rows.trip_write(vehicle_id, trip) for trip in [*output.trips, *open_trip]]
+    writes += [rows.minute_write(vehicle_id, minute, now_ms=now_ms) for minute in output.minutes]
+    if summaries:
+        writes += [rows.score_write(vehicle_id, day, now_ms=now_ms) for day in output.days]
+    return writes

@@ -1,0 +1,150 @@
+"""Driver-behaviour analytics through the whole pipeline: a scripted drive with known ground truth, run by the
+real edge agent on simulated chips, published over MQTT, analysed by the Flink job, read back from Cassandra."""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from fleetsense.cloud.query import events, sample_keys
+from fleetsense.cloud.schema import KEYSPACE
+from fleetsense.cloud.store import day_bucket
+from fleetsense.edge.runtime import send_outbox
+from fleetsense.sim.mounting import Mounting
+from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
+from fleetsense.sim.vehicle import SensorErrors, Vehicle
+from fleetsense.sim.virtual_drive import record_drive
+from paho.mqtt.enums import CallbackAPIVersion
+
+from fleetsense import wire
+from fleetsense.device_config import EdgeConfig
+from fleetsense.stack.layout import LOOPBACK, StackConfig
+
+from .helpers import eventually, expected_keys, outbox_batches, provision_vehicle, unique_vehicle
+
+START_TOLERANCE_S = 0.5
+STOP_START_TOLERANCE_S = 3.0  # a stop is confirmed after a few quiet seconds; its start is when motion ended
+
+
+@dataclass(frozen=True)
+class ScriptedDrive:
+    config: EdgeConfig
+    batches: list[wire.Batch]
+    expected_events: list[tuple[str, float]]  # (cloud kind, start as UTC seconds)
+    start_wall_s: float
+
+
+def record_scripted_drive(config: EdgeConfig, *, seed: int, hours_ago: float = 0.0) -> ScriptedDrive:
+    script = harsh_events_drive()
+    vehicle = Vehicle(
+        script, seed=seed, mounting=Mounting.random(seed), sensor_errors=SensorErrors.typical_mpu6050(seed)
+    )
+    seconds = script.duration_s + 5.0
+    start_wall_ns = time.time_ns() - int((seconds + hours_ago * 3600) * 1e9)
+    record_drive(config, seconds=seconds, start_wall_ns=start_wall_ns, vehicle=vehicle)
+    expected = sorted(
+        (CLOUD_EVENT_KIND[r.kind], start_wall_ns / 1e9 + r.start_s) for r in vehicle.ground_truth.events()
+    )
+    return ScriptedDrive(config, outbox_batches(config), expected, start_wall_ns / 1e9)
+
+
+def stored_events(cql: Any, drive: ScriptedDrive) -> list[tuple[str, float]]:
+    days = {day_bucket(int(drive.start_wall_s * 1e6)), day_bucket(int((drive.start_wall_s + 600) * 1e6))}
+    rows = [row for day in sorted(days) for row in events(cql, KEYSPACE, drive.config.vehicle_id, day)]
+    return sorted((row.kind, row.start_time.timestamp()) for row in rows)
+
+
+def assert_events_match(found: list[tuple[str, float]], expected: list[tuple[str, float]]) -> None:
+    assert sorted(kind for kind, _ in found) == sorted(kind for kind, _ in expected), (found, expected)
+    for kind in {k for k, _ in expected}:
+        starts = sorted(t for k, t in found if k == kind)
+        truth = sorted(t for k, t in expected if k == kind)
+        tolerance = STOP_START_TOLERANCE_S if kind == "stop" else START_TOLERANCE_S
+        for got, want in zip(starts, truth, strict=True):
+            assert abs(got - want) <= tolerance, f"{kind} starts at {got:.2f}, ground truth {want:.2f}"
+
+
+def wait_for_events(cql: Any, drive: ScriptedDrive, timeout_s: float = 90.0) -> list[tuple[str, float]]:
+    eventually(lambda: stored_events(cql, drive), lambda f: len(f) >= len(drive.expected_events), timeout_s=timeout_s)
+    time.sleep(3)  # anything extra the job would still write shows up too
+    return stored_events(cql, drive)
+
+
+def test_a_scripted_drive_yields_exactly_its_events_aggregates_and_trip(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    drive = record_scripted_drive(
+        provision_vehicle(operator_client, stack, unique_vehicle("script"), tmp_path), seed=11
+    )
+    assert send_outbox(drive.config, timeout_s=120) == 0
+    assert_events_match(wait_for_events(cql, drive), drive.expected_events)
+
+    vid = drive.config.vehicle_id
+    imu = expected_keys(drive.batches, wire.Kind.IMU)
+    assert sample_keys(cql, KEYSPACE, vid) == imu
+    minutes = list(
+        cql.execute(
+            f"SELECT minute, sample_count, event_counts FROM {KEYSPACE}.minute_aggregates WHERE vehicle_id = %s "
+            "AND day_bucket = %s",
+            (vid, day_bucket(int(drive.start_wall_s * 1e6))),
+        )
+    )
+    assert sum(row.sample_count for row in minutes) == len(imu)
+    harsh = sum(n for row in minutes for kind, n in (row.event_counts or {}).items())
+    assert harsh == sum(1 for kind, _ in drive.expected_events if kind != "stop")
+    trips = list(cql.execute(f"SELECT start_time, score FROM {KEYSPACE}.trips WHERE vehicle_id = %s", (vid,)))
+    assert trips and all(0 <= row.score <= 100 for row in trips)
+
+
+def publish_raw(config: EdgeConfig, stack: StackConfig, payloads: list[bytes]) -> None:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=config.vehicle_id)
+    client.username_pw_set(config.vehicle_id, config.broker.password)
+    client.connect(LOOPBACK, stack.ports.mqtt)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(f"fleet/{config.vehicle_id}/telemetry", payload, qos=1).wait_for_publish(10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+def test_duplicated_and_reordered_batches_are_counted_once(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    drive = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("dup"), tmp_path), seed=12)
+    payloads = [wire.encode(batch) for batch in drive.batches]
+    shuffled: list[bytes] = []
+    rng = random.Random(5)
+    for start in range(0, len(payloads), 8):  # reorder within windows of 8, and send a third of them twice
+        window = payloads[start : start + 8]
+        rng.shuffle(window)
+        shuffled += window + [p for p in window if rng.random() < 0.33]
+    publish_raw(drive.config, stack, shuffled)
+    assert len(shuffled) > len(payloads)
+    assert_events_match(wait_for_events(cql, drive), drive.expected_events)
+    vid = drive.config.vehicle_id
+    assert sample_keys(cql, KEYSPACE, vid) == expected_keys(drive.batches, wire.Kind.IMU)
+    day = day_bucket(int(drive.start_wall_s * 1e6))
+    counted = cql.execute(
+        f"SELECT sample_count FROM {KEYSPACE}.minute_aggregates WHERE vehicle_id = %s AND day_bucket = %s", (vid, day)
+    )
+    assert sum(row.sample_count for row in counted) == len(expected_keys(drive.batches, wire.Kind.IMU))
+
+
+def test_a_backlog_from_hours_ago_is_analysed_in_full_while_a_live_vehicle_keeps_flowing(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    offline = record_scripted_drive(
+        provision_vehicle(operator_client, stack, unique_vehicle("backlog"), tmp_path), seed=13, hours_ago=3.0
+    )
+    live = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("live"), tmp_path), seed=14)
+    assert send_outbox(live.config, timeout_s=120) == 0
+    assert send_outbox(offline.config, timeout_s=120) == 0
+    assert_events_match(wait_for_events(cql, offline), offline.expected_events)
+    assert_events_match(wait_for_events(cql, live), live.expected_events)
+    assert sample_keys(cql, KEYSPACE, offline.config.vehicle_id) == expected_keys(offline.batches, wire.Kind.IMU)

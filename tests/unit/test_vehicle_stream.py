@@ -1,0 +1,105 @@
+"""The job's per-vehicle decisions without Flink (cloud/vehicle_stream.py): what gets written for each message."""
+
+from __future__ import annotations
+
+import pickle
+
+from fleetsense.cloud.store import STATEMENTS
+from fleetsense.cloud.vehicle_stream import StreamSettings, VehicleState, on_message, on_timer
+
+from fleetsense import wire
+
+NOW_MS = 1_790_000_000_000
+SETTINGS = StreamSettings(gap_wait_ms=1000)
+KEY = "fleet.van-7.telemetry"
+
+
+def imu_message(seq: int, *, vehicle: str = "van-7", flags: wire.Flags = wire.Flags(0)) -> bytes:  # noqa: B008
+    start_us = (NOW_MS - 60_000) * 1000 + seq * 1_000_000
+    return wire.encode(
+        wire.Batch(
+            vehicle_id=vehicle,
+            seq=seq,
+            start_time_us=start_us,
+            sample_period_us=10_000,
+            kind=wire.Kind.IMU,
+            scales=(0.001, 0.001, 0.001, 0.0001, 0.0001, 0.0001),
+            offsets=(0.0,) * 6,
+            samples=[(0, 0, 9807 + (i % 3), 0, 0, 0) for i in range(100)],
+            flags=flags,
+        )
+    )
+
+
+def names(writes: list[tuple[str, object]]) -> list[str]:
+    return [name for name, _ in writes]
+
+
+def test_every_write_names_a_known_statement_with_the_right_number_of_values() -> None:
+    _, result = on_message(None, {}, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    assert result.writes
+    for name, values in result.writes:
+        assert STATEMENTS[name].count("?") == len(values)
+
+
+def test_a_batch_is_stored_once_and_a_duplicate_writes_nothing() -> None:
+    waiting: dict[int, bytes] = {}
+    state, first = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    assert names(first.writes)[:3] == ["block", "vehicle", "hour"] and first.counts["accepted"] == 1
+    state, again = on_message(state, waiting, KEY, imu_message(0), now_ms=NOW_MS + 5, settings=SETTINGS)
+    assert again.writes == [] and again.counts == {"duplicate": 1}
+    state, second = on_message(state, waiting, KEY, imu_message(1), now_ms=NOW_MS + 10, settings=SETTINGS)
+    assert "hour" not in names(second.writes)  # the hour index is written once per hour, not per batch
+
+
+def test_a_reordered_batch_waits_and_both_are_analysed_in_order() -> None:
+    waiting: dict[int, bytes] = {}
+    state, _ = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    state, r2 = on_message(state, waiting, KEY, imu_message(2), now_ms=NOW_MS + 1, settings=SETTINGS)
+    assert list(waiting) == [2] and names(r2.writes) == ["block", "vehicle"] and r2.timer_ms == NOW_MS + 2000
+    state, r1 = on_message(state, waiting, KEY, imu_message(1), now_ms=NOW_MS + 2, settings=SETTINGS)
+    assert waiting == {} and r1.timer_ms == NOW_MS + 16_000  # only the idle flush is due
+    assert state is not None and state.last_end_us[int(wire.Kind.IMU)] == (NOW_MS - 60_000) * 1000 + 2_990_000
+
+
+def test_a_gap_is_recorded_after_the_wait_and_the_late_batch_is_still_stored() -> None:
+    waiting: dict[int, bytes] = {}
+    state, _ = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    state, _ = on_message(state, waiting, KEY, imu_message(2), now_ms=NOW_MS + 1, settings=SETTINGS)
+    assert state is not None
+    timer = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 1001)
+    assert ("gap", ("van-7", 1, 1, NOW_MS + 1001)) in timer.writes and waiting == {}
+    state, late = on_message(state, waiting, KEY, imu_message(1), now_ms=NOW_MS + 2000, settings=SETTINGS)
+    assert names(late.writes) == ["block", "vehicle", "late"] and late.counts["late"] == 1
+
+
+def test_bad_input_is_rejected_with_a_deterministic_row_and_leaves_the_state_alone() -> None:
+    state, _ = on_message(None, {}, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    before = pickle.dumps(state)
+    forged = imu_message(1, vehicle="van-8")
+    after, first = on_message(state, {}, KEY, forged, now_ms=NOW_MS + 1, settings=SETTINGS)
+    _, second = on_message(after, {}, KEY, forged, now_ms=NOW_MS + 2, settings=SETTINGS)
+    assert first.counts == {"rejected": 1} and names(first.writes) == ["rejected"]
+    assert first.writes[0][1][1] == second.writes[0][1][1]  # same message id: redelivery is one row
+    assert "payload names vehicle 'van-8'" in str(first.writes[0][1][4])
+    assert pickle.dumps(after) == before
+
+
+def test_the_vehicle_state_stays_small_over_an_hour_of_batches() -> None:
+    waiting: dict[int, bytes] = {}
+    state: VehicleState | None = None
+    for seq in range(0, 600):
+        state, _ = on_message(state, waiting, KEY, imu_message(seq), now_ms=NOW_MS + seq, settings=SETTINGS)
+    assert len(pickle.dumps(state)) < 40_000
+
+
+def test_a_silent_vehicle_is_flushed_so_held_back_samples_are_counted() -> None:
+    waiting: dict[int, bytes] = {}
+    state, result = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    assert state is not None and result.timer_ms == NOW_MS + 15_000
+    minutes = [values for name, values in result.writes if name == "minute"]
+    assert minutes and minutes[-1][3] < 100  # the low-pass filter holds the last samples back
+    assert on_timer(state, waiting, "van-7", now_ms=NOW_MS + 14_000).writes == []
+    flushed = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 15_000)
+    assert flushed.counts == {"idle_flushes": 1} and flushed.timer_ms is None
+    assert [values[3] for name, values in flushed.writes if name == "minute"] == [100]
