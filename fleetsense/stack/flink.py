@@ -139,6 +139,9 @@ class Flink:
         pid_file = self.pid_dir / f"flink-{self.config.name}-{daemon}.pid"
         return [pid for pid in process.read_pids(pid_file) if process.pid_alive(pid)]
 
+    def taskmanager_pids(self) -> list[int]:
+        return self._pids("taskexecutor")
+
     def all_pids(self) -> list[int]:
         return self._pids("standalonesession") + self._pids("taskexecutor")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -147,3 +148,64 @@ def test_a_full_telemetry_queue_pushes_back_and_loses_nothing(
     imu = expected_keys(batches, wire.Kind.IMU)
     keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
     assert keys == imu
+
+
+def test_each_class_of_bad_input_is_rejected_with_its_reason_and_the_job_keeps_running(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    vid = unique_vehicle("badclass")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    now_us = time.time_ns() // 1000
+
+    def batch(**changes: Any) -> bytes:
+        fields: dict[str, Any] = {
+            "vehicle_id": vid,
+            "seq": 10_000,
+            "start_time_us": now_us - 5_000_000,
+            "sample_period_us": 10_000,
+            "kind": wire.Kind.ACCEL,
+            "scales": (0.001, 0.001, 0.001),
+            "offsets": (0.0, 0.0, 0.0),
+            "samples": [(0, 0, 9807)] * 10,
+        }
+        fields.update(changes)
+        return wire.encode(wire.Batch(**fields))
+
+    bad = {
+        b"FS\x02 truncated": "undecodable",
+        batch(vehicle_id="someone-else"): "payload names vehicle 'someone-else'",
+        batch(scales=(float("nan"), 0.001, 0.001)): "non-finite",
+        batch(samples=[(0, 0, 30_000)] * 10, scales=(0.01, 0.01, 0.01)): "physically impossible az_m_s2",
+        batch(start_time_us=now_us + 3_600_000_000): "in the future",
+        batch(start_time_us=now_us - 40 * 86_400_000_000): "more than 30 days old",
+    }
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=vid)
+    client.username_pw_set(vid, config.broker.password)
+    client.connect(LOOPBACK, stack.ports.mqtt)
+    client.loop_start()
+    for payload in bad:
+        client.publish(f"fleet/{vid}/telemetry", payload, qos=1).wait_for_publish(10)
+    client.publish(f"fleet/{vid}/status", b"{not json", qos=1).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+    batches = drive_and_send(config, 2)  # good data around the bad
+    imu = expected_keys(batches, wire.Kind.IMU)
+    keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
+    assert keys == imu
+
+    def reasons() -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for row in cql.execute(f"SELECT routing_key, reason FROM {KEYSPACE}.rejected_by_day"):
+            if row.routing_key in (f"fleet.{vid}.telemetry", f"fleet.{vid}.status"):
+                found.setdefault(row.routing_key.rsplit(".", 1)[1], []).append(row.reason)
+        return found
+
+    found = eventually(reasons, lambda f: len(f.get("telemetry", [])) >= len(bad) and "status" in f, timeout_s=30)
+    assert len(found["telemetry"]) == len(bad)
+    for expected in bad.values():
+        assert any(expected in reason for reason in found["telemetry"]), (expected, found)
+    assert "not JSON" in found["status"][0]
+    from fleetsense.stack import jobs
+
+    assert jobs.cluster(stack).running(jobs.INGEST_JOB_NAME) is not None
