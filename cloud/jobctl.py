@@ -172,6 +172,10 @@ class FlinkCluster:
                     totals[metric["id"].rsplit(".", 1)[-1]] += int(float(metric.get("sum", 0)))
         return totals
 
+    def restarts(self, job_id: str) -> int:
+        metrics = self._get(f"/jobs/{job_id}/metrics?get=numRestarts")
+        return int(float(metrics[0]["value"])) if metrics else 0
+
     def last_checkpoint(self, job_id: str) -> dict[str, Any]:
         counts = self._get(f"/jobs/{job_id}/checkpoints")
         latest = (counts.get("latest") or {}).get("completed") or {}
