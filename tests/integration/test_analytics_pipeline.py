@@ -157,3 +157,29 @@ def test_a_backlog_from_hours_ago_is_analysed_in_full_while_a_live_vehicle_keeps
     assert_events_match(wait_for_events(cql, offline), offline.expected_events)
     assert_events_match(wait_for_events(cql, live), live.expected_events)
     assert sample_keys(cql, KEYSPACE, offline.config.vehicle_id) == expected_keys(offline.batches, wire.Kind.IMU)
+
+
+def test_vehicle_status_goes_online_with_the_agent_and_offline_with_its_last_will(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    from fleetsense.stack import manager
+
+    from .test_edge_agent import start_agent
+
+    vid = unique_vehicle("status")
+    path = manager.provision_vehicle(stack, operator_client, vid, out_dir=tmp_path)
+
+    def status() -> Any:
+        return cql.execute(
+            f"SELECT online, reason, outbox_depth FROM {KEYSPACE}.vehicle_status WHERE vehicle_id = %s", (vid,)
+        ).one()
+
+    agent = start_agent(path)
+    try:
+        online = eventually(status, lambda row: row is not None and row.online, timeout_s=60)
+        assert online is not None and online.online and online.reason in ("connected", "heartbeat")
+    finally:
+        agent.kill()  # SIGKILL: no goodbye, the broker publishes the last will
+        agent.wait()
+    offline = eventually(status, lambda row: row is not None and not row.online, timeout_s=60)
+    assert offline is not None and not offline.online and offline.reason == "connection lost"
