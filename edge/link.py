@@ -269,7 +269,9 @@ class Link:
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
         if self.connected.is_set():
-            log.warning("disconnected from the broker: %s", reason)
+            # Our own disconnect at shutdown is normal; anything else is worth a warning.
+            failure = getattr(reason, "is_failure", True)
+            log.log(logging.WARNING if failure else logging.INFO, "disconnected from the broker: %s", reason)
         self.connected.clear()
         self._wake.set()
 

@@ -139,23 +139,7 @@ def mqtt_outcome_of_publish(stack: StackConfig, config: EdgeConfig, cert: Path, 
 def _plain_login(stack: StackConfig, username: str, password: str) -> str:
     client = paho.Client(callback_api_version=paho.CallbackAPIVersion.VERSION2, client_id=f"plain-{username}")
     client.username_pw_set(username, password)
-    result: dict[str, str] = {}
-    done = threading.Event()
-
-    def on_connect(c: paho.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        result["outcome"] = f"refused: {reason}" if reason.is_failure else "accepted"
-        done.set()
-
-    client.on_connect = on_connect
-    client.on_disconnect = lambda *args: done.set()
-    client.connect(LOOPBACK, stack.ports.mqtt, keepalive=10)
-    client.loop_start()
-    try:
-        done.wait(10)
-        return result.get("outcome", "closed")
-    finally:
-        client.disconnect()
-        client.loop_stop()
+    return _connect_outcome(client, stack.ports.mqtt)
 
 
 def test_a_revoked_or_foreign_certificate_cannot_log_in(
