@@ -162,14 +162,16 @@ class FlinkCluster:
         raise JobError(f"no savepoint of {job_id} after {timeout_s:.0f} s", log_path=str(self.log_dir))
 
     def counters(self, job_id: str, names: tuple[str, ...]) -> dict[str, int]:
-        """The job's user counters summed over all subtasks of all operators, e.g. accepted, rejected."""
+        """The job's user counters (e.g. accepted, rejected) summed over every subtask of every operator.
+        Read per subtask: the aggregated `subtasks/metrics?agg=sum` view returned nothing for these here."""
         totals = dict.fromkeys(names, 0)
         for vertex in self._get(f"/jobs/{job_id}").get("vertices", []):
-            path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/metrics"
-            wanted = [m["id"] for m in self._get(path) if m["id"].rsplit(".", 1)[-1] in names]
-            if wanted:
-                for metric in self._get(f"{path}?get={','.join(wanted)}&agg=sum"):
-                    totals[metric["id"].rsplit(".", 1)[-1]] += int(float(metric.get("sum", 0)))
+            for subtask in range(int(vertex.get("parallelism", 1))):
+                path = f"/jobs/{job_id}/vertices/{vertex['id']}/subtasks/{subtask}/metrics"
+                wanted = [m["id"] for m in self._get(path) if m["id"].rsplit(".", 1)[-1] in names]
+                if wanted:
+                    for metric in self._get(f"{path}?get={','.join(wanted)}"):
+                        totals[metric["id"].rsplit(".", 1)[-1]] += int(float(metric.get("value", 0)))
         return totals
 
     def restarts(self, job_id: str) -> int:

@@ -43,11 +43,11 @@ def submit_ingest(
     config: StackConfig, overrides: dict[str, str] | None = None, *, savepoint: str | None = None
 ) -> tuple[str, bool]:
     """Submit the ingest job unless it already runs; returns (job id, whether it was submitted now)."""
+    settings = ingest_settings(config, overrides)  # a bad setting is an error even when the job already runs
     flink = cluster(config)
     running = flink.running(INGEST_JOB_NAME)
     if running:
         return running.job_id, False
-    settings = ingest_settings(config, overrides)
     # The settings hold the job's broker secret: a 0600 file, never a command-line argument.
     settings_path = config.component_dir("flink") / "jobs" / "telemetry-ingest.json"
     write_private(settings_path, settings.to_json())
