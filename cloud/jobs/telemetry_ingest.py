@@ -89,7 +89,9 @@ class VehicleStream(KeyedProcessFunction):  # type: ignore[misc]
         self._state = runtime_context.get_state(ValueStateDescriptor("vehicle", Types.PICKLED_BYTE_ARRAY()))
         self._waiting = _MapStateView(
             runtime_context.get_map_state(
-                MapStateDescriptor("waiting", Types.LONG(), Types.PRIMITIVE_ARRAY(Types.BYTE()))
+                # Pickled values: with PRIMITIVE_ARRAY(BYTE()) thread mode stores the bytes as Object[], which
+                # fails every checkpoint taken while a batch waits (ClassCastException to byte[], seen).
+                MapStateDescriptor("waiting", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
             )
         )
         group = runtime_context.get_metrics_group()
@@ -171,6 +173,8 @@ def _source(env: StreamExecutionEnvironment, settings: IngestJobSettings, queue:
 
 def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
     env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
+    # One failed checkpoint (a slow disk, a time-out) is no reason to restart the job; several in a row are.
+    env.get_checkpoint_config().set_tolerable_checkpoint_failure_number(3)
     env.set_restart_strategy(
         RestartStrategies.fixed_delay_restart(settings.restart_attempts, settings.restart_delay_ms)
     )

@@ -124,7 +124,13 @@ def publish_raw(config: EdgeConfig, stack: StackConfig, payloads: list[bytes]) -
 def test_duplicated_and_reordered_batches_are_counted_once(
     stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
 ) -> None:
+    from fleetsense.stack import jobs
+
     drive = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("dup"), tmp_path), seed=12)
+    flink = jobs.cluster(stack)
+    job = flink.running(jobs.INGEST_JOB_NAME)
+    assert job is not None
+    failed_checkpoints, restarts = flink.last_checkpoint(job.job_id)["failed"], flink.restarts(job.job_id)
     payloads = [wire.encode(batch) for batch in drive.batches]
     shuffled: list[bytes] = []
     rng = random.Random(5)
@@ -142,6 +148,9 @@ def test_duplicated_and_reordered_batches_are_counted_once(
         lambda: minute_rows(cql, vid, drive), lambda rows: sum(r.sample_count for r in rows) >= len(imu), timeout_s=45
     )
     assert sum(row.sample_count for row in counted) == len(imu)
+    # Batches waited in map state meanwhile: every checkpoint still succeeded and the job never restarted.
+    assert flink.last_checkpoint(job.job_id)["failed"] == failed_checkpoints
+    assert flink.restarts(job.job_id) == restarts
 
 
 def test_a_backlog_from_hours_ago_is_analysed_in_full_while_a_live_vehicle_keeps_flowing(
