@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fleetsense.cloud.decode import decode_batch
@@ -124,12 +124,18 @@ def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) 
         sample_count=sum(row.sample_count for row in imu),
         distinct_batches=len({row.seq for row in imu}),
         environment_count=sum(row.sample_count for row in env),
-        last_seq=state.last_seq if state else None,
-        last_sample_time=state.last_sample_time if state else None,
+        # From the blocks themselves: the `vehicles` row is refreshed only every 10 s of samples.
+        last_seq=max((row.seq for row in stored), default=state.last_seq if state else None),
+        last_sample_time=_newest_time(newest, environment) or (state.last_sample_time if state else None),
         latest=newest,
         environment=environment,
         event_counts=counts,
     )
+
+
+def _newest_time(newest: list[LatestSample], environment: LatestEnvironment | None) -> datetime | None:
+    times = [s.sample_time_us for s in newest] + ([environment.sample_time_us] if environment else [])
+    return datetime.fromtimestamp(max(times) / 1e6, UTC) if times else None
 
 
 def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20) -> list[Any]:

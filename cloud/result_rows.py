@@ -19,9 +19,9 @@ HARSH_COUNT_FIELDS = {
 }
 
 
-def block_writes(header: wire.Header, message: bytes, *, new_hour: bool) -> list[Write]:
-    """The batch as received (one row), the vehicle's hour index when this batch opens an hour, and the
-    vehicle's latest-seen row."""
+def block_writes(header: wire.Header, message: bytes, *, new_hour: bool, latest: bool = True) -> list[Write]:
+    """The batch as received (one row), the vehicle's hour index when this batch opens an hour, and (if
+    `latest`) the vehicle's latest-seen row."""
     hour = hour_bucket_ms(header.start_time_us)
     end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
     writes: list[Write] = [
@@ -39,11 +39,17 @@ def block_writes(header: wire.Header, message: bytes, *, new_hour: bool) -> list
                 message,
             ),
         ),
-        ("vehicle", (header.vehicle_id, header.seq, end_us // 1000, end_us)),
     ]
+    if latest:
+        writes.append(vehicle_write(header.vehicle_id, header.seq, end_us))
     if new_hour:
         writes.append(("hour", (header.vehicle_id, hour)))
     return writes
+
+
+def vehicle_write(vehicle_id: str, seq: int, end_us: int) -> Write:
+    """The vehicle's latest seq and sample time, timestamped with that sample time (older never wins)."""
+    return ("vehicle", (vehicle_id, seq, end_us // 1000, end_us))
 
 
 def event_writes(vehicle_id: str, event: Any, *, detected_at_ms: int) -> list[Write]:

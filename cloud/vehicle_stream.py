@@ -49,6 +49,8 @@ class VehicleState:
     last_hour_ms: int = -1
     last_end_us: dict[int, int] = field(default_factory=dict)  # per wire kind: end of the last analysed batch
     last_summary_us: int = -1  # sample time when the open trip and day score were last written
+    last_latest_us: int = -(2**62)  # sample time of the last write of the vehicle's latest-seen row
+    pending_latest: tuple[int, int] | None = None  # (seq, end us) not yet written to the latest-seen row
     last_message_ms: int = 0  # processing time of the last accepted message
     flushed: bool = True  # nothing analysed since the last idle flush
     idle_flush_ms: int = 15_000
@@ -105,7 +107,17 @@ def on_message(
     result.count("samples", header.sample_count)
     state.last_message_ms = now_ms
     hour = hour_bucket_ms(header.start_time_us)
-    result.writes += rows.block_writes(header, body, new_hour=hour != state.last_hour_ms)
+    # The vehicle's latest-seen row at most every 10 s of sample time (and at an idle flush): a row per batch
+    # was a third of all writes.
+    latest = header.start_time_us - state.last_latest_us >= SUMMARY_EVERY_US
+    if latest:
+        state.last_latest_us = header.start_time_us
+    end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
+    if latest:
+        state.pending_latest = None
+    elif state.pending_latest is None or end_us > state.pending_latest[1]:
+        state.pending_latest = (header.seq, end_us)
+    result.writes += rows.block_writes(header, body, new_hour=hour != state.last_hour_ms, latest=latest)
     state.last_hour_ms = max(state.last_hour_ms, hour)
     if decision.verdict is Verdict.LATE:
         result.count("late")
@@ -124,6 +136,9 @@ def on_timer(state: VehicleState, waiting: MutableMapping[int, bytes], vehicle_i
         state.last_end_us.clear()  # the next batch starts a new segment
         result.count("idle_flushes")
         result.writes += analysis_writes(vehicle_id, state.analyzer.flush(), now_ms=now_ms)
+        if state.pending_latest:
+            result.writes.append(rows.vehicle_write(vehicle_id, *state.pending_latest))
+            state.pending_latest = None
     result.timer_ms = state.next_timer_ms()
     return result
 

@@ -179,6 +179,7 @@ def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
         RestartStrategies.fixed_delay_restart(settings.restart_attempts, settings.restart_delay_ms)
     )
     env.set_parallelism(settings.parallelism)
+    env.set_buffer_timeout(settings.buffer_timeout_ms)
     discard = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.DiscardingSink
     analysed = (
         _source(env, settings, settings.amqp_queue, settings.readers)

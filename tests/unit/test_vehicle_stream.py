@@ -56,7 +56,7 @@ def test_a_reordered_batch_waits_and_both_are_analysed_in_order() -> None:
     waiting: dict[int, bytes] = {}
     state, _ = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
     state, r2 = on_message(state, waiting, KEY, imu_message(2), now_ms=NOW_MS + 1, settings=SETTINGS)
-    assert list(waiting) == [2] and names(r2.writes) == ["block", "vehicle"] and r2.timer_ms == NOW_MS + 2000
+    assert list(waiting) == [2] and names(r2.writes) == ["block"] and r2.timer_ms == NOW_MS + 2000
     state, r1 = on_message(state, waiting, KEY, imu_message(1), now_ms=NOW_MS + 2, settings=SETTINGS)
     assert waiting == {} and r1.timer_ms == NOW_MS + 16_000  # only the idle flush is due
     assert state is not None and state.last_end_us[int(wire.Kind.IMU)] == (NOW_MS - 60_000) * 1000 + 2_990_000
@@ -70,7 +70,7 @@ def test_a_gap_is_recorded_after_the_wait_and_the_late_batch_is_still_stored() -
     timer = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 1001)
     assert ("gap", ("van-7", 1, 1, NOW_MS + 1001)) in timer.writes and waiting == {}
     state, late = on_message(state, waiting, KEY, imu_message(1), now_ms=NOW_MS + 2000, settings=SETTINGS)
-    assert names(late.writes) == ["block", "vehicle", "late"] and late.counts["late"] == 1
+    assert names(late.writes) == ["block", "late"] and late.counts["late"] == 1
 
 
 def test_bad_input_is_rejected_with_a_deterministic_row_and_leaves_the_state_alone() -> None:
@@ -102,4 +102,18 @@ def test_a_silent_vehicle_is_flushed_so_held_back_samples_are_counted() -> None:
     assert on_timer(state, waiting, "van-7", now_ms=NOW_MS + 14_000).writes == []
     flushed = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 15_000)
     assert flushed.counts == {"idle_flushes": 1} and flushed.timer_ms is None
+    assert "vehicle" not in names(flushed.writes)  # batch 0 wrote it already
     assert [values[3] for name, values in flushed.writes if name == "minute"] == [100]
+
+
+def test_the_latest_seen_row_is_written_every_10_s_of_samples_and_at_the_idle_flush() -> None:
+    waiting: dict[int, bytes] = {}
+    state: VehicleState | None = None
+    latest_rows = []
+    for seq in range(25):
+        state, result = on_message(state, waiting, KEY, imu_message(seq), now_ms=NOW_MS + seq, settings=SETTINGS)
+        latest_rows += [values[1] for name, values in result.writes if name == "vehicle"]
+    assert latest_rows == [0, 10, 20]
+    assert state is not None
+    flushed = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 60_000)
+    assert [values[1] for name, values in flushed.writes if name == "vehicle"] == [24]
