@@ -221,6 +221,20 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=4,
+        description="vehicle profiles: each vehicle's class picks its event thresholds",
+        statements=(
+            """CREATE TABLE IF NOT EXISTS {ks}.vehicle_profiles (
+                vehicle_id text PRIMARY KEY,
+                vehicle_class text,
+                updated_at timestamp
+            )""",
+        ),
+    ),
+)
+
 SAMPLE_TTL_S = int(os.environ.get("FLEETSENSE_SAMPLE_TTL_S", str(90 * 86_400)))
 
 

@@ -161,6 +161,20 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_vehicle_class(args: argparse.Namespace) -> int:
+    from fleetsense.cloud.cassandra_session import connect
+    from fleetsense.cloud.profiles import check_vehicle_class, set_vehicle_class
+    from fleetsense.cloud.schema import KEYSPACE
+
+    check_vehicle_class(args.vehicle_class)
+    with connect(_stack_config(args).cql_contact) as session:
+        set_vehicle_class(session, KEYSPACE, args.vehicle_ids, args.vehicle_class)
+    print(
+        f"{len(args.vehicle_ids)} vehicle(s) set to class {args.vehicle_class} (applies when the job first sees them)"
+    )
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fleetsense.stack.demo import run_demo
 
@@ -224,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     query = sub.add_parser("query", help="what landed in Cassandra, per vehicle")
     query.add_argument("vehicle_ids", nargs="*")
     query.set_defaults(handler=cmd_query)
+
+    vclass = sub.add_parser("vehicle-class", help="set vehicles' class (car, van, truck): their event thresholds")
+    vclass.add_argument("vehicle_class")
+    vclass.add_argument("vehicle_ids", nargs="+")
+    vclass.set_defaults(handler=cmd_vehicle_class)
 
     demo = sub.add_parser("demo", help="stack up, provision vehicles, submit the job, watch samples land")
     demo.add_argument("--vehicles", type=int, default=5)

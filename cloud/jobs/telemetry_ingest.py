@@ -82,7 +82,8 @@ class VehicleStream(KeyedProcessFunction):  # type: ignore[misc]
         from fleetsense.cloud.vehicle_stream import StreamSettings
 
         self._cluster = _connect(self.settings)
-        self._writer = CassandraWriter(self._cluster.connect(), self.settings.keyspace)
+        self._session = self._cluster.connect()
+        self._writer = CassandraWriter(self._session, self.settings.keyspace)
         self._stream_settings = StreamSettings(
             vehicle_class=self.settings.vehicle_class, gap_wait_ms=self.settings.gap_wait_ms
         )
@@ -105,11 +106,26 @@ class VehicleStream(KeyedProcessFunction):  # type: ignore[misc]
 
         routing_key, body = split_envelope(bytes(value))
         now_ms = ctx.timer_service().current_processing_time()
-        state, result = on_message(
-            self._state.value(), self._waiting, routing_key, body, now_ms=now_ms, settings=self._stream_settings
-        )
+        state = self._state.value()
+        settings = self._stream_settings if state is not None else self._settings_for(ctx.get_current_key())
+        state, result = on_message(state, self._waiting, routing_key, body, now_ms=now_ms, settings=settings)
         self._finish(state, result, ctx)
         yield from ()
+
+    def _settings_for(self, vehicle_id: str) -> Any:
+        """A vehicle seen for the first time: its class from vehicle_profiles, else the job's default."""
+        import dataclasses
+
+        from fleetsense.cloud.profiles import vehicle_class_of
+
+        if not vehicle_id:
+            return self._stream_settings
+        vehicle_class = vehicle_class_of(self._session, self.settings.keyspace, vehicle_id)
+        return (
+            dataclasses.replace(self._stream_settings, vehicle_class=vehicle_class)
+            if vehicle_class
+            else (self._stream_settings)
+        )
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         from fleetsense.cloud.vehicle_stream import on_timer

@@ -192,3 +192,21 @@ def test_vehicle_status_goes_online_with_the_agent_and_offline_with_its_last_wil
         agent.wait()
     offline = eventually(status, lambda row: row is not None and not row.online, timeout_s=60)
     assert offline is not None and not offline.online and offline.reason == "connection lost"
+
+
+def test_a_vehicles_class_picks_its_event_thresholds(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    from fleetsense.cloud.profiles import set_vehicle_class
+
+    van = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("van"), tmp_path), seed=15)
+    truck = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("truck"), tmp_path), seed=15)
+    set_vehicle_class(cql, KEYSPACE, [truck.config.vehicle_id], "truck")  # before the job first sees it
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda d: send_outbox(d.config, timeout_s=120), (van, truck))) == [0, 0]
+    assert_events_match(wait_for_events(cql, van), van.expected_events)
+    # The same drive judged as a truck: its lower thresholds also flag the ordinary 0.24 g and 0.28 g manoeuvres.
+    truck_events = eventually(
+        lambda: stored_events(cql, truck), lambda f: len(f) > len(truck.expected_events), timeout_s=60
+    )
+    assert len(truck_events) > len(truck.expected_events)

@@ -110,3 +110,13 @@ def test_compaction_is_chosen_by_server_version() -> None:
 def test_an_unsynchronised_clock_with_plausible_times_is_accepted() -> None:
     body = message(start_time_us=NOW_US - 1_000_000, flags=wire.Flags.CLOCK_UNSYNCED)
     assert check_message("fleet.van-001.telemetry", body, now_us=NOW_US).batch is not None
+
+
+def test_an_unknown_vehicle_class_is_refused_with_the_known_ones() -> None:
+    from fleetsense.cloud.profiles import check_vehicle_class
+
+    from fleetsense.errors import ConfigError
+
+    assert check_vehicle_class("truck") == "truck"
+    with pytest.raises(ConfigError, match="unknown vehicle class 'bus'"):
+        check_vehicle_class("bus")
