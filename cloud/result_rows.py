@@ -23,7 +23,7 @@ def block_writes(header: wire.Header, message: bytes, *, new_hour: bool, latest:
     """The batch as received (one row), the vehicle's hour index when this batch opens an hour, and (if
     `latest`) the vehicle's latest-seen row."""
     hour = hour_bucket_ms(header.start_time_us)
-    end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
+    end_us = header.end_time_us
     writes: list[Write] = [
         (
             "block",

@@ -78,7 +78,7 @@ def check_times(batch: DecodedBatch, now_us: int) -> str | None:
     if not 1_000 <= header.sample_period_us <= 10_000_000:
         return f"sample period {header.sample_period_us} us is outside 1 ms..10 s"
     unsynced = " (the device says its clock is not synchronised)" if header.flags & wire.Flags.CLOCK_UNSYNCED else ""
-    end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
+    end_us = header.end_time_us
     if end_us > now_us + MAX_FUTURE_US:
         return f"sample times up to {_iso(end_us)} are in the future{unsynced}"
     if header.start_time_us < now_us - MAX_AGE_US:

@@ -112,7 +112,7 @@ def on_message(
     latest = header.start_time_us - state.last_latest_us >= SUMMARY_EVERY_US
     if latest:
         state.last_latest_us = header.start_time_us
-    end_us = header.start_time_us + max(header.sample_count - 1, 0) * header.sample_period_us
+    end_us = header.end_time_us
     if latest:
         state.pending_latest = None
     elif state.pending_latest is None or end_us > state.pending_latest[1]:

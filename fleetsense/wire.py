@@ -154,6 +154,11 @@ class Header:
     escape_count: int = 0  # v2 only
 
     @property
+    def end_time_us(self) -> int:
+        """The time of the batch's last sample (its start time for an empty batch)."""
+        return self.start_time_us + max(self.sample_count - 1, 0) * self.sample_period_us
+
+    @property
     def channels(self) -> int:
         return len(self.scales)
 
