@@ -8,6 +8,8 @@ settings work without apache-flink installed.
 from __future__ import annotations
 
 import dataclasses
+import struct
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,10 @@ JAVA_SOURCE_CLASS = "io.fleetsense.flink.amqp.AmqpSource"
 # AMQP basic.qos prefetch-count is an unsigned 16-bit field; 0 would mean unbounded.
 MAX_PREFETCH = 65535
 _ROUTING_KEY_LENGTH_BYTES = 2
+MAX_BUNDLE_COUNT = 0xFFFF  # the u16 message count and shard of a bundle
+_BUNDLE_HEADER = struct.Struct(">HH")
+_U16 = struct.Struct(">H")
+_U32 = struct.Struct(">I")
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -39,6 +45,9 @@ class AmqpSourceSettings:
     # since records buffered in Flink at a failure are lost.
     ack_after_checkpoint: bool = True
     tls: bool = False
+    # Bundle mode when > 0: each record is a bundle of up to this many messages of one shard (split_bundle).
+    bundle_messages: int = 0
+    bundle_shards: int = 1
 
     def __post_init__(self) -> None:
         for name in ("host", "username", "queue", "connection_name"):
@@ -50,6 +59,13 @@ class AmqpSourceSettings:
             raise ConfigError(
                 f"AMQP source: prefetch {self.prefetch} is not in 1..{MAX_PREFETCH}",
                 hint="prefetch bounds each reader's unacked messages and buffer; 1000 is a good start",
+            )
+
+        if not 0 <= self.bundle_messages <= MAX_BUNDLE_COUNT or not 1 <= self.bundle_shards <= MAX_BUNDLE_COUNT:
+            raise ConfigError(
+                f"AMQP source: bundles of {self.bundle_messages} messages in {self.bundle_shards} shards",
+                hint=f"bundle_messages in 0..{MAX_BUNDLE_COUNT} (0: one message per record), shards in"
+                f" 1..{MAX_BUNDLE_COUNT}",
             )
 
     def __repr__(self) -> str:
@@ -79,6 +95,50 @@ def split_envelope(record: bytes) -> tuple[str, bytes]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"AMQP envelope routing key is not valid UTF-8: {exc}") from exc
     return routing_key, bytes(record[key_end:])
+
+
+def shard_of(routing_key: str, shards: int) -> int:
+    """The shard the Java source files a message under: CRC-32 of the vehicle id (the middle part of a
+    three-part routing key, else the whole key) modulo `shards`."""
+    parts = routing_key.split(".")
+    vehicle = parts[1] if len(parts) == 3 else routing_key
+    return zlib.crc32(vehicle.encode("utf-8")) % shards
+
+
+def bundle_shard(record: bytes) -> int:
+    """The shard of a bundle record (its first two bytes): the job's key, read without parsing the rest."""
+    if len(record) < _BUNDLE_HEADER.size:
+        return 0  # unreadable: split_bundle says why, on whichever subtask gets shard 0
+    return int(_U16.unpack_from(record)[0])
+
+
+def split_bundle(record: bytes) -> tuple[int, list[tuple[str, bytes]]]:
+    """A bundle record `[u16 shard][u16 count]` then per message `[u16 key length][key][u32 body length][body]`
+    (cloud/connector AmqpBundle) as (shard, [(routing_key, body), ...]); ValueError if it is malformed."""
+    view = memoryview(record)
+    if len(view) < _BUNDLE_HEADER.size:
+        raise ValueError(f"AMQP bundle too short: {len(view)} bytes, need {_BUNDLE_HEADER.size} for its header")
+    shard, count = _BUNDLE_HEADER.unpack_from(view)
+    messages: list[tuple[str, bytes]] = []
+    at = _BUNDLE_HEADER.size
+    for index in range(count):
+        if at + 2 > len(view):
+            raise ValueError(f"AMQP bundle truncated in message {index} of {count}")
+        key_end = at + 2 + _U16.unpack_from(view, at)[0]
+        if key_end + 4 > len(view):
+            raise ValueError(f"AMQP bundle truncated in message {index} of {count}")
+        body_end = key_end + 4 + _U32.unpack_from(view, key_end)[0]
+        if body_end > len(view):
+            raise ValueError(f"AMQP bundle truncated in message {index} of {count}")
+        try:
+            routing_key = bytes(view[at + 2 : key_end]).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"AMQP bundle message {index}: routing key is not valid UTF-8: {exc}") from exc
+        messages.append((routing_key, bytes(view[key_end + 4 : body_end])))
+        at = body_end
+    if at != len(view):
+        raise ValueError(f"AMQP bundle has {len(view) - at} bytes after its {count} messages")
+    return shard, messages
 
 
 # The records' type in PyFlink (Python bytes): Types.PRIMITIVE_ARRAY(Types.BYTE()). Declared here for
@@ -126,6 +186,7 @@ def amqp_source(settings: AmqpSourceSettings) -> Source:
         .setConnectionName(settings.connection_name)
         .setAckMode("AFTER_CHECKPOINT" if settings.ack_after_checkpoint else "ON_EMIT")
         .setTls(settings.tls)
+        .setBundles(settings.bundle_messages, settings.bundle_shards)
     )
     try:
         return Source(builder.build())

@@ -55,6 +55,13 @@ class IngestJobSettings:
     # Process mode only: elements per Python bundle and the longest a bundle waits (latency vs overhead).
     python_bundle_size: int = 500
     python_bundle_time_ms: int = 100
+    # Telemetry arrives in bundles of up to this many messages of one shard per Flink record.
+    bundle_messages: int = 500
+    # Vehicles are hashed into this many shards, the unit of keyed state: the analysis parallelism can grow up
+    # to it. Fixed for a job's life: an upgrade with another shard count could not find its vehicles' state.
+    shards: int = 16
+    vehicle_cache_size: int = 20_000  # live vehicle states kept unpickled per subtask
+    max_writes: int = 128  # Cassandra writes in flight per subtask
     vehicle_class: str = "van"  # event thresholds (cloud/analytics/events.py)
     gap_wait_ms: int = 10_000  # how long a vehicle's batch waits for a missing predecessor
     job_name: str = "fleetsense-telemetry-ingest"

@@ -30,9 +30,14 @@ def set_vehicle_class(session: Any, keyspace: str, vehicle_ids: Sequence[str], v
         )
 
 
-def vehicle_class_of(session: Any, keyspace: str, vehicle_id: str) -> str | None:
-    """The vehicle's class, or None when it has no profile (the job's default class applies)."""
-    row = session.execute(
-        f"SELECT vehicle_class FROM {keyspace}.vehicle_profiles WHERE vehicle_id = %s", (vehicle_id,)
-    ).one()
-    return row.vehicle_class if row and row.vehicle_class in VEHICLE_CLASSES else None
+def vehicle_classes_of(session: Any, keyspace: str, vehicle_ids: Sequence[str]) -> dict[str, str]:
+    """The classes of those of `vehicle_ids` that have a profile, read concurrently (a bundle can bring hundreds
+    of vehicles the job has not seen yet, e.g. right after it starts)."""
+    statement = f"SELECT vehicle_class FROM {keyspace}.vehicle_profiles WHERE vehicle_id = %s"
+    futures = [(vehicle_id, session.execute_async(statement, (vehicle_id,))) for vehicle_id in vehicle_ids]
+    classes: dict[str, str] = {}
+    for vehicle_id, future in futures:
+        row = future.result().one()
+        if row and row.vehicle_class in VEHICLE_CLASSES:
+            classes[vehicle_id] = row.vehicle_class
+    return classes

@@ -1,9 +1,12 @@
 """PyFlink job: AMQP queues -> per-vehicle validation, deduplication, ordering and analytics -> Cassandra.
 
-    telemetry queue --(readers)--> key by vehicle --> VehicleStream (keyed state) --> Cassandra
-    status queue ------------------------------------> StoreStatus ----------------> Cassandra
+    telemetry queue --(readers: bundles by shard)--> key by shard --> ShardStream (keyed state) --> Cassandra
+    status queue ------------------------------------------------> StoreStatus ----------------> Cassandra
 
-Every decision lives in tested modules (cloud/vehicle_stream.py, cloud/status_rows.py); this file is the glue.
+The telemetry source emits bundles: all messages of one shard (a fixed hash of the vehicle id) that had arrived
+when it polled, so Flink's and PyFlink's per-record cost is paid per bundle, not per message, and a vehicle
+always lands on the same subtask. Every decision lives in tested modules (cloud/shard_stream.py,
+cloud/vehicle_stream.py, cloud/status_rows.py); this file is the glue.
 Writes finish inside the element's processing, so they are durable before the checkpoint whose completion
 acknowledges their input to the broker. Submitted by `fleetsense job submit` as
 `flink run --python <this file> --settings <json>`.
@@ -14,12 +17,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections import OrderedDict
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
 
-from fleetsense.cloud.amqp_source import ENVELOPE_TYPE_INFO, AmqpSourceSettings, amqp_source, split_envelope
+from fleetsense.cloud.amqp_source import (
+    ENVELOPE_TYPE_INFO,
+    AmqpSourceSettings,
+    amqp_source,
+    bundle_shard,
+    split_bundle,
+    split_envelope,
+)
 from fleetsense.cloud.job_settings import IngestJobSettings
+from fleetsense.cloud.shard_keys import MAX_PARALLELISM, shard_keys
 from fleetsense.cloud.vehicle_stream import COUNTERS
 from pyflink.common import Configuration, Types, WatermarkStrategy
 from pyflink.common.restart_strategy import RestartStrategies
@@ -31,15 +43,15 @@ from pyflink.java_gateway import get_gateway
 log = logging.getLogger("fleetsense.ingest")
 
 
-def vehicle_key(envelope: bytes) -> str:
-    """The vehicle a record belongs to, from its authenticated routing key ("" for anything unreadable: such
-    records are rejected by whichever subtask gets the empty key)."""
-    try:
-        routing_key, _ = split_envelope(bytes(envelope))
-    except ValueError:
-        return ""
-    parts = routing_key.split(".")
-    return parts[1] if len(parts) == 3 else ""
+class ShardKey:
+    """The key selector: a bundle's shard, as the Flink key that spreads shards evenly (cloud/shard_keys.py)."""
+
+    def __init__(self, shards: int) -> None:
+        self.keys = shard_keys(shards)
+
+    def __call__(self, record: bytes) -> int:
+        shard = bundle_shard(record)
+        return self.keys[shard] if shard < len(self.keys) else self.keys[0]
 
 
 def _connect(settings: IngestJobSettings) -> Any:
@@ -48,32 +60,67 @@ def _connect(settings: IngestJobSettings) -> Any:
     return open_cluster((settings.cassandra_host, settings.cassandra_port))
 
 
-class _MapStateView(MutableMapping[int, bytes]):
-    """The waiting batches' map state as the MutableMapping cloud.vehicle_stream expects."""
+class _MapStateView(MutableMapping[str, bytes]):
+    """A map state as the MutableMapping cloud.shard_stream expects."""
 
     def __init__(self, state: Any) -> None:
         self._state = state
 
-    def __getitem__(self, key: int) -> bytes:
+    def __getitem__(self, key: str) -> bytes:
         value = self._state.get(key)
         if value is None:
             raise KeyError(key)
         return bytes(value)
 
-    def __setitem__(self, key: int, value: bytes) -> None:
+    def __setitem__(self, key: str, value: bytes) -> None:
         self._state.put(key, value)
 
-    def __delitem__(self, key: int) -> None:
+    def __delitem__(self, key: str) -> None:
         self._state.remove(key)
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[str]:
         return iter(list(self._state.keys()))
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
 
 
-class VehicleStream(KeyedProcessFunction):  # type: ignore[misc]
+class _FlinkShardStore:
+    """The shard's vehicles in a map state, with the live objects of recently seen vehicles kept in memory: a
+    vehicle is unpickled only when it is not cached, and pickled once per bundle that changed it. The cache
+    belongs to this operator instance, which Flink replaces on every restore, so it never outlives the state
+    it mirrors; every change is written through, so the state is always what a checkpoint must hold."""
+
+    def __init__(self, vehicles: Any, waiting: Any, cache_size: int) -> None:
+        self._vehicles = vehicles
+        self._waiting = _MapStateView(waiting)
+        self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    def load(self, vehicle_id: str) -> Any:
+        state = self._cache.get(vehicle_id)
+        if state is not None:
+            self._cache.move_to_end(vehicle_id)
+            return state
+        return self._vehicles.get(vehicle_id)
+
+    def save(self, vehicle_id: str, state: Any) -> None:
+        self._vehicles.put(vehicle_id, state)
+        self._cache[vehicle_id] = state
+        self._cache.move_to_end(vehicle_id)
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def waiting(self, vehicle_id: str) -> MutableMapping[int, bytes]:
+        from fleetsense.cloud.shard_stream import PrefixedWaiting
+
+        return PrefixedWaiting(self._waiting, vehicle_id)
+
+
+class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
+    """One shard's bundles: every message through its vehicle's validation, deduplication, order and analysis
+    (cloud/shard_stream.py), the bundle's writes overlapped, the shard's earliest deadline as its timer."""
+
     def __init__(self, settings: IngestJobSettings) -> None:
         self.settings = settings
 
@@ -83,62 +130,71 @@ class VehicleStream(KeyedProcessFunction):  # type: ignore[misc]
 
         self._cluster = _connect(self.settings)
         self._session = self._cluster.connect()
-        self._writer = CassandraWriter(self._session, self.settings.keyspace)
+        self._writer = CassandraWriter(self._session, self.settings.keyspace, max_in_flight=self.settings.max_writes)
         self._stream_settings = StreamSettings(
             vehicle_class=self.settings.vehicle_class, gap_wait_ms=self.settings.gap_wait_ms
         )
-        self._state = runtime_context.get_state(ValueStateDescriptor("vehicle", Types.PICKLED_BYTE_ARRAY()))
-        self._waiting = _MapStateView(
-            runtime_context.get_map_state(
-                # Pickled values: with PRIMITIVE_ARRAY(BYTE()) thread mode stores the bytes as Object[], which
-                # fails every checkpoint taken while a batch waits (ClassCastException to byte[], seen).
-                MapStateDescriptor("waiting", Types.LONG(), Types.PICKLED_BYTE_ARRAY())
-            )
+        # Pickled values: with PRIMITIVE_ARRAY(BYTE()) thread mode stores the bytes as Object[], which fails
+        # every checkpoint taken while a batch waits (ClassCastException to byte[], seen).
+        vehicles = runtime_context.get_map_state(
+            MapStateDescriptor("vehicles", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         )
+        waiting = runtime_context.get_map_state(
+            MapStateDescriptor("waiting", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
+        )
+        self._store = _FlinkShardStore(vehicles, waiting, self.settings.vehicle_cache_size)
+        self._deadlines = runtime_context.get_state(ValueStateDescriptor("deadlines", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group()
-        self._counters = {name: group.counter(name) for name in COUNTERS}
+        self._counters = {name: group.counter(name) for name in (*COUNTERS, "bundles", "bad_bundles")}
 
     def close(self) -> None:
         self._cluster.shutdown()
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
-        from fleetsense.cloud.vehicle_stream import on_message
+        from fleetsense.cloud.shard_stream import on_bundle
 
-        routing_key, body = split_envelope(bytes(value))
         now_ms = ctx.timer_service().current_processing_time()
-        state = self._state.value()
-        settings = self._stream_settings if state is not None else self._settings_for(ctx.get_current_key())
-        state, result = on_message(state, self._waiting, routing_key, body, now_ms=now_ms, settings=settings)
-        self._finish(state, result, ctx)
+        try:
+            _, messages = split_bundle(bytes(value))
+        except ValueError as exc:
+            self._bad_bundle(bytes(value), str(exc), now_ms)
+            return
+        deadlines = self._deadlines.value() or {}
+        result = on_bundle(
+            self._store,
+            deadlines,
+            messages,
+            now_ms=now_ms,
+            settings=self._stream_settings,
+            classes_of=self._classes_of,
+        )
+        self._finish(result, deadlines, ctx)
+        self._counters["bundles"].inc()
         yield from ()
 
-    def _settings_for(self, vehicle_id: str) -> Any:
-        """A vehicle seen for the first time: its class from vehicle_profiles, else the job's default."""
-        import dataclasses
+    def _classes_of(self, vehicle_ids: Any) -> dict[str, str]:
+        from fleetsense.cloud.profiles import vehicle_classes_of
 
-        from fleetsense.cloud.profiles import vehicle_class_of
+        return vehicle_classes_of(self._session, self.settings.keyspace, vehicle_ids) if vehicle_ids else {}
 
-        if not vehicle_id:
-            return self._stream_settings
-        vehicle_class = vehicle_class_of(self._session, self.settings.keyspace, vehicle_id)
-        return (
-            dataclasses.replace(self._stream_settings, vehicle_class=vehicle_class)
-            if vehicle_class
-            else (self._stream_settings)
-        )
+    def _bad_bundle(self, record: bytes, reason: str, now_ms: int) -> None:
+        """A record the connector framed wrongly cannot be split into messages: kept whole as one rejected row."""
+        from fleetsense.cloud.result_rows import rejected_write
+
+        self._writer.write_all([rejected_write("", record, f"unreadable AMQP bundle: {reason}", now_ms=now_ms)])
+        self._counters["bad_bundles"].inc()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
-        from fleetsense.cloud.vehicle_stream import on_timer
+        from fleetsense.cloud.shard_stream import on_shard_timer
 
-        state = self._state.value()
-        if state is not None:
-            self._finish(state, on_timer(state, self._waiting, ctx.get_current_key(), now_ms=timestamp), ctx)
+        deadlines = self._deadlines.value()
+        if deadlines:
+            self._finish(on_shard_timer(self._store, deadlines, now_ms=timestamp), deadlines, ctx)
         yield from ()
 
-    def _finish(self, state: Any, result: Any, ctx: Any) -> None:
+    def _finish(self, result: Any, deadlines: dict[str, int], ctx: Any) -> None:
         self._writer.write_all(result.writes)  # raises after its retries: the job restarts from a checkpoint
-        if state is not None:
-            self._state.update(state)
+        self._deadlines.update(deadlines)
         if result.timer_ms is not None:
             ctx.timer_service().register_processing_time_timer(result.timer_ms)
         for name, n in result.counts.items():
@@ -170,7 +226,9 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         return routing_key
 
 
-def _source(env: StreamExecutionEnvironment, settings: IngestJobSettings, queue: str, readers: int) -> Any:
+def _source(
+    env: StreamExecutionEnvironment, settings: IngestJobSettings, queue: str, readers: int, *, bundles: bool
+) -> Any:
     source = amqp_source(
         AmqpSourceSettings(
             host=settings.amqp_host,
@@ -181,6 +239,8 @@ def _source(env: StreamExecutionEnvironment, settings: IngestJobSettings, queue:
             queue=queue,
             prefetch=settings.amqp_prefetch,
             connection_name=f"{settings.job_name}: {queue}",
+            bundle_messages=settings.bundle_messages if bundles else 0,
+            bundle_shards=settings.shards if bundles else 1,
         )
     )
     stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "amqp: " + queue, ENVELOPE_TYPE_INFO)
@@ -198,15 +258,16 @@ def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
     env.set_buffer_timeout(settings.buffer_timeout_ms)
     discard = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.DiscardingSink
     analysed = (
-        _source(env, settings, settings.amqp_queue, settings.readers)
-        .key_by(vehicle_key, key_type=Types.STRING())
-        .process(VehicleStream(settings), output_type=Types.STRING())
+        _source(env, settings, settings.amqp_queue, settings.readers, bundles=True)
+        .key_by(ShardKey(settings.shards), key_type=Types.INT())
+        .process(ShardStream(settings), output_type=Types.STRING())
+        .set_max_parallelism(MAX_PARALLELISM)
         .name("validate, deduplicate, analyse, store")
-        .uid("vehicle-stream")  # stable ids: a savepoint taken by `job upgrade` maps back onto the new job
+        .uid("shard-stream")  # stable ids: a savepoint taken by `job upgrade` maps back onto the new job
     )
     analysed.add_sink(SinkFunction(discard())).name("done").uid("vehicle-stream-done")
     statuses = (
-        _source(env, settings, settings.amqp_status_queue, 1)
+        _source(env, settings, settings.amqp_status_queue, 1, bundles=False)
         .map(StoreStatus(settings), output_type=Types.STRING())
         .set_parallelism(1)
         .name("vehicle status")

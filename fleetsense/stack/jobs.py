@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fleetsense.cloud.job_settings import IngestJobSettings
@@ -49,7 +50,7 @@ def submit_ingest(
     if running:
         return running.job_id, False
     # The settings hold the job's broker secret: a 0600 file, never a command-line argument.
-    settings_path = config.component_dir("flink") / "jobs" / "telemetry-ingest.json"
+    settings_path = _settings_path(config)
     write_private(settings_path, settings.to_json())
     from fleetsense.cloud.jobs import telemetry_ingest_path
 
@@ -61,6 +62,18 @@ def submit_ingest(
     )
     flink.wait_running(job_id)
     return job_id, True
+
+
+def _settings_path(config: StackConfig) -> Path:
+    return config.component_dir("flink") / "jobs" / "telemetry-ingest.json"
+
+
+def _running_shards(config: StackConfig) -> str | None:
+    """The shard count the running job was submitted with (its settings file), if known."""
+    try:
+        return str(json.loads(_settings_path(config).read_text())["shards"])
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def cancel_ingest(config: StackConfig) -> str | None:
@@ -75,10 +88,19 @@ def cancel_ingest(config: StackConfig) -> str | None:
 def upgrade_ingest(config: StackConfig, overrides: dict[str, str] | None = None) -> tuple[str, str, str]:
     """Stop the running job with a savepoint and start the current code (and settings) from it: no message is
     lost (unacked deliveries go back to the queue) and no state is reset. Returns (old id, savepoint, new id)."""
+    if overrides and "shards" in overrides:
+        raise JobError(
+            "the shard count cannot change in an upgrade: the vehicles' state is keyed by shard",
+            hint="cancel the job and submit a new one with --set shards=N (its vehicles start afresh)",
+        )
     flink = cluster(config)
     running = flink.running(INGEST_JOB_NAME)
     if running is None:
         raise JobError("no running ingest job to upgrade", hint="start one with `fleetsense job submit`")
+    overrides = dict(overrides or {})
+    shards = _running_shards(config)
+    if shards is not None:
+        overrides["shards"] = shards
     savepoint = flink.stop_with_savepoint(running.job_id, config.component_dir("flink") / "savepoints")
     new_id, _ = submit_ingest(config, overrides, savepoint=savepoint)
     return running.job_id, savepoint, new_id

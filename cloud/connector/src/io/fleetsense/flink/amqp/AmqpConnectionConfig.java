@@ -34,6 +34,9 @@ public final class AmqpConnectionConfig implements Serializable {
     private final String connectionName;
     private final AmqpAckMode ackMode;
     private final boolean tls;
+    /** Bundle mode when > 0: at most this many messages per emitted record (see {@link AmqpBundle}). */
+    private final int bundleMessages;
+    private final int bundleShards;
 
     AmqpConnectionConfig(
             String host,
@@ -45,7 +48,9 @@ public final class AmqpConnectionConfig implements Serializable {
             int prefetch,
             String connectionName,
             AmqpAckMode ackMode,
-            boolean tls) {
+            boolean tls,
+            int bundleMessages,
+            int bundleShards) {
         this.host = requireText(host, "host");
         this.virtualHost = Objects.requireNonNull(virtualHost, "virtualHost");
         this.username = requireText(username, "username");
@@ -63,6 +68,15 @@ public final class AmqpConnectionConfig implements Serializable {
         this.port = port;
         this.prefetch = prefetch;
         this.tls = tls;
+        if (bundleMessages < 0 || bundleMessages > AmqpBundle.MAX_COUNT) {
+            throw new IllegalArgumentException(
+                    "bundleMessages must be in 0.." + AmqpBundle.MAX_COUNT + ", got " + bundleMessages);
+        }
+        if (bundleShards < 1 || bundleShards > AmqpBundle.MAX_COUNT) {
+            throw new IllegalArgumentException("bundleShards must be in 1.." + AmqpBundle.MAX_COUNT + ", got " + bundleShards);
+        }
+        this.bundleMessages = bundleMessages;
+        this.bundleShards = bundleShards;
     }
 
     private static String requireText(String value, String name) {
@@ -106,6 +120,14 @@ public final class AmqpConnectionConfig implements Serializable {
 
     public boolean tls() {
         return tls;
+    }
+
+    public int bundleMessages() {
+        return bundleMessages;
+    }
+
+    public int bundleShards() {
+        return bundleShards;
     }
 
     /**
@@ -160,6 +182,7 @@ public final class AmqpConnectionConfig implements Serializable {
                 + ", prefetch=" + prefetch
                 + ", connectionName=" + connectionName
                 + ", ackMode=" + ackMode
+                + (bundleMessages > 0 ? ", bundles of <=" + bundleMessages + " in " + bundleShards + " shards" : "")
                 + ", password=***}";
     }
 }

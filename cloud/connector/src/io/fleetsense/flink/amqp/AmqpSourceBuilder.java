@@ -15,6 +15,8 @@ public final class AmqpSourceBuilder {
     private String connectionName = DEFAULT_CONNECTION_NAME;
     private AmqpAckMode ackMode = AmqpAckMode.AFTER_CHECKPOINT;
     private boolean tls;
+    private int bundleMessages;
+    private int bundleShards = 1;
 
     AmqpSourceBuilder() {}
 
@@ -82,9 +84,21 @@ public final class AmqpSourceBuilder {
         return this;
     }
 
+    /**
+     * Bundle mode: each record carries up to {@code maxMessages} messages of one of {@code shards} shards
+     * (an {@link AmqpBundle}) instead of one {@link AmqpEnvelope}. A bundle holds whatever had arrived
+     * when the reader polled, so it never waits for more: idle streams keep their latency.
+     */
+    public AmqpSourceBuilder setBundles(int maxMessages, int shards) {
+        this.bundleMessages = maxMessages;
+        this.bundleShards = shards;
+        return this;
+    }
+
     public AmqpSource build() {
         int effectivePort = port != null ? port : (tls ? 5671 : 5672);
         return new AmqpSource(new AmqpConnectionConfig(
-                host, effectivePort, virtualHost, username, password, queue, prefetch, connectionName, ackMode, tls));
+                host, effectivePort, virtualHost, username, password, queue, prefetch, connectionName, ackMode, tls,
+                bundleMessages, bundleShards));
     }
 }
