@@ -38,7 +38,7 @@ class IngestJobSettings:
     amqp_status_queue: str = "fleet.status"
     # Unacked messages per reader. Acks wait for the covering checkpoint, so this must hold a reader's share of
     # (checkpoint interval + checkpoint duration) x message rate, or the readers stall between checkpoints.
-    amqp_prefetch: int = 5000
+    amqp_prefetch: int = 30_000
     # Source parallelism (competing consumers). One reader measured faster than two on 2 cores (18.2k vs 12.4k
     # samples/s at 500 vehicles): each reader also runs a Python key selector competing for the same CPU.
     readers: int = 1
@@ -47,6 +47,7 @@ class IngestJobSettings:
     keyspace: str
     connector_jar: str
     checkpoint_interval_ms: int = 1000
+    checkpoint_alignment_timeout_ms: int = 200  # then the barrier overtakes buffered bundles (unaligned)
     buffer_timeout_ms: int = 20  # how long a network buffer may wait to fill: latency vs per-record overhead
     parallelism: int = 2  # of the per-vehicle analysis operator
     restart_attempts: int = 1000  # fixed-delay restarts before the job gives up (Cassandra or broker down)
@@ -56,7 +57,7 @@ class IngestJobSettings:
     python_bundle_size: int = 500
     python_bundle_time_ms: int = 100
     # Telemetry arrives in bundles of up to this many messages of one shard per Flink record.
-    bundle_messages: int = 500
+    bundle_messages: int = 100
     # Vehicles are hashed into this many shards, the unit of keyed state: the analysis parallelism can grow up
     # to it. Fixed for a job's life: an upgrade with another shard count could not find its vehicles' state.
     shards: int = 16

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from fleetsense.cloud import result_rows as rows
+from fleetsense.cloud.analytics.aggregates import MinuteAggregate
 from fleetsense.cloud.analytics.vehicle_analyzer import AnalysisOutput, AnalyzerConfig, VehicleAnalyzer
 from fleetsense.cloud.decode import DecodedBatch, decode_batch
 from fleetsense.cloud.sequencer import Decision, Released, Sequencer, Verdict
@@ -28,6 +29,7 @@ GAP_PERIODS = 1.5
 # The open trip and the day's score change with every batch; they are rewritten at most this often (sample
 # time), and at once whenever an event, a stop or a finished trip changes them.
 SUMMARY_EVERY_US = 10_000_000
+MINUTE_US = 60_000_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,6 +55,9 @@ class VehicleState:
     pending_latest: tuple[int, int] | None = None  # (seq, end us) not yet written to the latest-seen row
     last_message_ms: int = 0  # processing time of the last accepted message
     flushed: bool = True  # nothing analysed since the last idle flush
+    # Minute rows not yet written, by minute start (us): the running minute changes with every batch but is
+    # written with the other summaries (every 10 s of samples, or at once on an event); a closed one at once.
+    pending_minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
     idle_flush_ms: int = 15_000
 
     @classmethod
@@ -135,7 +140,9 @@ def on_timer(state: VehicleState, waiting: MutableMapping[int, bytes], vehicle_i
         state.flushed = True
         state.last_end_us.clear()  # the next batch starts a new segment
         result.count("idle_flushes")
-        result.writes += analysis_writes(vehicle_id, state.analyzer.flush(), now_ms=now_ms)
+        result.writes += analysis_writes(
+            vehicle_id, state.analyzer.flush(), now_ms=now_ms, pending=state.pending_minutes
+        )
         if state.pending_latest:
             result.writes.append(rows.vehicle_write(vehicle_id, *state.pending_latest))
             state.pending_latest = None
@@ -191,20 +198,35 @@ def _analyse(state: VehicleState, vehicle_id: str, batch: DecodedBatch, result: 
     summaries = changed or int(times[-1]) - state.last_summary_us >= SUMMARY_EVERY_US
     if summaries:
         state.last_summary_us = int(times[-1])
-    result.writes += analysis_writes(vehicle_id, output, now_ms=now_ms, summaries=summaries)
+    result.writes += analysis_writes(
+        vehicle_id, output, now_ms=now_ms, summaries=summaries, pending=state.pending_minutes, now_us=int(times[-1])
+    )
     result.count("events", len(output.events) + len(output.environment_events))
 
 
-def analysis_writes(vehicle_id: str, output: AnalysisOutput, *, now_ms: int, summaries: bool = True) -> list[Write]:
-    """Rows for events, stops, finished trips and touched minutes; the open trip and day scores if `summaries`."""
+def analysis_writes(
+    vehicle_id: str,
+    output: AnalysisOutput,
+    *,
+    now_ms: int,
+    summaries: bool = True,
+    pending: dict[int, MinuteAggregate] | None = None,
+    now_us: int | None = None,
+) -> list[Write]:
+    """Rows for events, stops and finished trips; the open trip, day scores and every touched minute if
+    `summaries`, else only the minutes that ended by `now_us` (sample time), the others kept in `pending`."""
     writes: list[Write] = []
+    pending = {} if pending is None else pending
+    for minute in output.minutes:
+        pending[minute.minute_start_us] = minute
+    due = [start for start in pending if summaries or now_us is None or start + MINUTE_US <= now_us]
+    writes += [rows.minute_write(vehicle_id, pending.pop(start), now_ms=now_ms) for start in sorted(due)]
     for event in [*output.events, *output.environment_events]:
         writes += rows.event_writes(vehicle_id, event, detected_at_ms=now_ms)
     for stop in output.stops:
         writes += rows.stop_writes(vehicle_id, stop, detected_at_ms=now_ms)
     open_trip = [output.open_trip] if output.open_trip and summaries else []
     writes += [rows.trip_write(vehicle_id, trip) for trip in [*output.trips, *open_trip]]
-    writes += [rows.minute_write(vehicle_id, minute, now_ms=now_ms) for minute in output.minutes]
     if summaries:
         writes += [rows.score_write(vehicle_id, day, now_ms=now_ms) for day in output.days]
     return writes

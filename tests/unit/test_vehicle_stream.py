@@ -117,3 +117,21 @@ def test_the_latest_seen_row_is_written_every_10_s_of_samples_and_at_the_idle_fl
     assert state is not None
     flushed = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 60_000)
     assert [values[1] for name, values in flushed.writes if name == "vehicle"] == [24]
+
+
+def test_the_running_minute_is_written_every_10_s_a_closed_one_at_once_and_all_at_the_idle_flush() -> None:
+    waiting: dict[int, bytes] = {}
+    state: VehicleState | None = None
+    minute_rows: list[tuple[int, int, int]] = []  # (batch seq, minute start ms, samples counted)
+    for seq in range(130):
+        state, result = on_message(state, waiting, KEY, imu_message(seq), now_ms=NOW_MS + seq, settings=SETTINGS)
+        minute_rows += [(seq, values[2], values[3]) for name, values in result.writes if name == "minute"]
+    assert state is not None
+    per_batch = len(minute_rows) / 130
+    assert per_batch < 0.2, minute_rows  # not a row per batch
+    written_minutes = sorted({minute for _, minute, _ in minute_rows})
+    assert len(written_minutes) >= 2  # two minutes closed within 130 s, each written when it closed
+    flushed = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 200_000)
+    final = {values[2]: values[3] for name, values in flushed.writes if name == "minute"}
+    last = {minute: count for _, minute, count in minute_rows} | final
+    assert sum(last.values()) == 130 * 100  # every sample counted once the pending rows are flushed
