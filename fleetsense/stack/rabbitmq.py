@@ -60,7 +60,10 @@ class RabbitMQ:
             # Our own epmd on loopback: `down` can stop it without touching anyone else's nodes.
             ERL_EPMD_PORT=str(ports.epmd),
             ERL_EPMD_ADDRESS=LOOPBACK,
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            # No scheduler busy-waiting: on a machine the broker shares with Flink and Cassandra, Erlang schedulers
+            # spinning for work burn CPU the others need (RabbitMQ's runtime guide recommends this there).
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
+            " +sbwt none +sbwtdcpu none +sbwtdio none",
             # The Erlang cookie lives in $HOME: a private HOME gives the node and our CLI calls their own.
             HOME=str(self.home),
         )

@@ -156,6 +156,11 @@ def test_duplicated_and_reordered_batches_are_counted_once(
 def test_a_backlog_from_hours_ago_is_analysed_in_full_while_a_live_vehicle_keeps_flowing(
     stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
 ) -> None:
+    from fleetsense.stack import jobs
+
+    flink = jobs.cluster(stack)
+    bundle_counters = ("amqpPolls", "amqpPolledMessages")
+    before = flink.counters(ingest_job, bundle_counters)
     offline = record_scripted_drive(
         provision_vehicle(operator_client, stack, unique_vehicle("backlog"), tmp_path), seed=13, hours_ago=3.0
     )
@@ -166,6 +171,15 @@ def test_a_backlog_from_hours_ago_is_analysed_in_full_while_a_live_vehicle_keeps
     assert_events_match(wait_for_events(cql, offline), offline.expected_events)
     assert_events_match(wait_for_events(cql, live), live.expected_events)
     assert sample_keys(cql, KEYSPACE, offline.config.vehicle_id) == expected_keys(offline.batches, wire.Kind.IMU)
+    # A backlog drains faster than the job takes it one by one: the source hands it over in bundles.
+    sent = len(offline.batches) + len(live.batches)
+    after = eventually(
+        lambda: flink.counters(ingest_job, bundle_counters),
+        lambda now: now["amqpPolledMessages"] - before["amqpPolledMessages"] >= sent,
+        timeout_s=30,  # Flink's REST metrics lag by up to ~10 s
+    )
+    polls = after["amqpPolls"] - before["amqpPolls"]
+    assert (after["amqpPolledMessages"] - before["amqpPolledMessages"]) / polls > 1.5, (before, after)
 
 
 def test_vehicle_status_goes_online_with_the_agent_and_offline_with_its_last_will(
