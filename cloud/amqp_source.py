@@ -24,6 +24,7 @@ JAVA_SOURCE_CLASS = "io.fleetsense.flink.amqp.AmqpSource"
 MAX_PREFETCH = 65535
 _ROUTING_KEY_LENGTH_BYTES = 2
 MAX_BUNDLE_COUNT = 0xFFFF  # the u16 message count and shard of a bundle
+MAX_BUNDLE_LINGER_MS = 10_000
 _BUNDLE_HEADER = struct.Struct(">HH")
 _U16 = struct.Struct(">H")
 _U32 = struct.Struct(">I")
@@ -48,6 +49,7 @@ class AmqpSourceSettings:
     # Bundle mode when > 0: each record is a bundle of up to this many messages of one shard (split_bundle).
     bundle_messages: int = 0
     bundle_shards: int = 1
+    bundle_linger_ms: int = 0  # the longest a delivery waits for others to share its bundle
 
     def __post_init__(self) -> None:
         for name in ("host", "username", "queue", "connection_name"):
@@ -61,6 +63,11 @@ class AmqpSourceSettings:
                 hint="prefetch bounds each reader's unacked messages and buffer; 1000 is a good start",
             )
 
+        if not 0 <= self.bundle_linger_ms <= MAX_BUNDLE_LINGER_MS:
+            raise ConfigError(
+                f"AMQP source: bundle linger {self.bundle_linger_ms} ms is not in 0..{MAX_BUNDLE_LINGER_MS}",
+                hint="a few tens of ms: the latency it adds buys fewer, bigger bundles",
+            )
         if not 0 <= self.bundle_messages <= MAX_BUNDLE_COUNT or not 1 <= self.bundle_shards <= MAX_BUNDLE_COUNT:
             raise ConfigError(
                 f"AMQP source: bundles of {self.bundle_messages} messages in {self.bundle_shards} shards",
@@ -186,7 +193,7 @@ def amqp_source(settings: AmqpSourceSettings) -> Source:
         .setConnectionName(settings.connection_name)
         .setAckMode("AFTER_CHECKPOINT" if settings.ack_after_checkpoint else "ON_EMIT")
         .setTls(settings.tls)
-        .setBundles(settings.bundle_messages, settings.bundle_shards)
+        .setBundles(settings.bundle_messages, settings.bundle_shards, settings.bundle_linger_ms)
     )
     try:
         return Source(builder.build())

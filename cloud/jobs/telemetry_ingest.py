@@ -241,6 +241,7 @@ def _source(
             connection_name=f"{settings.job_name}: {queue}",
             bundle_messages=settings.bundle_messages if bundles else 0,
             bundle_shards=settings.shards if bundles else 1,
+            bundle_linger_ms=settings.bundle_linger_ms if bundles else 0,
         )
     )
     stream = env.from_source(source, WatermarkStrategy.no_watermarks(), "amqp: " + queue, ENVELOPE_TYPE_INFO)

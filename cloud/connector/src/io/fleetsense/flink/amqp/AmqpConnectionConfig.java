@@ -37,6 +37,8 @@ public final class AmqpConnectionConfig implements Serializable {
     /** Bundle mode when > 0: at most this many messages per emitted record (see {@link AmqpBundle}). */
     private final int bundleMessages;
     private final int bundleShards;
+    /** Bundle mode: how long the oldest buffered delivery may wait for others to share its bundle. */
+    private final int bundleLingerMs;
 
     AmqpConnectionConfig(
             String host,
@@ -50,7 +52,8 @@ public final class AmqpConnectionConfig implements Serializable {
             AmqpAckMode ackMode,
             boolean tls,
             int bundleMessages,
-            int bundleShards) {
+            int bundleShards,
+            int bundleLingerMs) {
         this.host = requireText(host, "host");
         this.virtualHost = Objects.requireNonNull(virtualHost, "virtualHost");
         this.username = requireText(username, "username");
@@ -77,6 +80,10 @@ public final class AmqpConnectionConfig implements Serializable {
         }
         this.bundleMessages = bundleMessages;
         this.bundleShards = bundleShards;
+        if (bundleLingerMs < 0 || bundleLingerMs > 10_000) {
+            throw new IllegalArgumentException("bundleLingerMs must be in 0..10000, got " + bundleLingerMs);
+        }
+        this.bundleLingerMs = bundleLingerMs;
     }
 
     private static String requireText(String value, String name) {
@@ -128,6 +135,10 @@ public final class AmqpConnectionConfig implements Serializable {
 
     public int bundleShards() {
         return bundleShards;
+    }
+
+    public int bundleLingerMs() {
+        return bundleLingerMs;
     }
 
     /**
@@ -182,7 +193,7 @@ public final class AmqpConnectionConfig implements Serializable {
                 + ", prefetch=" + prefetch
                 + ", connectionName=" + connectionName
                 + ", ackMode=" + ackMode
-                + (bundleMessages > 0 ? ", bundles of <=" + bundleMessages + " in " + bundleShards + " shards" : "")
+                + (bundleMessages > 0 ? ", bundles of <=" + bundleMessages + " in " + bundleShards + " shards, linger " + bundleLingerMs + " ms" : "")
                 + ", password=***}";
     }
 }

@@ -9,6 +9,8 @@ final class AmqpDelivery {
     final long deliveryTag;
     final String routingKey;
     final byte[] body;
+    /** System.nanoTime() when it arrived: bundle mode lingers from the oldest buffered delivery. */
+    final long arrivedNanos = System.nanoTime();
 
     AmqpDelivery(long generation, long deliveryTag, String routingKey, byte[] body) {
         this.generation = generation;

@@ -17,6 +17,7 @@ public final class AmqpSourceBuilder {
     private boolean tls;
     private int bundleMessages;
     private int bundleShards = 1;
+    private int bundleLingerMs;
 
     AmqpSourceBuilder() {}
 
@@ -86,12 +87,13 @@ public final class AmqpSourceBuilder {
 
     /**
      * Bundle mode: each record carries up to {@code maxMessages} messages of one of {@code shards} shards
-     * (an {@link AmqpBundle}) instead of one {@link AmqpEnvelope}. A bundle holds whatever had arrived
-     * when the reader polled, so it never waits for more: idle streams keep their latency.
+     * (an {@link AmqpBundle}) instead of one {@link AmqpEnvelope}. A poll waits until {@code maxMessages}
+     * deliveries are buffered or the oldest has waited {@code lingerMs}, then takes everything buffered.
      */
-    public AmqpSourceBuilder setBundles(int maxMessages, int shards) {
+    public AmqpSourceBuilder setBundles(int maxMessages, int shards, int lingerMs) {
         this.bundleMessages = maxMessages;
         this.bundleShards = shards;
+        this.bundleLingerMs = lingerMs;
         return this;
     }
 
@@ -99,6 +101,6 @@ public final class AmqpSourceBuilder {
         int effectivePort = port != null ? port : (tls ? 5671 : 5672);
         return new AmqpSource(new AmqpConnectionConfig(
                 host, effectivePort, virtualHost, username, password, queue, prefetch, connectionName, ackMode, tls,
-                bundleMessages, bundleShards));
+                bundleMessages, bundleShards, bundleLingerMs));
     }
 }

@@ -9,6 +9,8 @@ import java.util.NavigableMap;
 import java.util.TreeMap;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.flink.api.connector.source.ReaderOutput;
 import org.apache.flink.api.connector.source.SourceReader;
@@ -53,6 +55,11 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
     private volatile AmqpConsumerSession session;
     private volatile Exception fatalError;
     private volatile boolean closed;
+    private final long lingerNanos;
+    /** Bundle mode's wake-ups when a linger ends; daemon, one per reader. */
+    private final ScheduledExecutorService lingerTimer;
+    /** Guarded by availabilityLock: the deadline of the pending wake-up, MIN_VALUE when none is pending. */
+    private long wakeScheduledFor = Long.MIN_VALUE;
 
     // Task thread only.
     private final List<AmqpSplit> splits = new ArrayList<>();
@@ -66,6 +73,12 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         this.context = context;
         this.clientName = config.connectionName() + "-" + context.getIndexOfSubtask();
         this.buffer = new ArrayBlockingQueue<>(config.prefetch());
+        this.lingerNanos = config.bundleMessages() > 0 ? TimeUnit.MILLISECONDS.toNanos(config.bundleLingerMs()) : 0;
+        this.lingerTimer = Executors.newSingleThreadScheduledExecutor(runnable -> {
+            Thread thread = new Thread(runnable, clientName + "-linger");
+            thread.setDaemon(true);
+            return thread;
+        });
         this.reconnects = context.metricGroup().counter("amqpReconnects");
         this.ackFailures = context.metricGroup().counter("amqpAckFailures");
         this.staleDropped = context.metricGroup().counter("amqpStaleDeliveriesDropped");
@@ -129,6 +142,14 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
      * operator falls behind, which is when the per-record cost matters.
      */
     private InputStatus pollBundles(ReaderOutput<byte[]> output) {
+        AmqpDelivery head = buffer.peek();
+        if (head == null) {
+            return InputStatus.NOTHING_AVAILABLE;
+        }
+        if (!readyToBundle()) {
+            wakeAt(head.arrivedNanos + lingerNanos);
+            return InputStatus.NOTHING_AVAILABLE;
+        }
         List<AmqpDelivery> drained = new ArrayList<>();
         buffer.drainTo(drained, MAX_DRAIN);
         if (drained.isEmpty()) {
@@ -170,6 +191,36 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         return buffer.isEmpty() ? InputStatus.NOTHING_AVAILABLE : InputStatus.MORE_AVAILABLE;
     }
 
+    /**
+     * Bundle mode: a poll goes ahead once a full bundle's worth is buffered or the oldest delivery has
+     * lingered long enough. Without the linger a source that keeps up polls every delivery on its own, and
+     * the bundles (split over the shards) hold one message each: the per-record cost is back.
+     */
+    private boolean readyToBundle() {
+        AmqpDelivery head = buffer.peek();
+        return head == null
+                || lingerNanos == 0
+                || buffer.size() >= config.bundleMessages()
+                || System.nanoTime() - head.arrivedNanos >= lingerNanos;
+    }
+
+    /** Task thread: make sure isAvailable's future completes by {@code deadlineNanos}. */
+    private void wakeAt(long deadlineNanos) {
+        synchronized (availabilityLock) {
+            if (wakeScheduledFor != Long.MIN_VALUE && wakeScheduledFor - deadlineNanos <= 0) {
+                return;  // an earlier or equal wake-up is already on its way
+            }
+            wakeScheduledFor = deadlineNanos;
+        }
+        long delay = Math.max(0, deadlineNanos - System.nanoTime());
+        lingerTimer.schedule(() -> {
+            synchronized (availabilityLock) {
+                wakeScheduledFor = Long.MIN_VALUE;
+            }
+            signalAvailable();
+        }, delay, TimeUnit.NANOSECONDS);
+    }
+
     /** Batches acks: when the buffer runs dry, or every half prefetch so the broker keeps sending. */
     private void ackOnEmit(AmqpConsumerSession s) {
         long acked = lastAckRequested != null && lastAckRequested.generation == lastEmittedGeneration
@@ -184,7 +235,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         synchronized (availabilityLock) {
             // Checked under the same lock the dispatch thread takes after buffering, so a delivery
             // that lands between pollNext's empty poll and this call is never missed.
-            if (!buffer.isEmpty() || fatalError != null || closed) {
+            if ((!buffer.isEmpty() && readyToBundle()) || fatalError != null || closed) {
                 return AVAILABLE;
             }
             if (availability.isDone()) {
@@ -272,6 +323,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
     @Override
     public void close() {
         closed = true;
+        lingerTimer.shutdownNow();
         signalAvailable();
         AmqpConsumerSession s = session;
         if (s != null) {
