@@ -8,8 +8,10 @@ CLOCK_UNSYNCED) is still accepted when its times are plausible; when they are no
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 from fleetsense.cloud.decode import DecodedBatch, decode_batch
@@ -61,6 +63,44 @@ def check_message(routing_key: str, body: bytes, *, now_us: int | None = None) -
 
 
 def check_values(batch: DecodedBatch) -> str | None:
+    header = batch.header
+    if batch.counts is None:
+        return _check_values_si(batch)
+    if not header.sample_count:
+        return None
+    # A float32 scale or offset turns a count into a double without overflow, so a value is non-finite exactly
+    # when its channel's scale or offset is.
+    if not all(map(math.isfinite, header.scales + header.offsets)):
+        return _check_values_si(batch)
+    channels = _channels_that_can_leave_range(header.kind, header.scales, header.offsets)
+    if not channels:  # the usual case: the sensor's counts cannot reach beyond its range
+        return None
+    # offset + count * scale is monotonic in the count, in floating point too: a column's extreme values are
+    # those of its extreme counts.
+    least, most = batch.counts.min(axis=0).tolist(), batch.counts.max(axis=0).tolist()
+    bounds = CHANNEL_BOUNDS[header.kind]
+    for channel in channels:
+        scale, offset = header.scales[channel], header.offsets[channel]
+        low, high = bounds[channel]
+        ends = (offset + least[channel] * scale, offset + most[channel] * scale)
+        if min(ends) < low or max(ends) > high:
+            return _check_values_si(batch)  # the reason, worded from the SI values
+    return None
+
+
+@lru_cache(maxsize=1024)  # keys cannot tell 0.0 from -0.0, which the comparisons below cannot either
+def _channels_that_can_leave_range(
+    kind: wire.Kind, scales: tuple[float, ...], offsets: tuple[float, ...]
+) -> tuple[int, ...]:
+    """The channels whose int16 counts can map beyond the sensor's range at these (finite) scales and offsets."""
+    return tuple(
+        channel
+        for channel, ((low, high), scale, offset) in enumerate(zip(CHANNEL_BOUNDS[kind], scales, offsets, strict=True))
+        if not all(low <= offset + count * scale <= high for count in (-32768, 32767))
+    )
+
+
+def _check_values_si(batch: DecodedBatch) -> str | None:
     values = batch.values_si
     if not np.isfinite(values).all():
         return "non-finite values (a NaN or infinite scale or offset)"

@@ -14,7 +14,9 @@ import zlib
 from array import array
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag
+from functools import cache, lru_cache
 from itertools import pairwise
+from typing import Any
 
 from fleetsense.errors import ConfigError, WireFormatError
 from fleetsense.ids import validate_vehicle_id
@@ -371,24 +373,36 @@ def decode_header(message: bytes) -> Header:
     )
 
 
+# Lookups for the header's small enumerations: the cloud decodes every message's header, and calling an enum
+# class costs about a microsecond where a dict or tuple lookup costs a few tens of nanoseconds.
+_KIND_BY_VALUE = {kind.value: kind for kind in Kind}
+_FLAGS_BY_VALUE = tuple(Flags(value) for value in range(int(max(KNOWN_FLAGS.values())) + 1))
+_PREDICTOR_BY_VALUE = {predictor.value: predictor for predictor in Predictor}
+_CHANNEL_COUNTS = {kind: len(names) for kind, names in CHANNEL_NAMES.items()}
+
+
 def _common_fields(message: bytes, version: int, flags: int, kind: int, vid_len: int) -> tuple[str, Kind, Flags]:
+    vehicle_id = _vehicle_id(bytes(message[_PREFIX.size : _PREFIX.size + vid_len]))
+    kind_value = _KIND_BY_VALUE.get(kind)
+    if kind_value is None:
+        raise WireFormatError(f"unknown sensor kind {kind}")
+    if flags & ~int(KNOWN_FLAGS[version]):
+        raise WireFormatError(f"flags {flags:#04x} set bits that wire version {version} reserves")
+    return vehicle_id, kind_value, _FLAGS_BY_VALUE[flags]
+
+
+@lru_cache(maxsize=4096)  # a fleet's vehicle ids; errors are raised, never cached
+def _vehicle_id(raw: bytes) -> str:
     try:
-        vehicle_id = validate_vehicle_id(bytes(message[_PREFIX.size : _PREFIX.size + vid_len]).decode("ascii"))
+        return validate_vehicle_id(raw.decode("ascii"))
     except UnicodeDecodeError as exc:
         raise WireFormatError(f"malformed header: the vehicle id is not ASCII ({exc})") from exc
     except ConfigError as exc:
         raise WireFormatError(f"malformed header: {exc.message}") from exc
-    try:
-        kind_value = Kind(kind)
-    except ValueError as exc:
-        raise WireFormatError(f"unknown sensor kind {kind}") from exc
-    if flags & ~int(KNOWN_FLAGS[version]):
-        raise WireFormatError(f"flags {flags:#04x} set bits that wire version {version} reserves")
-    return vehicle_id, kind_value, Flags(flags)
 
 
 def _check_channels(kind: Kind, channels: int) -> None:
-    expected = len(CHANNEL_NAMES[kind])
+    expected = _CHANNEL_COUNTS[kind]
     if channels != expected:
         raise WireFormatError(
             f"channel count mismatch: kind {kind.name} has {expected} channels, header says {channels}"
@@ -447,7 +461,7 @@ def _decode_v2_header(message: bytes) -> Header:
         offset = _PREFIX.size + vid_len
         seq, start_us, period_us, count, channels, escapes = _V2_BATCH.unpack_from(message, offset)
         offset += _V2_BATCH.size
-        descriptors = [_DESCRIPTOR.unpack_from(message, offset + _DESCRIPTOR.size * c) for c in range(channels)]
+        descriptors = _unpack_descriptors(message, offset, channels)
         offset += _DESCRIPTOR.size * channels
     except struct.error as exc:
         raise WireFormatError(f"truncated header ({len(message)} bytes): {exc}") from exc
@@ -461,14 +475,15 @@ def _decode_v2_header(message: bytes) -> Header:
         raise WireFormatError(f"{count} samples x {channels} channels exceed the {MAX_VALUES} values of a batch")
     if escapes > count * channels:
         raise WireFormatError(f"lengths disagree: {escapes} escapes for only {count * channels} values")
-    codings = []
-    for c, (_, _, base, predictor, k) in enumerate(descriptors):
-        if predictor not in _PREDICTORS:
-            raise WireFormatError(f"channel {c}: unknown predictor {predictor}")
-        if k > RICE_K_MAX:
-            raise WireFormatError(f"channel {c}: bit width (Rice k) {k} out of range 0..{RICE_K_MAX}")
-        codings.append(ChannelCoding(predictor=Predictor(predictor), base=base, rice_k=k))
-    low_bits = count * sum(coding.rice_k for coding in codings)
+    # Five fields per descriptor: scale, offset, base, predictor, k (and every kind has two or more channels).
+    bases, predictors, ks = descriptors[2::5], descriptors[3::5], descriptors[4::5]
+    if not _PREDICTORS.issuperset(predictors) or max(ks) > RICE_K_MAX:
+        for c, (predictor, k) in enumerate(zip(predictors, ks, strict=True)):
+            if predictor not in _PREDICTORS:
+                raise WireFormatError(f"channel {c}: unknown predictor {predictor}")
+            if k > RICE_K_MAX:
+                raise WireFormatError(f"channel {c}: bit width (Rice k) {k} out of range 0..{RICE_K_MAX}")
+    low_bits = count * sum(ks)
     least = 2 * escapes + (low_bits + count * channels + 7) // 8
     most = 2 * escapes + (low_bits + count * channels * (ESCAPE + 1) + 7) // 8
     if not least <= end - offset <= most:
@@ -483,14 +498,32 @@ def _decode_v2_header(message: bytes) -> Header:
         sample_period_us=period_us,
         kind=kind_value,
         flags=flag_value,
-        scales=tuple(d[0] for d in descriptors),
-        offsets=tuple(d[1] for d in descriptors),
+        scales=descriptors[0::5],
+        offsets=descriptors[1::5],
         sample_count=count,
         samples_offset=offset,
         samples_end=end,
-        codings=tuple(codings),
+        codings=tuple(map(_channel_coding, predictors, bases, ks)),
         escape_count=escapes,
     )
+
+
+def _unpack_descriptors(message: bytes, offset: int, channels: int) -> tuple[Any, ...]:
+    """The fields of `channels` descriptors from `offset`, flat (five per channel), with one struct call."""
+    if offset + _DESCRIPTOR.size * channels > len(message):
+        for c in range(channels):  # raises struct.error naming the first descriptor that does not fit
+            _DESCRIPTOR.unpack_from(message, offset + _DESCRIPTOR.size * c)
+    return _descriptor_block(channels).unpack_from(message, offset)
+
+
+@cache  # at most 256 channel counts, and the kinds have 2, 3 and 6
+def _descriptor_block(channels: int) -> struct.Struct:
+    return struct.Struct(">" + _DESCRIPTOR.format.lstrip(">") * channels)
+
+
+@lru_cache(maxsize=4096)  # ChannelCoding is immutable; a fleet's bases and k's repeat
+def _channel_coding(predictor: int, base: int, rice_k: int) -> ChannelCoding:
+    return ChannelCoding(predictor=_PREDICTOR_BY_VALUE[predictor], base=base, rice_k=rice_k)
 
 
 def decode(message: bytes) -> Batch:

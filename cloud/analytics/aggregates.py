@@ -7,7 +7,10 @@ event could bring, is counted in `late_updates_dropped` rather than written as a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +41,22 @@ class MinuteAggregate:
     mean_temperature_c: float | None
     altitude_change_m: float | None  # last altitude in the minute minus the last one before it (or its first)
 
+    def __reduce__(self) -> tuple[Callable[..., MinuteAggregate], tuple[object, ...]]:
+        # The job keeps rows waiting to be written in its per-vehicle state, pickled after every batch: as a plain
+        # tuple of values a row pickles to a third of the default's size (no field names) and loads ~3x faster.
+        return _minute_aggregate, _MINUTE_AGGREGATE_VALUES(self)
+
+
+_MINUTE_AGGREGATE_FIELDS = tuple(f.name for f in fields(MinuteAggregate))
+_MINUTE_AGGREGATE_VALUES = operator.attrgetter(*_MINUTE_AGGREGATE_FIELDS)
+
+
+def _minute_aggregate(*values: object) -> MinuteAggregate:
+    """Unpickle a MinuteAggregate as __reduce__ stored it (as the default unpickling does, without __init__)."""
+    row = object.__new__(MinuteAggregate)
+    row.__dict__.update(zip(_MINUTE_AGGREGATE_FIELDS, values, strict=True))
+    return row
+
 
 @dataclass(frozen=True, kw_only=True)
 class DailyScore:
@@ -49,6 +68,22 @@ class DailyScore:
     harsh_corner_right_count: int
     bump_count: int
     score: float
+
+
+# _MinuteTotals as the pickled state keeps it: its fields in order, the event counts in DRIVING_EVENT_KINDS order.
+PackedMinute = tuple[int, int, float, float, float, int, tuple[int, ...], int, float, float | None, float | None]
+# _DayTotals packed the same way: moving us, event counts.
+PackedDay = tuple[int, tuple[int, ...]]
+# MinuteAggregator.state(): minutes, days, last altitude, rows touched since the last take_touched (minutes, days),
+# late updates dropped.
+AggregatorState = tuple[
+    tuple[tuple[int, PackedMinute], ...],
+    tuple[tuple[int, PackedDay], ...],
+    float | None,
+    tuple[int, ...],
+    tuple[int, ...],
+    int,
+]
 
 
 @dataclass
@@ -73,9 +108,7 @@ class _MinuteTotals:
             moving_s=self.moving_us / 1e6,
             max_abs_longitudinal_g=None if self.max_longitudinal_g < 0 else round(self.max_longitudinal_g, 4),
             max_abs_lateral_g=None if self.max_lateral_g < 0 else round(self.max_lateral_g, 4),
-            rms_vertical_g=round(float(np.sqrt(self.vertical_sum_sq_g2 / self.vertical_n)), 5)
-            if self.vertical_n
-            else None,
+            rms_vertical_g=round(math.sqrt(self.vertical_sum_sq_g2 / self.vertical_n), 5) if self.vertical_n else None,
             harsh_brake_count=e["harsh_brake"],
             harsh_acceleration_count=e["harsh_acceleration"],
             harsh_corner_left_count=e["harsh_corner_left"],
@@ -88,11 +121,44 @@ class _MinuteTotals:
             else round(self.altitude_last_m - self.altitude_ref_m, 3),
         )
 
+    def packed(self) -> PackedMinute:
+        return (
+            self.imu_samples,
+            self.moving_us,
+            self.max_longitudinal_g,
+            self.max_lateral_g,
+            self.vertical_sum_sq_g2,
+            self.vertical_n,
+            tuple(self.events.values()),
+            self.env_samples,
+            self.temperature_sum_c,
+            self.altitude_ref_m,
+            self.altitude_last_m,
+        )
+
+    @classmethod
+    def unpacked(cls, packed: PackedMinute) -> _MinuteTotals:
+        (imu_samples, moving_us, longitudinal_g, lateral_g, sum_sq_g2, vertical_n, counts,
+         env_samples, temperature_sum_c, altitude_ref_m, altitude_last_m) = packed  # fmt: skip
+        events = dict(zip(DRIVING_EVENT_KINDS, counts, strict=True))
+        return cls(
+            imu_samples, moving_us, longitudinal_g, lateral_g, sum_sq_g2, vertical_n, events,
+            env_samples, temperature_sum_c, altitude_ref_m, altitude_last_m,
+        )  # fmt: skip
+
 
 @dataclass
 class _DayTotals:
     moving_us: int = 0
     events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DRIVING_EVENT_KINDS, 0))
+
+    def packed(self) -> PackedDay:
+        return self.moving_us, tuple(self.events.values())
+
+    @classmethod
+    def unpacked(cls, packed: PackedDay) -> _DayTotals:
+        moving_us, counts = packed
+        return cls(moving_us, dict(zip(DRIVING_EVENT_KINDS, counts, strict=True)))
 
 
 def _segments(t_us: IntArray, bucket_us: int) -> list[tuple[int, int, int]]:
@@ -107,18 +173,45 @@ def _segments(t_us: IntArray, bucket_us: int) -> list[tuple[int, int, int]]:
 
 
 class MinuteAggregator:
+    """Totals of the kept minutes and days. Between calls they are kept packed as tuples (the pickled form), and
+    only the one or two rows a batch touches are unpacked into objects and packed back by take_touched(): the
+    analyzer is pickled after every batch, and packing or unpacking all of them each time would be wasted work."""
+
     def __init__(self, *, keep_minutes: int = 5, weights: ScoreWeights | None = None) -> None:
         self.keep_minutes = keep_minutes
         self.weights = weights or ScoreWeights()
-        self._minutes: dict[int, _MinuteTotals] = {}
-        self._days: dict[int, _DayTotals] = {}
+        self._minutes: dict[int, _MinuteTotals | PackedMinute] = {}
+        self._days: dict[int, _DayTotals | PackedDay] = {}
         self._last_altitude_m: float | None = None
         self._touched: set[int] = set()
         self._touched_days: set[int] = set()
         self.late_updates_dropped = 0
 
-    def _minute(self, minute_start_us: int) -> _MinuteTotals | None:
+    def state(self) -> AggregatorState:
+        minutes = tuple((m, t if isinstance(t, tuple) else t.packed()) for m, t in self._minutes.items())
+        days = tuple((d, t if isinstance(t, tuple) else t.packed()) for d, t in self._days.items())
+        touched, touched_days = tuple(self._touched), tuple(self._touched_days)
+        return minutes, days, self._last_altitude_m, touched, touched_days, self.late_updates_dropped
+
+    def restore(self, state: AggregatorState) -> None:
+        minutes, days, self._last_altitude_m, touched, touched_days, self.late_updates_dropped = state
+        self._minutes, self._days = dict(minutes), dict(days)
+        self._touched, self._touched_days = set(touched), set(touched_days)
+
+    def _minute_totals(self, minute_start_us: int) -> _MinuteTotals | None:
         totals = self._minutes.get(minute_start_us)
+        if isinstance(totals, tuple):
+            totals = self._minutes[minute_start_us] = _MinuteTotals.unpacked(totals)
+        return totals
+
+    def _day_totals(self, day_start_us: int) -> _DayTotals | None:
+        totals = self._days.get(day_start_us)
+        if isinstance(totals, tuple):
+            totals = self._days[day_start_us] = _DayTotals.unpacked(totals)
+        return totals
+
+    def _minute(self, minute_start_us: int) -> _MinuteTotals | None:
+        totals = self._minute_totals(minute_start_us)
         if totals is not None:
             self._touched.add(minute_start_us)
             return totals
@@ -135,15 +228,16 @@ class MinuteAggregator:
     def _day(self, t_us: int) -> _DayTotals | None:
         """Today and yesterday are kept (an event just before midnight can complete after it)."""
         day = t_us // DAY_US * DAY_US
-        if day not in self._days:
+        totals = self._day_totals(day)
+        if totals is None:
             if self._days and day < max(self._days):
                 self.late_updates_dropped += 1
                 return None
-            self._days[day] = _DayTotals()
+            totals = self._days[day] = _DayTotals()
             for old in [d for d in self._days if d < day - DAY_US]:
                 del self._days[old]
         self._touched_days.add(day)
-        return self._days[day]
+        return totals
 
     def add_imu(
         self,
@@ -151,17 +245,26 @@ class MinuteAggregator:
         longitudinal_g: FloatArray | None,
         lateral_g: FloatArray | None,
         vertical_dynamic_g: FloatArray | None,
+        *,
+        abs_peaks_g: tuple[float, float] | None = None,
     ) -> None:
+        """`abs_peaks_g`: max |longitudinal| and |lateral| over the batch, if the caller has them already."""
         if t_us.size == 0:
             return
-        for minute_start, lo, hi in _segments(t_us, MINUTE_US):
+        segments = _segments(t_us, MINUTE_US)
+        for minute_start, lo, hi in segments:
             totals = self._minute(minute_start)
             if totals is None:
                 continue
             totals.imu_samples += hi - lo
             if longitudinal_g is not None and lateral_g is not None:
-                totals.max_longitudinal_g = max(totals.max_longitudinal_g, float(np.abs(longitudinal_g[lo:hi]).max()))
-                totals.max_lateral_g = max(totals.max_lateral_g, float(np.abs(lateral_g[lo:hi]).max()))
+                if abs_peaks_g is not None and len(segments) == 1:
+                    longitudinal_peak_g, lateral_peak_g = abs_peaks_g
+                else:
+                    longitudinal_peak_g = float(np.abs(longitudinal_g[lo:hi]).max())
+                    lateral_peak_g = float(np.abs(lateral_g[lo:hi]).max())
+                totals.max_longitudinal_g = max(totals.max_longitudinal_g, longitudinal_peak_g)
+                totals.max_lateral_g = max(totals.max_lateral_g, lateral_peak_g)
             if vertical_dynamic_g is not None:
                 part = vertical_dynamic_g[lo:hi]
                 totals.vertical_sum_sq_g2 += float(part @ part)
@@ -203,14 +306,20 @@ class MinuteAggregator:
 
     def take_touched(self) -> tuple[list[MinuteAggregate], list[DailyScore]]:
         """The rows changed since the last call, with their running totals, oldest first."""
-        minutes = [self._minutes[m].row(m) for m in sorted(self._touched) if m in self._minutes]
-        days = [self._day_row(d) for d in sorted(self._touched_days) if d in self._days]
+        minutes, days = [], []
+        for minute in sorted(self._touched):
+            if (totals := self._minute_totals(minute)) is not None:
+                minutes.append(totals.row(minute))
+                self._minutes[minute] = totals.packed()
+        for day in sorted(self._touched_days):
+            if (day_totals := self._day_totals(day)) is not None:
+                days.append(self._day_row(day, day_totals))
+                self._days[day] = day_totals.packed()
         self._touched.clear()
         self._touched_days.clear()
         return minutes, days
 
-    def _day_row(self, day_start_us: int) -> DailyScore:
-        totals = self._days[day_start_us]
+    def _day_row(self, day_start_us: int, totals: _DayTotals) -> DailyScore:
         moving_us, counts = totals.moving_us, totals.events
         return DailyScore(
             day_start_us=day_start_us,

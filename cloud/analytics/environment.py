@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,21 +48,58 @@ class EnvironmentEvent:
     duration_s: float
 
 
+# TemperatureExcursions.state(): the open excursions as ("high" | "low", run).
+ExcursionsState = tuple[tuple[str, RunState], ...]
+
+
 class TemperatureExcursions:
+    """The high and low bands' hysteresis detectors; like DrivingEventDetector's, one exists only while its
+    excursion is open (a closed detector behaves exactly like a new one), so the state is usually empty."""
+
     def __init__(self, settings: EnvironmentSettings | None = None) -> None:
-        s = self.settings = settings or EnvironmentSettings()
-        bridge_us, min_us = int(s.bridge_s * 1e6), int(s.min_duration_s * 1e6)
-        self._high = HysteresisDetector(
-            enter=s.high_c, exit_level=s.high_c - s.hysteresis_c, min_duration_us=min_us, merge_gap_us=bridge_us
-        )
+        self.settings = settings or EnvironmentSettings()
+        self._open: dict[str, HysteresisDetector] = {}
+
+    def state(self) -> ExcursionsState:
+        return tuple((side, run) for side, detector in self._open.items() if (run := detector.state()) is not None)
+
+    def restore(self, state: ExcursionsState) -> None:
+        self._open = {}
+        for side, run in state:
+            detector = self._open[side] = self._detector(side)
+            detector.restore(run)
+
+    def push(self, t_us: IntArray, temperature_c: FloatArray, period_us: int) -> list[EnvironmentEvent]:
+        if t_us.size == 0:
+            return []
+        s = self.settings
+        events = []
         # The low side runs on -temperature, so "above" means colder.
-        self._low = HysteresisDetector(
+        if "high" in self._open or not float(temperature_c.max()) < s.high_c - s.hysteresis_c:
+            events += [self._event("high", run) for run in self._push("high", t_us, temperature_c, period_us)]
+        if "low" in self._open or not -float(temperature_c.min()) < -s.low_c - s.hysteresis_c:
+            events += [self._event("low", run) for run in self._push("low", t_us, -temperature_c, period_us)]
+        return events
+
+    def _detector(self, side: str) -> HysteresisDetector:
+        s = self.settings
+        bridge_us, min_us = int(s.bridge_s * 1e6), int(s.min_duration_s * 1e6)
+        if side == "high":
+            return HysteresisDetector(
+                enter=s.high_c, exit_level=s.high_c - s.hysteresis_c, min_duration_us=min_us, merge_gap_us=bridge_us
+            )
+        return HysteresisDetector(
             enter=-s.low_c, exit_level=-s.low_c - s.hysteresis_c, min_duration_us=min_us, merge_gap_us=bridge_us
         )
 
-    def push(self, t_us: IntArray, temperature_c: FloatArray, period_us: int) -> list[EnvironmentEvent]:
-        events = [self._event("high", run) for run in self._high.push(t_us, temperature_c, period_us)]
-        return events + [self._event("low", run) for run in self._low.push(t_us, -temperature_c, period_us)]
+    def _push(self, side: str, t_us: IntArray, signal: FloatArray, period_us: int) -> list[Run]:
+        detector = self._open.get(side) or self._detector(side)
+        runs = detector.push(t_us, signal, period_us)
+        if detector.is_open:
+            self._open[side] = detector
+        else:
+            self._open.pop(side, None)
+        return runs
 
     def _event(self, direction: str, run: Run) -> EnvironmentEvent:
         high = direction == "high"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -95,49 +95,113 @@ def _detector(level_g: float, hysteresis: float, min_duration_ms: int, merge_gap
     )
 
 
+def _levels(thresholds: EventThresholds, kind: str) -> tuple[float, float, int, int]:
+    """(threshold g, hysteresis, min duration ms, merge gap ms) of one kind's detector."""
+    t = thresholds
+    if kind == "bump":
+        return t.bump_g, t.bump_hysteresis, t.bump_min_duration_ms, t.bump_merge_gap_ms
+    level_g = t.harsh_corner_g
+    if kind == "harsh_brake":
+        level_g = t.harsh_brake_g
+    elif kind == "harsh_acceleration":
+        level_g = t.harsh_acceleration_g
+    return level_g, t.hysteresis, t.min_duration_ms, t.merge_gap_ms
+
+
+def _is_quiet(peak: float, level_g: float, hysteresis: float) -> bool:
+    """True when a closed detector would do nothing with a batch whose largest value is `peak` (its own check)."""
+    return peak < level_g * hysteresis
+
+
+# The open runs of DrivingEventDetector, as its state(): (kind, run) in DRIVING_EVENT_KINDS order.
+OpenRuns = tuple[tuple[str, RunState], ...]
+
+
 class DrivingEventDetector:
-    """The five detectors of one vehicle, fed vehicle-frame signals in g, batch after batch."""
+    """The five detectors of one vehicle, fed vehicle-frame signals in g, batch after batch.
+
+    A kind's HysteresisDetector exists only while it has a run open: a closed one behaves exactly like a new one,
+    so a quiet batch (most of them) costs one comparison per kind, and a quiet vehicle's state is empty."""
 
     def __init__(self, thresholds: EventThresholds) -> None:
-        t = thresholds
-        self.thresholds = t
-        self._horizontal = {
-            kind: _detector(level, t.hysteresis, t.min_duration_ms, t.merge_gap_ms)
-            for kind, level in (
-                ("harsh_brake", t.harsh_brake_g),
-                ("harsh_acceleration", t.harsh_acceleration_g),
-                ("harsh_corner_left", t.harsh_corner_g),
-                ("harsh_corner_right", t.harsh_corner_g),
-            )
-        }
-        self._bump = _detector(t.bump_g, t.bump_hysteresis, t.bump_min_duration_ms, t.bump_merge_gap_ms)
+        self.thresholds = thresholds
+        self._open: dict[str, HysteresisDetector] = {}
 
     @property
     def horizontal_open(self) -> bool:
-        return any(d.is_open for d in self._horizontal.values())
+        return any(kind != "bump" for kind in self._open)
+
+    def state(self) -> OpenRuns:
+        return tuple((kind, run) for kind, detector in self._open.items() if (run := detector.state()) is not None)
+
+    @classmethod
+    def restored(cls, thresholds: EventThresholds, state: OpenRuns) -> DrivingEventDetector:
+        detectors = cls(thresholds)
+        for kind, run in state:
+            detector = detectors._open[kind] = _detector(*_levels(thresholds, kind))
+            detector.restore(run)
+        return detectors
 
     def push_horizontal(
-        self, t_us: IntArray, longitudinal_g: FloatArray, lateral_g: FloatArray, period_us: int
+        self,
+        t_us: IntArray,
+        longitudinal_g: FloatArray,
+        lateral_g: FloatArray,
+        period_us: int,
+        peaks_g: tuple[float, float, float, float] | None = None,
     ) -> list[DrivingEvent]:
-        signals = {
-            "harsh_brake": -longitudinal_g,
-            "harsh_acceleration": longitudinal_g,
-            "harsh_corner_left": lateral_g,
-            "harsh_corner_right": -lateral_g,
-        }
-        return [
-            _event(kind, run)
-            for kind, detector in self._horizontal.items()
-            for run in detector.push(t_us, signals[kind], period_us)
-        ]
+        """`peaks_g`: each harsh kind's largest signal value in the batch in HARSH_KINDS order (-min and max of
+        longitudinal, max and -min of lateral), if the caller has them already."""
+        if t_us.size == 0:
+            return []
+        if peaks_g is None:
+            peaks_g = (
+                -float(longitudinal_g.min()),
+                float(longitudinal_g.max()),
+                float(lateral_g.max()),
+                -float(lateral_g.min()),
+            )
+        t = self.thresholds
+        events: list[DrivingEvent] = []
+        for kind, peak, level_g, signal, negate in (
+            ("harsh_brake", peaks_g[0], t.harsh_brake_g, longitudinal_g, True),
+            ("harsh_acceleration", peaks_g[1], t.harsh_acceleration_g, longitudinal_g, False),
+            ("harsh_corner_left", peaks_g[2], t.harsh_corner_g, lateral_g, False),
+            ("harsh_corner_right", peaks_g[3], t.harsh_corner_g, lateral_g, True),
+        ):
+            if kind not in self._open and _is_quiet(peak, level_g, t.hysteresis):
+                continue
+            events += [_event(kind, run) for run in self._push(kind, t_us, -signal if negate else signal, period_us)]
+        return events
 
     def push_vertical(self, t_us: IntArray, vertical_dynamic_g: FloatArray, period_us: int) -> list[DrivingEvent]:
-        return [_event("bump", run) for run in self._bump.push(t_us, np.abs(vertical_dynamic_g), period_us)]
+        magnitude_g = np.abs(vertical_dynamic_g)
+        if "bump" not in self._open:
+            t = self.thresholds
+            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), t.bump_g, t.bump_hysteresis):
+                return []
+        return [_event("bump", run) for run in self._push("bump", t_us, magnitude_g, period_us)]
 
     def close(self) -> list[DrivingEvent]:
         """A data gap: end what is open at its last sample rather than bridge the gap."""
-        events = [_event(kind, run) for kind, detector in self._horizontal.items() for run in detector.close()]
-        return events + [_event("bump", run) for run in self._bump.close()]
+        events = [
+            _event(kind, run) for kind in DRIVING_EVENT_KINDS if kind in self._open for run in self._open[kind].close()
+        ]
+        self._open.clear()
+        return events
+
+    def _push(self, kind: str, t_us: IntArray, signal: FloatArray, period_us: int) -> list[Run]:
+        detector = self._open.get(kind) or _detector(*_levels(self.thresholds, kind))
+        runs = detector.push(t_us, signal, period_us)
+        if detector.is_open:
+            self._open[kind] = detector
+        else:
+            self._open.pop(kind, None)
+        return runs
+
+
+# PrecalibrationCandidates.state(): the open run (or None), the remembered runs, the count dropped.
+CandidatesState = tuple[RunState | None, tuple[tuple[int, int, float, tuple[float, ...]], ...], int]
 
 
 class PrecalibrationCandidates:
@@ -147,19 +211,32 @@ class PrecalibrationCandidates:
     axis, and kept if it clears that kind's threshold. At most `capacity` are kept (oldest dropped, counted)."""
 
     def __init__(self, thresholds: EventThresholds, capacity: int = 16) -> None:
-        lowest_g = min(thresholds.harsh_brake_g, thresholds.harsh_acceleration_g, thresholds.harsh_corner_g)
-        self._detector = _detector(lowest_g, thresholds.hysteresis, thresholds.min_duration_ms, thresholds.merge_gap_ms)
         self._thresholds = thresholds
         self._capacity = capacity
         self._runs: list[Run] = []
+        self._detector: HysteresisDetector | None = None  # only while a run is open, as in DrivingEventDetector
         self.dropped = 0
 
     @property
     def is_open(self) -> bool:
-        return self._detector.is_open
+        return self._detector is not None and self._detector.is_open
 
     def __len__(self) -> int:
         return len(self._runs)
+
+    def state(self) -> CandidatesState:
+        run = None if self._detector is None else self._detector.state()
+        return run, tuple((r.start_us, r.end_us, r.peak, r.peak_payload) for r in self._runs), self.dropped
+
+    @classmethod
+    def restored(cls, thresholds: EventThresholds, capacity: int, state: CandidatesState) -> PrecalibrationCandidates:
+        candidates = cls(thresholds, capacity)
+        run, runs, candidates.dropped = state
+        candidates._runs = [Run(*r) for r in runs]
+        if run is not None:
+            candidates._detector = candidates._new_detector()
+            candidates._detector.restore(run)
+        return candidates
 
     def push(
         self,
@@ -173,10 +250,26 @@ class PrecalibrationCandidates:
         if up is not None:
             dynamic = dynamic - np.outer(dynamic @ up, up)
         magnitude_g = np.sqrt(np.einsum("ij,ij->i", dynamic, dynamic)) / math.sqrt(float(gravity_m_s2 @ gravity_m_s2))
-        self._keep(self._detector.push(t_us, magnitude_g, period_us, payload=accel_m_s2))
+        detector = self._detector
+        if detector is None:
+            t = self._thresholds
+            lowest_g = min(t.harsh_brake_g, t.harsh_acceleration_g, t.harsh_corner_g)
+            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), lowest_g, t.hysteresis):
+                return
+            detector = self._new_detector()
+        runs = detector.push(t_us, magnitude_g, period_us, payload=accel_m_s2)
+        self._detector = detector if detector.is_open else None
+        self._keep(runs)
 
     def close(self) -> None:
-        self._keep(self._detector.close())
+        if self._detector is not None:
+            self._keep(self._detector.close())
+            self._detector = None
+
+    def _new_detector(self) -> HysteresisDetector:
+        t = self._thresholds
+        lowest_g = min(t.harsh_brake_g, t.harsh_acceleration_g, t.harsh_corner_g)
+        return _detector(lowest_g, t.hysteresis, t.min_duration_ms, t.merge_gap_ms)
 
     def _keep(self, runs: list[Run]) -> None:
         self._runs += runs

@@ -14,6 +14,9 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# An open run, as HysteresisDetector.state() gives it: first time at or above enter (-1: none yet), last time at or
+# above exit, peak, peak payload, sample period.
+RunState = tuple[int, int, float, tuple[float, ...], int]
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class HysteresisDetector:
             # A new run starts wherever consecutive above-exit samples are further apart than the merge gap allows.
             joins_limit_us = self.merge_gap_us + period_us + period_us // 2
             above_t = t_us[above]
-            breaks = np.flatnonzero(np.diff(above_t) > joins_limit_us) + 1
+            breaks = np.flatnonzero(above_t[1:] - above_t[:-1] > joins_limit_us) + 1
             if self._open and int(above_t[0]) - self._last_above_us > joins_limit_us:
                 done += self._finish()
             bounds = [0, *breaks.tolist(), above.size]
@@ -81,6 +84,20 @@ class HysteresisDetector:
 
     def reset(self) -> None:
         self._open, self._entered_us, self._peak, self._peak_payload = False, -1, -np.inf, ()
+
+    def state(self) -> RunState | None:
+        """What has to survive a pickle, None while no run is open: a closed detector behaves exactly like a new
+        one (the next push sets the period, and the last above-exit time is only read inside a run)."""
+        if not self._open:
+            return None
+        return self._entered_us, self._last_above_us, self._peak, self._peak_payload, self._period_us
+
+    def restore(self, state: RunState | None) -> None:
+        if state is None:
+            self.reset()
+            return
+        self._open = True
+        self._entered_us, self._last_above_us, self._peak, self._peak_payload, self._period_us = state
 
     def _extend(self, t_us: IntArray, signal: FloatArray, indices: IntArray, payload: FloatArray | None) -> None:
         values = signal[indices]

@@ -8,6 +8,7 @@ its centre sample's time, and its step response is symmetric, so event start tim
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +16,20 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+# What a CarriedFir must keep between batches: the carried samples and their times, as raw bytes (a pickled
+# numpy array costs several microseconds and ~150 bytes of header; bytes cost neither). None: no stream open.
+FirState = tuple[bytes, bytes] | None
 
 
+@functools.cache
 def hann_taps(half_width: int) -> FloatArray:
     """2*half_width+1 Hann-window taps summing to 1. With half_width 8 at 100 Hz: -3 dB at 4 Hz, gain 0.003
-    at 11 Hz and below 0.002 above (the simulator's wheel-hop and tyre vibration), 0.95 at 1.6 Hz."""
+    at 11 Hz and below 0.002 above (the simulator's wheel-hop and tyre vibration), 0.95 at 1.6 Hz.
+    Cached (an analyzer restored from a pickle asks again), so the array is read-only."""
     taps = np.hanning(2 * half_width + 3)[1:-1]
-    return np.asarray(taps / taps.sum(), dtype=np.float64)
+    taps = np.asarray(taps / taps.sum(), dtype=np.float64)
+    taps.setflags(write=False)
+    return taps
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,7 @@ class CarriedFir:
         self._channels = channels
         self._filtered_channels = filtered_channels
         # Samples kept from earlier batches: `half` of context before the first sample not yet output, then those.
-        self._values: FloatArray | None = None
+        self._values: FloatArray | None = None  # C-contiguous [2 * half, channels]
         self._times: IntArray | None = None
 
     @property
@@ -57,14 +65,28 @@ class CarriedFir:
         return 0 if self._times is None else int(self._times.size) - self._half
 
     def push(self, t_us: IntArray, values: FloatArray) -> AlignedChunk:
+        return self.push_columns(t_us, (values,))
+
+    def push_columns(self, t_us: IntArray, column_groups: tuple[FloatArray, ...]) -> AlignedChunk:
+        """`push` with the channels given as side-by-side column groups ([n, k] each, e.g. accelerometer and gyro),
+        copied once into the filter's buffer instead of being concatenated first."""
+        n, lead = t_us.size, self._half if self._values is None else self._values.shape[0]
+        values = np.empty((lead + n, self._channels))
+        times = np.empty(lead + n, dtype=np.int64)
+        times[lead:] = t_us
+        column = 0
+        for group in column_groups:
+            width = group.shape[1]
+            values[lead:, column : column + width] = group
+            column += width
         if self._values is None or self._times is None:
             # Start of a stream: the first sample stands in for the half window before it.
-            values = np.concatenate((np.repeat(values[:1], self._half, axis=0), values))
-            t_us = np.concatenate((np.repeat(t_us[:1], self._half), t_us))
+            values[:lead] = values[lead]
+            times[:lead] = times[lead]
         else:
-            values = np.concatenate((self._values, values))
-            t_us = np.concatenate((self._times, t_us))
-        return self._emit(t_us, values)
+            values[:lead] = self._values
+            times[:lead] = self._times
+        return self._emit(times, values)
 
     def flush(self) -> AlignedChunk:
         """Output the held-back samples (their window completed by repeating the last sample) and forget the stream."""
@@ -80,14 +102,35 @@ class CarriedFir:
     def reset(self) -> None:
         self._values, self._times = None, None
 
+    def state(self) -> FirState:
+        if self._values is None or self._times is None:
+            return None
+        return self._values.tobytes(), self._times.tobytes()
+
+    @classmethod
+    def restored(cls, taps: FloatArray, *, channels: int, filtered_channels: int, state: FirState) -> CarriedFir:
+        """A filter in the `state` another one's state() gave (its arrays read-only: push copies them, never writes)."""
+        fir = cls(taps, channels=channels, filtered_channels=filtered_channels)
+        if state is not None:
+            values, times = state
+            fir._values = np.frombuffer(values, dtype=np.float64).reshape(-1, channels)
+            fir._times = np.frombuffer(times, dtype=np.int64)
+        return fir
+
     def _emit(self, t_us: IntArray, values: FloatArray) -> AlignedChunk:
-        half, width = self._half, self._taps.size
+        """`values` must be C-contiguous [m, channels]."""
+        half, width, filtered_channels = self._half, self._taps.size, self._filtered_channels
         count = values.shape[0] - 2 * half  # samples with a complete window
         if count <= 0:
             self._values, self._times = values, t_us
             return self._empty()
-        windows = np.lib.stride_tricks.sliding_window_view(values[:, : self._filtered_channels], width, axis=0)
-        filtered = windows @ self._taps  # [count, channels, width] @ [width]
+        # The [count, channels, width] sliding-window view, built directly: numpy's sliding_window_view builds the
+        # same strides but costs ~15 us of Python checks per call, more than the product itself.
+        row_bytes, item_bytes = values.strides
+        windows: FloatArray = np.ndarray(
+            (count, filtered_channels, width), np.float64, values, strides=(row_bytes, item_bytes, row_bytes)
+        )
+        filtered = windows @ self._taps
         # Keep the last `half` samples output as context, and the `half` samples still waiting for theirs.
         self._values, self._times = values[-2 * half :].copy(), t_us[-2 * half :].copy()
         return AlignedChunk(t_us[half : half + count], filtered, values[half : half + count])

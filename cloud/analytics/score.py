@@ -33,7 +33,7 @@ class ScoreWeights:
 
 
 def weighted_events(counts: Mapping[str, int], weights: ScoreWeights) -> float:
-    return sum(weights.weight(kind) * count for kind, count in counts.items())
+    return sum([weights.weight(kind) * count for kind, count in counts.items()])  # a list sums faster than a generator
 
 
 def driver_score(counts: Mapping[str, int], driving_s: float, weights: ScoreWeights | None = None) -> float:

@@ -8,6 +8,7 @@ windows into moving/stopped, a stop into a trip break when it lasts long enough.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,36 +36,48 @@ class TripSettings:
 
 @dataclass(frozen=True)
 class Windows:
-    """Per-window activity of one aligned chunk."""
+    """Per-window activity of one aligned chunk, as Python lists: the trip state machine walks them one by one."""
 
-    start_us: IntArray
-    end_us: IntArray
-    active: npt.NDArray[np.bool_]
-    accel_var_m2_s4: FloatArray
+    start_us: list[int]
+    end_us: list[int]
+    active: list[bool]
 
     @property
     def all_quiet(self) -> bool:
-        return not bool(self.active.any())
+        return not any(self.active)
+
+    @property
+    def last_active_end_us(self) -> int:
+        """End of the last active window (-1 if none)."""
+        ends = (end for end, active in zip(reversed(self.end_us), reversed(self.active), strict=True) if active)
+        return next(ends, -1)
 
 
-def window_activity(
-    t_us: IntArray, accel_m_s2: FloatArray, gyro_rad_s: FloatArray, period_us: int, settings: TripSettings
-) -> Windows:
-    """Cut the chunk into windows of ~window_s and test each one's variance (summed over axes) against the floors."""
-    n = t_us.size
-    per_window = max(2, round(settings.window_s * 1e6 / period_us))
+@functools.lru_cache(maxsize=64)
+def _window_cuts(n: int, per_window: int) -> tuple[IntArray, FloatArray, tuple[int, ...]]:
+    """First index of each window, window sizes as a [count, 1] column, and the first indices as ints. Cached:
+    batches come in a handful of sizes, and building these is a dozen numpy calls."""
     count = max(1, round(n / per_window))
     starts = (np.arange(count) * n) // count
-    sizes = np.diff(np.append(starts, n)).astype(np.float64)
-    both = np.concatenate((accel_m_s2, gyro_rad_s), axis=1)
-    sums = np.add.reduceat(both, starts, axis=0)
-    squares = np.add.reduceat(both * both, starts, axis=0)
-    variance = squares / sizes[:, None] - (sums / sizes[:, None]) ** 2
-    accel_var = variance[:, :3].sum(axis=1)
-    gyro_var = variance[:, 3:].sum(axis=1)
-    active = (accel_var > settings.active_accel_var_m2_s4) | (gyro_var > settings.active_gyro_var_rad2_s2)
-    ends = np.append(t_us[starts[1:]], t_us[-1] + period_us)
-    return Windows(t_us[starts], ends, active, accel_var)
+    sizes = np.diff(np.append(starts, n)).astype(np.float64)[:, None]
+    starts.setflags(write=False)
+    sizes.setflags(write=False)
+    return starts, sizes, tuple(starts.tolist())
+
+
+def window_activity(t_us: IntArray, imu: FloatArray, period_us: int, settings: TripSettings) -> Windows:
+    """Cut the chunk into windows of ~window_s and test each one's variance (summed over axes) against the floors.
+    `imu` is [n, 6]: accelerometer (m/s^2) then gyro (rad/s) columns."""
+    n = t_us.size
+    per_window = max(2, round(settings.window_s * 1e6 / period_us))
+    starts, sizes, first = _window_cuts(n, per_window)
+    sums = np.add.reduceat(imu, starts, axis=0)
+    squares = np.add.reduceat(imu * imu, starts, axis=0)
+    # [count, 2]: accelerometer and gyro variance, each summed over its three axes.
+    variance = (squares / sizes - (sums / sizes) ** 2).reshape(-1, 2, 3).sum(axis=2)
+    active = (variance[:, 0] > settings.active_accel_var_m2_s4) | (variance[:, 1] > settings.active_gyro_var_rad2_s2)
+    start_us = [int(t_us[i]) for i in first]
+    return Windows(start_us, [*start_us[1:], int(t_us[-1]) + period_us], active.tolist())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,6 +104,10 @@ class Trip:
     harsh_corner_right_count: int
     bump_count: int
     score: float  # score.driver_score over the trip's events and moving time
+
+
+# TripTracker.state(): the open trip's event counts (DRIVING_EVENT_KINDS order), then the state machine's fields.
+TripState = tuple[tuple[int, ...], bool, int, int, int, int, int, int, int, int, int, int]
 
 
 class TripTracker:
@@ -124,6 +141,32 @@ class TripTracker:
     def trip_open(self) -> bool:
         return self.trip_start_us >= 0
 
+    def state(self) -> TripState:
+        return (
+            tuple(self.trip_events.values()),
+            self.moving,
+            self._state_since_us,
+            self._quiet_since_us,
+            self._quiet_moving_us,
+            self._cluster_start_us,
+            self._cluster_active_us,
+            self._last_active_end_us,
+            self._last_us,
+            self.trip_start_us,
+            self.trip_moving_us,
+            self.trip_stops,
+        )
+
+    @classmethod
+    def restored(cls, settings: TripSettings, weights: ScoreWeights, state: TripState) -> TripTracker:
+        tracker = cls.__new__(cls)  # skips __init__: the state sets everything it would
+        tracker.settings, tracker.weights = settings, weights
+        (counts, tracker.moving, tracker._state_since_us, tracker._quiet_since_us, tracker._quiet_moving_us,
+         tracker._cluster_start_us, tracker._cluster_active_us, tracker._last_active_end_us, tracker._last_us,
+         tracker.trip_start_us, tracker.trip_moving_us, tracker.trip_stops) = state  # fmt: skip
+        tracker.trip_events = dict(zip(DRIVING_EVENT_KINDS, counts, strict=True))
+        return tracker
+
     def count_event(self, kind: str, start_us: int) -> bool:
         """Count a driving event in the open trip if it happened during it; True if counted."""
         if not self.trip_open or start_us < self.trip_start_us - int(self.settings.min_move_s * 1e6):
@@ -136,9 +179,7 @@ class TripTracker:
         stops: list[Stop] = []
         trips: list[Trip] = []
         moving_windows: list[tuple[int, int]] = []
-        for start, end, active in zip(
-            windows.start_us.tolist(), windows.end_us.tolist(), windows.active.tolist(), strict=True
-        ):
+        for start, end, active in zip(windows.start_us, windows.end_us, windows.active, strict=True):
             if self._state_since_us < 0:
                 self._state_since_us = start
             if self.moving:
@@ -147,8 +188,8 @@ class TripTracker:
                 self._moving_window(start, end, active)
             else:
                 moving_windows += self._stopped_window(start, end, active, stops, trips)
-        if windows.end_us.size:
-            self._last_us = int(windows.end_us[-1])
+        if windows.end_us:
+            self._last_us = windows.end_us[-1]
         return stops, trips, moving_windows
 
     def _moving_window(self, start: int, end: int, active: bool) -> None:

@@ -1,9 +1,12 @@
 """One vehicle's analytics, fed decoded batches in sequence order: the object a PyFlink keyed operator keeps in
-state. It holds only running sums, a filter tail and a few open episodes (a few KB pickled), never samples."""
+state. It holds only running sums, a filter tail and a few open episodes, never samples; it pickles as one flat
+tuple of numbers and bytes (~2 KB, ~10 us each way), its configuration as just the vehicle class when it is the
+class's default."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -18,6 +21,7 @@ from fleetsense.cloud.analytics.environment import (
 from fleetsense.cloud.analytics.errors import AnalysisInputError
 from fleetsense.cloud.analytics.events import (
     DEFAULT_VEHICLE_CLASS,
+    VEHICLE_CLASSES,
     DrivingEvent,
     DrivingEventDetector,
     EventThresholds,
@@ -49,6 +53,18 @@ class AnalyzerConfig:
         return self.thresholds or thresholds_for(self.vehicle_class)
 
 
+# One shared default configuration per vehicle class: a pickled analyzer whose configuration is its class's default
+# stores just the class name and gets this object back (frozen, so sharing it is safe).
+_CLASS_DEFAULTS: dict[str, AnalyzerConfig] = {}
+
+
+def _class_default(vehicle_class: str) -> AnalyzerConfig:
+    config = _CLASS_DEFAULTS.get(vehicle_class)
+    if config is None:
+        config = _CLASS_DEFAULTS[vehicle_class] = AnalyzerConfig(vehicle_class=vehicle_class)
+    return config
+
+
 @dataclass(frozen=True, kw_only=True)
 class AnalysisOutput:
     """What one batch produced. Every row carries its own key times, so the job can upsert them idempotently."""
@@ -65,13 +81,13 @@ class AnalysisOutput:
 
 def _times(t_us: object, name: str) -> IntArray:
     times = np.asarray(t_us)
-    if times.ndim != 1 or not np.issubdtype(times.dtype, np.integer):
+    if times.ndim != 1 or times.dtype.kind not in "iu":  # np.issubdtype(integer), without its ~2 us
         raise AnalysisInputError(
             f"{name} must be a 1-D integer array of UTC microseconds, got shape {times.shape} of {times.dtype}",
             hint="pass DecodedBatch.sample_time_us as it comes from cloud.decode",
         )
     times = times.astype(np.int64, copy=False)
-    if times.size > 1 and not bool((np.diff(times) > 0).all()):
+    if times.size > 1 and not bool((times[1:] > times[:-1]).all()):
         raise AnalysisInputError(f"{name} is not strictly increasing within the batch", hint="check the decoder")
     return times
 
@@ -91,6 +107,10 @@ def _period_us(t_us: IntArray, previous_us: int) -> int:
     return (int(t_us[-1]) - int(t_us[0])) // (t_us.size - 1) if t_us.size > 1 else previous_us
 
 
+# Bumped when the pickled layout changes: __setstate__ refuses a layout it does not know with a clear message.
+_STATE_VERSION = 2
+
+
 class VehicleAnalyzer:
     """Call on_imu / on_environment with each decoded batch of one vehicle, in sequence order (the two streams
     independently). Deterministic: the same batches from the same state give the same output."""
@@ -98,6 +118,9 @@ class VehicleAnalyzer:
     def __init__(self, config: AnalyzerConfig | None = None) -> None:
         self.config = config = config or AnalyzerConfig()
         thresholds = config.event_thresholds
+        # What a pickle stores for the configuration: the class name if it is that class's default, else itself.
+        default = _class_default(config.vehicle_class) if config.vehicle_class in VEHICLE_CLASSES else None
+        self._config_key: str | AnalyzerConfig = config.vehicle_class if config == default else config
         self._fir = CarriedFir(hann_taps(config.lowpass_half_width), channels=6, filtered_channels=3)
         self._calibration = MountCalibration(config.calibration)
         self._detectors = DrivingEventDetector(thresholds)
@@ -114,6 +137,54 @@ class VehicleAnalyzer:
         self._events: list[DrivingEvent] = []  # per call, emptied by _output
         self._trips_done: list[Trip] = []
         self._stops_done: list[Stop] = []
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        """The whole state as one flat tuple of numbers, strings and bytes: no numpy arrays (each costs several
+        microseconds and ~150 bytes pickled) and no configuration objects below the analyzer (they are rebuilt
+        from the one configuration)."""
+        return (
+            _STATE_VERSION,
+            self._config_key,
+            self._fir.state(),
+            self._calibration.state(),
+            self._detectors.state(),
+            self._candidates.state(),
+            self._frame_active,
+            self._trips.state(),
+            self._aggregates.state(),
+            self._temperature.state(),
+            self._last_imu_us,
+            self._last_active_us,
+            self._imu_period_us,
+            self._last_env_us,
+            self._env_period_us,
+            self._events,
+            self._trips_done,
+            self._stops_done,
+        )
+
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        if not isinstance(state, tuple) or not state or state[0] != _STATE_VERSION:
+            raise AnalysisInputError(
+                "this pickled VehicleAnalyzer was written by another version of fleetsense's analytics",
+                hint="start the vehicle's analysis afresh (drop its keyed state); its raw batches are stored",
+            )
+        (_, config_key, fir, calibration, detectors, candidates, self._frame_active, trips, aggregates, temperature,
+         self._last_imu_us, self._last_active_us, self._imu_period_us, self._last_env_us, self._env_period_us,
+         self._events, self._trips_done, self._stops_done) = state  # fmt: skip
+        self._config_key = config_key
+        self.config = config = _class_default(config_key) if isinstance(config_key, str) else config_key
+        thresholds = config.event_thresholds
+        taps = hann_taps(config.lowpass_half_width)
+        self._fir = CarriedFir.restored(taps, channels=6, filtered_channels=3, state=fir)
+        self._calibration = MountCalibration.restored(config.calibration, calibration)
+        self._detectors = DrivingEventDetector.restored(thresholds, detectors)
+        self._candidates = PrecalibrationCandidates.restored(thresholds, config.precalibration_capacity, candidates)
+        self._trips = TripTracker.restored(config.trips, config.score, trips)
+        self._aggregates = MinuteAggregator(keep_minutes=config.keep_minutes, weights=config.score)
+        self._aggregates.restore(aggregates)
+        self._temperature = TemperatureExcursions(config.environment)
+        self._temperature.restore(temperature)
 
     @property
     def precalibration_candidates_dropped(self) -> int:
@@ -136,7 +207,7 @@ class VehicleAnalyzer:
         if gap_before or (self._last_imu_us >= 0 and int(times[0]) <= self._last_imu_us):
             self._end_segment(next_start_us=int(times[0]))
         self._imu_period_us = _period_us(times, self._imu_period_us)
-        self._process(self._fir.push(times, np.concatenate((accel, gyro), axis=1)))
+        self._process(self._fir.push_columns(times, (accel, gyro)))
         self._last_imu_us = int(times[-1])
         return self._output([])
 
@@ -177,25 +248,30 @@ class VehicleAnalyzer:
         """Everything one aligned chunk feeds: calibration, trips, events, minute rows."""
         if len(chunk) == 0:
             return
-        t_us, period_us = chunk.t_us, self._imu_period_us
-        windows = window_activity(t_us, chunk.raw[:, :3], chunk.raw[:, 3:], period_us, self.config.trips)
+        t_us = chunk.t_us
+        windows = window_activity(t_us, chunk.raw, self._imu_period_us, self.config.trips)
         self._calibrate(chunk, windows)
         stops, trips, moving = self._trips.push(windows)
         self._stops_done += stops
         self._trips_done += trips
         self._aggregates.add_moving(moving)
         vertical_g = self._detect_bumps(chunk)
-        longitudinal_g, lateral_g = self._detect_harsh(chunk)
-        self._aggregates.add_imu(t_us, longitudinal_g, lateral_g, vertical_g)
+        horizontal = self._detect_harsh(chunk)
+        if horizontal is None:
+            self._aggregates.add_imu(t_us, None, None, vertical_g)
+        else:
+            longitudinal_g, lateral_g, abs_peaks_g = horizontal
+            self._aggregates.add_imu(t_us, longitudinal_g, lateral_g, vertical_g, abs_peaks_g=abs_peaks_g)
 
     def _calibrate(self, chunk: AlignedChunk, windows: Windows) -> None:
         t0_us = int(chunk.t_us[0])
         if self._last_active_us < 0:
             self._last_active_us = t0_us  # the stream's start counts as activity: we do not know what preceded it
         rest_guard_us = int(self.config.calibration.rest_guard_s * 1e6)
-        rest = windows.all_quiet and len(chunk) >= 10 and t0_us - self._last_active_us >= rest_guard_us
-        if not windows.all_quiet:
-            self._last_active_us = int(windows.end_us[windows.active][-1])
+        all_quiet = windows.all_quiet
+        rest = all_quiet and len(chunk) >= 10 and t0_us - self._last_active_us >= rest_guard_us
+        if not all_quiet:
+            self._last_active_us = windows.last_active_end_us
         if self._calibration.update(chunk, rest=rest, period_us=self._imu_period_us):
             # The Pi moved in its mount: what was open or remembered was measured in a frame that no longer holds.
             thresholds = self.config.event_thresholds
@@ -208,8 +284,9 @@ class VehicleAnalyzer:
     def _detect_bumps(self, chunk: AlignedChunk) -> FloatArray | None:
         """Bumps from the vertical axis once "up" is known; returns that vertical signal (g, 1 g removed)."""
         calibration, accel_raw = self._calibration, chunk.raw[:, :3]
-        if calibration.up is not None:
-            vertical_g = (accel_raw @ calibration.up) / calibration.gravity_m_s2 - 1.0
+        up = calibration.up
+        if up is not None:
+            vertical_g = (accel_raw @ up) / calibration.gravity_m_s2 - 1.0
             self._add_events(self._detectors.push_vertical(chunk.t_us, vertical_g, self._imu_period_us))
             return vertical_g
         estimate = calibration.gravity_estimate_m_s2
@@ -221,9 +298,9 @@ class VehicleAnalyzer:
             self._add_events(self._detectors.push_vertical(chunk.t_us, bump_g, self._imu_period_us))
         return None
 
-    def _detect_harsh(self, chunk: AlignedChunk) -> tuple[FloatArray | None, FloatArray | None]:
+    def _detect_harsh(self, chunk: AlignedChunk) -> tuple[FloatArray, FloatArray, tuple[float, float]] | None:
         """Harsh events in the calibrated frame, or candidates until it is known; returns longitudinal and lateral
-        acceleration (g) when the frame is known."""
+        acceleration (g) and their largest magnitudes when the frame is known."""
         calibration, period_us = self._calibration, self._imu_period_us
         if not self._frame_active:
             rotation = calibration.vehicle_from_sensor
@@ -234,14 +311,20 @@ class VehicleAnalyzer:
                 estimate = calibration.gravity_estimate_m_s2
                 if estimate is not None:
                     self._candidates.push(chunk.t_us, chunk.filtered, estimate, calibration.up, period_us)
-                return None, None
-        rotation = calibration.vehicle_from_sensor
-        if rotation is None:  # cannot happen: a remount, the only way back to unknown, clears _frame_active
-            return None, None
-        horizontal = chunk.filtered @ (rotation[:2].T / calibration.gravity_m_s2)
+                return None
+        to_horizontal_g = calibration.horizontal_g
+        if to_horizontal_g is None:  # cannot happen: a remount, the only way back to unknown, clears _frame_active
+            return None
+        horizontal = chunk.filtered @ to_horizontal_g
         longitudinal_g, lateral_g = horizontal[:, 0], horizontal[:, 1]
-        self._add_events(self._detectors.push_horizontal(chunk.t_us, longitudinal_g, lateral_g, period_us))
-        return longitudinal_g, lateral_g
+        # One max and one min per column serve the four detectors' quiet checks and the minute row's peaks.
+        max_longitudinal_g, max_lateral_g = horizontal.max(axis=0).tolist()
+        min_longitudinal_g, min_lateral_g = horizontal.min(axis=0).tolist()
+        peaks_g = (-min_longitudinal_g, max_longitudinal_g, max_lateral_g, -min_lateral_g)
+        self._add_events(self._detectors.push_horizontal(chunk.t_us, longitudinal_g, lateral_g, period_us, peaks_g))
+        # max |x| = max(max x, -min x), bit for bit; abs() only turns the -0.0 of an all -0.0 column into 0.0.
+        abs_peaks_g = (abs(max(max_longitudinal_g, -min_longitudinal_g)), abs(max(max_lateral_g, -min_lateral_g)))
+        return longitudinal_g, lateral_g, abs_peaks_g
 
     def _add_events(self, events: list[DrivingEvent]) -> None:
         for event in events:

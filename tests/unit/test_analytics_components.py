@@ -226,9 +226,8 @@ def test_altitude_change_telescopes_across_minutes_and_restarts_after_a_gap() ->
 
 def _windows(pattern: str, start_us: int = T0_US) -> Windows:
     """One character per 0.25 s window: '#' active, '.' quiet."""
-    starts = start_us + np.arange(len(pattern), dtype=np.int64) * 250_000
-    active = np.array([c == "#" for c in pattern])
-    return Windows(starts, starts + 250_000, active, np.zeros(len(pattern)))
+    starts = [start_us + k * 250_000 for k in range(len(pattern))]
+    return Windows(starts, [start + 250_000 for start in starts], [c == "#" for c in pattern])
 
 
 def test_a_door_slam_during_a_stop_is_not_a_departure() -> None:
