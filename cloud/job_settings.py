@@ -49,7 +49,7 @@ class IngestJobSettings:
     checkpoint_interval_ms: int = 1000
     checkpoint_alignment_timeout_ms: int = 200  # then the barrier overtakes buffered bundles (unaligned)
     buffer_timeout_ms: int = 20  # how long a network buffer may wait to fill: latency vs per-record overhead
-    parallelism: int = 2  # of the per-vehicle analysis operator
+    parallelism: int = 4  # of the analysis operator: all 4 slots, so one waits on Cassandra while another computes
     restart_attempts: int = 1000  # fixed-delay restarts before the job gives up (Cassandra or broker down)
     restart_delay_ms: int = 5000
     python_execution_mode: str = "thread"  # or "process"

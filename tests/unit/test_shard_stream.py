@@ -9,7 +9,7 @@ import zlib
 
 import pytest
 from fleetsense.cloud.amqp_source import bundle_shard, shard_of, split_bundle
-from fleetsense.cloud.shard_keys import shard_keys, subtask_of
+from fleetsense.cloud.shard_keys import key_group, shard_keys, subtask_of
 from fleetsense.cloud.shard_stream import DictShardStore, on_bundle, on_shard_timer
 from fleetsense.cloud.vehicle_stream import StreamSettings, on_message
 
@@ -50,6 +50,12 @@ def test_the_shard_is_crc32_of_the_vehicle_id() -> None:
     assert shard_of("fleet.van-7.telemetry", 16) == zlib.crc32(b"van-7") % 16
     assert shard_of("fleet.van-7.status", 16) == shard_of("fleet.van-7.telemetry", 16)
     assert shard_of("odd-key", 5) == zlib.crc32(b"odd-key") % 5
+
+
+def test_key_groups_match_flinks_own_assignment_of_row_keys() -> None:
+    # KeyGroupRangeAssignment.assignToKeyGroup(Row.of(k), 128) printed by Flink 1.20.3 (jshell on flink-dist).
+    from_flink = {0: 33, 1: 44, 2: 97, 3: 104, 5: 17, 17: 107, 100: 66, 1000: 5}
+    assert {k: key_group(k) for k in from_flink} == from_flink
 
 
 def test_shard_keys_spread_shards_evenly_over_power_of_two_parallelism() -> None:
