@@ -57,10 +57,10 @@ class IngestJobSettings:
     python_bundle_size: int = 500
     python_bundle_time_ms: int = 100
     # Telemetry arrives in bundles of up to this many messages of one shard per Flink record.
-    bundle_messages: int = 100
+    bundle_messages: int = 200
     # ... or as many as arrived while the oldest waited this long: without it a job that keeps up polls each
     # delivery on its own and pays the per-record cost per message (latency vs CPU).
-    bundle_linger_ms: int = 50
+    bundle_linger_ms: int = 100
     # Vehicles are hashed into this many shards, the unit of keyed state: the analysis parallelism can grow up
     # to it. Fixed for a job's life: an upgrade with another shard count could not find its vehicles' state.
     shards: int = 16
