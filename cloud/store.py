@@ -142,20 +142,30 @@ BATCH_BYTES = 40_000
 _BLOCK_MESSAGE = 8  # position of the message bytes among a block row's values
 
 
+def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
+    """Consecutive [start, end) runs of rows, each at most `max_rows` rows and `max_bytes` bytes (a single row
+    larger than that still goes, alone)."""
+    slices: list[tuple[int, int]] = []
+    start, size = 0, 0
+    for index, n in enumerate(row_bytes):
+        if index > start and (index - start >= max_rows or size + n > max_bytes):
+            slices.append((start, index))
+            start, size = index, 0
+        size += n
+    if start < len(row_bytes):
+        slices.append((start, len(row_bytes)))
+    return slices
+
+
 def _block_batches(rows: list[Any], max_rows: int) -> list[Any]:
     from cassandra.query import BatchStatement, BatchType
 
     batches: list[Any] = []
-    batch: Any = None
-    size = 0
-    for row in rows:
-        row_bytes = len(row.values[_BLOCK_MESSAGE] or b"")
-        if batch is None or len(batch) >= max_rows or size + row_bytes > BATCH_BYTES:
-            batch = BatchStatement(batch_type=BatchType.UNLOGGED)
-            batches.append(batch)
-            size = 0
-        batch.add(row)
-        size += row_bytes
+    for start, end in batch_slices([len(row.values[_BLOCK_MESSAGE] or b"") for row in rows], max_rows, BATCH_BYTES):
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        for row in rows[start:end]:
+            batch.add(row)
+        batches.append(batch)
     return batches
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fleetsense.cloud import schema
 from fleetsense.cloud.decode import decode_batch
-from fleetsense.cloud.store import hour_bucket_ms
+from fleetsense.cloud.store import BATCH_BYTES, batch_slices, hour_bucket_ms
 from fleetsense.cloud.validate import check_message
 
 from fleetsense import wire
@@ -120,3 +120,16 @@ def test_an_unknown_vehicle_class_is_refused_with_the_known_ones() -> None:
     assert check_vehicle_class("truck") == "truck"
     with pytest.raises(ConfigError, match="unknown vehicle class 'bus'"):
         check_vehicle_class("bus")
+
+
+def test_block_batches_are_bounded_by_rows_and_bytes_and_keep_every_row_once() -> None:
+    assert batch_slices([2_000] * 40, 16, BATCH_BYTES) == [(0, 16), (16, 32), (32, 40)]
+    # A 64 KiB message is over the byte bound on its own: it still goes, alone.
+    assert batch_slices([30_000, 30_000, 65_536, 100, 100], 16, BATCH_BYTES) == [(0, 1), (1, 2), (2, 3), (3, 5)]
+    assert batch_slices([], 16, BATCH_BYTES) == []
+    sizes = [(i * 7919) % 9_000 for i in range(500)]
+    slices = batch_slices(sizes, 16, BATCH_BYTES)
+    assert [i for start, end in slices for i in range(start, end)] == list(range(500))
+    assert all(
+        end - start <= 16 and (end - start == 1 or sum(sizes[start:end]) <= BATCH_BYTES) for start, end in slices
+    )
