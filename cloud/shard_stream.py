@@ -18,6 +18,9 @@ from typing import Protocol
 
 from fleetsense.cloud.vehicle_stream import StepResult, StreamSettings, VehicleState, on_message, on_timer
 
+from fleetsense.errors import ConfigError
+from fleetsense.ids import vehicle_from_routing_key
+
 # Vehicles seen for the first time -> the class of those that have a profile (the job reads vehicle_profiles).
 ClassLookup = Callable[[Sequence[str]], Mapping[str, str]]
 
@@ -34,9 +37,11 @@ class ShardStore(Protocol):
 
 def vehicle_of(routing_key: str) -> str:
     """The vehicle named by an authenticated routing key `fleet.<vehicle>.<stream>` ("" if it names none:
-    on_message then rejects the message, since no payload's vehicle id can match it)."""
-    parts = routing_key.split(".")
-    return parts[1] if len(parts) == 3 else ""
+    on_message then rejects the message with the reason)."""
+    try:
+        return vehicle_from_routing_key(routing_key)
+    except (ValueError, ConfigError):
+        return ""
 
 
 def on_bundle(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState, push_keeping_open
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -93,13 +93,7 @@ class TemperatureExcursions:
         )
 
     def _push(self, side: str, t_us: IntArray, signal: FloatArray, period_us: int) -> list[Run]:
-        detector = self._open.get(side) or self._detector(side)
-        runs = detector.push(t_us, signal, period_us)
-        if detector.is_open:
-            self._open[side] = detector
-        else:
-            self._open.pop(side, None)
-        return runs
+        return push_keeping_open(self._open, side, lambda: self._detector(side), t_us, signal, period_us)
 
     def _event(self, direction: str, run: Run) -> EnvironmentEvent:
         high = direction == "high"

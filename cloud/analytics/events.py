@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState, push_keeping_open
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -191,13 +191,9 @@ class DrivingEventDetector:
         return events
 
     def _push(self, kind: str, t_us: IntArray, signal: FloatArray, period_us: int) -> list[Run]:
-        detector = self._open.get(kind) or _detector(*_levels(self.thresholds, kind))
-        runs = detector.push(t_us, signal, period_us)
-        if detector.is_open:
-            self._open[kind] = detector
-        else:
-            self._open.pop(kind, None)
-        return runs
+        return push_keeping_open(
+            self._open, kind, lambda: _detector(*_levels(self.thresholds, kind)), t_us, signal, period_us
+        )
 
 
 # PrecalibrationCandidates.state(): the open run (or None), the remembered runs, the count dropped.

@@ -7,6 +7,7 @@ runs found (usually zero or one per batch) are looked at in Python, so a quiet b
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,3 +121,22 @@ class HysteresisDetector:
         if start_us < 0 or end_us - start_us < self.min_duration_us:
             return []
         return [Run(start_us, end_us, peak, peak_payload)]
+
+
+def push_keeping_open(
+    open_detectors: dict[str, HysteresisDetector],
+    key: str,
+    new_detector: Callable[[], HysteresisDetector],
+    t_us: npt.NDArray[np.int64],
+    signal: npt.NDArray[np.float64],
+    period_us: int,
+) -> list[Run]:
+    """Push into `key`'s detector, kept in `open_detectors` only while it has a run in progress: a closed detector
+    behaves exactly like a new one, so a quiet vehicle's state holds none."""
+    detector = open_detectors.get(key) or new_detector()
+    runs = detector.push(t_us, signal, period_us)
+    if detector.is_open:
+        open_detectors[key] = detector
+    else:
+        open_detectors.pop(key, None)
+    return runs

@@ -98,7 +98,11 @@ def test_a_bundle_gives_each_vehicle_what_its_own_messages_would() -> None:
 def test_a_rejected_message_saves_nothing_and_a_new_vehicle_gets_its_profile_class() -> None:
     store = DictShardStore()
     deadlines: dict[str, int] = {}
-    messages = [("fleet.van-1.telemetry", b"garbage"), ("fleet.truck-1.telemetry", imu_message(0, vehicle="truck-1"))]
+    messages = [
+        ("fleet.van-1.telemetry", b"garbage"),
+        ("fleet.a b.telemetry", imu_message(0)),  # no valid vehicle in the routing key: rejected, not raised
+        ("fleet.truck-1.telemetry", imu_message(0, vehicle="truck-1")),
+    ]
     asked: list[list[str]] = []
 
     def profiles(vehicles: object) -> dict[str, str]:
@@ -106,7 +110,7 @@ def test_a_rejected_message_saves_nothing_and_a_new_vehicle_gets_its_profile_cla
         return {"truck-1": "truck"}
 
     result = on_bundle(store, deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, classes_of=profiles)
-    assert result.counts["rejected"] == 1 and result.counts["accepted"] == 1
+    assert result.counts["rejected"] == 2 and result.counts["accepted"] == 1
     assert asked == [["van-1", "truck-1"]] and set(store.states) == {"truck-1"}
     assert store.states["truck-1"].analyzer.config.vehicle_class == "truck"
 
