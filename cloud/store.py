@@ -59,6 +59,38 @@ STATEMENTS: dict[str, str] = {
 
 Write = tuple[str, Sequence[Any]]  # (statement name, bound values)
 
+# How many of a statement's first values are its row's primary key (tests/unit/test_cloud_logic.py checks them
+# against cloud/schema.py).
+KEY_VALUES: dict[str, int] = {
+    "block": 3,
+    "hour": 2,
+    "vehicle": 1,
+    "event_by_vehicle": 4,
+    "event_by_fleet": 5,
+    "minute": 3,
+    "trip": 2,
+    "score": 2,
+    "gap": 2,
+    "late": 2,
+    "rejected": 2,
+    "status": 1,
+}
+# Statements that carry their own write timestamp: of two writes of such a row the newer timestamp wins, whatever
+# the order they are sent in, so they are neither merged nor batched.
+OWN_TIMESTAMP = frozenset(name for name, cql in STATEMENTS.items() if "USING TIMESTAMP" in cql)
+
+
+def coalesce(writes: Sequence[Write]) -> list[Write]:
+    """Each row's last write, in the order rows were first written; writes of OWN_TIMESTAMP statements all kept.
+    A bundle rewrites some rows (a minute, the open trip, a day's score): only the last values matter, and once
+    each row goes once, the writes can share batches and be sent in any order."""
+    last: dict[tuple[Any, ...], Write] = {}
+    for index, write in enumerate(writes):
+        name, values = write
+        key = (name, index) if name in OWN_TIMESTAMP else (name, *values[: KEY_VALUES[name]])
+        last[key] = write
+    return list(last.values())
+
 
 class CassandraWriter:
     """Executes named writes concurrently (at most `max_in_flight` at once) and waits for all of them."""
@@ -71,12 +103,12 @@ class CassandraWriter:
         max_in_flight: int = 64,
         attempts: int = 5,
         first_backoff_s: float = 0.1,
-        block_batch_rows: int = 16,
+        batch_rows: int = 16,
     ) -> None:
         self._session = session
         self._keyspace = keyspace
         self._prepared = {name: session.prepare(cql.format(ks=keyspace)) for name, cql in STATEMENTS.items()}
-        self.block_batch_rows = block_batch_rows
+        self.batch_rows = batch_rows
         self.max_in_flight = max_in_flight
         self.attempts = attempts
         self.first_backoff_s = first_backoff_s
@@ -108,22 +140,21 @@ class CassandraWriter:
         raise TimeoutError(f"{len(pending)} Cassandra write(s) still failing after {self.attempts} attempts")
 
     def _requests(self, writes: Sequence[Write]) -> list[Request]:
-        """One request per write, except `sample_blocks` rows: those go in unlogged batches of up to
-        `block_batch_rows` rows and BATCH_BYTES of blocks, one batch per replica, because the driver's CPU per
-        request was a fifth of the job's Python time. Only block rows are batched: every block row of a bundle is
-        a different row (or a redelivery with identical values), so the batch's one timestamp cannot reorder two
-        writes of a row, which it could for the rows a bundle rewrites (minutes, trips, scores)."""
+        """The rows of `writes` in unlogged batches of up to `batch_rows` rows and BATCH_BYTES, one batch per
+        replica, because the driver's CPU per request was a fifth of the job's Python time. Each row goes once
+        (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; rows written with their own
+        timestamp (USING TIMESTAMP) go alone, as their statement says how they order."""
         requests: list[Request] = []
         by_replica: dict[Any, list[Any]] = {}
-        block = self._prepared["block"]
-        for name, values in writes:
-            if name != "block" or self.block_batch_rows <= 1:
-                requests.append((self._prepared[name], values))
+        for name, values in coalesce(writes):
+            statement = self._prepared[name]
+            if name in OWN_TIMESTAMP or self.batch_rows <= 1:
+                requests.append((statement, values))
                 continue
-            bound = block.bind(values)
+            bound = statement.bind(values)
             by_replica.setdefault(self._replica(bound), []).append(bound)
         for rows in by_replica.values():
-            requests += [(batch, None) for batch in _block_batches(rows, self.block_batch_rows)]
+            requests += [(batch, None) for batch in _batches(rows, self.batch_rows)]
         return requests
 
     def _replica(self, bound: Any) -> Any:
@@ -139,7 +170,6 @@ class CassandraWriter:
 Request = tuple[Any, Any]  # (prepared statement or batch, bound values or None)
 # Under Cassandra 2.2+'s default batch_size_fail_threshold_in_kb (50); the local node warns only above 64 KB.
 BATCH_BYTES = 40_000
-_BLOCK_MESSAGE = 8  # position of the message bytes among a block row's values
 
 
 def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
@@ -157,11 +187,14 @@ def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> lis
     return slices
 
 
-def _block_batches(rows: list[Any], max_rows: int) -> list[Any]:
+def _batches(rows: list[Any], max_rows: int) -> list[Any]:
     from cassandra.query import BatchStatement, BatchType
 
     batches: list[Any] = []
-    for start, end in batch_slices([len(row.values[_BLOCK_MESSAGE] or b"") for row in rows], max_rows, BATCH_BYTES):
+    for start, end in batch_slices([sum(len(v) for v in row.values if v) for row in rows], max_rows, BATCH_BYTES):
+        if end - start == 1:
+            batches.append(rows[start])  # a batch of one is only overhead
+            continue
         batch = BatchStatement(batch_type=BatchType.UNLOGGED)
         for row in rows[start:end]:
             batch.add(row)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from fleetsense.cloud import schema
 from fleetsense.cloud.decode import decode_batch
-from fleetsense.cloud.store import BATCH_BYTES, batch_slices, hour_bucket_ms
+from fleetsense.cloud.store import (
+    BATCH_BYTES,
+    KEY_VALUES,
+    OWN_TIMESTAMP,
+    STATEMENTS,
+    batch_slices,
+    coalesce,
+    hour_bucket_ms,
+)
 from fleetsense.cloud.validate import check_message
 
 from fleetsense import wire
@@ -133,3 +143,50 @@ def test_block_batches_are_bounded_by_rows_and_bytes_and_keep_every_row_once() -
     assert all(
         end - start <= 16 and (end - start == 1 or sum(sizes[start:end]) <= BATCH_BYTES) for start, end in slices
     )
+
+
+def _primary_keys() -> dict[str, set[str]]:
+    """Each table's primary-key columns, from the migrations' CREATE TABLE statements (the last definition)."""
+    keys: dict[str, set[str]] = {}
+    for migration in schema.MIGRATIONS:
+        for cql in migration.statements:
+            table = re.search(r"CREATE TABLE IF NOT EXISTS \{ks\}\.(\w+)", cql)
+            if not table:
+                continue
+            compound = re.search(r"PRIMARY KEY \((.*)\)\s*\)", cql, re.S)
+            single = re.search(r"(\w+) \w+ PRIMARY KEY", cql)
+            columns = compound.group(1) if compound else single.group(1) if single else ""
+            keys[table.group(1)] = set(re.findall(r"\w+", columns))
+    return keys
+
+
+def test_each_statements_key_values_are_its_tables_primary_key() -> None:
+    keys = _primary_keys()
+    assert set(KEY_VALUES) == set(STATEMENTS)
+    for name, cql in STATEMENTS.items():
+        insert = re.match(r"INSERT INTO \{ks\}\.(\w+) \(([^)]*)\)", cql)
+        assert insert, name
+        columns = [c.strip() for c in insert.group(2).split(",")]
+        assert set(columns[: KEY_VALUES[name]]) == keys[insert.group(1)], name
+    assert {"vehicle"} == OWN_TIMESTAMP
+
+
+def test_coalesce_keeps_each_rows_last_write_and_every_timestamped_write() -> None:
+    writes = [
+        ("minute", ("v1", "2026-11-26", 60, 1)),
+        ("block", ("v1", 0, 7, "imu")),
+        ("minute", ("v1", "2026-11-26", 120, 1)),
+        ("vehicle", ("v1", 8, 2_000, 2_000)),
+        ("minute", ("v1", "2026-11-26", 60, 2)),  # the first minute again: only these values count
+        ("block", ("v1", 0, 7, "imu")),  # a redelivery within the bundle
+        ("vehicle", ("v1", 7, 1_000, 1_000)),  # older, but timestamped: the database keeps the newer one
+        ("minute", ("v2", "2026-11-26", 60, 5)),
+    ]
+    assert coalesce(writes) == [
+        ("minute", ("v1", "2026-11-26", 60, 2)),
+        ("block", ("v1", 0, 7, "imu")),
+        ("minute", ("v1", "2026-11-26", 120, 1)),
+        ("vehicle", ("v1", 8, 2_000, 2_000)),
+        ("vehicle", ("v1", 7, 1_000, 1_000)),
+        ("minute", ("v2", "2026-11-26", 60, 5)),
+    ]
