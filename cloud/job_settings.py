@@ -67,6 +67,7 @@ class IngestJobSettings:
     vehicle_cache_size: int = 20_000  # live vehicle states kept unpickled per subtask
     max_writes: int = 128  # Cassandra writes in flight per subtask
     vehicle_class: str = "van"  # event thresholds (cloud/analytics/events.py)
+    profile_refresh_s: float = 60.0  # how often each analysis subtask re-reads every vehicle's profile (class)
     gap_wait_ms: int = 10_000  # how long a vehicle's batch waits for a missing predecessor
     job_name: str = "fleetsense-telemetry-ingest"
 

@@ -1,11 +1,13 @@
 """Vehicle profiles: which class (car, van, truck) each vehicle belongs to, so its events are judged against
-its class's thresholds (cloud/analytics/events.py). The job reads a vehicle's class when it first sees it."""
+its class's thresholds (cloud/analytics/events.py). The job looks a vehicle's profile up when it first sees the
+vehicle, and every subtask re-reads the whole table every `profile_refresh_s` (60 s), so a class changed later
+applies to vehicles it already tracks too."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from fleetsense.cloud.analytics.events import VEHICLE_CLASSES
 
@@ -30,14 +32,42 @@ def set_vehicle_class(session: Any, keyspace: str, vehicle_ids: Sequence[str], v
         )
 
 
-def vehicle_classes_of(session: Any, keyspace: str, vehicle_ids: Sequence[str]) -> dict[str, str]:
-    """The classes of those of `vehicle_ids` that have a profile, read concurrently (a bundle can bring hundreds
-    of vehicles the job has not seen yet, e.g. right after it starts)."""
-    statement = f"SELECT vehicle_class FROM {keyspace}.vehicle_profiles WHERE vehicle_id = %s"
+class Profile(NamedTuple):
+    vehicle_class: str
+    updated_ms: int  # when it was set: of two readings of one vehicle's profile, the later-set one wins
+
+
+def profiles_of(session: Any, keyspace: str, vehicle_ids: Sequence[str]) -> dict[str, Profile]:
+    """The profiles of those of `vehicle_ids` that have one, read concurrently (a bundle can bring hundreds of
+    vehicles the job has not seen yet, e.g. right after it starts)."""
+    statement = f"SELECT vehicle_class, updated_at FROM {keyspace}.vehicle_profiles WHERE vehicle_id = %s"
     futures = [(vehicle_id, session.execute_async(statement, (vehicle_id,))) for vehicle_id in vehicle_ids]
-    classes: dict[str, str] = {}
+    profiles: dict[str, Profile] = {}
     for vehicle_id, future in futures:
         row = future.result().one()
-        if row and row.vehicle_class in VEHICLE_CLASSES:
-            classes[vehicle_id] = row.vehicle_class
-    return classes
+        if row and (profile := _profile(row.vehicle_class, row.updated_at)):
+            profiles[vehicle_id] = profile
+    return profiles
+
+
+def all_profiles(session: Any, keyspace: str, *, page_rows: int = 5_000) -> dict[str, Profile]:
+    """Every vehicle's profile: one row per vehicle, read a page at a time."""
+    from cassandra.query import SimpleStatement
+
+    statement = SimpleStatement(
+        f"SELECT vehicle_id, vehicle_class, updated_at FROM {keyspace}.vehicle_profiles", fetch_size=page_rows
+    )
+    profiles: dict[str, Profile] = {}
+    for row in session.execute(statement):
+        if profile := _profile(row.vehicle_class, row.updated_at):
+            profiles[row.vehicle_id] = profile
+    return profiles
+
+
+def _profile(vehicle_class: str | None, updated_at: datetime | None) -> Profile | None:
+    """None for a class this version does not know (written by a newer one): the vehicle keeps what it has."""
+    if vehicle_class not in VEHICLE_CLASSES:
+        return None
+    # The driver returns timestamps as naive UTC datetimes.
+    updated_ms = int(updated_at.replace(tzinfo=UTC).timestamp() * 1000) if updated_at else 0
+    return Profile(vehicle_class, updated_ms)

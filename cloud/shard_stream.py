@@ -4,7 +4,8 @@ record so that Flink's per-record cost is paid once per bundle (cloud/connector 
 Each message still goes through `vehicle_stream.on_message` with its own vehicle's state, so every decision
 (validation, deduplication, order, analytics) is the per-vehicle one; this module only fans a bundle out to its
 vehicles, loads and saves each touched vehicle's state once per bundle, gathers every write of the bundle so the
-writer can overlap them, and keeps the shard's one timer: the earliest of its vehicles' deadlines.
+writer can overlap them, keeps the shard's one timer (the earliest of its vehicles' deadlines), and applies a
+vehicle's changed profile (its class) before its next message.
 
 The Flink operator (cloud/jobs/telemetry_ingest.py) keys the stream by shard and backs `ShardStore` with map
 states; the tests use dicts.
@@ -14,15 +15,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
+from types import MappingProxyType
 from typing import Protocol
 
+from fleetsense.cloud.profiles import Profile
 from fleetsense.cloud.vehicle_stream import StepResult, StreamSettings, VehicleState, on_message, on_timer
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import vehicle_from_routing_key
 
-# Vehicles seen for the first time -> the class of those that have a profile (the job reads vehicle_profiles).
-ClassLookup = Callable[[Sequence[str]], Mapping[str, str]]
+# Vehicles seen for the first time -> the profiles of those that have one (the job reads vehicle_profiles).
+ProfileLookup = Callable[[Sequence[str]], Mapping[str, Profile]]
+_NO_PROFILES: Mapping[str, Profile] = MappingProxyType({})
 
 
 class ShardStore(Protocol):
@@ -51,27 +55,32 @@ def on_bundle(
     *,
     now_ms: int,
     settings: StreamSettings,
-    classes_of: ClassLookup,
+    profiles_of: ProfileLookup,
+    known_profiles: Mapping[str, Profile] = _NO_PROFILES,
 ) -> StepResult:
     """Process `messages` (routing key, body) in order; `deadlines_ms` (vehicle -> when its on_timer is due) is
     updated in place, and the result's timer_ms is the shard's earliest deadline. A vehicle seen for the first
-    time starts with `settings`, in its profile's class if it has one."""
+    time starts with `settings`, in its profile's class if it has one (`profiles_of`); a known vehicle whose
+    profile in `known_profiles` (the job's latest reading of them all) was set after the one it has switches."""
     result = StepResult()
     states: dict[str, VehicleState | None] = {}
     for routing_key, _ in messages:
         vehicle = vehicle_of(routing_key)
         if vehicle not in states:
             states[vehicle] = store.load(vehicle)
-    classes = classes_of([vehicle for vehicle, state in states.items() if state is None and vehicle])
-    changed: set[str] = set()
+    first_seen = profiles_of([vehicle for vehicle, state in states.items() if state is None and vehicle])
+    changed = {vehicle for vehicle, state in states.items() if state and _apply(known_profiles.get(vehicle), state)}
     for routing_key, body in messages:
         vehicle = vehicle_of(routing_key)
         state = states[vehicle]
-        own = settings if vehicle not in classes else dataclasses.replace(settings, vehicle_class=classes[vehicle])
-        state, step = on_message(state, store.waiting(vehicle), routing_key, body, now_ms=now_ms, settings=own)
+        profile = first_seen.get(vehicle) if state is None else None
+        own = settings if profile is None else dataclasses.replace(settings, vehicle_class=profile.vehicle_class)
+        new_state, step = on_message(state, store.waiting(vehicle), routing_key, body, now_ms=now_ms, settings=own)
         _merge(result, step)
-        if state is not None and "accepted" in step.counts:
-            states[vehicle] = state
+        if new_state is not None and "accepted" in step.counts:
+            if profile is not None:
+                new_state.profile_ms = profile.updated_ms
+            states[vehicle] = new_state
             changed.add(vehicle)
     for vehicle in changed:
         state = states[vehicle]
@@ -80,6 +89,16 @@ def on_bundle(
         _set_deadline(deadlines_ms, vehicle, state.next_timer_ms())
     result.timer_ms = min(deadlines_ms.values(), default=None)
     return result
+
+
+def _apply(profile: Profile | None, state: VehicleState) -> bool:
+    """Switch the vehicle to `profile`'s class if that profile was set after the one it has (a reading of all
+    profiles can be older than the lookup made when the vehicle was first seen)."""
+    if profile is None or profile.updated_ms <= state.profile_ms:
+        return False
+    state.analyzer.set_vehicle_class(profile.vehicle_class)
+    state.profile_ms = profile.updated_ms
+    return True
 
 
 def on_shard_timer(store: ShardStore, deadlines_ms: dict[str, int], *, now_ms: int) -> StepResult:

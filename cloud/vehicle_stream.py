@@ -59,6 +59,7 @@ class VehicleState:
     # written with the other summaries (every 10 s of samples, or at once on an event); a closed one at once.
     pending_minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
     idle_flush_ms: int = 15_000
+    profile_ms: int = -1  # when the vehicle profile last applied was set (profiles.Profile.updated_ms)
 
     @classmethod
     def new(cls, settings: StreamSettings) -> VehicleState:

@@ -169,9 +169,8 @@ def cmd_vehicle_class(args: argparse.Namespace) -> int:
     check_vehicle_class(args.vehicle_class)
     with connect(_stack_config(args).cql_contact) as session:
         set_vehicle_class(session, KEYSPACE, args.vehicle_ids, args.vehicle_class)
-    print(
-        f"{len(args.vehicle_ids)} vehicle(s) set to class {args.vehicle_class} (applies when the job first sees them)"
-    )
+    count = len(args.vehicle_ids)
+    print(f"{count} vehicle(s) set to class {args.vehicle_class} (the running job applies it within a minute)")
     return 0
 
 

@@ -5,7 +5,7 @@ class's default."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -185,6 +185,17 @@ class VehicleAnalyzer:
         self._aggregates.restore(aggregates)
         self._temperature = TemperatureExcursions(config.environment)
         self._temperature.restore(temperature)
+
+    def set_vehicle_class(self, vehicle_class: str) -> None:
+        """Judge the vehicle by another class's thresholds from the next batch on (its profile changed). All that
+        was measured is kept (calibration, filter, trip, minutes, scores); a run open now carries on and ends by
+        the new levels. Thresholds set explicitly in the configuration stay as they are."""
+        if vehicle_class == self.config.vehicle_class:
+            return
+        thresholds_for(vehicle_class)  # raises for a class that does not exist
+        config = replace(self.config, vehicle_class=vehicle_class)
+        key: str | AnalyzerConfig = vehicle_class if config == _class_default(vehicle_class) else config
+        self.__setstate__((_STATE_VERSION, key, *self.__getstate__()[2:]))
 
     @property
     def precalibration_candidates_dropped(self) -> int:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections import OrderedDict
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -152,9 +153,29 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         self._deadlines = runtime_context.get_state(ValueStateDescriptor("deadlines", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group()
         self._counters = {name: group.counter(name) for name in (*COUNTERS, "bundles", "bad_bundles")}
+        # Every vehicle's profile, re-read in the background: a class changed by `fleetsense vehicle-class`
+        # reaches the vehicles this subtask already tracks within profile_refresh_s.
+        self._profiles: Mapping[str, Any] = {}
+        self._closing = threading.Event()
+        self._profile_reader = threading.Thread(target=self._read_profiles, name="fleetsense-profiles", daemon=True)
+        self._profile_reader.start()
 
     def close(self) -> None:
+        self._closing.set()
+        self._profile_reader.join(timeout=10)
         self._cluster.shutdown()
+
+    def _read_profiles(self) -> None:
+        from fleetsense.cloud.profiles import all_profiles
+
+        while not self._closing.is_set():
+            try:
+                self._profiles = all_profiles(self._session, self.settings.keyspace)  # swapped whole: no lock
+            except Exception as exc:  # the next reading may succeed; meanwhile the classes read before hold
+                log.warning(
+                    "could not read vehicle_profiles (%s); keeping the %d read before", exc, len(self._profiles)
+                )
+            self._closing.wait(self.settings.profile_refresh_s)
 
     def process_element(self, value: bytes, ctx: KeyedProcessFunction.Context) -> Iterator[Any]:
         from fleetsense.cloud.shard_stream import on_bundle
@@ -172,16 +193,17 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             messages,
             now_ms=now_ms,
             settings=self._stream_settings,
-            classes_of=self._classes_of,
+            profiles_of=self._profiles_of,
+            known_profiles=self._profiles,
         )
         self._finish(result, deadlines, ctx)
         self._counters["bundles"].inc()
         yield from ()
 
-    def _classes_of(self, vehicle_ids: Any) -> dict[str, str]:
-        from fleetsense.cloud.profiles import vehicle_classes_of
+    def _profiles_of(self, vehicle_ids: Any) -> dict[str, Any]:
+        from fleetsense.cloud.profiles import profiles_of
 
-        return vehicle_classes_of(self._session, self.settings.keyspace, vehicle_ids) if vehicle_ids else {}
+        return profiles_of(self._session, self.settings.keyspace, vehicle_ids) if vehicle_ids else {}
 
     def _bad_bundle(self, record: bytes, reason: str, now_ms: int) -> None:
         """A record the connector framed wrongly cannot be split into messages: kept whole as one rejected row."""

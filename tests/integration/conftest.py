@@ -65,7 +65,8 @@ def ingest_job(stack: StackConfig) -> str:
     from fleetsense.stack import jobs
 
     try:
-        job_id, _ = jobs.submit_ingest(stack)
+        # Profiles re-read every 2 s instead of 60, so a class change reaches a tracked vehicle within a test.
+        job_id, _ = jobs.submit_ingest(stack, {"profile_refresh_s": "2"})
     except FleetsenseError as exc:
         pytest.fail(f"the ingest job did not start:\n{exc.render()}", pytrace=False)
     return job_id

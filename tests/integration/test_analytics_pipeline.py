@@ -3,6 +3,7 @@ real edge agent on simulated chips, published over MQTT, analysed by the Flink j
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -224,3 +225,31 @@ def test_a_vehicles_class_picks_its_event_thresholds(
         lambda: stored_events(cql, truck), lambda f: len(f) > len(truck.expected_events), timeout_s=60
     )
     assert len(truck_events) > len(truck.expected_events)
+
+
+def test_a_class_changed_while_the_job_tracks_the_vehicle_applies_to_its_next_batches(
+    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Path
+) -> None:
+    from fleetsense.cloud.profiles import set_vehicle_class
+
+    from fleetsense.stack import jobs
+
+    config = provision_vehicle(operator_client, stack, unique_vehicle("reclass"), tmp_path)
+    as_van = record_scripted_drive(config, seed=15, hours_ago=0.25)  # well before the second drive
+    assert send_outbox(config, timeout_s=120) == 0
+    assert_events_match(wait_for_events(cql, as_van), as_van.expected_events)
+
+    set_vehicle_class(cql, KEYSPACE, [config.vehicle_id], "truck")
+    settings = json.loads(jobs._settings_path(stack).read_text())
+    time.sleep(float(settings.get("profile_refresh_s", 60.0)) + 3.0)  # every subtask has re-read the profiles
+    as_truck = record_scripted_drive(config, seed=15)
+    assert send_outbox(config, timeout_s=120) == 0
+
+    def second_drive() -> list[tuple[str, float]]:
+        return [event for event in stored_events(cql, as_truck) if event[1] >= as_truck.start_wall_s - 1.0]
+
+    # The same drive again, now judged as a truck: the lower thresholds also flag its ordinary manoeuvres, as
+    # for a vehicle that was a truck from the start (test_a_vehicles_class_picks_its_event_thresholds).
+    found = eventually(second_drive, lambda f: len(f) > len(as_truck.expected_events), timeout_s=60)
+    assert len(found) > len(as_truck.expected_events)
+    assert len(stored_events(cql, as_van)) - len(found) == len(as_van.expected_events)  # the first drive unchanged

@@ -128,3 +128,24 @@ def test_minute_rows_pickle_compactly_and_unchanged() -> None:
     (restored,) = pickle.loads(blob).values()
     assert restored == row and vars(restored) == vars(row) and hash(restored) == hash(row)
     assert len(blob) < 200  # field names are not stored
+
+
+def test_a_class_change_keeps_everything_measured_and_only_swaps_the_thresholds() -> None:
+    recording = scripted_recording(1)
+    analyzer = VehicleAnalyzer(AnalyzerConfig(vehicle_class="van"))
+    batches = list(_batches(recording))
+    for t_us, accel, gyro in batches[: len(batches) // 2]:
+        analyzer.on_imu(t_us, accel, gyro)
+    before = analyzer.__getstate__()
+    analyzer.set_vehicle_class("van")  # the same class: nothing to do
+    assert analyzer.__getstate__() == before
+    analyzer.set_vehicle_class("truck")
+    assert analyzer.config == AnalyzerConfig(vehicle_class="truck")
+    assert analyzer.__getstate__() == (before[0], "truck", *before[2:])
+    # From here on it is exactly a truck analyzer restored from what the van had measured.
+    twin = VehicleAnalyzer.__new__(VehicleAnalyzer)
+    twin.__setstate__((before[0], "truck", *before[2:]))
+    for t_us, accel, gyro in batches[len(batches) // 2 :]:
+        assert analyzer.on_imu(t_us, accel, gyro) == twin.on_imu(t_us, accel, gyro)
+    with pytest.raises(ValueError, match="unknown vehicle class"):
+        analyzer.set_vehicle_class("tractor")

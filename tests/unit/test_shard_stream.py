@@ -9,6 +9,7 @@ import zlib
 
 import pytest
 from fleetsense.cloud.amqp_source import bundle_shard, shard_of, split_bundle
+from fleetsense.cloud.profiles import Profile
 from fleetsense.cloud.shard_keys import key_group, shard_keys, subtask_of
 from fleetsense.cloud.shard_stream import DictShardStore, on_bundle, on_shard_timer
 from fleetsense.cloud.vehicle_stream import StreamSettings, on_message
@@ -18,7 +19,7 @@ from tests.unit.test_vehicle_stream import NOW_MS, imu_message
 SETTINGS = StreamSettings(gap_wait_ms=1000)
 
 
-def no_profiles(vehicles: object) -> dict[str, str]:
+def no_profiles(vehicles: object) -> dict[str, Profile]:
     return {}
 
 
@@ -77,7 +78,7 @@ def test_a_bundle_gives_each_vehicle_what_its_own_messages_would() -> None:
     messages[0], messages[3] = messages[3], messages[0]  # van-1: seq 1 before seq 0
     store = DictShardStore()
     deadlines: dict[str, int] = {}
-    result = on_bundle(store, deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, classes_of=no_profiles)
+    result = on_bundle(store, deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, profiles_of=no_profiles)
 
     expected_writes = []
     expected_counts: dict[str, int] = {}
@@ -105,28 +106,55 @@ def test_a_rejected_message_saves_nothing_and_a_new_vehicle_gets_its_profile_cla
     ]
     asked: list[list[str]] = []
 
-    def profiles(vehicles: object) -> dict[str, str]:
+    def profiles(vehicles: object) -> dict[str, Profile]:
         asked.append(list(vehicles))  # type: ignore[call-overload]
-        return {"truck-1": "truck"}
+        return {"truck-1": Profile("truck", updated_ms=NOW_MS - 5_000)}
 
-    result = on_bundle(store, deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, classes_of=profiles)
+    result = on_bundle(store, deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, profiles_of=profiles)
     assert result.counts["rejected"] == 2 and result.counts["accepted"] == 1
     assert asked == [["van-1", "truck-1"]] and set(store.states) == {"truck-1"}
     assert store.states["truck-1"].analyzer.config.vehicle_class == "truck"
+    assert store.states["truck-1"].profile_ms == NOW_MS - 5_000
+
+
+def test_a_known_vehicle_takes_a_class_set_after_the_one_it_has_and_keeps_what_it_measured() -> None:
+    store = DictShardStore()
+    deadlines: dict[str, int] = {}
+    drive = [("fleet.van-1.telemetry", imu_message(seq, vehicle="van-1")) for seq in range(4)]
+    on_bundle(store, deadlines, drive[:2], now_ms=NOW_MS, settings=SETTINGS, profiles_of=no_profiles)
+    assert store.states["van-1"].analyzer.config.vehicle_class == "van"
+
+    changed = {"van-1": Profile("truck", updated_ms=NOW_MS + 1_000), "other": Profile("car", updated_ms=NOW_MS)}
+    result = on_bundle(
+        store, deadlines, drive[2:3], now_ms=NOW_MS + 2_000, settings=SETTINGS, profiles_of=no_profiles,
+        known_profiles=changed,
+    )  # fmt: skip
+    state = store.states["van-1"]
+    assert result.counts["accepted"] == 1 and set(store.states) == {"van-1"}
+    assert state.analyzer.config.vehicle_class == "truck" and state.profile_ms == NOW_MS + 1_000
+    assert state.sequencer.next_seq == 3  # the same state carried on: only its class changed
+
+    # A reading of all profiles older than the one applied (here: the same one again) changes nothing.
+    state.analyzer.set_vehicle_class("car")
+    on_bundle(
+        store, deadlines, drive[3:], now_ms=NOW_MS + 3_000, settings=SETTINGS, profiles_of=no_profiles,
+        known_profiles=changed,
+    )  # fmt: skip
+    assert store.states["van-1"].analyzer.config.vehicle_class == "car"
 
 
 def test_the_shard_timer_skips_a_gap_and_flushes_only_the_vehicles_that_are_due() -> None:
     store = DictShardStore()
     deadlines: dict[str, int] = {}
     first = [("fleet.van-1.telemetry", imu_message(seq, vehicle="van-1")) for seq in (0, 2)]
-    on_bundle(store, deadlines, first, now_ms=NOW_MS, settings=SETTINGS, classes_of=no_profiles)
+    on_bundle(store, deadlines, first, now_ms=NOW_MS, settings=SETTINGS, profiles_of=no_profiles)
     on_bundle(
         store,
         deadlines,
         [("fleet.van-2.telemetry", imu_message(0, vehicle="van-2"))],
         now_ms=NOW_MS + 10_000,
         settings=SETTINGS,
-        classes_of=no_profiles,
+        profiles_of=no_profiles,
     )
     assert list(store.waiting("van-1")) == [2] and deadlines["van-1"] == -(-(NOW_MS + 1000) // 1000) * 1000
     result = on_shard_timer(store, deadlines, now_ms=NOW_MS + 2000)
@@ -141,13 +169,18 @@ def test_bundles_in_random_cuts_give_the_same_result_as_one_bundle() -> None:
     rng = random.Random(5)
     messages = [(f"fleet.v{v}.telemetry", imu_message(seq, vehicle=f"v{v}")) for seq in range(5) for v in range(6)]
     whole_store, whole_deadlines, cut_deadlines = DictShardStore(), dict[str, int](), dict[str, int]()
-    whole = on_bundle(whole_store, whole_deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, classes_of=no_profiles)
+    whole = on_bundle(whole_store, whole_deadlines, messages, now_ms=NOW_MS, settings=SETTINGS, profiles_of=no_profiles)
     cut_store, writes = DictShardStore(), []
     at = 0
     while at < len(messages):
         size = rng.randint(1, 7)
         part = on_bundle(
-            cut_store, cut_deadlines, messages[at : at + size], now_ms=NOW_MS, settings=SETTINGS, classes_of=no_profiles
+            cut_store,
+            cut_deadlines,
+            messages[at : at + size],
+            now_ms=NOW_MS,
+            settings=SETTINGS,
+            profiles_of=no_profiles,
         )
         writes += part.writes
         at += size
