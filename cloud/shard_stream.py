@@ -69,7 +69,10 @@ def on_bundle(
         if vehicle not in states:
             states[vehicle] = store.load(vehicle)
     first_seen = profiles_of([vehicle for vehicle, state in states.items() if state is None and vehicle])
-    changed = {vehicle for vehicle, state in states.items() if state and _apply(known_profiles.get(vehicle), state)}
+    changed: set[str] = set()
+    for vehicle, state in states.items():
+        if state is not None and _apply(known_profiles.get(vehicle), state):
+            changed.add(vehicle)  # saved below even if none of its messages is accepted
     for routing_key, body in messages:
         vehicle = vehicle_of(routing_key)
         state = states[vehicle]

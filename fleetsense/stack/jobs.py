@@ -68,10 +68,10 @@ def _settings_path(config: StackConfig) -> Path:
     return config.component_dir("flink") / "jobs" / "telemetry-ingest.json"
 
 
-def _running_shards(config: StackConfig) -> str | None:
-    """The shard count the running job was submitted with (its settings file), if known."""
+def submitted_setting(config: StackConfig, name: str) -> str | None:
+    """A setting the running job was submitted with (its settings file), if known."""
     try:
-        return str(json.loads(_settings_path(config).read_text())["shards"])
+        return str(json.loads(_settings_path(config).read_text())[name])
     except (OSError, ValueError, KeyError):
         return None
 
@@ -98,7 +98,7 @@ def upgrade_ingest(config: StackConfig, overrides: dict[str, str] | None = None)
     if running is None:
         raise JobError("no running ingest job to upgrade", hint="start one with `fleetsense job submit`")
     overrides = dict(overrides or {})
-    shards = _running_shards(config)
+    shards = submitted_setting(config, "shards")
     if shards is not None:
         overrides["shards"] = shards
     savepoint = flink.stop_with_savepoint(running.job_id, config.component_dir("flink") / "savepoints")

@@ -3,7 +3,6 @@ real edge agent on simulated chips, published over MQTT, analysed by the Flink j
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -240,8 +239,8 @@ def test_a_class_changed_while_the_job_tracks_the_vehicle_applies_to_its_next_ba
     assert_events_match(wait_for_events(cql, as_van), as_van.expected_events)
 
     set_vehicle_class(cql, KEYSPACE, [config.vehicle_id], "truck")
-    settings = json.loads(jobs._settings_path(stack).read_text())
-    time.sleep(float(settings.get("profile_refresh_s", 60.0)) + 3.0)  # every subtask has re-read the profiles
+    refresh_s = float(jobs.submitted_setting(stack, "profile_refresh_s") or 60.0)
+    time.sleep(refresh_s + 3.0)  # every subtask has re-read the profiles
     as_truck = record_scripted_drive(config, seed=15)
     assert send_outbox(config, timeout_s=120) == 0
 
