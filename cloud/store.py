@@ -75,19 +75,22 @@ KEY_VALUES: dict[str, int] = {
     "rejected": 2,
     "status": 1,
 }
-# Statements that carry their own write timestamp: of two writes of such a row the newer timestamp wins, whatever
-# the order they are sent in, so they are neither merged nor batched.
+# Statements that carry their own write timestamp (their last bound value): of two writes of such a row the one
+# with the newer timestamp wins, whatever the order they are sent in, and whatever batch they share.
 OWN_TIMESTAMP = frozenset(name for name, cql in STATEMENTS.items() if "USING TIMESTAMP" in cql)
 
 
 def coalesce(writes: Sequence[Write]) -> list[Write]:
-    """Each row's last write, in the order rows were first written; writes of OWN_TIMESTAMP statements all kept.
-    A bundle rewrites some rows (a minute, the open trip, a day's score): only the last values matter, and once
-    each row goes once, the writes can share batches and be sent in any order."""
+    """Each row's last write, in the order rows were first written; of an OWN_TIMESTAMP row, its write with the
+    newest timestamp (the last of equals), which is the one the database would keep. A bundle rewrites some rows
+    (a minute, the open trip, a day's score, a vehicle's latest batch): only that write matters, and once each row
+    goes once, the writes can share batches and be sent in any order."""
     last: dict[tuple[Any, ...], Write] = {}
-    for index, write in enumerate(writes):
+    for write in writes:
         name, values = write
-        key = (name, index) if name in OWN_TIMESTAMP else (name, *values[: KEY_VALUES[name]])
+        key = (name, *values[: KEY_VALUES[name]])
+        if name in OWN_TIMESTAMP and (kept := last.get(key)) is not None and kept[1][-1] > values[-1]:
+            continue
         last[key] = write
     return list(last.values())
 
@@ -142,13 +145,14 @@ class CassandraWriter:
     def _requests(self, writes: Sequence[Write]) -> list[Request]:
         """The rows of `writes` in unlogged batches of up to `batch_rows` rows and BATCH_BYTES, one batch per
         replica, because the driver's CPU per request was a fifth of the job's Python time. Each row goes once
-        (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; rows written with their own
-        timestamp (USING TIMESTAMP) go alone, as their statement says how they order."""
+        (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; a row written with its own
+        timestamp (USING TIMESTAMP) keeps it inside a batch (Cassandra takes a statement's timestamp over the
+        batch's)."""
         requests: list[Request] = []
         by_replica: dict[Any, list[Any]] = {}
         for name, values in coalesce(writes):
             statement = self._prepared[name]
-            if name in OWN_TIMESTAMP or self.batch_rows <= 1:
+            if self.batch_rows <= 1:
                 requests.append((statement, values))
                 continue
             bound = statement.bind(values)

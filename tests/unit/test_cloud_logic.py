@@ -171,7 +171,7 @@ def test_each_statements_key_values_are_its_tables_primary_key() -> None:
     assert {"vehicle"} == OWN_TIMESTAMP
 
 
-def test_coalesce_keeps_each_rows_last_write_and_every_timestamped_write() -> None:
+def test_coalesce_keeps_each_rows_last_write_and_of_a_timestamped_row_its_newest() -> None:
     writes = [
         ("minute", ("v1", "2026-11-26", 60, 1)),
         ("block", ("v1", 0, 7, "imu")),
@@ -179,7 +179,9 @@ def test_coalesce_keeps_each_rows_last_write_and_every_timestamped_write() -> No
         ("vehicle", ("v1", 8, 2_000, 2_000)),
         ("minute", ("v1", "2026-11-26", 60, 2)),  # the first minute again: only these values count
         ("block", ("v1", 0, 7, "imu")),  # a redelivery within the bundle
-        ("vehicle", ("v1", 7, 1_000, 1_000)),  # older, but timestamped: the database keeps the newer one
+        ("vehicle", ("v1", 7, 1_000, 1_000)),  # sent later but older: the database would keep seq 8
+        ("vehicle", ("v2", 3, 500, 500)),
+        ("vehicle", ("v2", 4, 600, 600)),  # newer: replaces seq 3, in v2's first place
         ("minute", ("v2", "2026-11-26", 60, 5)),
     ]
     assert coalesce(writes) == [
@@ -187,6 +189,6 @@ def test_coalesce_keeps_each_rows_last_write_and_every_timestamped_write() -> No
         ("block", ("v1", 0, 7, "imu")),
         ("minute", ("v1", "2026-11-26", 120, 1)),
         ("vehicle", ("v1", 8, 2_000, 2_000)),
-        ("vehicle", ("v1", 7, 1_000, 1_000)),
+        ("vehicle", ("v2", 4, 600, 600)),
         ("minute", ("v2", "2026-11-26", 60, 5)),
     ]
