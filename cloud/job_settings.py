@@ -27,6 +27,31 @@ NOT_SETTABLE = frozenset(
 )
 
 
+# The least value of each numeric setting: counts start at 1; times may be 0 (off or at once); a buffer timeout of
+# -1 makes Flink send a network buffer only when it is full.
+_LEAST: dict[str, float] = {
+    "amqp_prefetch": 1,
+    "readers": 1,
+    "checkpoint_interval_ms": 10,  # Flink's own minimum
+    "checkpoint_alignment_timeout_ms": 0,
+    "buffer_timeout_ms": -1,
+    "parallelism": 1,
+    "restart_attempts": 0,
+    "restart_delay_ms": 0,
+    "python_bundle_size": 1,
+    "python_bundle_time_ms": 1,
+    "bundle_messages": 1,
+    "bundle_linger_ms": 0,
+    "shards": 1,
+    "vehicle_cache_size": 1,
+    "max_writes": 1,
+    "write_batch_rows": 1,
+    "write_batch_kb": 1,
+    "profile_refresh_s": 0.1,
+    "gap_wait_ms": 0,
+}
+
+
 @dataclass(frozen=True, kw_only=True)
 class IngestJobSettings:
     amqp_host: str
@@ -66,10 +91,32 @@ class IngestJobSettings:
     shards: int = 16
     vehicle_cache_size: int = 20_000  # live vehicle states kept unpickled per subtask
     max_writes: int = 128  # Cassandra writes in flight per subtask
+    # Rows per unlogged batch (1: every row alone) and bytes per batch: keep this under the cluster's
+    # batch_size_fail_threshold_in_kb (50 by default), and under batch_size_warn_threshold_in_kb (5) to avoid a
+    # warning per batch in Cassandra's log.
+    write_batch_rows: int = 16
+    write_batch_kb: int = 40
     vehicle_class: str = "van"  # event thresholds (cloud/analytics/events.py)
     profile_refresh_s: float = 60.0  # how often each analysis subtask re-reads every vehicle's profile (class)
     gap_wait_ms: int = 10_000  # how long a vehicle's batch waits for a missing predecessor
     job_name: str = "fleetsense-telemetry-ingest"
+
+    def __post_init__(self) -> None:
+        """Refuse values the job could not run with, naming the setting, before anything is submitted."""
+        from fleetsense.cloud.profiles import check_vehicle_class
+        from fleetsense.cloud.shard_keys import MAX_PARALLELISM
+
+        for name, least in _LEAST.items():
+            if getattr(self, name) < least:
+                raise ConfigError(f"job setting {name}={getattr(self, name)} is below its least value, {least}")
+        if self.parallelism > min(self.shards, MAX_PARALLELISM):
+            raise ConfigError(
+                f"job setting parallelism={self.parallelism} is more than the {self.shards} shards can use",
+                hint=f"use at most {min(self.shards, MAX_PARALLELISM)}, or more shards at a fresh submit",
+            )
+        if self.python_execution_mode not in ("thread", "process"):
+            raise ConfigError(f"job setting python_execution_mode={self.python_execution_mode!r}: thread or process")
+        check_vehicle_class(self.vehicle_class)
 
     def __repr__(self) -> str:
         return f"IngestJobSettings(job_name={self.job_name!r}, queue={self.amqp_queue!r}, keyspace={self.keyspace!r})"

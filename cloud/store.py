@@ -107,11 +107,13 @@ class CassandraWriter:
         attempts: int = 5,
         first_backoff_s: float = 0.1,
         batch_rows: int = 16,
+        batch_bytes: int = 40_000,
     ) -> None:
         self._session = session
         self._keyspace = keyspace
         self._prepared = {name: session.prepare(cql.format(ks=keyspace)) for name, cql in STATEMENTS.items()}
         self.batch_rows = batch_rows
+        self.batch_bytes = batch_bytes
         self.max_in_flight = max_in_flight
         self.attempts = attempts
         self.first_backoff_s = first_backoff_s
@@ -143,7 +145,7 @@ class CassandraWriter:
         raise TimeoutError(f"{len(pending)} Cassandra write(s) still failing after {self.attempts} attempts")
 
     def _requests(self, writes: Sequence[Write]) -> list[Request]:
-        """The rows of `writes` in unlogged batches of up to `batch_rows` rows and BATCH_BYTES, one batch per
+        """The rows of `writes` in unlogged batches of up to `batch_rows` rows and `batch_bytes`, one batch per
         replica, because the driver's CPU per request was a fifth of the job's Python time. Each row goes once
         (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; a row written with its own
         timestamp (USING TIMESTAMP) keeps it inside a batch (Cassandra takes a statement's timestamp over the
@@ -158,7 +160,7 @@ class CassandraWriter:
             bound = statement.bind(values)
             by_replica.setdefault(self._replica(bound), []).append(bound)
         for rows in by_replica.values():
-            requests += [(batch, None) for batch in _batches(rows, self.batch_rows)]
+            requests += [(batch, None) for batch in _batches(rows, self.batch_rows, self.batch_bytes)]
         return requests
 
     def _replica(self, bound: Any) -> Any:
@@ -172,8 +174,6 @@ class CassandraWriter:
 
 
 Request = tuple[Any, Any]  # (prepared statement or batch, bound values or None)
-# Under Cassandra 2.2+'s default batch_size_fail_threshold_in_kb (50); the local node warns only above 64 KB.
-BATCH_BYTES = 40_000
 
 
 def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
@@ -191,11 +191,11 @@ def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> lis
     return slices
 
 
-def _batches(rows: list[Any], max_rows: int) -> list[Any]:
+def _batches(rows: list[Any], max_rows: int, max_bytes: int) -> list[Any]:
     from cassandra.query import BatchStatement, BatchType
 
     batches: list[Any] = []
-    for start, end in batch_slices([sum(len(v) for v in row.values if v) for row in rows], max_rows, BATCH_BYTES):
+    for start, end in batch_slices([sum(len(v) for v in row.values if v) for row in rows], max_rows, max_bytes):
         if end - start == 1:
             batches.append(rows[start])  # a batch of one is only overhead
             continue

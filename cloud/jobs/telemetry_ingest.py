@@ -137,7 +137,13 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         gc.set_threshold(20_000, 20, 20)
         self._cluster = _connect(self.settings)
         self._session = self._cluster.connect()
-        self._writer = CassandraWriter(self._session, self.settings.keyspace, max_in_flight=self.settings.max_writes)
+        self._writer = CassandraWriter(
+            self._session,
+            self.settings.keyspace,
+            max_in_flight=self.settings.max_writes,
+            batch_rows=self.settings.write_batch_rows,
+            batch_bytes=self.settings.write_batch_kb * 1000,
+        )
         self._stream_settings = StreamSettings(
             vehicle_class=self.settings.vehicle_class, gap_wait_ms=self.settings.gap_wait_ms
         )

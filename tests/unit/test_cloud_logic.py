@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from fleetsense.cloud import schema
 from fleetsense.cloud.decode import decode_batch
+from fleetsense.cloud.job_settings import IngestJobSettings
 from fleetsense.cloud.store import (
-    BATCH_BYTES,
     KEY_VALUES,
     OWN_TIMESTAMP,
     STATEMENTS,
@@ -20,9 +20,12 @@ from fleetsense.cloud.store import (
 from fleetsense.cloud.validate import check_message
 
 from fleetsense import wire
+from fleetsense.errors import ConfigError
 
 NOW_US = 1_790_000_000_000_000  # 2026-09-21
 NO_FLAGS = wire.Flags(0)
+
+BATCH_BYTES_40K = 40_000  # the job's default write_batch_kb
 
 
 def message(
@@ -133,15 +136,15 @@ def test_an_unknown_vehicle_class_is_refused_with_the_known_ones() -> None:
 
 
 def test_block_batches_are_bounded_by_rows_and_bytes_and_keep_every_row_once() -> None:
-    assert batch_slices([2_000] * 40, 16, BATCH_BYTES) == [(0, 16), (16, 32), (32, 40)]
+    assert batch_slices([2_000] * 40, 16, BATCH_BYTES_40K) == [(0, 16), (16, 32), (32, 40)]
     # A 64 KiB message is over the byte bound on its own: it still goes, alone.
-    assert batch_slices([30_000, 30_000, 65_536, 100, 100], 16, BATCH_BYTES) == [(0, 1), (1, 2), (2, 3), (3, 5)]
-    assert batch_slices([], 16, BATCH_BYTES) == []
+    assert batch_slices([30_000, 30_000, 65_536, 100, 100], 16, BATCH_BYTES_40K) == [(0, 1), (1, 2), (2, 3), (3, 5)]
+    assert batch_slices([], 16, BATCH_BYTES_40K) == []
     sizes = [(i * 7919) % 9_000 for i in range(500)]
-    slices = batch_slices(sizes, 16, BATCH_BYTES)
+    slices = batch_slices(sizes, 16, BATCH_BYTES_40K)
     assert [i for start, end in slices for i in range(start, end)] == list(range(500))
     assert all(
-        end - start <= 16 and (end - start == 1 or sum(sizes[start:end]) <= BATCH_BYTES) for start, end in slices
+        end - start <= 16 and (end - start == 1 or sum(sizes[start:end]) <= BATCH_BYTES_40K) for start, end in slices
     )
 
 
@@ -192,3 +195,38 @@ def test_coalesce_keeps_each_rows_last_write_and_of_a_timestamped_row_its_newest
         ("vehicle", ("v2", 4, 600, 600)),
         ("minute", ("v2", "2026-11-26", 60, 5)),
     ]
+
+
+def _job_settings(**overrides: str) -> IngestJobSettings:
+    connections = {"amqp_host": "h", "amqp_port": 1, "amqp_vhost": "/", "amqp_username": "u", "amqp_password": "p"}
+    base = IngestJobSettings(
+        **connections, amqp_queue="q", cassandra_host="c", cassandra_port=2, keyspace="k", connector_jar="j"
+    )
+    return base.with_overrides(overrides)
+
+
+def test_job_settings_take_their_overrides_and_the_writers_batch_bounds() -> None:
+    settings = _job_settings(write_batch_rows="1", write_batch_kb="4", parallelism="16", profile_refresh_s="0.5")
+    assert (settings.write_batch_rows, settings.write_batch_kb, settings.parallelism) == (1, 4, 16)
+    assert settings.profile_refresh_s == 0.5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"parallelism": "0"}, "parallelism=0 is below its least value, 1"),
+        ({"write_batch_rows": "0"}, "write_batch_rows=0 is below"),
+        ({"max_writes": "-3"}, "max_writes=-3 is below"),
+        ({"bundle_messages": "0"}, "bundle_messages=0 is below"),
+        ({"profile_refresh_s": "0"}, "profile_refresh_s=0.0 is below"),
+        ({"checkpoint_interval_ms": "5"}, "checkpoint_interval_ms=5 is below its least value, 10"),
+        ({"parallelism": "17"}, "parallelism=17 is more than the 16 shards can use"),
+        ({"shards": "2", "parallelism": "3"}, "parallelism=3 is more than the 2 shards"),
+        ({"python_execution_mode": "fork"}, "python_execution_mode='fork': thread or process"),
+        ({"vehicle_class": "bus"}, "unknown vehicle class 'bus'"),
+        ({"write_batch_kb": "big"}, "write_batch_kb='big' is not a int"),
+    ],
+)
+def test_job_settings_refuse_values_the_job_cannot_run_with(overrides: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        _job_settings(**overrides)
