@@ -122,7 +122,7 @@ class CassandraWriter:
     def write_all(self, writes: Sequence[Write]) -> None:
         """Return once every write is acknowledged; raise if one still fails after the retries, so that the job
         restarts from its last checkpoint and the broker redelivers (the writes are idempotent)."""
-        pending = self._requests(writes)
+        pending = self.requests(writes)
         for attempt in range(self.attempts):
             failed: list[tuple[Request, BaseException]] = []
             for start in range(0, len(pending), self.max_in_flight):
@@ -144,12 +144,12 @@ class CassandraWriter:
             time.sleep(delay)
         raise TimeoutError(f"{len(pending)} Cassandra write(s) still failing after {self.attempts} attempts")
 
-    def _requests(self, writes: Sequence[Write]) -> list[Request]:
-        """The rows of `writes` in unlogged batches of up to `batch_rows` rows and `batch_bytes`, one batch per
-        replica, because the driver's CPU per request was a fifth of the job's Python time. Each row goes once
-        (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; a row written with its own
-        timestamp (USING TIMESTAMP) keeps it inside a batch (Cassandra takes a statement's timestamp over the
-        batch's)."""
+    def requests(self, writes: Sequence[Write]) -> list[Request]:
+        """What `write_all` sends for `writes`: their rows in unlogged batches of up to `batch_rows` rows and
+        `batch_bytes`, one batch per replica, because the driver's CPU per request was a fifth of the job's Python
+        time. Each row goes once (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; a row
+        written with its own timestamp (USING TIMESTAMP) keeps it inside a batch (Cassandra takes a statement's
+        timestamp over the batch's)."""
         requests: list[Request] = []
         by_replica: dict[Any, list[Any]] = {}
         for name, values in coalesce(writes):

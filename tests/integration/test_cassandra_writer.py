@@ -39,7 +39,7 @@ def test_a_batched_latest_seen_write_keeps_its_own_timestamp(cql: Any) -> None:
     # Several rows of one node: one unlogged batch, with the older write of the van sent last.
     writer.write_all([_hour(truck, older_us), _vehicle(truck, 1, older_us), _hour(van, older_us),
                       _vehicle(van, 0, older_us)])  # fmt: skip
-    assert len(writer._requests([_hour(truck, older_us), _vehicle(van, 0, older_us)])) == 1  # really one batch
+    assert len(writer.requests([_hour(truck, older_us), _vehicle(van, 0, older_us)])) == 1  # really one batch
     assert _latest(cql, van) == (60, newer_us // 1000)
     assert _latest(cql, truck) == (1, older_us // 1000)
 
