@@ -179,11 +179,20 @@ class FlinkCluster:
         return int(float(metrics[0]["value"])) if metrics else 0
 
     def last_checkpoint(self, job_id: str) -> dict[str, Any]:
-        counts = self._get(f"/jobs/{job_id}/checkpoints")
-        latest = (counts.get("latest") or {}).get("completed") or {}
-        return {
-            "completed": counts.get("counts", {}).get("completed", 0),
-            "failed": counts.get("counts", {}).get("failed", 0),
-            "latest_duration_ms": latest.get("end_to_end_duration"),
-            "latest_size_bytes": latest.get("state_size"),
-        }
+        return checkpoint_summary(self._get(f"/jobs/{job_id}/checkpoints"))
+
+
+def checkpoint_summary(reply: dict[str, Any]) -> dict[str, Any]:
+    """Flink's `/jobs/<id>/checkpoints` reply in brief. A checkpoint whose trigger was refused because a task was
+    not running yet (the job starting or restarting) counts as failed but leaves no entry behind, so `failed` > 0
+    with `latest_failure` None means every failure was of that harmless kind."""
+    counts = reply.get("counts") or {}
+    latest = reply.get("latest") or {}
+    completed, failed = latest.get("completed") or {}, latest.get("failed") or {}
+    return {
+        "completed": counts.get("completed", 0),
+        "failed": counts.get("failed", 0),
+        "latest_duration_ms": completed.get("end_to_end_duration"),
+        "latest_size_bytes": completed.get("state_size"),
+        "latest_failure": failed.get("failure_message"),
+    }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from fleetsense.cloud.job_settings import IngestJobSettings
 from fleetsense.cloud.jobctl import FlinkCluster, JobError
@@ -117,6 +118,16 @@ def status_report(config: StackConfig) -> list[str]:
         if job.name == INGEST_JOB_NAME and job.state == "RUNNING":
             counters = flink.counters(job.job_id, COUNTERS)
             lines.append("    " + "  ".join(f"{name} {value}" for name, value in counters.items()))
-            checkpoints = flink.last_checkpoint(job.job_id)
-            lines.append("    checkpoints " + "  ".join(f"{k} {v}" for k, v in checkpoints.items()))
+            lines += checkpoint_lines(flink.last_checkpoint(job.job_id))
     return lines
+
+
+def checkpoint_lines(summary: dict[str, Any]) -> list[str]:
+    """The checkpoint counts, saying whether any failure was more than a trigger refused while tasks were down."""
+    failure = summary.get("latest_failure")
+    counts = "  ".join(f"{k} {v}" for k, v in summary.items() if k != "latest_failure")
+    if failure:
+        return [f"    checkpoints {counts}", f"    latest failed checkpoint: {str(failure)[:300]}"]
+    if summary.get("failed"):
+        counts += "  (each failed one was only triggered while tasks were not running: starting or restarting)"
+    return [f"    checkpoints {counts}"]

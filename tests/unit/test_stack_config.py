@@ -6,11 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+from fleetsense.cloud.jobctl import checkpoint_summary
 
 from fleetsense import cli
 from fleetsense.errors import ConfigError, StackError
 from fleetsense.stack.cassandra import cassandra_yaml
 from fleetsense.stack.flink import flink_settings
+from fleetsense.stack.jobs import checkpoint_lines
 from fleetsense.stack.layout import ExternalCassandra, Ports, StackConfig
 from fleetsense.stack.secrets import load_or_create
 
@@ -92,3 +94,32 @@ def test_the_profile_comes_from_the_flag_else_the_environment_else_what_up_recor
     assert config.with_profile(None).profile == "dev"
     with pytest.raises(StackError, match="unknown profile 'open'"):
         config.with_profile("open")
+
+
+# Shaped like Flink 1.20's GET /jobs/<id>/checkpoints (only the fields read).
+_COMPLETED = {"end_to_end_duration": 42, "state_size": 27539}
+_STARTED = {"counts": {"completed": 72, "failed": 5}, "latest": {"completed": _COMPLETED, "failed": None}}
+_EXPIRED = {
+    "counts": {"completed": 9, "failed": 1},
+    "latest": {
+        "completed": {"end_to_end_duration": 30, "state_size": 100},
+        "failed": {"failure_message": "Checkpoint expired before completing."},
+    },
+}
+
+
+def test_checkpoint_failures_that_were_only_refused_triggers_are_told_apart_from_real_ones() -> None:
+    started = checkpoint_summary(_STARTED)
+    assert started == {"completed": 72, "failed": 5, "latest_duration_ms": 42, "latest_size_bytes": 27539,
+                       "latest_failure": None}  # fmt: skip
+    assert checkpoint_lines(started) == [
+        "    checkpoints completed 72  failed 5  latest_duration_ms 42  latest_size_bytes 27539  (each failed one was "
+        "only triggered while tasks were not running: starting or restarting)"
+    ]
+    assert checkpoint_lines(checkpoint_summary(_EXPIRED)) == [
+        "    checkpoints completed 9  failed 1  latest_duration_ms 30  latest_size_bytes 100",
+        "    latest failed checkpoint: Checkpoint expired before completing.",
+    ]
+    assert checkpoint_lines(checkpoint_summary({})) == [
+        "    checkpoints completed 0  failed 0  latest_duration_ms None  latest_size_bytes None"
+    ]
