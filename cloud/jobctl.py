@@ -16,6 +16,7 @@ import requests
 from fleetsense.errors import FleetsenseError
 
 JOB_ID = re.compile(r"JobID ([0-9a-f]{32})")
+METRICS_REFRESH_S = 1.0  # how long a metrics refresh of a few TaskManagers takes here, with room
 
 
 class JobError(FleetsenseError):
@@ -164,6 +165,11 @@ class FlinkCluster:
     def counters(self, job_id: str, names: tuple[str, ...]) -> dict[str, int]:
         """The job's user counters (e.g. accepted, rejected) summed over every subtask of every operator.
         Read per subtask: the aggregated `subtasks/metrics?agg=sum` view returned nothing for these here."""
+        # Flink's REST metric store refreshes only when asked (at most every metrics.fetcher.update-interval, 10 s)
+        # and answers from what it holds, so the first read after a quiet spell is as old as that spell (`job status`
+        # once showed 300 accepted where the job had 632): ask once to start a refresh, give it a moment, then read.
+        self._get(f"/jobs/{job_id}/metrics")
+        time.sleep(METRICS_REFRESH_S)
         totals = dict.fromkeys(names, 0)
         for vertex in self._get(f"/jobs/{job_id}").get("vertices", []):
             for subtask in range(int(vertex.get("parallelism", 1))):
