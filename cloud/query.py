@@ -81,6 +81,13 @@ def events(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Any]:
     return sorted(rows, key=lambda r: (r.start_time, r.kind))
 
 
+def latest_seen(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
+    """The vehicle's `vehicles` row (last_seq, last_sample_time as naive UTC), None before its first batch."""
+    return session.execute(
+        f"SELECT last_seq, last_sample_time FROM {keyspace}.vehicles WHERE vehicle_id = %s", (vehicle_id,)
+    ).one()
+
+
 def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
     stored = blocks(session, keyspace, vehicle_id)
     imu = [row for row in stored if row.kind in (wire.Kind.IMU, wire.Kind.ACCEL)]
@@ -110,9 +117,7 @@ def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) 
                 )
         if newest and environment:
             break
-    state = session.execute(
-        f"SELECT last_seq, last_sample_time FROM {keyspace}.vehicles WHERE vehicle_id = %s", (vehicle_id,)
-    ).one()
+    state = latest_seen(session, keyspace, vehicle_id)
     counts: dict[str, int] = {}
     for row in session.execute(
         f"SELECT event_counts FROM {keyspace}.driver_scores WHERE vehicle_id = %s", (vehicle_id,)

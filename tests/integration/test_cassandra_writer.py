@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 from typing import Any
 
+from fleetsense.cloud.query import latest_seen
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.cloud.store import CassandraWriter, hour_bucket_ms
 
@@ -15,8 +16,7 @@ SAMPLE_TIME_US = 1_795_000_000_000_000
 
 def _latest(cql: Any, vehicle: str) -> tuple[int, int]:
     """The vehicle's row: (last_seq, last_sample_time in ms)."""
-    row = cql.execute(f"SELECT last_seq, last_sample_time FROM {KEYSPACE}.vehicles WHERE vehicle_id = %s", [vehicle])
-    found = row.one()
+    found = latest_seen(cql, KEYSPACE, vehicle)
     return found.last_seq, round(found.last_sample_time.replace(tzinfo=UTC).timestamp() * 1000)
 
 
