@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetsense.cloud.decode import decode_batch
+from fleetsense.cloud.store import day_buckets
 
 from fleetsense import wire
 
@@ -79,6 +80,12 @@ def events(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Any]:
         (vehicle_id, day),
     )
     return sorted(rows, key=lambda r: (r.start_time, r.kind))
+
+
+def events_between(session: Any, keyspace: str, vehicle_id: str, start_us: int, end_us: int) -> list[Any]:
+    """A vehicle's events that started in [start_us, end_us], over as many day buckets as that spans, oldest first."""
+    rows = [row for day in day_buckets(start_us, end_us) for row in events(session, keyspace, vehicle_id, day)]
+    return [row for row in rows if start_us <= round(row.start_time.timestamp() * 1e6) <= end_us]
 
 
 def latest_seen(session: Any, keyspace: str, vehicle_id: str) -> Any | None:

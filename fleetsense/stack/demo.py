@@ -71,9 +71,8 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     """A drive with known ground truth, recorded by the real agent in virtual time and sent as one backlog:
     what the job detects is printed beside what really happened."""
     from fleetsense.cloud.cassandra_session import connect
-    from fleetsense.cloud.query import events
+    from fleetsense.cloud.query import events_between
     from fleetsense.cloud.schema import KEYSPACE
-    from fleetsense.cloud.store import day_bucket
     from fleetsense.device_config import load
     from fleetsense.edge.runtime import send_outbox
     from fleetsense.sim.mounting import Mounting
@@ -96,7 +95,7 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(found) < len(truth):
             time.sleep(2)
-            rows = events(session, KEYSPACE, vehicle_id, day_bucket(start_ns // 1000))
+            rows = events_between(session, KEYSPACE, vehicle_id, start_ns // 1000, time.time_ns() // 1000)
             found = [(row.start_time.timestamp(), row.kind) for row in rows]
     print(f"  {'GROUND TRUTH':<34} DETECTED BY THE JOB")
     for index in range(max(len(truth), len(found))):

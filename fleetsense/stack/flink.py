@@ -120,7 +120,9 @@ class Flink:
                 shutil.copy(source, self.conf_dir / source.name)
         self._link_lib_dir(home)
         shipped = (home / "conf" / "config.yaml").read_text()
-        java_opts = _java_opts_from_shipped(shipped)
+        # A JVM that dies in native code (PEMJA) writes hs_err_pid<pid>.log into its working directory, which
+        # is wherever the stack was started from; keep those reports with the other Flink logs.
+        java_opts = f"{_java_opts_from_shipped(shipped)} -XX:ErrorFile={self.log_dir}/hs_err_pid%p.log".strip()
         settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
         # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
         lines = ["# Written by `fleetsense stack up`; edits are overwritten."]

@@ -15,6 +15,7 @@ from fleetsense.cloud.store import (
     STATEMENTS,
     batch_slices,
     coalesce,
+    day_buckets,
     hour_bucket_ms,
 )
 from fleetsense.cloud.validate import check_message
@@ -230,3 +231,18 @@ def test_job_settings_take_their_overrides_and_the_writers_batch_bounds() -> Non
 def test_job_settings_refuse_values_the_job_cannot_run_with(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         _job_settings(**overrides)
+
+
+def test_day_buckets_cover_every_utc_day_a_range_touches() -> None:
+    midnight_us = 1_795_737_600_000_000  # 2026-11-27T00:00:00Z
+    assert day_buckets(midnight_us - 13_000_000, midnight_us - 1) == ["2026-11-26"]
+    assert day_buckets(midnight_us - 13_000_000, midnight_us + 160_000_000) == ["2026-11-26", "2026-11-27"]
+    assert day_buckets(midnight_us, midnight_us) == ["2026-11-27"]
+    assert day_buckets(midnight_us - 1, midnight_us + 2 * 86_400_000_000) == [
+        "2026-11-26",
+        "2026-11-27",
+        "2026-11-28",
+        "2026-11-29",
+    ]
+    with pytest.raises(ValueError, match="before"):
+        day_buckets(midnight_us, midnight_us - 1)
