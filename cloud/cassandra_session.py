@@ -29,7 +29,7 @@ def protocol_version() -> int | None:
 
 def open_cluster(contact: tuple[str, int], *, connect_timeout_s: float = 10.0) -> Any:
     """A driver Cluster for `contact` (not yet connected); the caller shuts it down."""
-    from cassandra.cluster import Cluster
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 
     host, port = contact
@@ -39,8 +39,11 @@ def open_cluster(contact: tuple[str, int], *, connect_timeout_s: float = 10.0) -
         "contact_points": [host],
         "port": port,
         "connect_timeout": connect_timeout_s,
-        # Token-aware: on a ring each write goes straight to a replica of its partition.
-        "load_balancing_policy": TokenAwarePolicy(RoundRobinPolicy()),
+        # Token-aware: on a ring each write goes straight to a replica of its partition. Set through the default
+        # execution profile (the Cluster-level policy argument is deprecated in the driver).
+        "execution_profiles": {
+            EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()))
+        },
     }
     version = protocol_version()
     if version is not None:
