@@ -125,6 +125,15 @@ class StackConfig:
     cassandra_heap_mb: int = 1024
     startup_timeout_s: float = 180.0
 
+    def __post_init__(self) -> None:
+        # Every component gets these paths in its environment and some change directory or user on the way
+        # (RabbitMQ's HOME, its cookie file): a relative --data-dir broke the broker's boot ("Failed to create
+        # cookie file ... enoent"), so paths are made absolute once, here.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
+        object.__setattr__(self, "build_dir", Path(self.build_dir).absolute())
+        if self.profile not in PROFILES:
+            raise StackError(f"unknown profile {self.profile!r}", hint=f"choose one of {', '.join(PROFILES)}")
+
     @classmethod
     def for_tests(cls, data_dir: Path) -> StackConfig:
         return cls(data_dir=data_dir, ports=Ports.for_tests(), name="fleetsense-test")
@@ -138,10 +147,6 @@ class StackConfig:
 
     def log_dir(self, component: str) -> Path:
         return self.data_dir / "logs" / component
-
-    def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise StackError(f"unknown profile {self.profile!r}", hint=f"choose one of {', '.join(PROFILES)}")
 
     @property
     def profile_file(self) -> Path:

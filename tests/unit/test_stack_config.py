@@ -123,3 +123,15 @@ def test_checkpoint_failures_that_were_only_refused_triggers_are_told_apart_from
     assert checkpoint_lines(checkpoint_summary({})) == [
         "    checkpoints completed 0  failed 0  latest_duration_ms None  latest_size_bytes None"
     ]
+
+
+def test_a_relative_data_dir_is_made_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from fleetsense.stack.layout import StackConfig
+
+    monkeypatch.chdir(tmp_path)
+    config = replace(StackConfig(), data_dir=Path("bench-data"), build_dir=Path("build"))
+    assert config.data_dir == tmp_path / "bench-data"
+    assert config.build_dir == tmp_path / "build"
+    assert config.component_dir("rabbitmq").is_absolute()
