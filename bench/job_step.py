@@ -53,7 +53,8 @@ class PickledStore:
         self.live[vehicle_id] = state
 
     def waiting(self, vehicle_id: str) -> MutableMapping[int, bytes]:
-        return PrefixedWaiting(self._waiting, vehicle_id)
+        waiting: MutableMapping[int, bytes] = PrefixedWaiting(self._waiting, vehicle_id)
+        return waiting
 
 
 def messages(vehicles: int, seconds: int) -> list[list[tuple[str, bytes]]]:
@@ -76,7 +77,8 @@ STEP_KEYSPACE = "fleetsense_stepbench"
 
 
 def run(per_second: list[list[tuple[str, bytes]]], bundle: int, writer: Any = None) -> dict[str, Any]:
-    store, deadlines, settings = PickledStore(), {}, StreamSettings()
+    store, settings = PickledStore(), StreamSettings()
+    deadlines: dict[str, int] = {}
     counts: dict[str, int] = {}
     writes = 0
     started, wall_started = time.process_time(), time.perf_counter()
