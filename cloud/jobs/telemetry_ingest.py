@@ -61,6 +61,16 @@ def _connect(settings: IngestJobSettings) -> Any:
     return open_cluster((settings.cassandra_host, settings.cassandra_port))
 
 
+def _shutdown(cluster: Any) -> None:
+    """Shut a driver Cluster down if one was opened; a failure here must not hide the error that closed us."""
+    if cluster is None:
+        return
+    try:
+        cluster.shutdown()
+    except Exception as exc:
+        log.warning("closing the Cassandra connection failed: %s", exc)
+
+
 class _MapStateView(MutableMapping[str, bytes]):
     """A map state as the MutableMapping cloud.shard_stream expects."""
 
@@ -167,9 +177,17 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         self._profile_reader.start()
 
     def close(self) -> None:
-        self._closing.set()
-        self._profile_reader.join(timeout=10)
-        self._cluster.shutdown()
+        # Also called after an open() that failed half-way: stop whatever was started. PEMJA finalizing the
+        # interpreter of a failed task has crashed whole TaskManagers (SIGSEGV in PythonInterpreter.finalize,
+        # taking the healthy subtasks beside it down); threads of ours (the profile reader, the driver's I/O
+        # loop) still running at that point are one known way to get there, so none is left running.
+        closing = getattr(self, "_closing", None)
+        if closing is not None:
+            closing.set()
+        reader = getattr(self, "_profile_reader", None)
+        if reader is not None:
+            reader.join(timeout=10)
+        _shutdown(getattr(self, "_cluster", None))
 
     def _read_profiles(self) -> None:
         from fleetsense.cloud.profiles import all_profiles
@@ -248,7 +266,7 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         self._writer = CassandraWriter(self._cluster.connect(), self.settings.keyspace)
 
     def close(self) -> None:
-        self._cluster.shutdown()
+        _shutdown(getattr(self, "_cluster", None))
 
     def map(self, value: bytes) -> str:
         import time

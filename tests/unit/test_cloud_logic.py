@@ -246,3 +246,25 @@ def test_day_buckets_cover_every_utc_day_a_range_touches() -> None:
     ]
     with pytest.raises(ValueError, match="before"):
         day_buckets(midnight_us, midnight_us - 1)
+
+
+def test_the_job_functions_close_cleanly_after_an_open_that_never_ran_or_failed() -> None:
+    """Flink closes a task's functions after a failed open() too; close() must stop what was started and never
+    raise over the error that failed the task."""
+    from fleetsense.cloud.jobs.telemetry_ingest import ShardStream, StoreStatus
+
+    settings = _job_settings()
+    ShardStream(settings).close()
+    StoreStatus(settings).close()
+
+    class BrokenCluster:
+        shutdowns = 0
+
+        def shutdown(self) -> None:
+            BrokenCluster.shutdowns += 1
+            raise RuntimeError("connection already gone")
+
+    half_open = StoreStatus(settings)
+    half_open._cluster = BrokenCluster()
+    half_open.close()
+    assert BrokenCluster.shutdowns == 1
