@@ -30,12 +30,8 @@ def day_buckets(start_us: int, end_us: int) -> list[str]:
     """Every UTC day bucket that [start_us, end_us] touches, oldest first: a drive across midnight has rows in two."""
     if end_us < start_us:
         raise ValueError(f"end_us {end_us} is before start_us {start_us}")
-    days = []
     day_us = 86_400_000_000
-    first = start_us - start_us % day_us
-    for day_start in range(first, end_us + 1, day_us):
-        days.append(day_bucket(day_start))
-    return days
+    return [day_bucket(day_start) for day_start in range(start_us - start_us % day_us, end_us + 1, day_us)]
 
 
 def rejected_message_id(routing_key: str, body: bytes) -> str:

@@ -7,7 +7,6 @@ import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,7 @@ class ScriptedDrive:
     batches: list[wire.Batch]
     expected_events: list[tuple[str, float]]  # (cloud kind, start as UTC seconds)
     start_wall_s: float
+    end_wall_s: float
 
 
 def record_scripted_drive(config: EdgeConfig, *, seed: int, hours_ago: float = 0.0) -> ScriptedDrive:
@@ -51,13 +51,13 @@ def record_scripted_drive(config: EdgeConfig, *, seed: int, hours_ago: float = 0
     expected = sorted(
         (CLOUD_EVENT_KIND[r.kind], start_wall_ns / 1e9 + r.start_s) for r in vehicle.ground_truth.events()
     )
-    return ScriptedDrive(config, outbox_batches(config), expected, start_wall_ns / 1e9)
+    start_s = start_wall_ns / 1e9
+    return ScriptedDrive(config, outbox_batches(config), expected, start_s, start_s + seconds)
 
 
 def drive_window_us(drive: ScriptedDrive) -> tuple[int, int]:
     """From the drive's first sample to well after its last: a drive near midnight spans two day buckets."""
-    start_us = int(drive.start_wall_s * 1e6)
-    return start_us, start_us + int((harsh_events_drive().duration_s + 600) * 1e6)
+    return int(drive.start_wall_s * 1e6), int((drive.end_wall_s + 600) * 1e6)
 
 
 def stored_events(cql: Any, drive: ScriptedDrive) -> list[tuple[str, float]]:
@@ -66,14 +66,13 @@ def stored_events(cql: Any, drive: ScriptedDrive) -> list[tuple[str, float]]:
 
 
 def minute_rows(cql: Any, vid: str, drive: ScriptedDrive) -> list[Any]:
-    start_us, end_us = drive_window_us(drive)
     return [
         row
-        for day in day_buckets(start_us, end_us)
+        for day in day_buckets(*drive_window_us(drive))
         for row in cql.execute(
             f"SELECT minute, sample_count, event_counts FROM {KEYSPACE}.minute_aggregates WHERE vehicle_id = %s "
-            "AND day_bucket = %s AND minute >= %s AND minute <= %s",
-            (vid, day, datetime.fromtimestamp(start_us / 1e6 - 60, UTC), datetime.fromtimestamp(end_us / 1e6, UTC)),
+            "AND day_bucket = %s",
+            (vid, day),
         )
     ]
 
