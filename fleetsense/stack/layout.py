@@ -11,6 +11,7 @@ from fleetsense.errors import ConfigError, StackError
 DATA_DIR_ENV = "FLEETSENSE_DATA_DIR"
 CASSANDRA_ENV = "FLEETSENSE_CASSANDRA"
 BUILD_DIR_ENV = "FLEETSENSE_BUILD_DIR"
+TEST_PORTS_OFFSET_ENV = "FLEETSENSE_TEST_PORTS_OFFSET"
 LOOPBACK = "127.0.0.1"
 
 
@@ -136,7 +137,17 @@ class StackConfig:
 
     @classmethod
     def for_tests(cls, data_dir: Path) -> StackConfig:
-        return cls(data_dir=data_dir, ports=Ports.for_tests(), name="fleetsense-test")
+        """The test suite's stack; $FLEETSENSE_TEST_PORTS_OFFSET moves its ports and node names, so two
+        checkouts can run their integration tests side by side on one machine."""
+        offset_text = os.environ.get(TEST_PORTS_OFFSET_ENV, "0")
+        if not offset_text.isdigit() or int(offset_text) > 3000:
+            raise StackError(
+                f"${TEST_PORTS_OFFSET_ENV} must be a whole number 0..3000, got {offset_text!r}",
+                hint="for example FLEETSENSE_TEST_PORTS_OFFSET=100",
+            )
+        offset = int(offset_text)
+        name = "fleetsense-test" if offset == 0 else f"fleetsense-test{offset}"
+        return cls(data_dir=data_dir, ports=Ports.for_tests().offset(offset), name=name)
 
     def with_cassandra(self, spec: str | None) -> StackConfig:
         spec = spec or os.environ.get(CASSANDRA_ENV)
