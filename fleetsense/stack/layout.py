@@ -28,6 +28,7 @@ class Ports:
     mqtts: int = 8883
     rabbitmq_management: int = 15672
     rabbitmq_dist: int = 15679
+    rabbitmq_prometheus: int = 15692  # rabbitmq_prometheus's /metrics, on loopback
     epmd: int = 14369
     cql: int = 9042
     cassandra_storage: int = 7000
@@ -37,6 +38,8 @@ class Ports:
     flink_blob: int = 6124
     # Each TaskManager takes one RPC port from the range starting here.
     flink_taskmanager_rpc_first: int = 6130
+    # Flink's PrometheusReporter: the JobManager and each TaskManager take one port from the range starting here.
+    flink_prometheus_first: int = 9250
 
     @classmethod
     def for_tests(cls) -> Ports:
@@ -47,6 +50,7 @@ class Ports:
             mqtts=28883,
             rabbitmq_management=25673,
             rabbitmq_dist=25674,
+            rabbitmq_prometheus=25692,
             epmd=25675,
             cql=29042,
             cassandra_storage=27000,
@@ -55,6 +59,7 @@ class Ports:
             flink_rpc=26123,
             flink_blob=26124,
             flink_taskmanager_rpc_first=26130,
+            flink_prometheus_first=29250,
         )
 
     def offset(self, delta: int) -> Ports:
