@@ -6,14 +6,17 @@ vehicle's batches out of order. The analytics need each batch exactly once and i
 batches pass through one `Sequencer`, kept in Flink keyed state:
 
 - a seq already released, or waiting, is a duplicate: dropped before anything is counted;
+- the first seq ever seen starts the sequence (a vehicle need not count from 0);
 - the next expected seq is released at once, followed by any waiting run it completes;
-- a seq beyond the next expected one waits (its bytes are kept by the caller) until the gap fills, or until
-  `gap_wait_ms` passes, or until `max_waiting` batches wait: then the gap is skipped and recorded;
+- a seq beyond the next expected one waits (its bytes are kept by the caller). No batch waits longer than
+  `gap_wait_ms` from its own arrival: when that passes, every gap in front of it is skipped and recorded. When
+  more than `max_waiting` batches wait, the gap in front of the lowest is skipped at once;
 - a batch flagged GAP_BEFORE by the device (it dropped data itself) is not waited for;
 - a seq that arrives after its gap was skipped is *late*: the caller still stores it and records it, and
   it is never counted twice (a later copy of it is a duplicate).
 
-Pure logic: no Flink, no clock (the caller passes `now_ms`), small and picklable.
+Pure logic: no Flink, no clock (the caller passes `now_ms`), small and picklable. The fields are named and the
+layout versioned (`STATE_VERSION`): a state pickled by an older version is upgraded when it is loaded.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 SKIPPED_RANGES_KEPT = 64  # the most recent skipped gaps remembered, to tell a late batch from a duplicate
+STATE_VERSION = 2  # 1: one wait_since_ms for all waiting batches; 2: each waiting batch's own arrival time
 
 
 class Verdict(Enum):
@@ -52,38 +57,60 @@ class Sequencer:
     next_seq: int | None = None  # every seq below it was released or skipped
     waiting: list[int] = field(default_factory=list)  # sorted
     waiting_gap_flag: dict[int, bool] = field(default_factory=dict)
-    wait_since_ms: int | None = None  # when the oldest unfilled gap started waiting
+    arrived_ms: dict[int, int] = field(default_factory=dict)  # waiting seq -> when it arrived
     skipped: list[tuple[int, int]] = field(default_factory=list)  # recent skipped ranges, oldest first
+    version: int = STATE_VERSION
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if state.get("version", 1) == 1:
+            # v1 kept one wait start for all waiting batches: each of them counts as arrived then.
+            since = state.pop("wait_since_ms", None)
+            state["arrived_ms"] = {seq: since if since is not None else 0 for seq in state.get("waiting", [])}
+            state["version"] = STATE_VERSION
+        self.__dict__.update(state)
 
     def offer(self, seq: int, *, gap_before: bool, now_ms: int) -> Decision:
         if self._seen(seq):
             return Decision(Verdict.DUPLICATE)
-        if self.next_seq is not None and seq < self.next_seq:
+        if self.next_seq is None:
+            # First contact: the sequence starts here, whatever the number. Lower seqs arriving later are late
+            # (stored and recorded), not duplicates; nothing says they exist, so no gap is recorded for them.
+            self.next_seq = seq
+            if seq > 0:
+                self.skipped.append((0, seq - 1))
+        if seq < self.next_seq:
             self._forget_skipped(seq)
             return Decision(Verdict.LATE)
-        if self.next_seq is None and (seq == 0 or gap_before):
-            self.next_seq = seq  # a brand-new vehicle, or one that says nothing came before
         bisect.insort(self.waiting, seq)
         self.waiting_gap_flag[seq] = gap_before
-        released, skipped = self._release_run(now_ms)
+        self.arrived_ms[seq] = now_ms
+        released, skipped = self._release_run()
         if released:
             return Decision(Verdict.RELEASE, tuple(released), tuple(skipped))
-        if self.wait_since_ms is None:
-            self.wait_since_ms = now_ms
         if len(self.waiting) > self.max_waiting:
-            return self._give_up_gap(now_ms)
+            return self._give_up_gap()
         return Decision(Verdict.WAIT)
 
+    def is_waiting(self, seq: int) -> bool:
+        return seq in self.waiting_gap_flag
+
     def deadline_ms(self) -> int | None:
-        """When `expire` should next be called (None: nothing is waiting)."""
-        return None if self.wait_since_ms is None else self.wait_since_ms + self.gap_wait_ms
+        """When `expire` should next be called: the earliest arrival of a waiting batch plus the wait (None:
+        nothing waits). Always later than the `now_ms` of the last offer or expire."""
+        return min(self.arrived_ms.values()) + self.gap_wait_ms if self.arrived_ms else None
 
     def expire(self, now_ms: int) -> Decision:
-        """Skip the gap in front of the waiting batches if it has waited long enough."""
-        deadline = self.deadline_ms()
-        if deadline is None or now_ms < deadline or not self.waiting:
+        """Skip every gap in front of each batch that has waited `gap_wait_ms`; bounded work (each round
+        releases at least one batch)."""
+        released: list[Released] = []
+        skipped: list[tuple[int, int]] = []
+        while (deadline := self.deadline_ms()) is not None and deadline <= now_ms:
+            decision = self._give_up_gap()
+            released += decision.released
+            skipped += decision.skipped
+        if not released:
             return Decision(Verdict.WAIT)
-        return self._give_up_gap(now_ms)
+        return Decision(Verdict.RELEASE, tuple(released), tuple(skipped))
 
     # -- internals ----------------------------------------------------------------------------------------
 
@@ -94,17 +121,13 @@ class Sequencer:
             return False
         return not any(first <= seq <= last for first, last in self.skipped)
 
-    def _give_up_gap(self, now_ms: int) -> Decision:
-        """Stop waiting for what is missing in front of the oldest waiting batch."""
-        if self.next_seq is None:
-            # First contact and nothing lower came within the wait: every vehicle counts from 0, so all
-            # below is a skipped gap (a batch from it arriving later is late, not a duplicate).
-            self.next_seq = 0
+    def _give_up_gap(self) -> Decision:
+        """Stop waiting for what is missing in front of the lowest waiting batch."""
         self.waiting_gap_flag[self.waiting[0]] = True
-        released, skipped = self._release_run(now_ms)
+        released, skipped = self._release_run()
         return Decision(Verdict.RELEASE, tuple(released), tuple(skipped))
 
-    def _release_run(self, now_ms: int) -> tuple[list[Released], list[tuple[int, int]]]:
+    def _release_run(self) -> tuple[list[Released], list[tuple[int, int]]]:
         """Release waiting batches from the front while they are next in order or follow a declared gap."""
         released: list[Released] = []
         skipped: list[tuple[int, int]] = []
@@ -120,11 +143,9 @@ class Sequencer:
                 del self.skipped[:-SKIPPED_RANGES_KEPT]
             self.waiting.pop(0)
             del self.waiting_gap_flag[seq]
+            del self.arrived_ms[seq]
             released.append(Released(seq, gap_flag or seq > self.next_seq))
             self.next_seq = seq + 1
-        if released:
-            # Whatever still waits now waits for a new gap.
-            self.wait_since_ms = now_ms if self.waiting else None
         return released, skipped
 
     def _forget_skipped(self, seq: int) -> None:

@@ -89,7 +89,7 @@ def on_bundle(
         state = states[vehicle]
         assert state is not None
         store.save(vehicle, state)
-        _set_deadline(deadlines_ms, vehicle, state.next_timer_ms())
+        _set_deadline(deadlines_ms, vehicle, state.next_timer_ms(now_ms))
     result.timer_ms = min(deadlines_ms.values(), default=None)
     return result
 
@@ -122,6 +122,7 @@ def on_shard_timer(store: ShardStore, deadlines_ms: dict[str, int], *, now_ms: i
 
 def _merge(into: StepResult, step: StepResult) -> None:
     into.writes += step.writes
+    into.analysed += step.analysed
     for name, n in step.counts.items():
         into.count(name, n)
 

@@ -69,18 +69,25 @@ class VehicleState:
             idle_flush_ms=settings.idle_flush_ms,
         )
 
-    def next_timer_ms(self) -> int | None:
-        """The earlier of the sequencer's gap deadline and the idle flush, rounded up to a whole second so a
-        busy vehicle registers at most one timer per second."""
-        idle = None if self.flushed else self.last_message_ms + self.idle_flush_ms
-        due = [t for t in (self.sequencer.deadline_ms(), idle) if t is not None]
-        return -(-min(due) // 1000) * 1000 if due else None
+    def next_timer_ms(self, now_ms: int) -> int | None:
+        """When on_timer is next due, always after `now_ms`, rounded up to a whole second so a busy vehicle
+        registers at most one timer per second. While batches wait behind a gap, the gap's deadline: the idle
+        flush waits for them (on_timer flushes once they are released, if the vehicle is still silent)."""
+        if self.sequencer.waiting:
+            due = self.sequencer.deadline_ms()
+        elif not self.flushed:
+            due = self.last_message_ms + self.idle_flush_ms
+        else:
+            return None
+        assert due is not None
+        return -(-max(due, now_ms + 1) // 1000) * 1000
 
 
 @dataclass
 class StepResult:
     writes: list[Write] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # accepted, rejected, duplicate, late, gaps_skipped ...
+    analysed: list[tuple[str, int]] = field(default_factory=list)  # (vehicle, seq) analysed in order, in order
     timer_ms: int | None = None  # when to call on_timer next
 
     def count(self, what: str, n: int = 1) -> None:
@@ -128,7 +135,8 @@ def on_message(
     if decision.verdict is Verdict.LATE:
         result.count("late")
         result.writes.append(rows.late_write(header.vehicle_id, header.seq, now_ms=now_ms))
-    elif decision.verdict is Verdict.WAIT:
+    elif state.sequencer.is_waiting(header.seq):
+        # It waits: told so (WAIT), or it made too many wait and the run released in front of it stops short.
         waiting[header.seq] = body
     _apply(state, waiting, header.vehicle_id, decision, result, now_ms=now_ms, current=(header.seq, batch))
     return state, result
@@ -147,7 +155,7 @@ def on_timer(state: VehicleState, waiting: MutableMapping[int, bytes], vehicle_i
         if state.pending_latest:
             result.writes.append(rows.vehicle_write(vehicle_id, *state.pending_latest))
             state.pending_latest = None
-    result.timer_ms = state.next_timer_ms()
+    result.timer_ms = state.next_timer_ms(now_ms)
     return result
 
 
@@ -166,8 +174,9 @@ def _apply(
         result.writes.append(rows.gap_write(vehicle_id, first, last, now_ms=now_ms))
     for released in decision.released:
         batch = current[1] if current and current[0] == released.seq else _take_waiting(waiting, released)
+        result.analysed.append((vehicle_id, released.seq))
         _analyse(state, vehicle_id, batch, result, now_ms=now_ms)
-    result.timer_ms = state.next_timer_ms()
+    result.timer_ms = state.next_timer_ms(now_ms)
 
 
 def _take_waiting(waiting: MutableMapping[int, bytes], released: Released) -> DecodedBatch:

@@ -241,7 +241,10 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
 
         deadlines = self._deadlines.value()
         if deadlines:
-            self._finish(on_shard_timer(self._store, deadlines, now_ms=timestamp), deadlines, ctx)
+            # The time now, not the timer's own timestamp: a timer fires late (after a restore, under load), and
+            # deadlines computed from its timestamp could lie at or before now and re-fire it for ever.
+            now_ms = ctx.timer_service().current_processing_time()
+            self._finish(on_shard_timer(self._store, deadlines, now_ms=now_ms), deadlines, ctx)
         yield from ()
 
     def _finish(self, result: Any, deadlines: dict[str, int], ctx: Any) -> None:

@@ -55,13 +55,43 @@ def test_a_gap_the_device_declared_is_not_waited_for() -> None:
     assert decision.skipped == ((1, 49),)
 
 
-def test_first_contact_with_a_vehicle_past_seq_0_waits_for_lower_seqs() -> None:
+def test_first_contact_with_a_vehicle_past_seq_0_starts_its_sequence_and_lower_seqs_are_late() -> None:
     s = Sequencer(gap_wait_ms=500)
-    assert s.offer(7, gap_before=False, now_ms=0).verdict is Verdict.WAIT
-    assert s.offer(6, gap_before=False, now_ms=10).verdict is Verdict.WAIT
-    decision = s.expire(510)
-    assert seqs(decision.released) == [6, 7] and decision.skipped == ((0, 5),)
-    assert s.offer(2, gap_before=False, now_ms=600).verdict is Verdict.LATE
+    decision = s.offer(7, gap_before=False, now_ms=0)
+    assert decision.verdict is Verdict.RELEASE and seqs(decision.released) == [7] and decision.skipped == ()
+    assert s.deadline_ms() is None  # nothing waits: no gap timeout for a sequence that starts past 0
+    assert s.offer(6, gap_before=False, now_ms=10).verdict is Verdict.LATE
+    assert s.offer(6, gap_before=False, now_ms=11).verdict is Verdict.DUPLICATE
+    assert s.offer(8, gap_before=False, now_ms=12).verdict is Verdict.RELEASE
+
+
+def test_no_batch_waits_longer_than_the_gap_wait_from_its_own_arrival() -> None:
+    """Two gaps one after the other: the batch behind the second gap arrived with the first and is released
+    when its own wait ends, not a second full wait later."""
+    s = Sequencer(gap_wait_ms=1000)
+    s.offer(0, gap_before=False, now_ms=0)
+    s.offer(1, gap_before=False, now_ms=0)
+    s.offer(3, gap_before=False, now_ms=100)
+    s.offer(5, gap_before=False, now_ms=200)
+    assert s.deadline_ms() == 1100
+    decision = s.expire(1100)
+    assert seqs(decision.released) == [3] and decision.skipped == ((2, 2),)
+    assert s.deadline_ms() == 1200
+    decision = s.expire(5000)  # a timer that fires late releases everything that is due, in one call
+    assert seqs(decision.released) == [5] and decision.skipped == ((4, 4),) and s.deadline_ms() is None
+
+
+def test_a_state_pickled_by_version_1_loads_with_each_waiting_batch_arrived_at_the_old_wait_start() -> None:
+    old = Sequencer(gap_wait_ms=1000)
+    old.offer(0, gap_before=False, now_ms=0)
+    old.offer(2, gap_before=False, now_ms=50)
+    state = dict(vars(old))
+    del state["arrived_ms"], state["version"]
+    state["wait_since_ms"] = 40
+    restored = Sequencer.__new__(Sequencer)
+    restored.__setstate__(state)
+    assert restored.arrived_ms == {2: 40} and restored.version == 2 and restored.deadline_ms() == 1040
+    assert seqs(restored.expire(1040).released) == [2]
 
 
 def test_too_many_waiting_batches_force_the_gap_to_be_skipped() -> None:

@@ -185,3 +185,18 @@ def test_bundles_in_random_cuts_give_the_same_result_as_one_bundle() -> None:
         writes += part.writes
         at += size
     assert sorted(map(repr, writes)) == sorted(map(repr, whole.writes)) and cut_deadlines == whole_deadlines
+
+
+def test_two_gaps_from_one_vehicle_at_rest_release_everything_without_spinning_the_shard_timer() -> None:
+    """Issue 12's first bug: seqs 0, 1, 3, 5 and then only timers. The shard's timer spun at one timestamp for
+    ever (a deadline at or before now); now each batch is released within the gap wait of its arrival, the vehicle
+    is flushed, and the timer fires a handful of times."""
+    from tests.unit.stream_sim import START_MS, Delivery, Fleet, Simulation
+
+    bodies = {seq: imu_message(seq) for seq in (0, 1, 3, 5)}
+    deliveries = [Delivery(START_MS + 1000 * i, i, "van-7", seq, body) for i, (seq, body) in enumerate(bodies.items())]
+    run = Simulation(Fleet(deliveries, {"van-7": bodies}, START_MS + 4000), spin_limit=3).run()
+    assert [seq for _, seq, _ in run.analysed] == [0, 1, 3, 5]
+    assert sorted(first for _, first in run.db.named("gap")) == [2, 4]
+    assert run.firings <= 4
+    assert run.state.stores[0].states["van-7"].flushed or run.state.stores[1].states["van-7"].flushed

@@ -135,3 +135,19 @@ def test_the_running_minute_is_written_every_10_s_a_closed_one_at_once_and_all_a
     final = {values[2]: values[3] for name, values in flushed.writes if name == "minute"}
     last = {minute: count for _, minute, count in minute_rows} | final
     assert sum(last.values()) == 130 * 100  # every sample counted once the pending rows are flushed
+
+
+def test_a_batch_that_overflows_the_wait_and_is_not_released_with_the_front_is_kept_for_later() -> None:
+    """More than max_waiting batches wait: the gap in front of the lowest is skipped, and the batch that caused it
+    (behind a second gap) still waits; its bytes must be kept, or its release raises KeyError and the job fails
+    (found by tests/unit/test_stream_simulation.py, seed 35)."""
+    settings = StreamSettings(gap_wait_ms=1000, max_waiting=2)
+    waiting: dict[int, bytes] = {}
+    state, _ = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=settings)
+    for seq in (2, 3):
+        state, _ = on_message(state, waiting, KEY, imu_message(seq), now_ms=NOW_MS + seq, settings=settings)
+    state, overflow = on_message(state, waiting, KEY, imu_message(5), now_ms=NOW_MS + 5, settings=settings)
+    assert state is not None and overflow.analysed == [("van-7", 2), ("van-7", 3)]
+    assert list(waiting) == [5]
+    released = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 5 + 1000)
+    assert released.analysed == [("van-7", 5)] and waiting == {}
