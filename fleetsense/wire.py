@@ -25,6 +25,8 @@ MAGIC = b"FS"
 VERSION = 2  # what `encode` writes
 READABLE_VERSIONS = (1, 2)  # what `decode_header` reads: every version still in the field
 MAX_SAMPLES = 65535
+# seq travels as a u64 but must stay below 2^63: the cloud keeps it in signed 64-bit integers (Cassandra bigint).
+SEQ_LIMIT = 2**63
 # The largest message a broker must accept and a device may send (the gateway refuses anything larger).
 # A 1 s IMU batch at 100 Hz is about 0.6-1 KB; 64 KiB leaves room for long windows and high rates.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -254,8 +256,8 @@ def _check_batch(batch: Batch, *, version: int = 2) -> bytes:
         raise WireFormatError(f"{batch.channels} channels need {batch.channels} offsets, got {len(batch.offsets)}")
     if len(batch.samples) > MAX_SAMPLES:
         raise WireFormatError(f"a batch holds at most {MAX_SAMPLES} samples, got {len(batch.samples)}")
-    if not 0 <= batch.seq < 2**64:
-        raise WireFormatError(f"sequence number out of range: {batch.seq}")
+    if not 0 <= batch.seq < SEQ_LIMIT:
+        raise WireFormatError(f"sequence number out of range: {batch.seq} (must be 0 <= seq < 2^63)")
     if not -(2**63) <= batch.start_time_us < 2**63:
         raise WireFormatError(f"start time out of range: {batch.start_time_us} µs")
     if not 0 < batch.sample_period_us < 2**32:
@@ -401,6 +403,13 @@ def _vehicle_id(raw: bytes) -> str:
         raise WireFormatError(f"malformed header: {exc.message}") from exc
 
 
+def _check_seq_and_period(seq: int, period_us: int) -> None:
+    if seq >= SEQ_LIMIT:
+        raise WireFormatError(f"sequence number {seq} is not below 2^63 (the cloud stores it as a signed 64-bit int)")
+    if period_us == 0:
+        raise WireFormatError("zero sample period")
+
+
 def _check_channels(kind: Kind, channels: int) -> None:
     expected = _CHANNEL_COUNTS[kind]
     if channels != expected:
@@ -423,8 +432,7 @@ def _decode_v1_header(message: bytes) -> Header:
         raise WireFormatError(f"truncated header ({len(message)} bytes): {exc}") from exc
     vehicle_id, kind_value, flag_value = _common_fields(message, version, flags, kind, vid_len)
     _check_channels(kind_value, channels)
-    if period_us == 0:
-        raise WireFormatError("zero sample period")
+    _check_seq_and_period(seq, period_us)
     expected = offset + count * channels * 2
     if len(message) != expected:
         raise WireFormatError(f"lengths disagree: message is {len(message)} bytes, header promises {expected}")
@@ -469,8 +477,7 @@ def _decode_v2_header(message: bytes) -> Header:
         raise WireFormatError(f"truncated: the header runs {offset - end} bytes into the CRC")
     vehicle_id, kind_value, flag_value = _common_fields(message, version, flags, kind, vid_len)
     _check_channels(kind_value, channels)
-    if period_us == 0:
-        raise WireFormatError("zero sample period")
+    _check_seq_and_period(seq, period_us)
     if count * channels > MAX_VALUES:
         raise WireFormatError(f"{count} samples x {channels} channels exceed the {MAX_VALUES} values of a batch")
     if escapes > count * channels:

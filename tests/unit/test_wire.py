@@ -71,7 +71,7 @@ def accel_example(**overrides: object) -> wire.Batch:
 def imu_batch(samples: tuple[tuple[int, ...], ...], **overrides: object) -> wire.Batch:
     fields: dict[str, object] = {
         "vehicle_id": "van-001",
-        "seq": 2**64 - 1,
+        "seq": 2**63 - 1,
         "start_time_us": -5,
         "sample_period_us": 2**32 - 1,
         "kind": wire.Kind.IMU,
@@ -162,7 +162,7 @@ def test_round_trip_through_both_decoders(samples: tuple[tuple[int, ...], ...]) 
     assert decoded.samples == samples
     assert (decoded.vehicle_id, decoded.seq, decoded.start_time_us, decoded.sample_period_us) == (
         "van-001",
-        2**64 - 1,
+        2**63 - 1,
         -5,
         2**32 - 1,
     )
@@ -310,7 +310,7 @@ def test_errors_say_what_to_do_about_corruption_and_versions() -> None:
         (lambda: accel_example(scales=(1.0, 1.0)), "kind ACCEL has 3 channels"),
         (lambda: accel_example(offsets=(1.0,)), "offsets"),
         (lambda: accel_example(seq=-1), "sequence number"),
-        (lambda: accel_example(seq=2**64), "sequence number"),
+        (lambda: accel_example(seq=2**63), "sequence number"),
         (lambda: accel_example(sample_period_us=0), "sample period"),
         (lambda: accel_example(start_time_us=2**63), "start time"),
         (lambda: accel_example(flags=wire.Flags(0x40)), "flags"),
@@ -331,3 +331,19 @@ def test_encoder_refuses_a_bad_vehicle_id_and_v1_refuses_offsets() -> None:
         wire.encode_v1(dataclasses.replace(baro_example(), flags=wire.Flags.NONE))
     with pytest.raises(WireFormatError, match="flags"):
         wire.encode_v1(accel_example(flags=wire.Flags.GAP_BEFORE))
+
+
+@pytest.mark.parametrize("encode", [wire.encode, wire.encode_v1])
+def test_a_seq_of_2_to_the_63_or_more_is_refused_by_every_decoder(encode: object) -> None:
+    """seq is a u64 on the wire but the cloud stores it as a signed 64-bit int: a larger one once passed
+    validation and crashed the job when the bigint column was bound (issue 12)."""
+    message = bytearray(encode(accel_example(seq=2**63 - 1)))  # type: ignore[operator]
+    seq_at = 6 + len("van-042")
+    message[seq_at] = 0x80  # 2^63 + 2^63 - 1 ... the top bit set
+    body = bytes(message[:-4])
+    if message[2] == 2:
+        message[-4:] = zlib.crc32(body).to_bytes(4, "big")
+    with pytest.raises(wire.WireFormatError, match="not below 2\\^63"):
+        wire.decode_header(bytes(message))
+    with pytest.raises(wire.WireFormatError, match="not below 2\\^63"):
+        decode_batch(bytes(message))

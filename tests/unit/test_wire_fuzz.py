@@ -67,7 +67,7 @@ def batches(draw: st.DrawFn) -> wire.Batch:
     samples = tuple(tuple(max(-32768, min(32767, value(i) + c)) for c in range(channels)) for i in range(count))
     return wire.Batch(
         vehicle_id=draw(st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)),
-        seq=draw(st.integers(0, 2**64 - 1)),
+        seq=draw(st.integers(0, 2**63 - 1)),
         start_time_us=draw(st.integers(-(2**63), 2**63 - 1)),
         sample_period_us=draw(st.integers(1, 2**32 - 1)),
         kind=kind,
