@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -162,3 +163,16 @@ def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20
         if rows:
             return rows
     return []
+
+
+def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[str]) -> list[Any]:
+    """The rejection rows recorded for `vehicle_id` (a source) on the given UTC days (`store.day_buckets`), newest
+    first: routing_key, reason, received_at, size_bytes, excerpt."""
+    rows: list[Any] = []
+    for day in days:
+        rows += session.execute(
+            f"SELECT routing_key, reason, received_at, size_bytes, excerpt FROM {keyspace}.rejected_by_source "
+            "WHERE source = %s AND day_bucket = %s",
+            (vehicle_id, day),
+        )
+    return sorted(rows, key=lambda row: row.received_at, reverse=True)

@@ -9,6 +9,8 @@ from typing import Any
 from fleetsense.cloud.store import EXCERPT_BYTES, Write, day_bucket, hour_bucket_ms, rejected_message_id
 
 from fleetsense import wire
+from fleetsense.errors import FleetsenseError
+from fleetsense.ids import vehicle_from_routing_key
 
 HARSH_COUNT_FIELDS = {
     "harsh_brake": "harsh_brake_count",
@@ -142,16 +144,27 @@ def late_write(vehicle_id: str, seq: int, *, now_ms: int) -> Write:
     return ("late", (vehicle_id, seq, now_ms))
 
 
-def rejected_write(routing_key: str, body: bytes, reason: str, *, now_ms: int) -> Write:
+def rejected_write(routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False) -> Write:
+    """A rejection row: an excerpt of the message, or with `whole` (a message that failed inside the job, not
+    one that is bad) all of it, so it can be processed again once the fault is fixed."""
     return (
         "rejected",
         (
+            source_of(routing_key),
             day_bucket(now_ms * 1000),
             rejected_message_id(routing_key, body),
             now_ms,
-            routing_key,
+            routing_key[:300],
             reason[:1000],
-            body[:EXCERPT_BYTES],
+            body if whole else body[:EXCERPT_BYTES],
             len(body),
         ),
     )
+
+
+def source_of(routing_key: str) -> str:
+    """The vehicle a routing key names (the broker authenticated it), or "" for one that names none."""
+    try:
+        return vehicle_from_routing_key(routing_key)
+    except (ValueError, FleetsenseError):
+        return ""

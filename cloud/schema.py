@@ -235,6 +235,49 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        version=5,
+        description="rejected messages partitioned by source and day, with a TTL; batches whose seq was reused",
+        statements=(
+            # One partition per source (the vehicle its routing key names) and UTC day: a noisy device fills only
+            # its own partition, and the job records at most a few rows a minute per source (every rejection is
+            # still counted). The message id (a hash of key and bytes) keeps a redelivery on the same row.
+            """CREATE TABLE IF NOT EXISTS {ks}.rejected_by_source (
+                source text,
+                day_bucket text,
+                message_id text,
+                received_at timestamp,
+                routing_key text,
+                reason text,
+                excerpt blob,
+                size_bytes int,
+                PRIMARY KEY ((source, day_bucket), message_id)
+            ) WITH default_time_to_live = {rejected_ttl_s}""",
+            # Which sources had rejections on a day (one row per source and day), so a reader never scans.
+            """CREATE TABLE IF NOT EXISTS {ks}.rejected_sources (
+                day_bucket text,
+                source text,
+                last_reason text,
+                last_at timestamp,
+                PRIMARY KEY (day_bucket, source)
+            ) WITH default_time_to_live = {rejected_ttl_s}""",
+            # A seq that came again with other content: both CRCs kept, the first copy is the one analysed.
+            """CREATE TABLE IF NOT EXISTS {ks}.seq_conflicts (
+                vehicle_id text,
+                seq bigint,
+                epoch bigint,
+                first_crc bigint,
+                other_crc bigint,
+                recorded_at timestamp,
+                PRIMARY KEY (vehicle_id, seq, other_crc)
+            ) WITH CLUSTERING ORDER BY (seq DESC, other_crc ASC)""",
+            "DROP TABLE IF EXISTS {ks}.rejected_by_day",
+        ),
+    ),
+)
+
+REJECTED_TTL_S = 30 * 86_400
 SAMPLE_TTL_S = int(os.environ.get("FLEETSENSE_SAMPLE_TTL_S", str(90 * 86_400)))
 
 
@@ -280,6 +323,7 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
     placeholders = {
         "ks": keyspace,
         "sample_ttl_s": SAMPLE_TTL_S,
+        "rejected_ttl_s": REJECTED_TTL_S,
         "compaction_hourly": time_series_compaction(release, 1),
         "compaction_daily": time_series_compaction(release, 24),
     }

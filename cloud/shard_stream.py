@@ -14,15 +14,19 @@ states; the tests use dicts.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
+from fleetsense.cloud import result_rows as rows
 from fleetsense.cloud.profiles import Profile
 from fleetsense.cloud.vehicle_stream import StepResult, StreamSettings, VehicleState, on_message, on_timer
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import vehicle_from_routing_key
+
+log = logging.getLogger(__name__)
 
 # Vehicles seen for the first time -> the profiles of those that have one (the job reads vehicle_profiles).
 ProfileLookup = Callable[[Sequence[str]], Mapping[str, Profile]]
@@ -78,7 +82,10 @@ def on_bundle(
         state = states[vehicle]
         profile = first_seen.get(vehicle) if state is None else None
         own = settings if profile is None else dataclasses.replace(settings, vehicle_class=profile.vehicle_class)
-        new_state, step = on_message(state, store.waiting(vehicle), routing_key, body, now_ms=now_ms, settings=own)
+        try:
+            new_state, step = on_message(state, store.waiting(vehicle), routing_key, body, now_ms=now_ms, settings=own)
+        except Exception as exc:  # a fault of ours costs this one message (kept whole), never the job
+            new_state, step = None, failed_step(routing_key, body, exc, now_ms=now_ms)
         _merge(result, step)
         if new_state is not None and "accepted" in step.counts:
             if profile is not None:
@@ -92,6 +99,18 @@ def on_bundle(
         _set_deadline(deadlines_ms, vehicle, state.next_timer_ms(now_ms))
     result.timer_ms = min(deadlines_ms.values(), default=None)
     return result
+
+
+def failed_step(routing_key: str, body: bytes, exc: Exception, *, now_ms: int) -> StepResult:
+    """A message whose processing raised: counted as rejected and as an error, and kept whole in its rejection
+    row so it can be processed again once the fault is fixed. The vehicle's state is not saved for it."""
+    log.exception("processing a message on %r failed; it is recorded as rejected", routing_key)
+    step = StepResult()
+    step.count("rejected")
+    step.count("errors")
+    reason = f"processing failed inside the job: {type(exc).__name__}: {exc}"
+    step.writes.append(rows.rejected_write(routing_key, body, reason, now_ms=now_ms, whole=True))
+    return step
 
 
 def _apply(profile: Profile | None, state: VehicleState) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from fleetsense.cloud import result_rows as rows
 from fleetsense.cloud.store import Write
@@ -12,11 +13,22 @@ from fleetsense.ids import vehicle_from_routing_key
 from fleetsense.status import parse_status
 from fleetsense.wire import MAX_MESSAGE_BYTES
 
+log = logging.getLogger(__name__)
+
 
 def status_writes(routing_key: str, body: bytes, *, now_ms: int) -> list[Write]:
     """The status row (or a rejection with its reason). Rows are written in arrival order, not by the status's
     own time: a last will is composed when the device connects, so its time is older than the heartbeats it
-    follows."""
+    follows. Never raises: a fault of ours while handling one message becomes its rejection row."""
+    try:
+        return _status_writes(routing_key, body, now_ms=now_ms)
+    except Exception as exc:
+        log.exception("processing a status message on %r failed; it is recorded as rejected", routing_key)
+        reason = f"processing failed inside the job: {type(exc).__name__}: {exc}"
+        return [rows.rejected_write(routing_key, body, reason, now_ms=now_ms, whole=True)]
+
+
+def _status_writes(routing_key: str, body: bytes, *, now_ms: int) -> list[Write]:
     try:
         vehicle = vehicle_from_routing_key(routing_key)
     except (ValueError, FleetsenseError) as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -58,8 +59,12 @@ STATEMENTS: dict[str, str] = {
     "VALUES (?, ?, ?, ?, ?, ?)",
     "gap": "INSERT INTO {ks}.sequence_gaps (vehicle_id, first_seq, last_seq, recorded_at) VALUES (?, ?, ?, ?)",
     "late": "INSERT INTO {ks}.late_batches (vehicle_id, seq, arrived_at) VALUES (?, ?, ?)",
-    "rejected": "INSERT INTO {ks}.rejected_by_day (day_bucket, message_id, received_at, routing_key, reason, "
-    "excerpt, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "rejected": "INSERT INTO {ks}.rejected_by_source (source, day_bucket, message_id, received_at, routing_key, "
+    "reason, excerpt, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    "rejected_source": "INSERT INTO {ks}.rejected_sources (day_bucket, source, last_reason, last_at) "
+    "VALUES (?, ?, ?, ?)",
+    "conflict": "INSERT INTO {ks}.seq_conflicts (vehicle_id, seq, other_crc, epoch, first_crc, recorded_at) "
+    "VALUES (?, ?, ?, ?, ?, ?)",
     # Status by arrival: the last will is composed at connect time, so its own clock would lose to heartbeats.
     "status": "INSERT INTO {ks}.vehicle_status (vehicle_id, online, reason, status_time, received_at, "
     "outbox_depth, dropped_total, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -80,7 +85,9 @@ KEY_VALUES: dict[str, int] = {
     "score": 2,
     "gap": 2,
     "late": 2,
-    "rejected": 2,
+    "rejected": 3,
+    "rejected_source": 2,
+    "conflict": 3,
     "status": 1,
 }
 # Statements that carry their own write timestamp (their last bound value): of two writes of such a row the one
@@ -126,6 +133,7 @@ class CassandraWriter:
         self.attempts = attempts
         self.first_backoff_s = first_backoff_s
         self.retries = 0  # time-outs retried since start (a metric)
+        self.unwritable = 0  # rows whose values could not be bound, recorded as rejections instead
 
     def write_all(self, writes: Sequence[Write]) -> None:
         """Return once every write is acknowledged; raise if one still fails after the retries, so that the job
@@ -161,15 +169,28 @@ class CassandraWriter:
         requests: list[Request] = []
         by_replica: dict[Any, list[Any]] = {}
         for name, values in coalesce(writes):
-            statement = self._prepared[name]
+            bound = self._bind(name, values)
             if self.batch_rows <= 1:
-                requests.append((statement, values))
+                requests.append((bound, None))
                 continue
-            bound = statement.bind(values)
             by_replica.setdefault(self._replica(bound), []).append(bound)
         for rows in by_replica.values():
             requests += [(batch, None) for batch in _batches(rows, self.batch_rows, self.batch_bytes)]
         return requests
+
+    def _bind(self, name: str, values: Sequence[Any]) -> Any:
+        """The bound statement; a row whose values its columns cannot hold (a fault of ours: validation should
+        have stopped them) becomes a rejection row saying so, instead of failing the bundle and restarting the
+        job on the same input for ever."""
+        try:
+            return self._prepared[name].bind(values)
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:
+            self.unwritable += 1
+            log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
+            reason = f"the job produced a {name} row its table cannot hold: {type(exc).__name__}: {exc}"
+            row = ("", "unwritable", rejected_message_id(name, repr(values).encode()), int(time.time() * 1000),
+                   name, reason[:1000], repr(values).encode()[:EXCERPT_BYTES], 0)  # fmt: skip
+            return self._prepared["rejected"].bind(row)
 
     def _replica(self, bound: Any) -> Any:
         """The first replica of the row's partition (None on a single node): a batch of one replica's rows is

@@ -23,7 +23,19 @@ from fleetsense.cloud.validate import check_message
 from fleetsense import wire
 
 # The job's counters (Flink metrics of the analysis operator), as StepResult.counts names them.
-COUNTERS = ("accepted", "samples", "rejected", "duplicate", "late", "gaps_skipped", "events", "idle_flushes")
+COUNTERS = (
+    "accepted",
+    "samples",
+    "rejected",
+    "rejections_unrecorded",  # rejections beyond a source's rate of rejection rows (cloud/rejections.py)
+    "errors",  # messages whose processing raised (a fault of ours): rejected, kept whole
+    "duplicate",
+    "conflicts",  # a seq that came again with other content
+    "late",
+    "gaps_skipped",
+    "events",
+    "idle_flushes",
+)
 # A jump in sample time of more than this many periods between consecutive batches of one kind is a gap.
 GAP_PERIODS = 1.5
 # The open trip and the day's score change with every batch; they are rewritten at most this often (sample

@@ -166,6 +166,9 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             MapStateDescriptor("waiting", Types.STRING(), Types.PICKLED_BYTE_ARRAY())
         )
         self._store = _FlinkShardStore(vehicles, waiting, self.settings.vehicle_cache_size)
+        from fleetsense.cloud.rejections import RejectionLimiter
+
+        self._rejections = RejectionLimiter()
         self._deadlines = runtime_context.get_state(ValueStateDescriptor("deadlines", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group()
         self._counters = {name: group.counter(name) for name in (*COUNTERS, "bundles", "bad_bundles")}
@@ -233,7 +236,9 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         """A record the connector framed wrongly cannot be split into messages: kept whole as one rejected row."""
         from fleetsense.cloud.result_rows import rejected_write
 
-        self._writer.write_all([rejected_write("", record, f"unreadable AMQP bundle: {reason}", now_ms=now_ms)])
+        self._writer.write_all(
+            [rejected_write("", record, f"unreadable AMQP bundle: {reason}", now_ms=now_ms, whole=True)]
+        )
         self._counters["bad_bundles"].inc()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
@@ -248,7 +253,13 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         yield from ()
 
     def _finish(self, result: Any, deadlines: dict[str, int], ctx: Any) -> None:
-        self._writer.write_all(result.writes)  # raises after its retries: the job restarts from a checkpoint
+        from fleetsense.cloud.rejections import limit
+
+        now_ms = ctx.timer_service().current_processing_time()
+        writes, unrecorded = limit(result.writes, self._rejections, now_ms=now_ms)
+        if unrecorded:
+            result.count("rejections_unrecorded", unrecorded)
+        self._writer.write_all(writes)  # raises after its retries: the job restarts from a checkpoint
         self._deadlines.update(deadlines)
         if result.timer_ms is not None:
             ctx.timer_service().register_processing_time_timer(result.timer_ms)
@@ -263,10 +274,14 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         self.settings = settings
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        from fleetsense.cloud.rejections import RejectionLimiter
         from fleetsense.cloud.store import CassandraWriter
 
         self._cluster = _connect(self.settings)
         self._writer = CassandraWriter(self._cluster.connect(), self.settings.keyspace)
+        self._rejections = RejectionLimiter()
+        group = runtime_context.get_metrics_group()
+        self._counters = {name: group.counter(name) for name in ("statuses", "rejected", "rejections_unrecorded")}
 
     def close(self) -> None:
         _shutdown(getattr(self, "_cluster", None))
@@ -274,10 +289,24 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
     def map(self, value: bytes) -> str:
         import time
 
+        from fleetsense.cloud.rejections import limit
+        from fleetsense.cloud.result_rows import rejected_write
         from fleetsense.cloud.status_rows import status_writes
 
-        routing_key, body = split_envelope(bytes(value))
-        self._writer.write_all(status_writes(routing_key, body, now_ms=int(time.time() * 1000)))
+        now_ms = int(time.time() * 1000)
+        try:
+            routing_key, body = split_envelope(bytes(value))
+        except ValueError as exc:
+            routing_key, body = "", bytes(value)
+            writes = [rejected_write("", body, f"unreadable AMQP envelope: {exc}", now_ms=now_ms, whole=True)]
+        else:
+            writes = status_writes(routing_key, body, now_ms=now_ms)
+        rejected = sum(1 for name, _ in writes if name == "rejected")
+        writes, unrecorded = limit(writes, self._rejections, now_ms=now_ms)
+        self._writer.write_all(writes)
+        self._counters["statuses"].inc()
+        self._counters["rejected"].inc(rejected)
+        self._counters["rejections_unrecorded"].inc(unrecorded)
         return routing_key
 
 

@@ -73,11 +73,7 @@ def test_bad_input_is_rejected_with_a_reason_and_good_data_still_flows(
     keys = eventually(lambda: sample_keys(cql, KEYSPACE, vid), lambda k: len(k) >= len(imu), timeout_s=STORE_BOUND_S)
     assert keys == imu
 
-    rejected = [
-        row
-        for row in cql.execute(f"SELECT routing_key, reason, size_bytes FROM {KEYSPACE}.rejected_by_day")
-        if row.routing_key == f"fleet.{vid}.telemetry"
-    ]
+    rejected = [row for row in _rejected_today(cql, vid) if row.routing_key == f"fleet.{vid}.telemetry"]
     assert len(rejected) == 1
     assert "undecodable" in rejected[0].reason
 
@@ -200,7 +196,7 @@ def test_each_class_of_bad_input_is_rejected_with_its_reason_and_the_job_keeps_r
 
     def reasons() -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}
-        for row in cql.execute(f"SELECT routing_key, reason FROM {KEYSPACE}.rejected_by_day"):
+        for row in _rejected_today(cql, vid):
             if row.routing_key in (f"fleet.{vid}.telemetry", f"fleet.{vid}.status"):
                 found.setdefault(row.routing_key.rsplit(".", 1)[1], []).append(row.reason)
         return found
@@ -213,3 +209,14 @@ def test_each_class_of_bad_input_is_rejected_with_its_reason_and_the_job_keeps_r
     from fleetsense.stack import jobs
 
     assert jobs.cluster(stack).running(jobs.INGEST_JOB_NAME) is not None
+
+
+def _rejected_today(cql: Any, vehicle_id: str) -> list[Any]:
+    """The vehicle's rejection rows of yesterday and today (UTC): a test may run across midnight."""
+    import time
+
+    from fleetsense.cloud.query import rejected
+    from fleetsense.cloud.store import day_buckets
+
+    now_us = time.time_ns() // 1000
+    return rejected(cql, KEYSPACE, vehicle_id, day_buckets(now_us - 86_400_000_000, now_us))

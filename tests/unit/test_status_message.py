@@ -74,11 +74,16 @@ def test_a_malformed_status_is_refused_with_its_reason(body: bytes, reason: str)
     assert [name for name, _ in writes] == ["rejected"]
 
 
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
+    max_leaves=20,
+)
+FIELDS = [*sorted(GOOD), "sensors", "dropped_ranges", "outbox_depth", "uptime_s", "next_seq"]
+
+
 @settings(max_examples=1500, deadline=None)
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-                    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
-                    max_leaves=20),
-       st.sampled_from(sorted(GOOD) + ["sensors", "dropped_ranges", "outbox_depth", "uptime_s", "next_seq"]))  # fmt: skip
+@given(JSON_VALUES, st.sampled_from(FIELDS))
 def test_any_json_in_any_field_is_parsed_or_refused_never_raised(value: object, name: str) -> None:
     body = json.dumps(GOOD | {name: value}).encode()
     writes = status_writes(KEY, body, now_ms=1)

@@ -80,8 +80,9 @@ def test_bad_input_is_rejected_with_a_deterministic_row_and_leaves_the_state_alo
     after, first = on_message(state, {}, KEY, forged, now_ms=NOW_MS + 1, settings=SETTINGS)
     _, second = on_message(after, {}, KEY, forged, now_ms=NOW_MS + 2, settings=SETTINGS)
     assert first.counts == {"rejected": 1} and names(first.writes) == ["rejected"]
-    assert first.writes[0][1][1] == second.writes[0][1][1]  # same message id: redelivery is one row
-    assert "payload names vehicle 'van-8'" in str(first.writes[0][1][4])
+    assert first.writes[0][1][:3] == second.writes[0][1][:3]  # same source, day, message id: redelivery is one row
+    assert first.writes[0][1][0] == "van-7"  # the source is the authenticated topic's vehicle
+    assert "payload names vehicle 'van-8'" in str(first.writes[0][1][5])
     assert pickle.dumps(after) == before
 
 
