@@ -264,7 +264,7 @@ def stored_pipeline(session: Any, vehicles: list[str], start_s: float, end_s: fl
 
     query = session.prepare(
         "SELECT sample_count, start_time, sample_period_us, writetime(sample_count) AS written "
-        "FROM fleetsense.sample_blocks WHERE vehicle_id = ? AND hour_bucket = ?"
+        "FROM fleetsense.batches WHERE vehicle_id = ? AND hour_bucket = ?"
     )
     params = [(v, h) for v in vehicles for h in hour_buckets(*span)]
     samples, latencies = 0, []

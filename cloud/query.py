@@ -52,14 +52,17 @@ def _hours(session: Any, keyspace: str, vehicle_id: str) -> list[Any]:
 
 
 def blocks(session: Any, keyspace: str, vehicle_id: str, *, with_message: bool = False) -> list[Any]:
-    """Every stored batch of a vehicle, newest first: seq, kind, sample_count (and the message if asked)."""
-    columns = "seq, kind, sample_count" + (", message" if with_message else "")
+    """Every stored batch of a vehicle, newest first: epoch, seq, kind, sample_count, start_time (and the message
+    if asked)."""
+    columns = "epoch, seq, kind, sample_count, start_time" + (", message" if with_message else "")
     found: list[Any] = []
     for hour in _hours(session, keyspace, vehicle_id):
-        found += session.execute(
-            f"SELECT {columns} FROM {keyspace}.sample_blocks WHERE vehicle_id = %s AND hour_bucket = %s",
+        rows = session.execute(
+            f"SELECT {columns} FROM {keyspace}.batches WHERE vehicle_id = %s AND hour_bucket = %s",
             (vehicle_id, hour),
         )
+        # Within an hour the rows are ordered by (epoch, seq): a replaced device's new sequence may sort first.
+        found += sorted(rows, key=lambda row: row.start_time, reverse=True)
     return found
 
 
@@ -153,15 +156,13 @@ def _newest_time(newest: list[LatestSample], environment: LatestEnvironment | No
 
 def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20) -> list[Any]:
     for hour in _hours(session, keyspace, vehicle_id):
-        rows = list(
-            session.execute(
-                f"SELECT seq, message FROM {keyspace}.sample_blocks WHERE vehicle_id = %s AND hour_bucket = %s "
-                f"LIMIT {int(limit)}",
-                (vehicle_id, hour),
-            )
+        rows = session.execute(
+            f"SELECT seq, message, start_time FROM {keyspace}.batches WHERE vehicle_id = %s AND hour_bucket = %s",
+            (vehicle_id, hour),
         )
-        if rows:
-            return rows
+        newest = sorted(rows, key=lambda row: row.start_time, reverse=True)[:limit]
+        if newest:
+            return newest
     return []
 
 

@@ -21,7 +21,9 @@ HARSH_COUNT_FIELDS = {
 }
 
 
-def block_writes(header: wire.Header, message: bytes, *, new_hour: bool, latest: bool = True) -> list[Write]:
+def block_writes(
+    header: wire.Header, message: bytes, *, epoch: int, new_hour: bool, latest: bool = True
+) -> list[Write]:
     """The batch as received (one row), the vehicle's hour index when this batch opens an hour, and (if
     `latest`) the vehicle's latest-seen row."""
     hour = hour_bucket_ms(header.start_time_us)
@@ -32,6 +34,7 @@ def block_writes(header: wire.Header, message: bytes, *, new_hour: bool, latest:
             (
                 header.vehicle_id,
                 hour,
+                epoch,
                 header.seq,
                 int(header.kind),
                 header.start_time_us // 1000,
@@ -136,12 +139,22 @@ def score_write(vehicle_id: str, score: Any, *, now_ms: int) -> Write:
     )
 
 
-def gap_write(vehicle_id: str, first_seq: int, last_seq: int, *, now_ms: int) -> Write:
-    return ("gap", (vehicle_id, first_seq, last_seq, now_ms))
+def gap_write(vehicle_id: str, epoch: int, first_seq: int, last_seq: int, *, now_ms: int) -> Write:
+    return ("gap", (vehicle_id, epoch, first_seq, last_seq, now_ms))
 
 
-def late_write(vehicle_id: str, seq: int, *, now_ms: int) -> Write:
-    return ("late", (vehicle_id, seq, now_ms))
+def late_write(vehicle_id: str, epoch: int, seq: int, *, now_ms: int) -> Write:
+    return ("late", (vehicle_id, epoch, seq, now_ms))
+
+
+def conflict_write(
+    vehicle_id: str, seq: int, *, epoch: int, first_crc: int, other_crc: int, message: bytes, now_ms: int
+) -> Write:
+    return ("conflict", (vehicle_id, seq, other_crc, epoch, first_crc, now_ms, message))
+
+
+def restart_write(vehicle_id: str, *, epoch: int, previous_next_seq: int | None, first_seq: int, now_ms: int) -> Write:
+    return ("restart", (vehicle_id, epoch, now_ms, previous_next_seq, first_seq))
 
 
 def rejected_write(routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False) -> Write:

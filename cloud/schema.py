@@ -238,8 +238,43 @@ MIGRATIONS += (
 MIGRATIONS += (
     Migration(
         version=5,
-        description="rejected messages partitioned by source and day, with a TTL; batches whose seq was reused",
+        description="sequence epochs in the keys of raw batches, gaps and late batches; rejected messages by source "
+        "and day with a TTL; reused seqs; sequence restarts",
         statements=(
+            # A vehicle's batches are identified by (epoch, seq): a replaced device counts from 0 again in a new
+            # epoch (docs/wire-format.md), so seq alone no longer names one batch. These replace sample_blocks,
+            # sequence_gaps and late_batches (left in place, no longer written: their rows age out or stay as
+            # they were).
+            """CREATE TABLE IF NOT EXISTS {ks}.batches (
+                vehicle_id text,
+                hour_bucket timestamp,
+                epoch bigint,
+                seq bigint,
+                kind int,
+                start_time timestamp,
+                sample_period_us int,
+                sample_count int,
+                flags int,
+                message blob,
+                PRIMARY KEY ((vehicle_id, hour_bucket), epoch, seq)
+            ) WITH CLUSTERING ORDER BY (epoch ASC, seq DESC)
+              AND default_time_to_live = {sample_ttl_s}
+              AND compaction = {compaction_hourly}""",
+            """CREATE TABLE IF NOT EXISTS {ks}.seq_gaps (
+                vehicle_id text,
+                epoch bigint,
+                first_seq bigint,
+                last_seq bigint,
+                recorded_at timestamp,
+                PRIMARY KEY (vehicle_id, epoch, first_seq)
+            ) WITH CLUSTERING ORDER BY (epoch ASC, first_seq DESC)""",
+            """CREATE TABLE IF NOT EXISTS {ks}.late_arrivals (
+                vehicle_id text,
+                epoch bigint,
+                seq bigint,
+                arrived_at timestamp,
+                PRIMARY KEY (vehicle_id, epoch, seq)
+            ) WITH CLUSTERING ORDER BY (epoch ASC, seq DESC)""",
             # One partition per source (the vehicle its routing key names) and UTC day: a noisy device fills only
             # its own partition, and the job records at most a few rows a minute per source (every rejection is
             # still counted). The message id (a hash of key and bytes) keeps a redelivery on the same row.
@@ -262,16 +297,28 @@ MIGRATIONS += (
                 last_at timestamp,
                 PRIMARY KEY (day_bucket, source)
             ) WITH default_time_to_live = {rejected_ttl_s}""",
-            # A seq that came again with other content: both CRCs kept, the first copy is the one analysed.
+            # A seq that came again with other content: both CRC-32s kept and the other copy whole; the first copy
+            # is the one stored and analysed. `epoch` is the vehicle's sequence epoch (below) at the time.
             """CREATE TABLE IF NOT EXISTS {ks}.seq_conflicts (
                 vehicle_id text,
                 seq bigint,
+                other_crc bigint,
                 epoch bigint,
                 first_crc bigint,
-                other_crc bigint,
                 recorded_at timestamp,
+                message blob,
                 PRIMARY KEY (vehicle_id, seq, other_crc)
             ) WITH CLUSTERING ORDER BY (seq DESC, other_crc ASC)""",
+            # A device that started its sequence again (reflashed, replaced): the vehicle's sequence epoch counts
+            # up, and the new sequence is stored and analysed from its first batch.
+            """CREATE TABLE IF NOT EXISTS {ks}.sequence_restarts (
+                vehicle_id text,
+                epoch bigint,
+                restarted_at timestamp,
+                previous_next_seq bigint,
+                first_seq bigint,
+                PRIMARY KEY (vehicle_id, epoch)
+            ) WITH CLUSTERING ORDER BY (epoch DESC)""",
             "DROP TABLE IF EXISTS {ks}.rejected_by_day",
         ),
     ),

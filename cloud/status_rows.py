@@ -66,5 +66,6 @@ def _status_writes(routing_key: str, body: bytes, *, now_ms: int) -> list[Write]
         )
     ]
     # Ranges the device dropped from a full outbox: recorded as gaps, keyed by their first seq (idempotent).
-    writes += [rows.gap_write(vehicle, first, last, now_ms=now_ms) for first, last in status.dropped_ranges]
+    epoch = status.epoch or 0
+    writes += [rows.gap_write(vehicle, epoch, first, last, now_ms=now_ms) for first, last in status.dropped_ranges]
     return writes

@@ -41,8 +41,8 @@ def rejected_message_id(routing_key: str, body: bytes) -> str:
 
 
 STATEMENTS: dict[str, str] = {
-    "block": "INSERT INTO {ks}.sample_blocks (vehicle_id, hour_bucket, seq, kind, start_time, sample_period_us, "
-    "sample_count, flags, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "block": "INSERT INTO {ks}.batches (vehicle_id, hour_bucket, epoch, seq, kind, start_time, sample_period_us, "
+    "sample_count, flags, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     "hour": "INSERT INTO {ks}.vehicle_hours (vehicle_id, hour_bucket) VALUES (?, ?)",
     # USING TIMESTAMP = sample time: a replayed old batch never overwrites a newer one.
     "vehicle": "INSERT INTO {ks}.vehicles (vehicle_id, last_seq, last_sample_time) VALUES (?, ?, ?) USING TIMESTAMP ?",
@@ -57,14 +57,16 @@ STATEMENTS: dict[str, str] = {
     "VALUES (?, ?, ?, ?, ?, ?, ?)",
     "score": "INSERT INTO {ks}.driver_scores (vehicle_id, day_bucket, score, driving_s, event_counts, updated_at) "
     "VALUES (?, ?, ?, ?, ?, ?)",
-    "gap": "INSERT INTO {ks}.sequence_gaps (vehicle_id, first_seq, last_seq, recorded_at) VALUES (?, ?, ?, ?)",
-    "late": "INSERT INTO {ks}.late_batches (vehicle_id, seq, arrived_at) VALUES (?, ?, ?)",
+    "gap": "INSERT INTO {ks}.seq_gaps (vehicle_id, epoch, first_seq, last_seq, recorded_at) VALUES (?, ?, ?, ?, ?)",
+    "late": "INSERT INTO {ks}.late_arrivals (vehicle_id, epoch, seq, arrived_at) VALUES (?, ?, ?, ?)",
     "rejected": "INSERT INTO {ks}.rejected_by_source (source, day_bucket, message_id, received_at, routing_key, "
     "reason, excerpt, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     "rejected_source": "INSERT INTO {ks}.rejected_sources (day_bucket, source, last_reason, last_at) "
     "VALUES (?, ?, ?, ?)",
-    "conflict": "INSERT INTO {ks}.seq_conflicts (vehicle_id, seq, other_crc, epoch, first_crc, recorded_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)",
+    "conflict": "INSERT INTO {ks}.seq_conflicts (vehicle_id, seq, other_crc, epoch, first_crc, recorded_at, "
+    "message) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "restart": "INSERT INTO {ks}.sequence_restarts (vehicle_id, epoch, restarted_at, previous_next_seq, first_seq) "
+    "VALUES (?, ?, ?, ?, ?)",
     # Status by arrival: the last will is composed at connect time, so its own clock would lose to heartbeats.
     "status": "INSERT INTO {ks}.vehicle_status (vehicle_id, online, reason, status_time, received_at, "
     "outbox_depth, dropped_total, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -75,7 +77,7 @@ Write = tuple[str, Sequence[Any]]  # (statement name, bound values)
 # How many of a statement's first values are its row's primary key (tests/unit/test_cloud_logic.py checks them
 # against cloud/schema.py).
 KEY_VALUES: dict[str, int] = {
-    "block": 3,
+    "block": 4,
     "hour": 2,
     "vehicle": 1,
     "event_by_vehicle": 4,
@@ -83,11 +85,12 @@ KEY_VALUES: dict[str, int] = {
     "minute": 3,
     "trip": 2,
     "score": 2,
-    "gap": 2,
-    "late": 2,
+    "gap": 3,
+    "late": 3,
     "rejected": 3,
     "rejected_source": 2,
     "conflict": 3,
+    "restart": 2,
     "status": 1,
 }
 # Statements that carry their own write timestamp (their last bound value): of two writes of such a row the one

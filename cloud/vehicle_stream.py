@@ -8,8 +8,10 @@ plain dicts (tests/unit/test_vehicle_stream.py) and the operator is only glue.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field
+from typing import Any
 
 import numpy as np
 from fleetsense.cloud import result_rows as rows
@@ -31,6 +33,7 @@ COUNTERS = (
     "errors",  # messages whose processing raised (a fault of ours): rejected, kept whole
     "duplicate",
     "conflicts",  # a seq that came again with other content
+    "sequence_restarts",  # a device that started its sequence again (reflashed, replaced)
     "late",
     "gaps_skipped",
     "events",
@@ -42,6 +45,9 @@ GAP_PERIODS = 1.5
 # time), and at once whenever an event, a stop or a finished trip changes them.
 SUMMARY_EVERY_US = 10_000_000
 MINUTE_US = 60_000_000
+PAST_EPOCHS = 8  # earlier sequences remembered per vehicle
+RECENT_CRCS = 32  # seqs whose content is remembered (about 16 s of IMU and barometer batches)
+STATE_VERSION = 2  # 1: before recent_crcs, newest_start_us, epoch and version
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +78,27 @@ class VehicleState:
     pending_minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
     idle_flush_ms: int = 15_000
     profile_ms: int = -1  # when the vehicle profile last applied was set (profiles.Profile.updated_ms)
+    # CRC-32 of each of the last RECENT_CRCS accepted messages, by seq: a seq that comes again with other content
+    # is a conflict (recorded), not a duplicate (dropped).
+    recent_crcs: dict[int, int] = field(default_factory=dict)
+    newest_start_us: int = -(2**62)  # the latest start time of an accepted batch
+    # The current sequence's epoch (v3: the device's; v1/v2: 0, then +1 at each restart the cloud recognises), and
+    # when it began; earlier sequences (epoch, began us), newest last, so their late batches keep their own key.
+    epoch: int = 0
+    epoch_start_us: int = -(2**62)
+    past_epochs: list[tuple[int, int]] = field(default_factory=list)
+    version: int = STATE_VERSION
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # A state pickled by an older version lacks the fields added since: they take their defaults.
+        for name, spec in self.__dataclass_fields__.items():
+            if name not in state:
+                if spec.default_factory is not MISSING:
+                    state[name] = spec.default_factory()
+                elif spec.default is not MISSING:
+                    state[name] = spec.default
+        state["version"] = STATE_VERSION
+        self.__dict__.update(state)
 
     @classmethod
     def new(cls, settings: StreamSettings) -> VehicleState:
@@ -99,7 +126,7 @@ class VehicleState:
 class StepResult:
     writes: list[Write] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)  # accepted, rejected, duplicate, late, gaps_skipped ...
-    analysed: list[tuple[str, int]] = field(default_factory=list)  # (vehicle, seq) analysed in order, in order
+    analysed: list[tuple[str, int, int]] = field(default_factory=list)  # (vehicle, epoch, seq), in the order analysed
     timer_ms: int | None = None  # when to call on_timer next
 
     def count(self, what: str, n: int = 1) -> None:
@@ -123,11 +150,39 @@ def on_message(
         return state, result
     batch = verdict.batch
     header = batch.header
-    state = state or VehicleState.new(settings)
-    decision = state.sequencer.offer(header.seq, gap_before=bool(header.flags & wire.Flags.GAP_BEFORE), now_ms=now_ms)
+    if state is None:
+        state = VehicleState.new(settings)
+        state.epoch = header.epoch
+    crc = zlib.crc32(body)
+    which, epoch = _sequence_of(state, header, crc)
+    if which == "new":
+        _restart_sequence(state, waiting, header, result, epoch=epoch, now_ms=now_ms)
+    if which == "past":
+        # From a sequence the device has left: stored under its own epoch and recorded late, never analysed, and
+        # never taken for the current sequence (whose numbers it may share).
+        decision = Decision(Verdict.LATE)
+    else:
+        gap_before = bool(header.flags & wire.Flags.GAP_BEFORE)
+        decision = state.sequencer.offer(header.seq, gap_before=gap_before, now_ms=now_ms)
     if decision.verdict is Verdict.DUPLICATE:
-        result.count("duplicate")
+        first_crc = state.recent_crcs.get(header.seq)
+        # A copy of an accepted batch is never newer than every accepted batch; one that is, or whose content
+        # differs from the remembered first copy, reuses the seq for other data: never dropped silently.
+        if first_crc == crc or (first_crc is None and header.start_time_us <= state.newest_start_us):
+            result.count("duplicate")
+        else:
+            result.count("conflicts")
+            result.writes.append(
+                rows.conflict_write(
+                    header.vehicle_id, header.seq, epoch=epoch, first_crc=first_crc or 0, other_crc=crc,
+                    message=body, now_ms=now_ms,
+                )
+            )  # fmt: skip
         return state, result
+    state.recent_crcs[header.seq] = crc
+    if len(state.recent_crcs) > RECENT_CRCS:
+        del state.recent_crcs[next(iter(state.recent_crcs))]  # the oldest remembered
+    state.newest_start_us = max(state.newest_start_us, header.start_time_us)
     result.count("accepted")
     result.count("samples", header.sample_count)
     state.last_message_ms = now_ms
@@ -142,16 +197,68 @@ def on_message(
         state.pending_latest = None
     elif state.pending_latest is None or end_us > state.pending_latest[1]:
         state.pending_latest = (header.seq, end_us)
-    result.writes += rows.block_writes(header, body, new_hour=hour != state.last_hour_ms, latest=latest)
+    result.writes += rows.block_writes(header, body, epoch=epoch, new_hour=hour != state.last_hour_ms, latest=latest)
     state.last_hour_ms = max(state.last_hour_ms, hour)
     if decision.verdict is Verdict.LATE:
         result.count("late")
-        result.writes.append(rows.late_write(header.vehicle_id, header.seq, now_ms=now_ms))
+        result.writes.append(rows.late_write(header.vehicle_id, epoch, header.seq, now_ms=now_ms))
     elif state.sequencer.is_waiting(header.seq):
         # It waits: told so (WAIT), or it made too many wait and the run released in front of it stops short.
         waiting[header.seq] = body
     _apply(state, waiting, header.vehicle_id, decision, result, now_ms=now_ms, current=(header.seq, batch))
     return state, result
+
+
+def _sequence_of(state: VehicleState, header: wire.Header, crc: int) -> tuple[str, int]:
+    """Which of the vehicle's sequences a batch belongs to, and its epoch: "current", "past" (one the device has
+    left) or "new" (the device started its sequence again: reflashed, replaced, its outbox lost)."""
+    if header.epoch:  # v3 names its sequence
+        if header.epoch == state.epoch:
+            return "current", state.epoch
+        if any(epoch == header.epoch for epoch, _ in state.past_epochs) or header.start_time_us < state.epoch_start_us:
+            return "past", header.epoch  # an epoch older than those remembered is older than the current one
+        return "new", header.epoch
+    # v1/v2 cannot say: a RESTARTED batch below the next expected seq, newer than every batch accepted so far and
+    # not a copy of one remembered begins a new sequence (a redelivered old batch is older than what followed it).
+    next_seq = state.sequencer.next_seq
+    if (
+        header.flags & wire.Flags.RESTARTED
+        and next_seq is not None
+        and header.seq < next_seq
+        and header.start_time_us > state.newest_start_us
+        and state.recent_crcs.get(header.seq) != crc
+    ):
+        return "new", (state.epoch + 1) % wire.EPOCH_LIMIT
+    if header.start_time_us < state.epoch_start_us:
+        began = [epoch for epoch, start_us in state.past_epochs if start_us <= header.start_time_us]
+        return "past", began[-1] if began else (state.past_epochs[0][0] if state.past_epochs else state.epoch)
+    return "current", state.epoch
+
+
+def _restart_sequence(
+    state: VehicleState,
+    waiting: MutableMapping[int, bytes],
+    header: wire.Header,
+    result: StepResult,
+    *,
+    epoch: int,
+    now_ms: int,
+) -> None:
+    """Close the old sequence (what waits in it is released now, its gaps recorded) and start a new one at this
+    batch, recorded in sequence_restarts."""
+    old = state.sequencer
+    _apply(state, waiting, header.vehicle_id, old.expire(2**62), result, now_ms=now_ms, current=None)
+    state.past_epochs = [*state.past_epochs, (state.epoch, state.epoch_start_us)][-PAST_EPOCHS:]
+    state.sequencer = Sequencer(gap_wait_ms=old.gap_wait_ms, max_waiting=old.max_waiting)
+    state.recent_crcs.clear()
+    state.epoch = epoch
+    state.epoch_start_us = header.start_time_us
+    result.count("sequence_restarts")
+    result.writes.append(
+        rows.restart_write(
+            header.vehicle_id, epoch=epoch, previous_next_seq=old.next_seq, first_seq=header.seq, now_ms=now_ms
+        )
+    )
 
 
 def on_timer(state: VehicleState, waiting: MutableMapping[int, bytes], vehicle_id: str, *, now_ms: int) -> StepResult:
@@ -183,10 +290,10 @@ def _apply(
 ) -> None:
     for first, last in decision.skipped:
         result.count("gaps_skipped")
-        result.writes.append(rows.gap_write(vehicle_id, first, last, now_ms=now_ms))
+        result.writes.append(rows.gap_write(vehicle_id, state.epoch, first, last, now_ms=now_ms))
     for released in decision.released:
         batch = current[1] if current and current[0] == released.seq else _take_waiting(waiting, released)
-        result.analysed.append((vehicle_id, released.seq))
+        result.analysed.append((vehicle_id, state.epoch, released.seq))
         _analyse(state, vehicle_id, batch, result, now_ms=now_ms)
     result.timer_ms = state.next_timer_ms(now_ms)
 

@@ -128,6 +128,7 @@ class Agent:
                     offsets=offsets,
                     samples=samples,
                     flags=self._flags(window.gap_before),
+                    epoch=self.outbox.epoch,
                 )
             )
 
@@ -174,6 +175,7 @@ class Agent:
             outbox_depth=stats.depth,
             outbox_bytes=stats.bytes,
             next_seq=stats.next_seq,
+            epoch=self.outbox.epoch,
             dropped_total=stats.dropped_total,
             dropped_ranges=[(g.first_seq, g.last_seq) for g in gaps],
             set_aside_rows=stats.set_aside,

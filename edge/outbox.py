@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fleetsense import wire
 from fleetsense.errors import FleetsenseError
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,8 @@ class Outbox:
         # One connection shared by the sampling and publishing threads; the lock keeps their transactions apart.
         self._lock = threading.Lock()
         self._db = self._open_checked()
+        self.epoch = 0
+        self.epoch = self._load_epoch()
 
     # -- opening, with quarantine of a corrupt database ------------------------------------------------
 
@@ -142,16 +146,36 @@ class Outbox:
 
     # -- sequence numbers -------------------------------------------------------------------------------
 
-    def _reserved_limit(self) -> int:
+    # The reservation file holds "<limit> <epoch>": the sequence's epoch lives with the numbers it qualifies, so
+    # a device that keeps its sequence keeps its epoch, and one that lost it (a new install, a reflash, a
+    # replacement) starts a new epoch at seq 0 (docs/wire-format.md, "Sequence epochs").
+
+    def _read_reservation(self) -> tuple[int, int | None]:
         try:
-            return int(self._reservation_path.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return 0
+            fields = self._reservation_path.read_text().split()
+            limit = int(fields[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return 0, None
+        epoch = int(fields[1]) if len(fields) > 1 and fields[1].isdigit() else None
+        return limit, epoch if epoch and epoch < wire.EPOCH_LIMIT else None
+
+    def _reserved_limit(self) -> int:
+        return self._read_reservation()[0]
+
+    def _load_epoch(self) -> int:
+        """This sequence's epoch; a sequence without one (new, or kept by an agent from before epochs) gets one
+        drawn now and kept before any batch carries it."""
+        limit, epoch = self._read_reservation()
+        if epoch is None:
+            epoch = secrets.randbelow(wire.EPOCH_LIMIT - 1) + 1
+            self.epoch = epoch
+            self._reserve(limit)
+        return epoch
 
     def _reserve(self, limit: int) -> None:
         tmp = self._reservation_path.with_suffix(".tmp")
         with open(tmp, "w") as out:
-            out.write(f"{limit}\n")
+            out.write(f"{limit} {self.epoch}\n")
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self._reservation_path)

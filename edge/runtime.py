@@ -124,6 +124,7 @@ def send_outbox(config: EdgeConfig, *, timeout_s: float) -> int:
             agent_version=__version__,
             outbox_depth=stats.depth,
             next_seq=stats.next_seq,
+            epoch=outbox.epoch,
             dropped_total=stats.dropped_total,
             dropped_ranges=[(g.first_seq, g.last_seq) for g in gaps],
         )

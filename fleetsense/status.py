@@ -50,6 +50,7 @@ class VehicleStatus:
     outbox_depth: int | None = None
     outbox_bytes: int | None = None
     next_seq: int | None = None
+    epoch: int | None = None  # the sequence epoch next_seq and dropped_ranges belong to (wire v3); None: not stated
     dropped_total: int | None = None
     # Sequence ranges [first, last] dropped from a full outbox and not reported before.
     dropped_ranges: list[tuple[int, int]] = field(default_factory=list)
@@ -84,6 +85,7 @@ FIELD_RULES: dict[str, Rule] = {
     "outbox_depth": Rule("int", high=INT32_MAX),  # a Cassandra int
     "outbox_bytes": Rule("int"),
     "next_seq": Rule("int"),
+    "epoch": Rule("int", high=2**32 - 1),
     "dropped_total": Rule("int"),
     "set_aside_rows": Rule("int", high=INT32_MAX),
 }

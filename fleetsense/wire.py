@@ -22,8 +22,9 @@ from fleetsense.errors import ConfigError, WireFormatError
 from fleetsense.ids import validate_vehicle_id
 
 MAGIC = b"FS"
-VERSION = 2  # what `encode` writes
-READABLE_VERSIONS = (1, 2)  # what `decode_header` reads: every version still in the field
+VERSION = 3  # the newest version `encode` writes: v3 for a batch with a sequence epoch, v2 without
+READABLE_VERSIONS = (1, 2, 3)  # what `decode_header` reads: every version still in the field
+EPOCH_LIMIT = 2**32  # a sequence epoch is a u32; 0 means "not stated" (v1, v2)
 MAX_SAMPLES = 65535
 # seq travels as a u64 but must stay below 2^63: the cloud keeps it in signed 64-bit integers (Cassandra bigint).
 SEQ_LIMIT = 2**63
@@ -42,10 +43,13 @@ _V1_SCALE = struct.Struct(">f")
 _V1_COUNT = struct.Struct(">H")
 # v2: seq, start time, sample period, sample count N, channel count C, escape count E
 _V2_BATCH = struct.Struct(">QqIHBH")
+# v3: v2 with the sequence epoch (u32) after the seq
+_V3_BATCH = struct.Struct(">QIqIHBH")
 # v2 channel descriptor: scale, offset, base count, predictor, Rice parameter k
 _DESCRIPTOR = struct.Struct(">ffhBB")
 _CRC = struct.Struct(">I")
 _V2_FIXED = _PREFIX.size + _V2_BATCH.size + _CRC.size  # bytes of a v2 message besides id, channels, samples
+_V3_FIXED = _V2_FIXED + 4
 
 # Unary codes of the high parts: h zero bits then a one; ESCAPE zeros and a one announce an escape.
 _UNARY = tuple("0" * h + "1" for h in range(ESCAPE + 1))
@@ -70,6 +74,7 @@ class Flags(IntFlag):
 KNOWN_FLAGS = {
     1: Flags.CLOCK_UNSYNCED,
     2: Flags.CLOCK_UNSYNCED | Flags.GAP_BEFORE | Flags.RESTARTED | Flags.CLOCK_STEPPED,
+    3: Flags.CLOCK_UNSYNCED | Flags.GAP_BEFORE | Flags.RESTARTED | Flags.CLOCK_STEPPED,
 }
 
 
@@ -112,6 +117,9 @@ class Batch:
     samples: tuple[tuple[int, ...], ...]  # [sample][channel] raw int16 counts
     flags: Flags = Flags.NONE
     offsets: tuple[float, ...] = ()  # SI units at count 0, one per channel; sent as float32
+    # The device's sequence epoch: drawn at random (non-zero) when the device starts a sequence (a new outbox: a
+    # first install, a reflash, a replacement); seq counts within it. 0: not stated (encoded as v2).
+    epoch: int = 0
 
     def __post_init__(self) -> None:
         if not self.offsets:
@@ -154,8 +162,9 @@ class Header:
     sample_count: int
     samples_offset: int
     samples_end: int
-    codings: tuple[ChannelCoding, ...] = ()  # v2 only
-    escape_count: int = 0  # v2 only
+    codings: tuple[ChannelCoding, ...] = ()  # v2 and v3
+    escape_count: int = 0  # v2 and v3
+    epoch: int = 0  # v3 only: the device's sequence epoch (0: not stated)
 
     @property
     def end_time_us(self) -> int:
@@ -181,8 +190,10 @@ def counts_from_si(value_si: float, *, scale: float, offset: float = 0.0) -> int
 
 
 def encode(batch: Batch) -> bytes:
-    """The v2 message for `batch`: counts delta/level-predicted, zigzagged and Rice-coded, CRC32 at the end."""
-    vid = _check_batch(batch)
+    """The message for `batch`: counts delta/level-predicted, zigzagged and Rice-coded, CRC32 at the end; v3 when
+    the batch states its sequence epoch, else v2 (byte for byte what v2 devices send)."""
+    version = 3 if batch.epoch else 2
+    vid = _check_batch(batch, version=version)
     columns = _columns(batch)
     if len(batch.samples) * batch.channels > MAX_VALUES:
         raise WireFormatError(
@@ -209,17 +220,23 @@ def encode(batch: Batch) -> bytes:
     bits += "0" * (-len(bits) % 8)
     body = b"".join(
         [
-            _PREFIX.pack(MAGIC, 2, int(batch.flags), int(batch.kind), len(vid)),
+            _PREFIX.pack(MAGIC, version, int(batch.flags), int(batch.kind), len(vid)),
             vid,
-            _V2_BATCH.pack(
-                batch.seq, batch.start_time_us, batch.sample_period_us, len(columns[0]), batch.channels, len(escapes)
-            ),
+            _batch_fields(batch, len(columns[0]), len(escapes)),
             *descriptors,
             struct.pack(f">{len(escapes)}H", *escapes),
             int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b"",
         ]
     )
     return body + _CRC.pack(zlib.crc32(body))
+
+
+def _batch_fields(batch: Batch, count: int, escapes: int) -> bytes:
+    if batch.epoch:
+        return _V3_BATCH.pack(
+            batch.seq, batch.epoch, batch.start_time_us, batch.sample_period_us, count, batch.channels, escapes
+        )
+    return _V2_BATCH.pack(batch.seq, batch.start_time_us, batch.sample_period_us, count, batch.channels, escapes)
 
 
 def encode_v1(batch: Batch) -> bytes:
@@ -262,6 +279,8 @@ def _check_batch(batch: Batch, *, version: int = 2) -> bytes:
         raise WireFormatError(f"start time out of range: {batch.start_time_us} µs")
     if not 0 < batch.sample_period_us < 2**32:
         raise WireFormatError(f"sample period out of range: {batch.sample_period_us} µs")
+    if not 0 <= batch.epoch < EPOCH_LIMIT or (batch.epoch and version < 3):
+        raise WireFormatError(f"sequence epoch {batch.epoch} out of range (a u32, carried by wire version 3 only)")
     if int(batch.flags) & ~int(KNOWN_FLAGS[version]):
         raise WireFormatError(f"flags {int(batch.flags):#04x} include bits wire version {version} does not define")
     return vid
@@ -367,8 +386,8 @@ def decode_header(message: bytes) -> Header:
     version = message[2]
     if version == 1:
         return _decode_v1_header(message)
-    if version == 2:
-        return _decode_v2_header(message)
+    if version in (2, 3):
+        return _decode_v2_header(message, version)
     raise WireFormatError(
         f"unsupported wire version {version}; this build reads versions {', '.join(map(str, READABLE_VERSIONS))}",
         hint="update the cloud's decoder before devices send a newer version",
@@ -452,9 +471,11 @@ def _decode_v1_header(message: bytes) -> Header:
     )
 
 
-def _decode_v2_header(message: bytes) -> Header:
-    if len(message) < _V2_FIXED:
-        raise WireFormatError(f"truncated: {len(message)} bytes, a v2 message has at least {_V2_FIXED}")
+def _decode_v2_header(message: bytes, version: int) -> Header:
+    """A v2 or v3 header (v3 is v2 with the sequence epoch after the seq)."""
+    fixed = _V3_FIXED if version == 3 else _V2_FIXED
+    if len(message) < fixed:
+        raise WireFormatError(f"truncated: {len(message)} bytes, a v{version} message has at least {fixed}")
     end = len(message) - _CRC.size
     (carried,) = _CRC.unpack_from(message, end)
     computed = zlib.crc32(memoryview(message)[:end])
@@ -467,8 +488,13 @@ def _decode_v2_header(message: bytes) -> Header:
     try:
         _, version, flags, kind, vid_len = _PREFIX.unpack_from(message, 0)
         offset = _PREFIX.size + vid_len
-        seq, start_us, period_us, count, channels, escapes = _V2_BATCH.unpack_from(message, offset)
-        offset += _V2_BATCH.size
+        if version == 3:
+            seq, epoch, start_us, period_us, count, channels, escapes = _V3_BATCH.unpack_from(message, offset)
+            offset += _V3_BATCH.size
+        else:
+            epoch = 0
+            seq, start_us, period_us, count, channels, escapes = _V2_BATCH.unpack_from(message, offset)
+            offset += _V2_BATCH.size
         descriptors = _unpack_descriptors(message, offset, channels)
         offset += _DESCRIPTOR.size * channels
     except struct.error as exc:
@@ -478,6 +504,8 @@ def _decode_v2_header(message: bytes) -> Header:
     vehicle_id, kind_value, flag_value = _common_fields(message, version, flags, kind, vid_len)
     _check_channels(kind_value, channels)
     _check_seq_and_period(seq, period_us)
+    if version == 3 and epoch == 0:
+        raise WireFormatError("a v3 message must state its sequence epoch (0 is reserved for v1 and v2)")
     if count * channels > MAX_VALUES:
         raise WireFormatError(f"{count} samples x {channels} channels exceed the {MAX_VALUES} values of a batch")
     if escapes > count * channels:
@@ -498,7 +526,7 @@ def _decode_v2_header(message: bytes) -> Header:
             f"lengths disagree: the sample block is {end - offset} bytes, the header's counts need {least}..{most}"
         )
     return Header(
-        version=2,
+        version=version,
         vehicle_id=vehicle_id,
         seq=seq,
         start_time_us=start_us,
@@ -512,6 +540,7 @@ def _decode_v2_header(message: bytes) -> Header:
         samples_end=end,
         codings=tuple(map(_channel_coding, predictors, bases, ks)),
         escape_count=escapes,
+        epoch=epoch,
     )
 
 
@@ -555,6 +584,7 @@ def decode(message: bytes) -> Batch:
         offsets=header.offsets,
         samples=samples,
         flags=header.flags,
+        epoch=header.epoch,
     )
 
 

@@ -15,6 +15,7 @@ Flink's semantics modelled (KeyedProcessFunction, processing time):
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import pickle
 import random
@@ -47,6 +48,8 @@ class Delivery:
     vehicle: str
     seq: int
     body: bytes = field(repr=False)
+    epoch: int = 0  # how many times the device had started its sequence again (reflashed) when it sent this
+    reused: bool = False  # a seq the device sent before with other content (a faulty device)
 
 
 @dataclass
@@ -58,7 +61,9 @@ class Fleet:
     end_ms: int
 
 
-def _body(rng: random.Random, vehicle: str, seq: int, start_ms: int, flags: wire.Flags, version: int) -> bytes:
+def _body(
+    rng: random.Random, vehicle: str, seq: int, start_ms: int, flags: wire.Flags, version: int, epoch: int = 0
+) -> bytes:
     braking = rng.random() < 0.2  # now and then a hard stop, so events open and close across gaps
     ax = -6000 if braking else rng.randint(-300, 300)
     samples = tuple(
@@ -73,26 +78,33 @@ def _body(rng: random.Random, vehicle: str, seq: int, start_ms: int, flags: wire
         kind=wire.Kind.IMU,
         scales=(0.001, 0.001, 0.001, 0.0001, 0.0001, 0.0001),
         samples=samples,
-        flags=flags if version == 2 else flags & wire.Flags.CLOCK_UNSYNCED,
+        flags=flags if version >= 2 else flags & wire.Flags.CLOCK_UNSYNCED,
+        epoch=epoch if version == 3 else 0,
     )
-    return wire.encode(batch) if version == 2 else wire.encode_v1(batch)
+    return wire.encode_v1(batch) if version == 1 else wire.encode(batch)
 
 
-def generate_fleet(rng: random.Random) -> Fleet:
+def generate_fleet(rng: random.Random, *, reflash: float = 0.0, reuse: float = 0.0) -> Fleet:
+    """A fleet of 1-4 vehicles; `reflash` and `reuse` are the chances per batch of a device starting its sequence
+    again (a new Pi under the same vehicle id) and of a faulty device re-sending a recent seq with other content."""
     deliveries: list[Delivery] = []
     sent: dict[str, dict[int, bytes]] = {}
     order = 0
     end_ms = START_MS
     for index in range(rng.randint(1, 4)):
         vehicle = f"van-{index}"
-        version = rng.choice((1, 2, 2, 2))
+        version = rng.choice((1, 2, 2, 3, 3))
         seq = rng.choice((0, 0, rng.randint(1, 5000), 2**40 + rng.randint(0, 99)))
         now = START_MS + rng.randint(0, 5_000)
         sent[vehicle] = {}
         flags = wire.Flags(0)
+        epoch = 0  # how many times this vehicle's device was replaced
+        epoch_id = rng.randint(1, 2**32 - 1)  # what a v3 device states
+        recent: list[tuple[int, int]] = []  # (seq, start ms) of the last batches, for a faulty device to reuse
         for _ in range(rng.randint(3, 40)):
-            body = _body(rng, vehicle, seq, now, flags, version)
+            body = _body(rng, vehicle, seq, now, flags, version, epoch_id)
             sent[vehicle][seq] = body
+            recent = [*recent[-8:], (seq, now)]
             flags = wire.Flags(0)
             fate = rng.random()
             if fate < 0.06:
@@ -101,20 +113,32 @@ def generate_fleet(rng: random.Random) -> Fleet:
                 delay = rng.randint(0, 200)
                 if fate < 0.16:
                     delay += rng.randint(1_000, 40_000)  # held back: late, or filling its gap in time
-                deliveries.append(Delivery(now + delay, order, vehicle, seq, body))
+                deliveries.append(Delivery(now + delay, order, vehicle, seq, body, epoch))
                 order += 1
                 while rng.random() < 0.1:  # QoS 1 resends and broker redeliveries
-                    deliveries.append(Delivery(now + delay + rng.randint(0, 60_000), order, vehicle, seq, body))
+                    deliveries.append(Delivery(now + delay + rng.randint(0, 60_000), order, vehicle, seq, body, epoch))
                     order += 1
+            if version >= 2 and rng.random() < reuse and len(recent) > 1:
+                old_seq, old_start = rng.choice(recent[:-1])  # the same seq and time, other samples
+                other = _body(rng, vehicle, old_seq, old_start, wire.Flags(0), version, epoch_id)
+                deliveries.append(Delivery(now + rng.randint(0, 200), order, vehicle, old_seq, other, epoch, True))
+                order += 1
             now += BATCH_MS
             seq += 1
             event = rng.random()
-            if event < 0.05:
+            if version >= 2 and rng.random() < reflash:
+                epoch += 1  # a new Pi: its own outbox, counting from 0 (or a little above) again
+                epoch_id = rng.randint(1, 2**32 - 1)
+                seq = rng.choice((0, 0, 1, rng.randint(0, 50)))
+                flags = wire.Flags.RESTARTED | wire.Flags.GAP_BEFORE
+                now += rng.randint(5_000, 7_200_000)
+                recent = []
+            elif event < 0.05:
                 now += rng.randint(6_000, 120_000)  # an idle spell: parked
-            elif event < 0.08 and version == 2:
+            elif event < 0.08 and version >= 2:
                 seq += rng.randint(1, 30)  # the device dropped batches from a full outbox and says so
                 flags = wire.Flags.GAP_BEFORE
-            elif event < 0.10 and version == 2:
+            elif event < 0.10 and version >= 2:
                 seq += rng.randint(0, 3)  # the agent restarted (a crash may lose a few numbers)
                 flags = wire.Flags.RESTARTED
             elif event < 0.12:
@@ -166,7 +190,7 @@ class Run:
 
     db: Database = field(default_factory=Database)
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    analysed: list[tuple[str, int, int]] = field(default_factory=list)  # (vehicle, seq, at ms)
+    analysed: list[tuple[str, int, int, int]] = field(default_factory=list)  # (vehicle, epoch, seq, at ms)
     arrived: dict[tuple[str, int], int] = field(default_factory=dict)  # first arrival of each (vehicle, seq)
     firings: int = 0
     now_ms: int = 0  # the virtual processing time
@@ -201,8 +225,7 @@ class Simulation:
                     run.now_ms = checkpoint_ms or 0
                 else:
                     pending[replay_from:] = [
-                        Delivery(max(d.at_ms, crash_ms + 1), d.order, d.vehicle, d.seq, d.body)
-                        for d in pending[replay_from:]
+                        dataclasses.replace(d, at_ms=max(d.at_ms, crash_ms + 1)) for d in pending[replay_from:]
                     ]
                 index = replay_from
                 continue
@@ -234,7 +257,7 @@ class Simulation:
         run.db.apply(result.writes)
         for name, n in result.counts.items():
             run.counts[name] += n
-        run.analysed += [(vehicle, seq, run.now_ms) for vehicle, seq in result.analysed]
+        run.analysed += [(vehicle, epoch, seq, run.now_ms) for vehicle, epoch, seq in result.analysed]
         if result.timer_ms is not None and (result.timer_ms, shard) not in run.state.timers:
             heapq.heappush(run.state.timers, (result.timer_ms, shard))
 

@@ -107,3 +107,28 @@ def test_an_unwritable_state_dir_gives_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises((OutboxError, OSError)):
         Outbox(blocker / "outbox", max_bytes=4096)
+
+
+def test_the_sequence_epoch_lives_with_the_sequence_and_a_lost_sequence_gets_a_new_one(tmp_path: Path) -> None:
+    """Issue 12: a reflashed or replaced device restarts at seq 0; its batches carry a new epoch (wire v3) so the
+    cloud stores and analyses them instead of dropping them as duplicates of the old device's."""
+    box = Outbox(tmp_path / "a", max_bytes=1_000_000)
+    epoch = box.epoch
+    assert 0 < epoch < 2**32
+    box.append("t", payload_of(100))  # type: ignore[arg-type]
+    box.close()
+    (tmp_path / "a" / "outbox.sqlite").write_bytes(b"corrupt" * 100)  # quarantined: the numbers go on, and so
+    again = Outbox(tmp_path / "a", max_bytes=1_000_000)  # does the epoch
+    assert again.epoch == epoch and again.append("t", payload_of(100)).seq == SEQ_BLOCK  # type: ignore[arg-type]
+    replaced = Outbox(tmp_path / "b", max_bytes=1_000_000)  # a new device: seq 0 in a new epoch
+    assert replaced.epoch != epoch and replaced.append("t", payload_of(100)).seq == 0  # type: ignore[arg-type]
+
+
+def test_a_sequence_kept_by_an_agent_from_before_epochs_gets_one_and_keeps_its_numbers(tmp_path: Path) -> None:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "sequence.reserved").write_text(f"{SEQ_BLOCK}\n")  # the old format: the limit alone
+    box = Outbox(tmp_path, max_bytes=1_000_000)
+    assert box.epoch > 0 and box.append("t", payload_of(100)).seq == SEQ_BLOCK  # type: ignore[arg-type]
+    assert (tmp_path / "sequence.reserved").read_text().split()[1] == str(box.epoch)
+    box.close()
+    assert Outbox(tmp_path, max_bytes=1_000_000).epoch == box.epoch

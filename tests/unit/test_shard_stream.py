@@ -159,7 +159,7 @@ def test_the_shard_timer_skips_a_gap_and_flushes_only_the_vehicles_that_are_due(
     assert list(store.waiting("van-1")) == [2] and deadlines["van-1"] == -(-(NOW_MS + 1000) // 1000) * 1000
     result = on_shard_timer(store, deadlines, now_ms=NOW_MS + 2000)
     assert result.counts.get("gaps_skipped") == 1
-    assert ("gap", ("van-1", 1, 1, NOW_MS + 2000)) in result.writes and list(store.waiting("van-1")) == []
+    assert ("gap", ("van-1", 0, 1, 1, NOW_MS + 2000)) in result.writes and list(store.waiting("van-1")) == []
     flushed = on_shard_timer(store, deadlines, now_ms=NOW_MS + 20_000)
     assert flushed.counts.get("idle_flushes") == 1  # van-1 only: van-2 was last heard at +10 s
     assert set(deadlines) == {"van-2"} and flushed.timer_ms == deadlines["van-2"]
@@ -196,7 +196,7 @@ def test_two_gaps_from_one_vehicle_at_rest_release_everything_without_spinning_t
     bodies = {seq: imu_message(seq) for seq in (0, 1, 3, 5)}
     deliveries = [Delivery(START_MS + 1000 * i, i, "van-7", seq, body) for i, (seq, body) in enumerate(bodies.items())]
     run = Simulation(Fleet(deliveries, {"van-7": bodies}, START_MS + 4000), spin_limit=3).run()
-    assert [seq for _, seq, _ in run.analysed] == [0, 1, 3, 5]
-    assert sorted(first for _, first in run.db.named("gap")) == [2, 4]
+    assert [seq for _, _, seq, _ in run.analysed] == [0, 1, 3, 5]
+    assert sorted(first for _, _, first in run.db.named("gap")) == [2, 4]
     assert run.firings <= 4
     assert run.state.stores[0].states["van-7"].flushed or run.state.stores[1].states["van-7"].flushed

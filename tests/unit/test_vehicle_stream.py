@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
+import zlib
 
 from fleetsense.cloud.store import STATEMENTS
 from fleetsense.cloud.vehicle_stream import StreamSettings, VehicleState, on_message, on_timer
@@ -148,7 +150,63 @@ def test_a_batch_that_overflows_the_wait_and_is_not_released_with_the_front_is_k
     for seq in (2, 3):
         state, _ = on_message(state, waiting, KEY, imu_message(seq), now_ms=NOW_MS + seq, settings=settings)
     state, overflow = on_message(state, waiting, KEY, imu_message(5), now_ms=NOW_MS + 5, settings=settings)
-    assert state is not None and overflow.analysed == [("van-7", 2), ("van-7", 3)]
+    assert state is not None and overflow.analysed == [("van-7", 0, 2), ("van-7", 0, 3)]
     assert list(waiting) == [5]
     released = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 5 + 1000)
-    assert released.analysed == [("van-7", 5)] and waiting == {}
+    assert released.analysed == [("van-7", 0, 5)] and waiting == {}
+
+
+def test_a_seq_that_comes_again_with_other_content_is_recorded_as_a_conflict_not_dropped() -> None:
+    waiting: dict[int, bytes] = {}
+    state, _ = on_message(None, waiting, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    other = imu_message(0, flags=wire.Flags.CLOCK_UNSYNCED)  # same seq, other bytes
+    state, again = on_message(state, waiting, KEY, imu_message(0), now_ms=NOW_MS + 1, settings=SETTINGS)
+    assert again.counts == {"duplicate": 1} and again.writes == []
+    state, conflict = on_message(state, waiting, KEY, other, now_ms=NOW_MS + 2, settings=SETTINGS)
+    assert conflict.counts == {"conflicts": 1} and names(conflict.writes) == ["conflict"]
+    values = conflict.writes[0][1]
+    assert values[:2] == ("van-7", 0) and values[2] == zlib.crc32(other) and values[4] == zlib.crc32(imu_message(0))
+    assert values[6] == other  # the other copy is kept whole
+
+
+def test_a_reflashed_device_that_starts_again_at_seq_0_is_stored_and_analysed_as_a_new_sequence() -> None:
+    """Issue 12: a replaced Pi restarting at seq 0 (RESTARTED | GAP_BEFORE) was dropped as duplicates until its
+    seq passed the old maximum. Its batches are newer than anything seen: a new sequence starts."""
+    waiting: dict[int, bytes] = {}
+    state: VehicleState | None = None
+    for seq in range(10):
+        state, _ = on_message(state, waiting, KEY, imu_message(seq), now_ms=NOW_MS + seq, settings=SETTINGS)
+    state, _ = on_message(state, waiting, KEY, imu_message(12), now_ms=NOW_MS + 12, settings=SETTINGS)  # waits
+    reflashed = wire.Flags.RESTARTED | wire.Flags.GAP_BEFORE
+
+    def later(seq: int, flags: wire.Flags = wire.Flags(0)) -> bytes:  # noqa: B008
+        body = wire.decode(imu_message(seq, flags=flags))
+        return wire.encode(dataclasses.replace(body, start_time_us=body.start_time_us + 60_000_000))
+
+    state, first = on_message(state, waiting, KEY, later(0, reflashed), now_ms=NOW_MS + 20, settings=SETTINGS)
+    assert state is not None and state.epoch == 1
+    assert first.counts["sequence_restarts"] == 1 and first.counts["accepted"] == 1
+    assert first.analysed == [("van-7", 0, 12), ("van-7", 1, 0)]  # the old sequence's waiting batch first
+    assert ("restart", ("van-7", 1, NOW_MS + 20, 13, 0)) in first.writes  # the old one ended at 12
+    assert ("gap", ("van-7", 10, 11, NOW_MS + 20)) in first.writes
+    state, second = on_message(state, waiting, KEY, later(1), now_ms=NOW_MS + 21, settings=SETTINGS)
+    assert second.analysed == [("van-7", 1, 1)]
+    # A batch of the old sequence still in flight is stored and recorded late, not taken for the new one.
+    state, old = on_message(state, waiting, KEY, imu_message(13), now_ms=NOW_MS + 22, settings=SETTINGS)
+    assert old.counts["late"] == 1 and old.analysed == [] and "late" in names(old.writes)
+    # The same RESTARTED batch redelivered is a duplicate, not a third sequence.
+    state, again = on_message(state, waiting, KEY, later(0, reflashed), now_ms=NOW_MS + 23, settings=SETTINGS)
+    assert again.counts == {"duplicate": 1} and state is not None and state.epoch == 1
+
+
+def test_a_state_pickled_before_version_2_loads_with_the_new_fields_at_their_defaults() -> None:
+    state, _ = on_message(None, {}, KEY, imu_message(0), now_ms=NOW_MS, settings=SETTINGS)
+    assert state is not None
+    old = dict(vars(state))
+    for name in ("recent_crcs", "newest_start_us", "epoch", "epoch_start_us", "version"):
+        del old[name]
+    restored = VehicleState.__new__(VehicleState)
+    restored.__setstate__(old)
+    assert restored.recent_crcs == {} and restored.epoch == 0 and restored.version == 2
+    restored, step = on_message(restored, {}, KEY, imu_message(1), now_ms=NOW_MS + 1, settings=SETTINGS)
+    assert step.analysed == [("van-7", 0, 1)]

@@ -295,7 +295,7 @@ def test_errors_say_what_to_do_about_corruption_and_versions() -> None:
         wire.decode(v2()[:-1] + b"\0")
     assert corrupted.value.hint and "outbox" in corrupted.value.hint
     with pytest.raises(WireFormatError) as newer:
-        wire.decode(with_byte(v2(), 2, 3))
+        wire.decode(with_byte(v2(), 2, 4))
     assert newer.value.hint and "update" in newer.value.hint
 
 
@@ -347,3 +347,27 @@ def test_a_seq_of_2_to_the_63_or_more_is_refused_by_every_decoder(encode: object
         wire.decode_header(bytes(message))
     with pytest.raises(wire.WireFormatError, match="not below 2\\^63"):
         decode_batch(bytes(message))
+
+
+def test_a_batch_with_a_sequence_epoch_is_v3_and_round_trips_through_both_decoders() -> None:
+    batch = imu_batch(((1, 2, 3, 4, 5, 6), (-7, 8, -9, 10, -11, 12)), seq=41, epoch=0xDEADBEEF)
+    message = wire.encode(batch)
+    assert message[2] == 3
+    assert message[6 + 7 + 8 : 6 + 7 + 12] == bytes.fromhex("deadbeef")  # right after the seq
+    assert len(message) == len(wire.encode(dataclasses.replace(batch, epoch=0))) + 4  # v2 plus the epoch
+    assert wire.decode(message) == dataclasses.replace(batch, scales=wire.decode(message).scales)
+    assert wire.decode_header(message).epoch == 0xDEADBEEF
+    assert decode_batch(message).header.epoch == 0xDEADBEEF
+    assert counts_via_numpy(message) == batch.samples
+
+
+def test_a_v3_message_must_state_a_non_zero_epoch_and_v1_v2_cannot_carry_one() -> None:
+    message = bytearray(wire.encode(imu_batch(((1,) * 6,), epoch=5)))
+    message[6 + 7 + 8 : 6 + 7 + 12] = bytes(4)
+    message[-4:] = zlib.crc32(bytes(message[:-4])).to_bytes(4, "big")
+    with pytest.raises(WireFormatError, match="must state its sequence epoch"):
+        wire.decode_header(bytes(message))
+    with pytest.raises(WireFormatError, match="sequence epoch"):
+        wire.encode_v1(accel_example(epoch=5))
+    with pytest.raises(WireFormatError, match="sequence epoch"):
+        wire.encode(accel_example(epoch=2**32))

@@ -75,6 +75,7 @@ def batches(draw: st.DrawFn) -> wire.Batch:
         offsets=tuple(draw(st.lists(float32, min_size=channels, max_size=channels))),
         samples=samples,
         flags=wire.Flags(draw(st.integers(0, 0x0F))),
+        epoch=draw(st.just(0) | st.integers(1, 2**32 - 1)),  # v2 or v3
     )
 
 
