@@ -88,3 +88,16 @@ def test_any_json_in_any_field_is_parsed_or_refused_never_raised(value: object, 
     body = json.dumps(GOOD | {name: value}).encode()
     writes = status_writes(KEY, body, now_ms=1)
     assert writes and writes[0][0] in ("status", "rejected")
+
+
+def test_the_wire_spec_lists_every_status_field_with_its_rule() -> None:
+    from pathlib import Path
+
+    from fleetsense.status import FIELD_RULES, REASONS, SENSOR_HEALTH, SENSOR_RULES
+
+    spec = (Path(__file__).resolve().parents[2] / "docs" / "wire-format.md").read_text()
+    section = spec[spec.index("## Status messages") : spec.index("## Versioning")]
+    rows = {line.split("|")[1].strip().strip("`") for line in section.splitlines() if line.startswith("| `")}
+    assert rows == set(FIELD_RULES) | {"sensors", "dropped_ranges", "quarantined_outboxes"}
+    for name in [*SENSOR_RULES, *REASONS, *SENSOR_HEALTH]:
+        assert f"`{name}`" in section, name
