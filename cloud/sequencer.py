@@ -6,7 +6,8 @@ vehicle's batches out of order. The analytics need each batch exactly once and i
 batches pass through one `Sequencer`, kept in Flink keyed state:
 
 - a seq already released, or waiting, is a duplicate: dropped before anything is counted;
-- the first seq ever seen starts the sequence (a vehicle need not count from 0);
+- a vehicle's sequence starts at its first seq if that is 0 (or flagged GAP_BEFORE), else at the lowest seq that
+  arrives within the wait (a vehicle met mid-life, or a reordered start), with no gap recorded below it;
 - the next expected seq is released at once, followed by any waiting run it completes;
 - a seq beyond the next expected one waits (its bytes are kept by the caller). No batch waits longer than
   `gap_wait_ms` from its own arrival: when that passes, every gap in front of it is skipped and recorded. When
@@ -72,13 +73,10 @@ class Sequencer:
     def offer(self, seq: int, *, gap_before: bool, now_ms: int) -> Decision:
         if self._seen(seq):
             return Decision(Verdict.DUPLICATE)
-        if self.next_seq is None:
-            # First contact: the sequence starts here, whatever the number. Lower seqs arriving later are late
-            # (stored and recorded), not duplicates; nothing says they exist, so no gap is recorded for them.
-            self.next_seq = seq
-            if seq > 0:
-                self.skipped.append((0, seq - 1))
-        if seq < self.next_seq:
+        if self.next_seq is None and (seq == 0 or (gap_before and not self.waiting)):
+            # Nothing can come before 0; nor before a declared gap, unless lower seqs already wait.
+            self._start_at(seq)
+        if self.next_seq is not None and seq < self.next_seq:
             self._forget_skipped(seq)
             return Decision(Verdict.LATE)
         bisect.insort(self.waiting, seq)
@@ -123,9 +121,23 @@ class Sequencer:
 
     def _give_up_gap(self) -> Decision:
         """Stop waiting for what is missing in front of the lowest waiting batch."""
+        if self.next_seq is None:
+            # First contact past 0 (a vehicle the cloud meets mid-life, or a reordered start): the sequence starts
+            # at the lowest seq that came within the wait. Nothing says lower ones exist, so no gap is recorded;
+            # one arriving later is late (stored and recorded), not a duplicate.
+            self._start_at(self.waiting[0])
+            released, skipped = self._release_run()
+            return Decision(Verdict.RELEASE, tuple(released), tuple(skipped))
         self.waiting_gap_flag[self.waiting[0]] = True
         released, skipped = self._release_run()
         return Decision(Verdict.RELEASE, tuple(released), tuple(skipped))
+
+    def _start_at(self, seq: int) -> None:
+        """The sequence starts at `seq`: nothing below it was seen, so a lower seq arriving later is late (stored
+        and recorded), never a duplicate; nothing says one exists, so no gap is recorded."""
+        self.next_seq = seq
+        if seq > 0:
+            self.skipped.append((0, seq - 1))
 
     def _release_run(self) -> tuple[list[Released], list[tuple[int, int]]]:
         """Release waiting batches from the front while they are next in order or follow a declared gap."""

@@ -55,14 +55,43 @@ def test_a_gap_the_device_declared_is_not_waited_for() -> None:
     assert decision.skipped == ((1, 49),)
 
 
-def test_first_contact_with_a_vehicle_past_seq_0_starts_its_sequence_and_lower_seqs_are_late() -> None:
+def test_first_contact_past_seq_0_starts_at_the_lowest_seq_of_the_wait_with_no_gap_and_lower_seqs_are_late() -> None:
     s = Sequencer(gap_wait_ms=500)
-    decision = s.offer(7, gap_before=False, now_ms=0)
-    assert decision.verdict is Verdict.RELEASE and seqs(decision.released) == [7] and decision.skipped == ()
-    assert s.deadline_ms() is None  # nothing waits: no gap timeout for a sequence that starts past 0
-    assert s.offer(6, gap_before=False, now_ms=10).verdict is Verdict.LATE
-    assert s.offer(6, gap_before=False, now_ms=11).verdict is Verdict.DUPLICATE
-    assert s.offer(8, gap_before=False, now_ms=12).verdict is Verdict.RELEASE
+    assert s.offer(7, gap_before=False, now_ms=0).verdict is Verdict.WAIT
+    assert s.offer(6, gap_before=False, now_ms=10).verdict is Verdict.WAIT  # a reordered start: 6 came after 7
+    decision = s.expire(500)
+    assert seqs(decision.released) == [6, 7] and decision.skipped == ()  # no invented gap 0..5
+    assert s.offer(2, gap_before=False, now_ms=600).verdict is Verdict.LATE
+    assert s.offer(2, gap_before=False, now_ms=601).verdict is Verdict.DUPLICATE
+    assert s.offer(8, gap_before=False, now_ms=602).verdict is Verdict.RELEASE
+
+
+def test_a_declared_gap_during_the_first_contact_wait_does_not_strand_the_lower_seqs() -> None:
+    """Found by the stream simulation (seed 175): seq 2 waited at first contact, then seq 25 flagged GAP_BEFORE
+    started the sequence at 25; seq 2's release moved the sequence back to 3, and 0 and 1 were later dropped as
+    duplicates without a trace."""
+    s = Sequencer(gap_wait_ms=500)
+    assert s.offer(2, gap_before=False, now_ms=0).verdict is Verdict.WAIT
+    assert s.offer(25, gap_before=True, now_ms=10).verdict is Verdict.WAIT
+    decision = s.expire(500)
+    assert seqs(decision.released) == [2, 25] and decision.skipped == ((3, 24),)
+    assert s.offer(0, gap_before=False, now_ms=600).verdict is Verdict.LATE
+    assert s.offer(1, gap_before=False, now_ms=601).verdict is Verdict.LATE
+
+
+def test_a_seq_below_a_sequence_started_by_a_declared_gap_is_late_not_a_silent_duplicate() -> None:
+    """Found by the stream simulation (seed 244): the first seq seen, 18, flagged GAP_BEFORE, started the sequence;
+    seq 0 arriving later was taken for a duplicate and dropped without a trace."""
+    s = Sequencer()
+    assert s.offer(18, gap_before=True, now_ms=0).verdict is Verdict.RELEASE
+    assert s.offer(0, gap_before=False, now_ms=10).verdict is Verdict.LATE
+
+
+def test_first_contact_at_seq_0_or_after_a_declared_gap_starts_at_once() -> None:
+    for seq, gap_before in ((0, False), (40, True)):
+        s = Sequencer()
+        decision = s.offer(seq, gap_before=gap_before, now_ms=0)
+        assert decision.verdict is Verdict.RELEASE and seqs(decision.released) == [seq] and decision.skipped == ()
 
 
 def test_no_batch_waits_longer_than_the_gap_wait_from_its_own_arrival() -> None:

@@ -70,7 +70,7 @@ def test_a_gap_is_recorded_after_the_wait_and_the_late_batch_is_still_stored() -
     state, _ = on_message(state, waiting, KEY, imu_message(2), now_ms=NOW_MS + 1, settings=SETTINGS)
     assert state is not None
     timer = on_timer(state, waiting, "van-7", now_ms=NOW_MS + 1001)
-    assert ("gap", ("van-7", 1, 1, NOW_MS + 1001)) in timer.writes and waiting == {}
+    assert ("gap", ("van-7", 0, 1, 1, NOW_MS + 1001)) in timer.writes and waiting == {}
     state, late = on_message(state, waiting, KEY, imu_message(1), now_ms=NOW_MS + 2000, settings=SETTINGS)
     assert names(late.writes) == ["block", "late"] and late.counts["late"] == 1
 
@@ -188,7 +188,7 @@ def test_a_reflashed_device_that_starts_again_at_seq_0_is_stored_and_analysed_as
     assert first.counts["sequence_restarts"] == 1 and first.counts["accepted"] == 1
     assert first.analysed == [("van-7", 0, 12), ("van-7", 1, 0)]  # the old sequence's waiting batch first
     assert ("restart", ("van-7", 1, NOW_MS + 20, 13, 0)) in first.writes  # the old one ended at 12
-    assert ("gap", ("van-7", 10, 11, NOW_MS + 20)) in first.writes
+    assert ("gap", ("van-7", 0, 10, 11, NOW_MS + 20)) in first.writes
     state, second = on_message(state, waiting, KEY, later(1), now_ms=NOW_MS + 21, settings=SETTINGS)
     assert second.analysed == [("van-7", 1, 1)]
     # A batch of the old sequence still in flight is stored and recorded late, not taken for the new one.
