@@ -80,6 +80,20 @@ def open_cluster(contact: tuple[str, int], *, login: Login | None = None, connec
     return Cluster(**kwargs)
 
 
+class _TranslatedByConnect(logging.Filter):
+    """Drops the driver's ERROR logs (one with a traceback) of a failed first connection or login: connect() raises
+    them as a CassandraUnavailable or CassandraLoginRefused that says what to do, and a waiting `stack up` expects
+    a few."""
+
+    PREFIXES = ("Control connection failed to connect", "Failed to authenticate to")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.PREFIXES)
+
+
+_CONNECT_FILTER = _TranslatedByConnect()
+
+
 def refused_login(errors: dict[Any, Exception]) -> bool:
     """Whether a NoHostAvailable's per-host errors are all refused logins: the nodes are up, the login is wrong."""
     from cassandra import AuthenticationFailed
@@ -98,6 +112,10 @@ def connect(
     from cassandra.cluster import NoHostAvailable
 
     host, port = contact
+    # Installed by connect() only (for the rest of the process): the Flink job opens its clusters with open_cluster
+    # and never calls connect(), so its workers keep the driver's own logs.
+    for name in ("cassandra.cluster", "cassandra.connection"):
+        logging.getLogger(name).addFilter(_CONNECT_FILTER)  # idempotent
     cluster = open_cluster(contact, login=login, connect_timeout_s=connect_timeout_s)
     try:
         try:

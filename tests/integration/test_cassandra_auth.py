@@ -74,9 +74,11 @@ def _username(config: StackConfig, role: str) -> str:
     return creds.username
 
 
-def test_a_session_without_credentials_is_refused(secure: StackConfig) -> None:
+def test_a_session_without_credentials_is_refused(secure: StackConfig, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(CassandraLoginRefused, match="refused a session without credentials"):
         _log_in(secure, None)
+    # Said once, by our error: not also by the driver's ERROR log with its traceback.
+    assert "Control connection failed" not in caplog.text
 
 
 def test_the_well_known_default_superuser_cannot_log_in(secure: StackConfig) -> None:
