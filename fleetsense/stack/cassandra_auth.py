@@ -206,7 +206,7 @@ def provision_users(config: StackConfig, session: Any, keyspace: str) -> list[st
     Returns the usernames provisioned."""
     done: list[str] = []
     for user in USERS.values():
-        if user.superuser:
+        if user.superuser or (config.cassandra is not None and not credentials_file(config, user.role).exists()):
             continue
         creds = login(config, user.role)
         if creds is None:

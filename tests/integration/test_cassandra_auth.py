@@ -222,3 +222,30 @@ def test_up_again_and_a_restart_keep_the_users_and_never_bring_the_default_super
     assert isinstance(creds, Credentials)
     with connect(secure.cql_contact, login=creds) as session:
         session.execute(f"SELECT vehicle_id FROM {KEYSPACE}.vehicles LIMIT 1")
+
+
+def test_an_external_secure_cluster_is_used_with_the_credentials_it_is_given(
+    secure: StackConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The secure node seen as an external cluster (--cassandra HOST:PORT) whose administrator put the users'
+    files in $FLEETSENSE_CASSANDRA_CREDENTIALS: `stack up` checks it and applies the schema as the operator."""
+    host, port = secure.cql_contact
+    external = replace(StackConfig.for_tests(tmp_path / "data"), profile="secure").with_cassandra(f"{host}:{port}")
+    given = tmp_path / "given"
+    given.mkdir(mode=0o700)
+    for role in (OPERATOR, READER):
+        shutil.copy(credentials_dir(secure) / f"{role}.json", given / f"{role}.json")
+    monkeypatch.setenv(CREDENTIALS_ENV, str(given))
+    node = Cassandra(external)
+    node.start()  # checks the cluster answers the operator's login; starts nothing
+    node.apply_schema()  # provisions the reader (its file is here), leaves the job alone (no file)
+    assert node.status().health == "ok"
+    with session_as(external, READER) as session:
+        session.execute(f"SELECT vehicle_id FROM {KEYSPACE}.vehicles LIMIT 1")
+    with pytest.raises(FleetsenseError, match=r"needs the Cassandra job user's credentials in .*job\.json"):
+        jobs.ingest_settings(external)
+
+    write_private(given / f"{OPERATOR}.json", '{"username": "operator", "password": "not-the-password"}')
+    with pytest.raises(FleetsenseError, match="refused the operator's login") as refused:
+        node.start()
+    assert str(given / f"{OPERATOR}.json") in (refused.value.hint or "")
