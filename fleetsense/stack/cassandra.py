@@ -328,8 +328,8 @@ class Cassandra:
         )
 
     def _health(self) -> str:
-        state = self.check()
-        return {"down": "not answering", "login refused": "login refused (operator)"}.get(state, state)
+        down = "not answering" if self.config.cassandra else "starting or unhealthy"
+        return {"ok": "ok", "down": down, "login refused": "login refused (operator)"}[self.check()]
 
 
 def _java_env() -> dict[str, str]:
