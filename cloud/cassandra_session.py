@@ -1,4 +1,5 @@
-"""Opening a cassandra-driver session against the local node or an external cluster."""
+"""Opening a cassandra-driver session against the local node or an external cluster, logged in as a user when the
+cluster requires it (PasswordAuthenticator)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from fleetsense.errors import FleetsenseError
 
@@ -15,6 +17,29 @@ PROTOCOL_ENV = "FLEETSENSE_CQL_PROTOCOL"
 
 class CassandraUnavailable(FleetsenseError):
     """No Cassandra node answered."""
+
+
+class CassandraLoginRefused(FleetsenseError):
+    """A node answered but refused the login: no credentials given to a cluster that requires them, or wrong ones."""
+
+
+class Login(Protocol):
+    """A Cassandra username and password (the stack's Credentials, or CqlLogin from the job's settings)."""
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def password(self) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class CqlLogin:
+    username: str
+    password: str
+
+    def __repr__(self) -> str:  # never let a password reach a log line
+        return f"CqlLogin(username={self.username!r}, password='***')"
 
 
 def protocol_version() -> int | None:
@@ -27,8 +52,9 @@ def protocol_version() -> int | None:
     return None if text == "auto" else int(text)
 
 
-def open_cluster(contact: tuple[str, int], *, connect_timeout_s: float = 10.0) -> Any:
-    """A driver Cluster for `contact` (not yet connected); the caller shuts it down."""
+def open_cluster(contact: tuple[str, int], *, login: Login | None = None, connect_timeout_s: float = 10.0) -> Any:
+    """A driver Cluster for `contact` (not yet connected), logging in as `login` if given; the caller shuts it down."""
+    from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
 
@@ -45,22 +71,62 @@ def open_cluster(contact: tuple[str, int], *, connect_timeout_s: float = 10.0) -
             EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()))
         },
     }
+    if login is not None:
+        # SASL PLAIN: the password crosses the wire in clear unless the connection is TLS (loopback here).
+        kwargs["auth_provider"] = PlainTextAuthProvider(username=login.username, password=login.password)
     version = protocol_version()
     if version is not None:
         kwargs["protocol_version"] = version
     return Cluster(**kwargs)
 
 
+class _TranslatedByConnect(logging.Filter):
+    """Drops the driver's ERROR logs (one with a traceback) of a failed first connection or login: connect() raises
+    them as a CassandraUnavailable or CassandraLoginRefused that says what to do, and a waiting `stack up` expects
+    a few."""
+
+    PREFIXES = ("Control connection failed to connect", "Failed to authenticate to")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.PREFIXES)
+
+
+_CONNECT_FILTER = _TranslatedByConnect()
+
+
+def refused_login(errors: dict[Any, Exception]) -> bool:
+    """Whether a NoHostAvailable's per-host errors are all refused logins: the nodes are up, the login is wrong."""
+    from cassandra import AuthenticationFailed
+
+    return bool(errors) and all(isinstance(error, AuthenticationFailed) for error in errors.values())
+
+
 @contextmanager
-def connect(contact: tuple[str, int], *, keyspace: str | None = None, connect_timeout_s: float = 10.0) -> Iterator[Any]:
+def connect(
+    contact: tuple[str, int],
+    *,
+    keyspace: str | None = None,
+    login: Login | None = None,
+    connect_timeout_s: float = 10.0,
+) -> Iterator[Any]:
     from cassandra.cluster import NoHostAvailable
 
     host, port = contact
-    cluster = open_cluster(contact, connect_timeout_s=connect_timeout_s)
+    # Installed by connect() only (for the rest of the process): the Flink job opens its clusters with open_cluster
+    # and never calls connect(), so its workers keep the driver's own logs.
+    for name in ("cassandra.cluster", "cassandra.connection"):
+        logging.getLogger(name).addFilter(_CONNECT_FILTER)  # idempotent
+    cluster = open_cluster(contact, login=login, connect_timeout_s=connect_timeout_s)
     try:
         try:
             session = cluster.connect(keyspace)
         except NoHostAvailable as exc:
+            if refused_login(exc.errors):
+                who = f"the login of user {login.username!r}" if login else "a session without credentials"
+                raise CassandraLoginRefused(
+                    f"Cassandra at {host}:{port} refused {who}",
+                    hint="check the user's credentials file (docs/security-cassandra.md says which user does what)",
+                ) from exc
             raise CassandraUnavailable(
                 f"no Cassandra node answers at {host}:{port}",
                 hint="start the local stack with `fleetsense stack up`, or check --cassandra HOST:PORT",

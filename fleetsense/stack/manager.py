@@ -128,15 +128,12 @@ def _record_profile(config: StackConfig) -> None:
 
 
 def apply_topology_and_schema(config: StackConfig) -> None:
-    from fleetsense.cloud.cassandra_session import connect
-    from fleetsense.cloud.schema import apply_schema
     from fleetsense.gateway import topology
 
     client = management_client(config)
     topology.apply(client, operator=RabbitMQ(config).operator.username)
     topology.ensure_flink_user(client, flink_job_credentials(config).password)
-    with connect(config.cql_contact) as session:
-        apply_schema(session)
+    Cassandra(config).apply_schema()  # as its operator, then each component's user and grants
 
 
 def down(config: StackConfig, *, say: Callable[[str], None] = print) -> None:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fleetsense.cloud.cassandra_session import connect
 from fleetsense.cloud.query import summarize, vehicle_ids
 from fleetsense.cloud.schema import KEYSPACE
+from fleetsense.stack.cassandra_auth import READER, session_as
 from fleetsense.stack.layout import StackConfig
 
 
 def print_vehicle_report(config: StackConfig, *, vehicles: Sequence[str] | None = None, latest: int = 1) -> None:
-    with connect(config.cql_contact) as session:
+    with session_as(config, READER) as session:
         ids = list(vehicles) if vehicles else vehicle_ids(session, KEYSPACE)
         if not ids:
             print("no samples in Cassandra yet")

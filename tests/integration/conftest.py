@@ -54,9 +54,10 @@ def operator_client(stack: StackConfig) -> Any:
 
 @pytest.fixture(scope="session")
 def cql(stack: StackConfig) -> Iterator[Any]:
-    from fleetsense.cloud.cassandra_session import connect
+    from fleetsense.stack.cassandra_auth import JOB, session_as
 
-    with connect(stack.cql_contact) as session:
+    # The job's user: the tests write as the job does (and set vehicle classes) and read back.
+    with session_as(stack, JOB) as session:
         yield session
 
 
