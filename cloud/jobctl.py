@@ -38,7 +38,7 @@ class FlinkCluster:
         self.rest_url = f"http://{rest_host}:{rest_port}"
         self.log_dir = log_dir
 
-    def _get(self, path: str) -> Any:
+    def _get(self, path: str, *, missing_ok: bool = False) -> Any:
         try:
             reply = requests.get(f"{self.rest_url}{path}", timeout=10)
         except requests.RequestException as exc:
@@ -46,6 +46,8 @@ class FlinkCluster:
                 f"the Flink REST API at {self.rest_url} does not answer: {exc}",
                 hint="start the stack with `fleetsense stack up` (or check --flink for a remote cluster)",
             ) from exc
+        if reply.status_code == 404 and missing_ok:
+            return None
         if reply.status_code >= 400:
             raise JobError(f"GET {path} failed with HTTP {reply.status_code}: {reply.text[:300]}")
         return reply.json()
@@ -186,6 +188,24 @@ class FlinkCluster:
 
     def last_checkpoint(self, job_id: str) -> dict[str, Any]:
         return checkpoint_summary(self._get(f"/jobs/{job_id}/checkpoints"))
+
+    # -- raw replies for the health rules (fleetsense.stack.health) ----------------------------------
+
+    def job_detail(self, job_id: str) -> dict[str, Any]:
+        """`/jobs/<id>`: state, vertices with their subtask counts per state, and the JobManager's `now`."""
+        return dict(self._get(f"/jobs/{job_id}"))
+
+    def checkpoints(self, job_id: str) -> dict[str, Any]:
+        return dict(self._get(f"/jobs/{job_id}/checkpoints"))
+
+    def checkpoint_config(self, job_id: str) -> dict[str, Any] | None:
+        """The job's checkpoint settings (interval, timeout), or None when the job does not checkpoint."""
+        config = self._get(f"/jobs/{job_id}/checkpoints/config", missing_ok=True)
+        return dict(config) if config is not None else None
+
+    def exception_history(self, job_id: str) -> dict[str, Any]:
+        """`/jobs/<id>/exceptions`: each failure (each restart) with its time, newest first."""
+        return dict(self._get(f"/jobs/{job_id}/exceptions?maxExceptions=20"))
 
 
 def checkpoint_summary(reply: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from fleetsense.errors import StackError
 from fleetsense.stack import process
 from fleetsense.stack.component import ComponentStatus
 from fleetsense.stack.layout import LOOPBACK, StackConfig
+from fleetsense.stack.prometheus_reporter import FACTORY_CLASS, link_plugins_dir
 
 
 def flink_home() -> Path:
@@ -35,6 +36,7 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
     ports = config.ports
     tm_rpc = ports.flink_taskmanager_rpc_first
     n = config.flink_taskmanagers
+    prom_first = ports.flink_prometheus_first
     return {
         "jobmanager.bind-host": LOOPBACK,
         "jobmanager.rpc.address": LOOPBACK,
@@ -57,6 +59,11 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "taskmanager.memory.process.size": "1728m",
         "parallelism.default": "2",
         "metrics.internal.query-service.port": "0",
+        # Prometheus on loopback: the JobManager and each TaskManager take one port of the range (the wheel's
+        # reporter would bind every interface; see prometheus_reporter).
+        "metrics.reporter.prom.factory.class": FACTORY_CLASS,
+        "metrics.reporter.prom.host": LOOPBACK,
+        "metrics.reporter.prom.port": f"{prom_first}-{prom_first + n}",
         "state.backend.type": "hashmap",
         "execution.checkpointing.dir": f"file://{state_dir / 'checkpoints'}",
         "execution.checkpointing.savepoint-dir": f"file://{state_dir / 'savepoints'}",
@@ -83,6 +90,7 @@ class Flink:
         self.pid_dir = self.state_dir / "pids"
         self.log_dir = config.log_dir("flink")
         self.lib_dir = self.state_dir / "lib"
+        self.plugins_dir = self.state_dir / "plugins"
 
     @property
     def rest_url(self) -> str:
@@ -102,6 +110,7 @@ class Flink:
             FLINK_LOG_DIR=str(self.log_dir),
             FLINK_PID_DIR=str(self.pid_dir),
             FLINK_LIB_DIR=str(self.lib_dir),
+            FLINK_PLUGINS_DIR=str(self.plugins_dir),
             FLINK_IDENT_STRING=self.config.name,
             # PyFlink's workers start `python` from PATH unless told otherwise; make it ours.
             PATH=f"{venv_bin}:{env.get('PATH', '')}",
@@ -119,6 +128,7 @@ class Flink:
             if source.name.startswith("log4j") or source.name.startswith("logback"):
                 shutil.copy(source, self.conf_dir / source.name)
         self._link_lib_dir(home)
+        link_plugins_dir(self.plugins_dir, home, self.config.build_dir)
         shipped = (home / "conf" / "config.yaml").read_text()
         # A JVM that dies in native code (PEMJA) writes hs_err_pid<pid>.log into its working directory, which
         # is wherever the stack was started from; keep those reports with the other Flink logs.
@@ -212,8 +222,11 @@ class Flink:
         overview = self.overview()
         pids = self.all_pids()
         if overview:
+            wanted = self.config.flink_taskmanagers
+            found = overview.get("taskmanagers")
             health = (
-                f"{overview.get('taskmanagers')} TaskManagers, {overview.get('slots-available')}/"
+                ("ok: " if found == wanted else f"only {found} of {wanted} TaskManagers registered: ")
+                + f"{found} TaskManagers, {overview.get('slots-available')}/"
                 f"{overview.get('slots-total')} slots free, {overview.get('jobs-running')} jobs running"
             )
         else:

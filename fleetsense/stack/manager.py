@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from fleetsense.errors import FleetsenseError, StackError
 from fleetsense.stack.cassandra import Cassandra
 from fleetsense.stack.component import Component, ComponentStatus
 from fleetsense.stack.flink import Flink
+from fleetsense.stack.health import Check
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.rabbitmq import RabbitMQ
 from fleetsense.stack.secrets import Credentials, load_or_create
@@ -148,6 +150,37 @@ def down(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
 
 def status(config: StackConfig) -> list[ComponentStatus]:
     return [component.status() for component in components(config)]
+
+
+def component_healthy(row: ComponentStatus) -> bool:
+    return row.state in ("running", "external") and row.health.startswith("ok")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackHealth:
+    """The components' rows and the telemetry path's checks (queue depth, the ingest job's subtasks, checkpoints
+    and restarts): healthy only when every component and every check is."""
+
+    rows: list[ComponentStatus]
+    title: str
+    checks: list[Check]
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.ok for check in self.checks) and all(component_healthy(row) for row in self.rows)
+
+    def check_lines(self) -> list[str]:
+        from fleetsense.stack.health import format_checks
+
+        return format_checks(self.title, self.checks)
+
+
+def stack_health(config: StackConfig, *, with_components: bool = True) -> StackHealth:
+    from fleetsense.stack.health_probe import pipeline_checks
+
+    rows = status(config) if with_components else []
+    title, checks = pipeline_checks(config)
+    return StackHealth(rows=rows, title=title, checks=checks)
 
 
 def format_status(rows: list[ComponentStatus]) -> str:
