@@ -9,11 +9,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from fleetsense.cloud.jobctl import RestTls, rest_session
 from fleetsense.errors import StackError
 from fleetsense.stack import process
 from fleetsense.stack.component import ComponentStatus
+from fleetsense.stack.flink_tls import FlinkTlsFiles, ensure_flink_tls, secure_settings
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.prometheus_reporter import FACTORY_CLASS, link_plugins_dir
+from fleetsense.stack.secrets import write_private
 
 
 def flink_home() -> Path:
@@ -93,8 +96,31 @@ class Flink:
         self.plugins_dir = self.state_dir / "plugins"
 
     @property
+    def client_conf_dir(self) -> Path:
+        """FLINK_CONF_DIR for `flink run` against this cluster (the secure profile's client keystore)."""
+        return self.state_dir / "client-conf"
+
+    def tls_files(self) -> FlinkTlsFiles | None:
+        if self.config.profile != "secure":
+            return None
+        return ensure_flink_tls(self.config.tls_dir, self.config.secrets_dir)
+
+    def rest_tls(self) -> RestTls | None:
+        """How clients reach the REST API: in the secure profile only with the operator's client certificate."""
+        files = self.tls_files()
+        if files is None:
+            return None
+        return RestTls(
+            ca_file=files.ca_cert,
+            cert_file=files.client_cert,
+            key_file=files.client_key,
+            client_conf_dir=self.client_conf_dir,
+        )
+
+    @property
     def rest_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.config.ports.flink_rest}"
+        scheme = "https" if self.config.profile == "secure" else "http"
+        return f"{scheme}://{LOOPBACK}:{self.config.ports.flink_rest}"
 
     def main_log(self) -> Path:
         logs = sorted(self.log_dir.glob("flink-*-standalonesession-*.log"))
@@ -134,10 +160,24 @@ class Flink:
         # is wherever the stack was started from; keep those reports with the other Flink logs.
         java_opts = f"{_java_opts_from_shipped(shipped)} -XX:ErrorFile={self.log_dir}/hs_err_pid%p.log".strip()
         settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
-        # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
-        lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
-        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
-        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+        files = self.tls_files()
+        if files is not None:
+            settings.update(secure_settings(files, rest_keystore=files.rest_server_keystore))
+        # 0600: in the secure profile it holds the keystores' password.
+        write_private(self.conf_dir / "config.yaml", _yaml(settings))
+        if files is not None:
+            self._write_client_conf(settings, files)
+
+    def _write_client_conf(self, cluster_settings: dict[str, str], files: FlinkTlsFiles) -> None:
+        """The cluster's settings with the operator's keystore as the REST one, and no metric reporter (the CLI
+        would only try to bind the cluster's Prometheus ports)."""
+        client = {k: v for k, v in cluster_settings.items() if not k.startswith("metrics.reporter.")}
+        client.update(secure_settings(files, rest_keystore=files.rest_client_keystore))
+        self.client_conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for source in self.conf_dir.iterdir():
+            if source.name.startswith("log4j") or source.name.startswith("logback"):
+                shutil.copy(source, self.client_conf_dir / source.name)
+        write_private(self.client_conf_dir / "config.yaml", _yaml(client))
 
     def _link_lib_dir(self, home: Path) -> None:
         """The wheel's lib/ plus flink-python from opt/, so Python UDFs in thread mode can run job after job
@@ -161,7 +201,7 @@ class Flink:
         import requests
 
         try:
-            reply = requests.get(f"{self.rest_url}/overview", timeout=3)
+            reply = rest_session(self.rest_tls()).get(f"{self.rest_url}/overview", timeout=3)
         except requests.RequestException:
             return None
         return reply.json() if reply.status_code == 200 else None
@@ -239,6 +279,13 @@ class Flink:
             health=health,
             log_path=self.main_log(),
         )
+
+
+def _yaml(settings: dict[str, str]) -> str:
+    # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
+    lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
+    lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _java_opts_from_shipped(config_yaml: str) -> str:

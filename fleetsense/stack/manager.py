@@ -93,6 +93,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
     """Start every component (in parallel: they are independent until all answer), then apply what needs them."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     _record_profile(config)
+    if config.profile == "secure":
+        restrict_data_dirs(config)
     errors: dict[str, FleetsenseError] = {}
 
     def start(component: Component) -> None:
@@ -117,6 +119,20 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         )
     apply_topology_and_schema(config)
     say("  broker topology and Cassandra schema: applied")
+
+
+def restrict_data_dirs(config: StackConfig) -> list[Path]:
+    """Mode 0700 on the data directory, every directory directly in it (component data, logs, vehicles) and the
+    secret and TLS directories: in the secure profile no other local user reads state, logs or keys.
+    Returns the directories changed."""
+    config.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    candidates = [config.data_dir, *sorted(p for p in config.data_dir.iterdir() if p.is_dir()), config.tls_dir]
+    changed = []
+    for directory in candidates:
+        if directory.is_dir() and directory.stat().st_mode & 0o777 != 0o700:
+            directory.chmod(0o700)
+            changed.append(directory)
+    return changed
 
 
 def _record_profile(config: StackConfig) -> None:
