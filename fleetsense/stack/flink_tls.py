@@ -7,19 +7,18 @@ reads by default), made with `cryptography`, under one generated password kept i
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleetsense.stack.secrets import load_or_create
-from fleetsense.stack.tls import ensure_local_ca, issue_client_cert
+from fleetsense.stack.tls import build_certificate, ensure_local_ca, issue_client_cert
 
 OPERATOR_CLIENT_NAME = "fleetsense-operator"  # the common name of the CLI's client certificate
 INTERNAL_NAME = "flink-internal"
@@ -108,24 +107,21 @@ def _write_bytes_private(path: Path, data: bytes) -> None:
 def _self_signed_internal() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     """Flink's internal connections are mutually authenticated with one certificate that every JobManager and
     TaskManager holds and trusts (Flink's documented set-up): trusting only it, no other certificate gets in."""
-    now = datetime.datetime.now(datetime.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, INTERNAL_NAME)])
     sans: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=INTERNAL_VALID_DAYS))
-        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
+    both = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH])
+    cert = build_certificate(
+        subject=name,
+        issuer=name,
+        public_key=key.public_key(),
+        signing_key=key,
+        valid_days=INTERNAL_VALID_DAYS,
+        extensions=[
+            (x509.SubjectAlternativeName(sans), False),
+            (both, False),
+            (x509.BasicConstraints(ca=False, path_length=None), True),
+        ],
     )
     return key, cert
 
