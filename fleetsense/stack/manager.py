@@ -119,6 +119,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         )
     apply_topology_and_schema(config)
     say("  broker topology and Cassandra schema: applied")
+    if config.profile == "secure":
+        restrict_data_dirs(config)  # again: the components made their directories while starting
 
 
 def restrict_data_dirs(config: StackConfig) -> list[Path]:
