@@ -100,10 +100,11 @@ class Flink:
         """FLINK_CONF_DIR for `flink run` against this cluster (the secure profile's client keystore)."""
         return self.state_dir / "client-conf"
 
-    def tls_files(self) -> FlinkTlsFiles | None:
+    def tls_files(self, *, create: bool = False) -> FlinkTlsFiles | None:
+        """The secure profile's TLS files (made by write_config, create=True); None in the dev profile."""
         if self.config.profile != "secure":
             return None
-        return ensure_flink_tls(self.config.tls_dir, self.config.secrets_dir)
+        return ensure_flink_tls(self.config.tls_dir, self.config.secrets_dir, create=create)
 
     def rest_tls(self) -> RestTls | None:
         """How clients reach the REST API: in the secure profile only with the operator's client certificate."""
@@ -160,7 +161,7 @@ class Flink:
         # is wherever the stack was started from; keep those reports with the other Flink logs.
         java_opts = f"{_java_opts_from_shipped(shipped)} -XX:ErrorFile={self.log_dir}/hs_err_pid%p.log".strip()
         settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
-        files = self.tls_files()
+        files = self.tls_files(create=True)
         if files is not None:
             settings.update(secure_settings(files, rest_keystore=files.rest_server_keystore))
         # 0600: in the secure profile it holds the keystores' password.
@@ -202,7 +203,7 @@ class Flink:
 
         try:
             reply = rest_session(self.rest_tls()).get(f"{self.rest_url}/overview", timeout=3)
-        except requests.RequestException:
+        except (requests.RequestException, StackError):  # not answering, or secure and never started
             return None
         return reply.json() if reply.status_code == 200 else None
 

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from fleetsense.errors import StackError
 from fleetsense.stack.secrets import load_or_create
 from fleetsense.stack.tls import build_certificate, ensure_local_ca, issue_client_cert
 
@@ -50,10 +51,18 @@ def flink_tls_dir(tls_dir: Path) -> Path:
     return tls_dir / "flink"
 
 
-def ensure_flink_tls(tls_dir: Path, secrets_dir: Path) -> FlinkTlsFiles:
-    """Create (once) Flink's CA, REST server and operator certificates and the keystores; reuse them after."""
+def ensure_flink_tls(tls_dir: Path, secrets_dir: Path, *, create: bool = True) -> FlinkTlsFiles:
+    """Create (once) Flink's CA, REST server and operator certificates and the keystores; reuse them after.
+    Clients pass create=False: new certificates would not match the ones the running cluster holds."""
     directory = flink_tls_dir(tls_dir)
-    password = load_or_create(secrets_dir / "flink-tls.json", "flink").password
+    password_file = secrets_dir / "flink-tls.json"
+    if not create and not (directory / "internal.p12").exists():
+        raise StackError(
+            f"the secure profile's Flink certificates are missing ({directory})",
+            hint="start the stack with `fleetsense --profile secure stack up` (it makes them), or use --data-dir "
+            "to point at the stack's data directory",
+        )
+    password = load_or_create(password_file, "flink").password
     files = FlinkTlsFiles(
         ca_cert=directory / "ca.pem",
         client_cert=directory / f"{OPERATOR_CLIENT_NAME}.pem",

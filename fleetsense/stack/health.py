@@ -138,7 +138,8 @@ def queue_growth_check(queue: Reply, thresholds: HealthThresholds) -> Check:
 
 def unknown(name: str, why: str) -> Check:
     """A reading that could not be taken: not healthy, since nothing says it is."""
-    return Check(name=name, ok=False, detail=f"cannot tell: {why}")
+    short = why if len(why) <= 200 else why[:200] + " ..."  # library errors can run to a screenful
+    return Check(name=name, ok=False, detail=f"cannot tell: {short}")
 
 
 def format_checks(title: str, checks: Sequence[Check]) -> list[str]:

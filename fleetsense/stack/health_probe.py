@@ -24,8 +24,8 @@ def ingest_job_checks(config: StackConfig, thresholds: HealthThresholds) -> tupl
     """(what the job is, its checks). No running ingest job is itself a failed check: telemetry is not stored."""
     from fleetsense.stack.jobs import INGEST_JOB_NAME, cluster
 
-    flink = cluster(config)
     try:
+        flink = cluster(config)
         job = flink.running(INGEST_JOB_NAME)
         if job is None:
             return INGEST_JOB_NAME, [Check(name="job", ok=False, detail="not running (`fleetsense job submit`)")]
