@@ -151,9 +151,7 @@ class Flink:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for source in (home / "conf").iterdir():
-            if source.name.startswith("log4j") or source.name.startswith("logback"):
-                shutil.copy(source, self.conf_dir / source.name)
+        _copy_logging_config(home / "conf", self.conf_dir)
         self._link_lib_dir(home)
         link_plugins_dir(self.plugins_dir, home, self.config.build_dir)
         shipped = (home / "conf" / "config.yaml").read_text()
@@ -175,9 +173,7 @@ class Flink:
         client = {k: v for k, v in cluster_settings.items() if not k.startswith("metrics.reporter.")}
         client.update(secure_settings(files, rest_keystore=files.rest_client_keystore))
         self.client_conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for source in self.conf_dir.iterdir():
-            if source.name.startswith("log4j") or source.name.startswith("logback"):
-                shutil.copy(source, self.client_conf_dir / source.name)
+        _copy_logging_config(self.conf_dir, self.client_conf_dir)
         write_private(self.client_conf_dir / "config.yaml", _yaml(client))
 
     def _link_lib_dir(self, home: Path) -> None:
@@ -280,6 +276,12 @@ class Flink:
             health=health,
             log_path=self.main_log(),
         )
+
+
+def _copy_logging_config(source_dir: Path, target_dir: Path) -> None:
+    for source in source_dir.iterdir():
+        if source.name.startswith("log4j") or source.name.startswith("logback"):
+            shutil.copy(source, target_dir / source.name)
 
 
 def _yaml(settings: dict[str, str]) -> str:
