@@ -31,21 +31,41 @@ class JobInfo:
     start_time_ms: int
 
 
+@dataclass(frozen=True, kw_only=True)
+class RestTls:
+    """How to reach a Flink REST API that requires TLS with a client certificate (the secure profile)."""
+
+    ca_file: Path  # verifies the REST server's certificate
+    cert_file: Path  # the client certificate and its key (PEM)
+    key_file: Path
+    client_conf_dir: Path  # a FLINK_CONF_DIR whose config.yaml gives `flink run` the same, as keystores
+
+
 class FlinkCluster:
-    def __init__(self, rest_host: str, rest_port: int, *, log_dir: Path) -> None:
+    def __init__(self, rest_host: str, rest_port: int, *, log_dir: Path, tls: RestTls | None = None) -> None:
         self.rest_host = rest_host
         self.rest_port = rest_port
-        self.rest_url = f"http://{rest_host}:{rest_port}"
+        self.rest_url = f"{'https' if tls else 'http'}://{rest_host}:{rest_port}"
         self.log_dir = log_dir
+        self.tls = tls
+        self._session = rest_session(tls)
 
-    def _get(self, path: str) -> Any:
+    def _get(self, path: str, *, missing_ok: bool = False) -> Any:
         try:
-            reply = requests.get(f"{self.rest_url}{path}", timeout=10)
+            reply = self._session.get(f"{self.rest_url}{path}", timeout=10)
+        except requests.exceptions.SSLError as exc:
+            raise JobError(
+                f"the TLS handshake with Flink's REST API at {self.rest_url} failed: {exc}",
+                hint="a secure-profile stack takes only its operator's client certificate (secrets/tls/flink/): "
+                "run the command against that stack's data dir, with --profile secure",
+            ) from exc
         except requests.RequestException as exc:
             raise JobError(
                 f"the Flink REST API at {self.rest_url} does not answer: {exc}",
                 hint="start the stack with `fleetsense stack up` (or check --flink for a remote cluster)",
             ) from exc
+        if reply.status_code == 404 and missing_ok:
+            return None
         if reply.status_code >= 400:
             raise JobError(f"GET {path} failed with HTTP {reply.status_code}: {reply.text[:300]}")
         return reply.json()
@@ -73,6 +93,8 @@ class FlinkCluster:
         venv_bin = str(Path(sys.executable).parent)
         env["PATH"] = f"{venv_bin}:{env.get('PATH', '')}"
         env["FLINK_LOG_DIR"] = str(self.log_dir)
+        if self.tls:
+            env["FLINK_CONF_DIR"] = str(self.tls.client_conf_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
             "bash",
@@ -80,7 +102,9 @@ class FlinkCluster:
             "run",
             "--detached",
             "--jobmanager",
-            f"{self.rest_host}:{self.rest_port}",
+            # With TLS the scheme must be given: the CLI sets security.ssl.rest.enabled from the address's scheme
+            # and so turned it off for a bare host:port (seen: the submission went to http:// and was refused).
+            self.rest_url if self.tls else f"{self.rest_host}:{self.rest_port}",
             "--jarfile",
             str(jar),
             *(["--fromSavepoint", savepoint] if savepoint else []),
@@ -125,7 +149,7 @@ class FlinkCluster:
     def cancel(self, job_id: str, *, timeout_s: float = 60.0) -> None:
         """Cancel and wait until the job has released its slots (state CANCELED)."""
         try:
-            reply = requests.patch(f"{self.rest_url}/jobs/{job_id}?mode=cancel", timeout=10)
+            reply = self._session.patch(f"{self.rest_url}/jobs/{job_id}?mode=cancel", timeout=10)
         except requests.RequestException as exc:
             raise JobError(f"cannot reach Flink at {self.rest_url}: {exc}") from exc
         if reply.status_code >= 400:
@@ -140,7 +164,7 @@ class FlinkCluster:
         """Take a savepoint and stop the job once it is complete (sources stop first, so nothing is processed
         after the savepoint). Returns the savepoint's path."""
         try:
-            reply = requests.post(
+            reply = self._session.post(
                 f"{self.rest_url}/jobs/{job_id}/stop",
                 json={"targetDirectory": str(target_dir), "drain": False},
                 timeout=10,
@@ -186,6 +210,37 @@ class FlinkCluster:
 
     def last_checkpoint(self, job_id: str) -> dict[str, Any]:
         return checkpoint_summary(self._get(f"/jobs/{job_id}/checkpoints"))
+
+    # -- raw replies for the health rules (fleetsense.stack.health) ----------------------------------
+
+    def job_detail(self, job_id: str) -> dict[str, Any]:
+        """`/jobs/<id>`: state, vertices with their subtask counts per state, and the JobManager's `now`."""
+        return dict(self._get(f"/jobs/{job_id}"))
+
+    def checkpoints(self, job_id: str) -> dict[str, Any]:
+        return dict(self._get(f"/jobs/{job_id}/checkpoints"))
+
+    def checkpoint_config(self, job_id: str) -> dict[str, Any] | None:
+        """The job's checkpoint settings (interval, timeout), or None when the job does not checkpoint."""
+        config = self._get(f"/jobs/{job_id}/checkpoints/config", missing_ok=True)
+        return dict(config) if config is not None else None
+
+    def exception_history(self, job_id: str) -> dict[str, Any]:
+        """`/jobs/<id>/exceptions`: each failure (each restart) with its time, newest first."""
+        return dict(self._get(f"/jobs/{job_id}/exceptions?maxExceptions=20"))
+
+
+def rest_session(tls: RestTls | None) -> requests.Session:
+    """A session for Flink's REST API: with `tls`, it verifies the server against its CA and shows the client
+    certificate on every request."""
+    session = requests.Session()
+    if tls:
+        # Else $REQUESTS_CA_BUNDLE (set on many machines) silently replaces the CA given here: requests lets the
+        # environment override a session's `verify` (psf/requests#3829).
+        session.trust_env = False
+        session.verify = str(tls.ca_file)
+        session.cert = (str(tls.cert_file), str(tls.key_file))
+    return session
 
 
 def checkpoint_summary(reply: dict[str, Any]) -> dict[str, Any]:

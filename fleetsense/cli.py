@@ -47,7 +47,10 @@ def cmd_stack(args: argparse.Namespace) -> int:
     elif args.action == "down":
         manager.down(config)
     elif args.action == "status":
-        print(manager.format_status(manager.status(config)))
+        health = manager.stack_health(config)
+        print(manager.format_status(health.rows))
+        print("\n".join(health.check_lines()))
+        return 0 if health.healthy else 1
     elif args.action == "logs":
         for name in args.components or ["rabbitmq", "cassandra", "flink"]:
             path = manager.log_path(config, name)
@@ -129,7 +132,12 @@ def cmd_job(args: argparse.Namespace) -> int:
         job_id, fresh = jobs.submit_ingest(config, overrides)
         print(f"{'submitted' if fresh else 'already running'}: {jobs.INGEST_JOB_NAME} as job {job_id}")
     elif args.action == "status":
+        from fleetsense.stack.manager import stack_health
+
         print("\n".join(jobs.status_report(config)) or "no jobs")
+        health = stack_health(config, with_components=False)
+        print("\n".join(health.check_lines()))
+        return 0 if health.healthy else 1
     elif args.action == "cancel":
         cancelled = jobs.cancel_ingest(config)
         print(f"cancelled {cancelled}" if cancelled else "no running ingest job")

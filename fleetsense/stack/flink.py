@@ -9,10 +9,14 @@ import shutil
 import sys
 from pathlib import Path
 
+from fleetsense.cloud.jobctl import RestTls, rest_session
 from fleetsense.errors import StackError
 from fleetsense.stack import process
 from fleetsense.stack.component import ComponentStatus
+from fleetsense.stack.flink_tls import FlinkTlsFiles, ensure_flink_tls, secure_settings
 from fleetsense.stack.layout import LOOPBACK, StackConfig
+from fleetsense.stack.prometheus_reporter import FACTORY_CLASS, link_plugins_dir
+from fleetsense.stack.secrets import write_private
 
 
 def flink_home() -> Path:
@@ -35,6 +39,7 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
     ports = config.ports
     tm_rpc = ports.flink_taskmanager_rpc_first
     n = config.flink_taskmanagers
+    prom_first = ports.flink_prometheus_first
     return {
         "jobmanager.bind-host": LOOPBACK,
         "jobmanager.rpc.address": LOOPBACK,
@@ -57,6 +62,11 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "taskmanager.memory.process.size": "1728m",
         "parallelism.default": "2",
         "metrics.internal.query-service.port": "0",
+        # Prometheus on loopback: the JobManager and each TaskManager take one port of the range (the wheel's
+        # reporter would bind every interface; see prometheus_reporter).
+        "metrics.reporter.prom.factory.class": FACTORY_CLASS,
+        "metrics.reporter.prom.host": LOOPBACK,
+        "metrics.reporter.prom.port": f"{prom_first}-{prom_first + n}",
         "state.backend.type": "hashmap",
         "execution.checkpointing.dir": f"file://{state_dir / 'checkpoints'}",
         "execution.checkpointing.savepoint-dir": f"file://{state_dir / 'savepoints'}",
@@ -83,10 +93,35 @@ class Flink:
         self.pid_dir = self.state_dir / "pids"
         self.log_dir = config.log_dir("flink")
         self.lib_dir = self.state_dir / "lib"
+        self.plugins_dir = self.state_dir / "plugins"
+
+    @property
+    def client_conf_dir(self) -> Path:
+        """FLINK_CONF_DIR for `flink run` against this cluster (the secure profile's client keystore)."""
+        return self.state_dir / "client-conf"
+
+    def tls_files(self, *, create: bool = False) -> FlinkTlsFiles | None:
+        """The secure profile's TLS files (made by write_config, create=True); None in the dev profile."""
+        if self.config.profile != "secure":
+            return None
+        return ensure_flink_tls(self.config.tls_dir, self.config.secrets_dir, create=create)
+
+    def rest_tls(self) -> RestTls | None:
+        """How clients reach the REST API: in the secure profile only with the operator's client certificate."""
+        files = self.tls_files()
+        if files is None:
+            return None
+        return RestTls(
+            ca_file=files.ca_cert,
+            cert_file=files.client_cert,
+            key_file=files.client_key,
+            client_conf_dir=self.client_conf_dir,
+        )
 
     @property
     def rest_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.config.ports.flink_rest}"
+        scheme = "https" if self.config.profile == "secure" else "http"
+        return f"{scheme}://{LOOPBACK}:{self.config.ports.flink_rest}"
 
     def main_log(self) -> Path:
         logs = sorted(self.log_dir.glob("flink-*-standalonesession-*.log"))
@@ -102,6 +137,7 @@ class Flink:
             FLINK_LOG_DIR=str(self.log_dir),
             FLINK_PID_DIR=str(self.pid_dir),
             FLINK_LIB_DIR=str(self.lib_dir),
+            FLINK_PLUGINS_DIR=str(self.plugins_dir),
             FLINK_IDENT_STRING=self.config.name,
             # PyFlink's workers start `python` from PATH unless told otherwise; make it ours.
             PATH=f"{venv_bin}:{env.get('PATH', '')}",
@@ -115,19 +151,30 @@ class Flink:
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for source in (home / "conf").iterdir():
-            if source.name.startswith("log4j") or source.name.startswith("logback"):
-                shutil.copy(source, self.conf_dir / source.name)
+        _copy_logging_config(home / "conf", self.conf_dir)
         self._link_lib_dir(home)
+        link_plugins_dir(self.plugins_dir, home, self.config.build_dir)
         shipped = (home / "conf" / "config.yaml").read_text()
         # A JVM that dies in native code (PEMJA) writes hs_err_pid<pid>.log into its working directory, which
         # is wherever the stack was started from; keep those reports with the other Flink logs.
         java_opts = f"{_java_opts_from_shipped(shipped)} -XX:ErrorFile={self.log_dir}/hs_err_pid%p.log".strip()
         settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
-        # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
-        lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
-        lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
-        (self.conf_dir / "config.yaml").write_text("\n".join(lines) + "\n")
+        files = self.tls_files(create=True)
+        if files is not None:
+            settings.update(secure_settings(files, rest_keystore=files.rest_server_keystore))
+        # 0600: in the secure profile it holds the keystores' password.
+        write_private(self.conf_dir / "config.yaml", _yaml(settings))
+        if files is not None:
+            self._write_client_conf(settings, files)
+
+    def _write_client_conf(self, cluster_settings: dict[str, str], files: FlinkTlsFiles) -> None:
+        """The cluster's settings with the operator's keystore as the REST one, and no metric reporter (the CLI
+        would only try to bind the cluster's Prometheus ports)."""
+        client = {k: v for k, v in cluster_settings.items() if not k.startswith("metrics.reporter.")}
+        client.update(secure_settings(files, rest_keystore=files.rest_client_keystore))
+        self.client_conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _copy_logging_config(self.conf_dir, self.client_conf_dir)
+        write_private(self.client_conf_dir / "config.yaml", _yaml(client))
 
     def _link_lib_dir(self, home: Path) -> None:
         """The wheel's lib/ plus flink-python from opt/, so Python UDFs in thread mode can run job after job
@@ -151,8 +198,8 @@ class Flink:
         import requests
 
         try:
-            reply = requests.get(f"{self.rest_url}/overview", timeout=3)
-        except requests.RequestException:
+            reply = rest_session(self.rest_tls()).get(f"{self.rest_url}/overview", timeout=3)
+        except (requests.RequestException, StackError):  # not answering, or secure and never started
             return None
         return reply.json() if reply.status_code == 200 else None
 
@@ -212,8 +259,11 @@ class Flink:
         overview = self.overview()
         pids = self.all_pids()
         if overview:
+            wanted = self.config.flink_taskmanagers
+            found = overview.get("taskmanagers")
             health = (
-                f"{overview.get('taskmanagers')} TaskManagers, {overview.get('slots-available')}/"
+                ("ok: " if found == wanted else f"only {found} of {wanted} TaskManagers registered: ")
+                + f"{found} TaskManagers, {overview.get('slots-available')}/"
                 f"{overview.get('slots-total')} slots free, {overview.get('jobs-running')} jobs running"
             )
         else:
@@ -226,6 +276,19 @@ class Flink:
             health=health,
             log_path=self.main_log(),
         )
+
+
+def _copy_logging_config(source_dir: Path, target_dir: Path) -> None:
+    for source in source_dir.iterdir():
+        if source.name.startswith("log4j") or source.name.startswith("logback"):
+            shutil.copy(source, target_dir / source.name)
+
+
+def _yaml(settings: dict[str, str]) -> str:
+    # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
+    lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
+    lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
+    return "\n".join(lines) + "\n"
 
 
 def _java_opts_from_shipped(config_yaml: str) -> str:

@@ -20,7 +20,11 @@ INGEST_JOB_NAME = "fleetsense-telemetry-ingest"
 
 
 def cluster(config: StackConfig) -> FlinkCluster:
-    return FlinkCluster(LOOPBACK, config.ports.flink_rest, log_dir=config.log_dir("flink-client"))
+    """The stack's Flink cluster; in the secure profile reached over TLS with the operator's client certificate."""
+    from fleetsense.stack.flink import Flink
+
+    tls = Flink(config).rest_tls()
+    return FlinkCluster(LOOPBACK, config.ports.flink_rest, log_dir=config.log_dir("flink-client"), tls=tls)
 
 
 def ingest_settings(config: StackConfig, overrides: dict[str, str] | None = None) -> IngestJobSettings:

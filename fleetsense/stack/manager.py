@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from fleetsense.errors import FleetsenseError, StackError
 from fleetsense.stack.cassandra import Cassandra
 from fleetsense.stack.component import Component, ComponentStatus
 from fleetsense.stack.flink import Flink
+from fleetsense.stack.health import Check
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.rabbitmq import RabbitMQ
 from fleetsense.stack.secrets import Credentials, load_or_create
@@ -91,6 +93,8 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
     """Start every component (in parallel: they are independent until all answer), then apply what needs them."""
     config.data_dir.mkdir(parents=True, exist_ok=True)
     _record_profile(config)
+    if config.profile == "secure":
+        restrict_data_dirs(config)
     errors: dict[str, FleetsenseError] = {}
 
     def start(component: Component) -> None:
@@ -115,6 +119,22 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         )
     apply_topology_and_schema(config)
     say("  broker topology and Cassandra schema: applied")
+    if config.profile == "secure":
+        restrict_data_dirs(config)  # again: the components made their directories while starting
+
+
+def restrict_data_dirs(config: StackConfig) -> list[Path]:
+    """Mode 0700 on the data directory, every directory directly in it (component data, logs, vehicles) and the
+    secret and TLS directories: in the secure profile no other local user reads state, logs or keys.
+    Returns the directories changed."""
+    config.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    candidates = [config.data_dir, *sorted(p for p in config.data_dir.iterdir() if p.is_dir()), config.tls_dir]
+    changed = []
+    for directory in candidates:
+        if directory.is_dir() and directory.stat().st_mode & 0o777 != 0o700:
+            directory.chmod(0o700)
+            changed.append(directory)
+    return changed
 
 
 def _record_profile(config: StackConfig) -> None:
@@ -145,6 +165,37 @@ def down(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
 
 def status(config: StackConfig) -> list[ComponentStatus]:
     return [component.status() for component in components(config)]
+
+
+def component_healthy(row: ComponentStatus) -> bool:
+    return row.state in ("running", "external") and row.health.startswith("ok")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackHealth:
+    """The components' rows and the telemetry path's checks (queue depth, the ingest job's subtasks, checkpoints
+    and restarts): healthy only when every component and every check is."""
+
+    rows: list[ComponentStatus]
+    title: str
+    checks: list[Check]
+
+    @property
+    def healthy(self) -> bool:
+        return all(check.ok for check in self.checks) and all(component_healthy(row) for row in self.rows)
+
+    def check_lines(self) -> list[str]:
+        from fleetsense.stack.health import format_checks
+
+        return format_checks(self.title, self.checks)
+
+
+def stack_health(config: StackConfig, *, with_components: bool = True) -> StackHealth:
+    from fleetsense.stack.health_probe import pipeline_checks
+
+    rows = status(config) if with_components else []
+    title, checks = pipeline_checks(config)
+    return StackHealth(rows=rows, title=title, checks=checks)
 
 
 def format_status(rows: list[ComponentStatus]) -> str:

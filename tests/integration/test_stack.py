@@ -35,7 +35,7 @@ def test_every_component_is_running_and_healthy(stack: StackConfig) -> None:
     rows = {row.name: row for row in manager.status(stack)}
     assert set(rows) == {"rabbitmq", "cassandra", "flink"}
     assert rows["rabbitmq"].health == "ok" and rows["cassandra"].health == "ok"
-    assert rows["flink"].health.startswith("2 TaskManagers")
+    assert rows["flink"].health.startswith("ok: 2 TaskManagers")
     assert len(rows["flink"].pids) == 3  # one JobManager and two TaskManagers, separate JVMs
 
 

@@ -16,7 +16,7 @@ from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense.device_config import EdgeConfig, load
 from fleetsense.stack import manager
-from fleetsense.stack.layout import LOOPBACK, Ports, StackConfig
+from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.process import port_accepts
 from fleetsense.stack.rabbitmq import RabbitMQ
 from fleetsense.stack.tls import ensure_local_ca, issue_client_cert
@@ -50,10 +50,9 @@ def test_a_device_that_does_not_trust_the_brokers_ca_cannot_connect(
 
 
 def test_the_secure_profile_closes_plain_mqtt(stack: StackConfig, tmp_path: Path) -> None:
-    secure = replace(
-        StackConfig.for_tests(tmp_path / "secure"), ports=Ports.for_tests().offset(100), name="fleetsense-secure"
-    )
-    secure = replace(secure, profile="secure")
+    # Beside the session's stack (its ports moved by 50, its own node name), so parallel checkouts never meet.
+    base = StackConfig.for_tests(tmp_path / "secure")
+    secure = replace(base, ports=base.ports.offset(50), name=f"{base.name}-secure", profile="secure")
     broker = RabbitMQ(secure)
     try:
         broker.start()
