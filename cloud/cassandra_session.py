@@ -125,7 +125,7 @@ def connect(
                 who = f"the login of user {login.username!r}" if login else "a session without credentials"
                 raise CassandraLoginRefused(
                     f"Cassandra at {host}:{port} refused {who}",
-                    hint="check the user's credentials file (docs/security-cassandra.md says which user does what)",
+                    hint="check the user's credentials file (docs/security.md, Cassandra, says which user does what)",
                 ) from exc
             raise CassandraUnavailable(
                 f"no Cassandra node answers at {host}:{port}",

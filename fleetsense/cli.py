@@ -170,12 +170,12 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 
 def cmd_vehicle_class(args: argparse.Namespace) -> int:
-    from fleetsense.cloud.cassandra_session import connect
     from fleetsense.cloud.profiles import check_vehicle_class, set_vehicle_class
     from fleetsense.cloud.schema import KEYSPACE
+    from fleetsense.stack.cassandra_auth import OPERATOR, session_as
 
     check_vehicle_class(args.vehicle_class)
-    with connect(_stack_config(args).cql_contact) as session:
+    with session_as(_stack_config(args), OPERATOR) as session:
         set_vehicle_class(session, KEYSPACE, args.vehicle_ids, args.vehicle_class)
     count = len(args.vehicle_ids)
     print(f"{count} vehicle(s) set to class {args.vehicle_class} (the running job applies it within a minute)")

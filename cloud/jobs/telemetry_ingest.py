@@ -58,7 +58,7 @@ class ShardKey:
 def _connect(settings: IngestJobSettings) -> Any:
     from fleetsense.cloud.cassandra_session import open_cluster
 
-    return open_cluster((settings.cassandra_host, settings.cassandra_port))
+    return open_cluster((settings.cassandra_host, settings.cassandra_port), login=settings.cassandra_login())
 
 
 def _shutdown(cluster: Any) -> None:

@@ -137,7 +137,7 @@ def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
         "start_rpc": False,  # no Thrift: CQL only
         "endpoint_snitch": "SimpleSnitch",
         # Secure: every session logs in, and each user may do only what it was granted. system_auth keeps
-        # 2.1's replication of 1, right for one node (a cluster raises it: docs/security-cassandra.md).
+        # 2.1's replication of 1, right for one node (a cluster raises it: docs/security.md, Cassandra).
         "authenticator": "PasswordAuthenticator" if secure else "AllowAllAuthenticator",
         "authorizer": "CassandraAuthorizer" if secure else "AllowAllAuthorizer",
         "write_request_timeout_in_ms": 5000,
@@ -296,7 +296,7 @@ class Cassandra:
             raise StackError(
                 f"the external Cassandra at {host}:{port} refused the operator's login",
                 hint=f"put the operator's credentials in {credentials_file(self.config, OPERATOR)} "
-                "(docs/security-cassandra.md)",
+                "(docs/security.md, Cassandra)",
             )
 
     def stop(self) -> None:

@@ -3,7 +3,7 @@
 Dev profile: no login (AllowAllAuthenticator), so the developer's loop stays simple. Secure profile: the node runs
 PasswordAuthenticator and CassandraAuthorizer; our own superuser "operator" replaces the well-known cassandra/cassandra,
 and each component logs in as its own least-privilege user. The CQL works on 2.1 and on 4.x/5.x: USER statements
-(2.1 has no ROLE statements; 4.x and 5.x still accept the USER ones). docs/security-cassandra.md explains it all.
+(2.1 has no ROLE statements; 4.x and 5.x still accept the USER ones). docs/security.md (Cassandra) explains it all.
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ def session_as(config: StackConfig, role: str, *, connect_timeout_s: float = 10.
             raise CassandraLoginRefused(
                 exc.message,
                 hint=f"the {role} user's credentials are in {credentials_file(config, role)}; "
-                "see docs/security-cassandra.md",
+                "see docs/security.md, Cassandra",
             ) from exc
         yield session
 

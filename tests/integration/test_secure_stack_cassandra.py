@@ -43,12 +43,6 @@ def secure_stack() -> Iterator[StackConfig]:
     assert not [pid for pid in pids if pid_alive(pid)], "`stack down` left processes running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until cloud/jobs/telemetry_ingest.py's _connect passes the job's login: "
-    "open_cluster((settings.cassandra_host, settings.cassandra_port), login=settings.cassandra_login()); "
-    "remove this marker with that change",
-)
 def test_the_secure_stacks_job_stores_a_drive_logged_in_as_its_own_user(
     secure_stack: StackConfig, tmp_path: Path
 ) -> None:
