@@ -81,8 +81,8 @@ def decide_connection(*, username: str, client_id: str | None, tags: list[str]) 
     if client_id is not None:
         if client_id != username:
             return deny(
-                f"MQTT client id {client_id!r} is not user {username!r}'s own: a client id must equal the user "
-                "name (a session takeover attempt, or a device configured with the wrong id)"
+                f"MQTT client id {client_id!r} is not the user name {username!r}: a client id must equal the "
+                "user name (a session takeover attempt, or a device configured with the wrong id)"
             )
         return allow("MQTT client id is the user's own")
     if VEHICLE_TAG in tags:
