@@ -51,6 +51,23 @@ def connect_once(port: int, vehicle_id: str, password: str) -> tuple[float, int]
     return elapsed, connack[3]
 
 
+def authoriser_round_trips(url: str, count: int) -> list[float]:
+    """Seconds per vhost question asked straight of the authoriser over one kept-alive connection, as the
+    broker's httpc does: the authoriser's own share of an uncached connect (two questions)."""
+    import requests
+
+    body = {"username": "cost-0000", "vhost": "fleet", "client_id": "cost-0000", "tags": "fleetsense-vehicle"}
+    times = []
+    with requests.Session() as session:
+        for _ in range(count):
+            started = time.perf_counter()
+            reply = session.post(f"{url}/auth/vhost", data=body, timeout=10)
+            times.append(time.perf_counter() - started)
+            if reply.text != "allow":
+                raise RuntimeError(f"the authoriser answered {reply.text!r} to a device's own client id")
+    return times
+
+
 def summary_ms(seconds: list[float]) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
     quantiles = statistics.quantiles(ms, n=100)
@@ -89,6 +106,8 @@ def measure(config: StackConfig, chain: AuthChain, vehicles: int, rounds: int) -
                 times.append(elapsed)
                 refused += code != 0
             result[f"round_{round_no}_ms"] = summary_ms(times) | {"refused": refused}
+        if chain is not AuthChain.INTERNAL_ONLY:
+            result["authoriser_question_ms"] = summary_ms(authoriser_round_trips(broker.authoriser_url, 1000))
         return result
     finally:
         broker.stop()

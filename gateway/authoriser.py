@@ -45,6 +45,10 @@ def answer(path: str, body: bytes) -> Decision:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: the broker's httpc reuses its connections
     server_version = "fleetsense-authoriser"
+    # One segment per reply, sent at once: headers and body written separately met the broker's delayed ACK
+    # and cost ~45 ms per question (measured: 90 ms per MQTT connect, two questions, instead of ~3 ms).
+    wbufsize = -1  # buffered; handle_one_request flushes after each reply
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
