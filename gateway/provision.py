@@ -7,7 +7,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fleetsense.gateway.identity import VEHICLE_TAG
 from fleetsense.gateway.management import ManagementClient, ManagementError
@@ -15,8 +15,6 @@ from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
 from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig, render
 from fleetsense.ids import TOPIC_KINDS, validate_vehicle_id
-
-__all__ = ["DEVICE_TOPIC_PATTERN", "VEHICLE_TAG", "DeviceLimits", "provision", "revoke", "rotate", "vehicles"]
 
 
 def device_topic_pattern(kinds: tuple[str, ...] = TOPIC_KINDS) -> str:
@@ -45,6 +43,28 @@ class DeviceLimits:
     @property
     def max_channels(self) -> int:
         return self.max_connections * self.channels_per_connection
+
+
+class DeviceAdmin(Protocol):
+    """What granting a device needs of the management client (a bulk provisioner passes its own)."""
+
+    def put_user(self, username: str, password: str | None, tags: str = "") -> None: ...
+    def put_permissions(self, vhost: str, username: str, *, configure: str, write: str, read: str) -> None: ...
+    def put_topic_permissions(self, vhost: str, username: str, *, exchange: str, write: str, read: str) -> None: ...
+    def put_user_limits(self, username: str, *, max_connections: int, max_channels: int) -> None: ...
+
+
+def grant_device(
+    client: DeviceAdmin, vehicle_id: str, password: str | None, limits: DeviceLimits = DeviceLimits()
+) -> None:
+    """A device's broker user, permissions and limits: the one definition of what a device may do (`provision`
+    and the simulator's bulk provisioning both call it). `password=None`: certificate login only."""
+    validate_vehicle_id(vehicle_id)
+    client.put_user(vehicle_id, password, tags=VEHICLE_TAG)
+    # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
+    client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
+    client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
+    client.put_user_limits(vehicle_id, max_connections=limits.max_connections, max_channels=limits.max_channels)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,11 +99,7 @@ def provision(
     validate_vehicle_id(vehicle_id)
     if client_cert and not endpoint.tls:
         raise ManagementError("certificate login needs the TLS listener", hint="provision with TLS")
-    client.put_user(vehicle_id, None if client_cert else password, tags=VEHICLE_TAG)
-    # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
-    client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
-    client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
-    client.put_user_limits(vehicle_id, max_connections=limits.max_connections, max_channels=limits.max_channels)
+    grant_device(client, vehicle_id, None if client_cert else password, limits)
     config = EdgeConfig(
         vehicle_id=vehicle_id,
         broker=BrokerConfig(
