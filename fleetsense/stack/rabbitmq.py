@@ -334,7 +334,7 @@ class RabbitMQ:
         pids = tuple(p for p in (pid, authoriser) if p)
         health = "ok" if pid and self.healthy() else ("starting or unhealthy" if pid else "-")
         if pid and not authoriser:
-            health = "authoriser down: every new connection is refused"
+            health = "authoriser down: logins without a cached answer are refused"
         return ComponentStatus(
             name=self.name,
             state="running" if pid and authoriser else ("degraded" if pids else "stopped"),
