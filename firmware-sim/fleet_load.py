@@ -704,26 +704,19 @@ class UserAdmin(Protocol):
     def put_user(self, username: str, password: str | None, tags: str = "") -> None: ...
     def put_permissions(self, vhost: str, username: str, *, configure: str, write: str, read: str) -> None: ...
     def put_topic_permissions(self, vhost: str, username: str, *, exchange: str, write: str, read: str) -> None: ...
+    def put_user_limits(self, username: str, *, max_connections: int, max_channels: int) -> None: ...
     def delete_user(self, username: str) -> None: ...
 
 
 def provision_fleet(client_factory: Callable[[], UserAdmin], passwords: dict[str, str], *, workers: int = 8) -> None:
     """Create (or update) a broker user per vehicle, with exactly the device permissions of `gateway provision`.
     Each worker thread has its own client (a requests.Session is not meant to be shared between threads)."""
-    import re
-
-    from fleetsense.gateway.provision import DEVICE_TOPIC_PATTERN, VEHICLE_TAG
-    from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
+    from fleetsense.gateway.provision import grant_device
 
     local = threading.local()
 
     def one(vehicle_id: str) -> None:
-        client = getattr(local, "client", None) or _set(local, client_factory())
-        client.put_user(vehicle_id, passwords[vehicle_id], tags=VEHICLE_TAG)
-        client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$",
-                               read="^$")  # fmt: skip
-        client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN,
-                                     read="^$")  # fmt: skip
+        grant_device(getattr(local, "client", None) or _set(local, client_factory()), vehicle_id, passwords[vehicle_id])
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(one, [validate_vehicle_id(v) for v in passwords]))

@@ -20,14 +20,21 @@ def validate_vehicle_id(vehicle_id: str) -> str:
     return vehicle_id
 
 
+# The kinds of message a vehicle publishes, each on `fleet/<vehicle-id>/<kind>`: sample batches, and its status
+# (heartbeat and last will). The one list: the topics below and the broker's topic permission derive from it.
+TELEMETRY_KIND = "telemetry"
+STATUS_KIND = "status"
+TOPIC_KINDS = (TELEMETRY_KIND, STATUS_KIND)
+
+
 def telemetry_topic(vehicle_id: str) -> str:
     """The MQTT topic a vehicle publishes its sample batches to."""
-    return f"fleet/{validate_vehicle_id(vehicle_id)}/telemetry"
+    return f"fleet/{validate_vehicle_id(vehicle_id)}/{TELEMETRY_KIND}"
 
 
 def status_topic(vehicle_id: str) -> str:
     """Where a vehicle publishes its heartbeat, and where its last will lands when it drops off."""
-    return f"fleet/{validate_vehicle_id(vehicle_id)}/status"
+    return f"fleet/{validate_vehicle_id(vehicle_id)}/{STATUS_KIND}"
 
 
 def vehicle_from_routing_key(routing_key: str) -> str:

@@ -56,6 +56,14 @@ class ManagementClient:
     def delete_user(self, username: str) -> None:
         self.request("DELETE", f"users/{q(username)}", ok_missing=True)
 
+    def put_user_limits(self, username: str, *, max_connections: int, max_channels: int) -> None:
+        for name, value in (("max-connections", max_connections), ("max-channels", max_channels)):
+            self.request("PUT", f"user-limits/{q(username)}/{name}", {"value": value})
+
+    def user_limits(self, username: str) -> dict[str, int]:
+        found = self.request("GET", f"user-limits/{q(username)}", ok_missing=True) or []
+        return {str(k): int(v) for entry in found for k, v in entry.get("value", {}).items()}
+
     def user_exists(self, username: str) -> bool:
         return self.request("GET", f"users/{q(username)}", ok_missing=True) is not None
 

@@ -1,4 +1,5 @@
-"""Per-device broker users: each vehicle logs in as itself and may publish only under fleet/<its id>/."""
+"""Per-device broker users: each vehicle logs in as itself, over MQTT only, with its own id as client id, and may
+publish only to fleet/<its id>/<kind> for the kinds that exist."""
 
 from __future__ import annotations
 
@@ -6,17 +7,64 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from fleetsense.gateway.identity import VEHICLE_TAG
 from fleetsense.gateway.management import ManagementClient, ManagementError
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
 from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig, render
-from fleetsense.ids import validate_vehicle_id
+from fleetsense.ids import TOPIC_KINDS, validate_vehicle_id
 
-# The broker substitutes the authenticated username, never the client-chosen client_id.
-DEVICE_TOPIC_PATTERN = r"^fleet\.{username}\.[a-z]+$"
-VEHICLE_TAG = "fleetsense-vehicle"  # marks device users, so `list` never mixes them with service users
+
+def device_topic_pattern(kinds: tuple[str, ...] = TOPIC_KINDS) -> str:
+    """The topic permission of a device: its own id, then one of the kinds that exist. The broker substitutes
+    the authenticated user name for {username}; never {client_id}, which it does not regex-escape."""
+    return rf"^fleet\.{{username}}\.({'|'.join(re.escape(kind) for kind in kinds)})$"
+
+
+DEVICE_TOPIC_PATTERN = device_topic_pattern()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeviceLimits:
+    """Per-device bounds set at provisioning (user limits, enforced by the broker for every protocol).
+
+    An agent holds one MQTT connection. Its client id is its user name (gateway/identity.py), so a second
+    session of the same device replaces the first; the second slot lets a reconnect authenticate while the
+    broker has not yet noticed the old, half-dead connection (up to 1.5 keepalives). RabbitMQ 3.10's MQTT plugin
+    opens three channels per connection (one at CONNECT, one to clean the session that it leaves open, one for
+    QoS 1 publishing; measured, and checked by an integration test): a lower channel limit closes the device's
+    connection at its first QoS 1 PUBLISH."""
+
+    max_connections: int = 2
+    channels_per_connection: int = 3
+
+    @property
+    def max_channels(self) -> int:
+        return self.max_connections * self.channels_per_connection
+
+
+class DeviceAdmin(Protocol):
+    """What granting a device needs of the management client (a bulk provisioner passes its own)."""
+
+    def put_user(self, username: str, password: str | None, tags: str = "") -> None: ...
+    def put_permissions(self, vhost: str, username: str, *, configure: str, write: str, read: str) -> None: ...
+    def put_topic_permissions(self, vhost: str, username: str, *, exchange: str, write: str, read: str) -> None: ...
+    def put_user_limits(self, username: str, *, max_connections: int, max_channels: int) -> None: ...
+
+
+def grant_device(
+    client: DeviceAdmin, vehicle_id: str, password: str | None, limits: DeviceLimits = DeviceLimits()
+) -> None:
+    """A device's broker user, permissions and limits: the one definition of what a device may do (`provision`
+    and the simulator's bulk provisioning both call it). `password=None`: certificate login only."""
+    validate_vehicle_id(vehicle_id)
+    client.put_user(vehicle_id, password, tags=VEHICLE_TAG)
+    # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
+    client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
+    client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
+    client.put_user_limits(vehicle_id, max_connections=limits.max_connections, max_channels=limits.max_channels)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -44,16 +92,14 @@ def provision(
     state_dir: Path,
     password: str,
     client_cert: ClientCertificate | None = None,
+    limits: DeviceLimits = DeviceLimits(),
 ) -> EdgeConfig:
-    """The device's broker user, its permissions and its edge config file. With `client_cert` the device logs in
-    with the certificate only: its user gets no password at all."""
+    """The device's broker user, its permissions and limits, and its edge config file. With `client_cert` the
+    device logs in with the certificate only: its user gets no password at all."""
     validate_vehicle_id(vehicle_id)
     if client_cert and not endpoint.tls:
         raise ManagementError("certificate login needs the TLS listener", hint="provision with TLS")
-    client.put_user(vehicle_id, None if client_cert else password, tags=VEHICLE_TAG)
-    # MQTT publishing needs write on the exchange only; no queue of its own, no reads.
-    client.put_permissions(FLEET_VHOST, vehicle_id, configure="^$", write=f"^{re.escape(MQTT_EXCHANGE)}$", read="^$")
-    client.put_topic_permissions(FLEET_VHOST, vehicle_id, exchange=MQTT_EXCHANGE, write=DEVICE_TOPIC_PATTERN, read="^$")
+    grant_device(client, vehicle_id, None if client_cert else password, limits)
     config = EdgeConfig(
         vehicle_id=vehicle_id,
         broker=BrokerConfig(

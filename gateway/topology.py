@@ -6,7 +6,11 @@ bindings, and the policies that bound them. Nothing accepted may vanish silently
   its outbox and retries (backpressure, not loss);
 - a message no binding routes -> the alternate exchange of amq.topic -> `fleet.unroutable`;
 - a message redelivered `delivery-limit` times (a poison message) -> `fleet.dead-letter`; no delivery limit
-  exists without that dead-letter target.
+  exists without that dead-letter target;
+- every queue is bounded in bytes and in messages (each message costs broker memory whatever its size).
+
+Status has its own dead-letter queue: a full status queue drops its oldest, and a quorum queue dead-letters
+what it drops, so a backlog of old statuses would otherwise fill the telemetry's poison-message queue.
 """
 
 from __future__ import annotations
@@ -23,9 +27,11 @@ TELEMETRY_QUEUE = "fleet.telemetry"
 STATUS_QUEUE = "fleet.status"
 UNROUTABLE_EXCHANGE = UNROUTABLE_QUEUE = "fleet.unroutable"
 DEAD_LETTER_EXCHANGE = DEAD_LETTER_QUEUE = "fleet.dead-letter"
+STATUS_DEAD_LETTER_EXCHANGE = STATUS_DEAD_LETTER_QUEUE = "fleet.status.dead-letter"
 FLINK_USER = "fleetsense-flink"
 POLICY_PREFIX = "fleetsense-"
 
+MIB = 1024**2
 GIB = 1024**3
 
 
@@ -40,13 +46,20 @@ class QueueSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class Topology:
+    # A batch is ~1 KB (1 s of 100 Hz samples): 2 GiB is about 2 million batches, hours of a large fleet.
     telemetry_max_bytes: int = 2 * GIB
+    telemetry_max_length: int = 4_000_000
+    # A status is a few hundred bytes: 100,000 of them is the newest of every vehicle many times over.
     status_max_length: int = 100_000
+    status_max_bytes: int = 128 * MIB
     parking_max_bytes: int = GIB  # each of unroutable and dead-letter
+    parking_max_length: int = 1_000_000
+    status_parking_max_bytes: int = 64 * MIB
+    status_parking_max_length: int = 100_000
     delivery_limit: int = 20
 
     def exchanges(self) -> list[tuple[str, str]]:
-        return [(UNROUTABLE_EXCHANGE, "fanout"), (DEAD_LETTER_EXCHANGE, "fanout")]
+        return [(name, "fanout") for name in (UNROUTABLE_EXCHANGE, DEAD_LETTER_EXCHANGE, STATUS_DEAD_LETTER_EXCHANGE)]
 
     def queues(self) -> list[QueueSpec]:
         return [
@@ -55,8 +68,7 @@ class Topology:
                 exchange=MQTT_EXCHANGE,
                 binding_key="fleet.*.telemetry",
                 limits={
-                    "max-length-bytes": self.telemetry_max_bytes,
-                    "overflow": "reject-publish",
+                    **bounds(self.telemetry_max_bytes, self.telemetry_max_length, overflow="reject-publish"),
                     "delivery-limit": self.delivery_limit,
                     "dead-letter-exchange": DEAD_LETTER_EXCHANGE,
                 },
@@ -67,24 +79,40 @@ class Topology:
                 name=STATUS_QUEUE,
                 exchange=MQTT_EXCHANGE,
                 binding_key="fleet.*.status",
-                limits={"max-length": self.status_max_length, "overflow": "drop-head"},
+                limits={
+                    **bounds(self.status_max_bytes, self.status_max_length, overflow="drop-head"),
+                    "delivery-limit": self.delivery_limit,
+                    "dead-letter-exchange": STATUS_DEAD_LETTER_EXCHANGE,
+                },
             ),
             QueueSpec(
                 name=UNROUTABLE_QUEUE,
                 exchange=UNROUTABLE_EXCHANGE,
                 binding_key="",
-                limits={"max-length-bytes": self.parking_max_bytes, "overflow": "reject-publish"},
+                limits=bounds(self.parking_max_bytes, self.parking_max_length, overflow="reject-publish"),
             ),
             QueueSpec(
                 name=DEAD_LETTER_QUEUE,
                 exchange=DEAD_LETTER_EXCHANGE,
                 binding_key="",
-                limits={"max-length-bytes": self.parking_max_bytes, "overflow": "reject-publish"},
+                limits=bounds(self.parking_max_bytes, self.parking_max_length, overflow="reject-publish"),
+            ),
+            # Old statuses are worth less than new ones here too: the newest dead ones are kept.
+            QueueSpec(
+                name=STATUS_DEAD_LETTER_QUEUE,
+                exchange=STATUS_DEAD_LETTER_EXCHANGE,
+                binding_key="",
+                limits=bounds(self.status_parking_max_bytes, self.status_parking_max_length, overflow="drop-head"),
             ),
         ]
 
     def consumed_by_jobs(self) -> list[str]:
         return [TELEMETRY_QUEUE, STATUS_QUEUE]
+
+
+def bounds(max_bytes: int, max_length: int, *, overflow: str) -> dict[str, Any]:
+    """Both bounds of a queue, and what happens at either."""
+    return {"max-length-bytes": max_bytes, "max-length": max_length, "overflow": overflow}
 
 
 def apply(client: ManagementClient, *, operator: str, topology: Topology | None = None) -> None:

@@ -1,12 +1,17 @@
-"""RabbitMQ from Debian's rabbitmq-server, run as a private node with the MQTT and management plugins."""
+"""RabbitMQ from Debian's rabbitmq-server, run as a private node with the MQTT, management and Prometheus
+plugins, and beside it the identity authoriser (gateway/authoriser.py) that the broker consults on every
+connection: the two start and stop together."""
 
 from __future__ import annotations
 
+import enum
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 from fleetsense.errors import StackError
+from fleetsense.gateway.identity import PATHS as AUTHORISER_PATHS
 from fleetsense.stack import process
 from fleetsense.stack.component import ComponentStatus
 from fleetsense.stack.layout import LOOPBACK, StackConfig
@@ -17,25 +22,62 @@ from fleetsense.wire import MAX_MESSAGE_BYTES
 # /usr/lib/rabbitmq/bin run as whoever calls them, so the node's files stay ours.
 RABBITMQ_BIN = Path(os.environ.get("FLEETSENSE_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 INSTALL_HINT = "install it with `apt-get install rabbitmq-server` (the README's set-up command does this)"
-PLUGINS = ("rabbitmq_management", "rabbitmq_mqtt")
+PLUGINS = (
+    "rabbitmq_management",
+    "rabbitmq_mqtt",
+    "rabbitmq_prometheus",
+    "rabbitmq_auth_backend_http",
+    "rabbitmq_auth_backend_cache",
+)
 OPERATOR_USER = "fleetsense-operator"
 FLEET_VHOST = "fleet"
+# The authoriser's answers depend on the request alone (gateway/identity.py), so a cached answer never goes
+# stale; the TTL only bounds the cache's memory (two entries per device and address).
+AUTH_CACHE_TTL_MS = 600_000
+AUTHORISER_TIMEOUT_MS = 5_000
+
+
+class AuthChain(enum.Enum):
+    """Who the broker asks. CACHED is the stack's; the other two exist to measure what the check costs
+    (bench/connect_cost.py) and must not run a fleet: without the authoriser the takeover is open again."""
+
+    CACHED = "internal + cached authoriser"
+    UNCACHED = "internal + authoriser"
+    INTERNAL_ONLY = "internal only (no client-id check)"
+
+    def authz_backends(self) -> list[str]:
+        extra = {"CACHED": ["rabbit_auth_backend_cache"], "UNCACHED": ["rabbit_auth_backend_http"]}
+        return ["rabbit_auth_backend_internal", *extra.get(self.name, [])]
+
+
+def authoriser_port(config: StackConfig) -> int:
+    # Next to the Prometheus port until layout.Ports gets a field of its own; free in every port set (tested).
+    return config.ports.rabbitmq_prometheus + 1
 
 
 class RabbitMQ:
     name = "rabbitmq"
 
-    def __init__(self, config: StackConfig) -> None:
+    def __init__(self, config: StackConfig, *, auth_chain: AuthChain = AuthChain.CACHED) -> None:
         self.config = config
+        self.auth_chain = auth_chain
         self.home = config.component_dir("rabbitmq")
         self.node = f"{config.name}@localhost"
         self.pid_file = self.home / "rabbitmq.pid"
+        self.authoriser_pid_file = self.home / "authoriser.pid"
         self.log_dir = config.log_dir("rabbitmq")
 
     # -- paths and environment -------------------------------------------------------------------
 
     def main_log(self) -> Path:
         return self.log_dir / f"{self.node}.log"
+
+    def authoriser_log(self) -> Path:
+        return self.log_dir / "authoriser.log"
+
+    @property
+    def authoriser_url(self) -> str:
+        return f"http://{LOOPBACK}:{authoriser_port(self.config)}"
 
     @property
     def operator(self) -> Credentials:
@@ -51,6 +93,7 @@ class RabbitMQ:
         env.update(
             RABBITMQ_NODENAME=self.node,
             RABBITMQ_CONFIG_FILE=str(self.home / "rabbitmq"),  # the broker appends .conf
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.home / "advanced.config"),
             RABBITMQ_CONF_ENV_FILE=str(self.home / "rabbitmq-env.conf"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.home / "enabled_plugins"),
             RABBITMQ_MNESIA_BASE=str(self.home / "mnesia"),
@@ -100,6 +143,9 @@ class RabbitMQ:
                 "ssl_options.versions.1 = tlsv1.3",
                 "ssl_options.versions.2 = tlsv1.2",
                 "mqtt.allow_anonymous = false",
+                # Retained messages are never stored: a device could otherwise fill the broker's retained store
+                # (which never shrinks) with up to max_message_size per topic; fleetsense subscribes to nothing.
+                "mqtt.retained_message_store = rabbit_mqtt_retained_msg_store_noop",
                 # Certificate login: a device that presents a certificate signed by our CA and no username
                 # logs in as the certificate's common name (its vehicle id); that user must still exist, so
                 # `revoke` locks it out. A username and password, when given, take precedence.
@@ -111,6 +157,9 @@ class RabbitMQ:
                 "mqtt.exchange = amq.topic",
                 f"management.tcp.ip = {LOOPBACK}",
                 f"management.tcp.port = {ports.rabbitmq_management}",
+                f"prometheus.tcp.ip = {LOOPBACK}",
+                f"prometheus.tcp.port = {ports.rabbitmq_prometheus}",
+                *self._authoriser_settings(),
                 # With a default user set the broker never creates `guest` on first boot.
                 f"default_user = {operator.username}",
                 f"default_pass = {operator.password}",
@@ -127,6 +176,25 @@ class RabbitMQ:
         from fleetsense.stack.secrets import write_private
 
         write_private(self.home / "rabbitmq.conf", conf)
+        # A list of authorisation backends (all must allow) exists only in the Erlang-term config.
+        authz = ", ".join(self.auth_chain.authz_backends())
+        (self.home / "advanced.config").write_text(
+            f"[{{rabbit, [{{auth_backends, [{{rabbit_auth_backend_internal, [{authz}]}}]}}]}}].\n"
+        )
+
+    def _authoriser_settings(self) -> list[str]:
+        """rabbitmq_auth_backend_http asks our authoriser by POST (a GET would put the password of the login
+        question in a URL); rabbitmq_auth_backend_cache in front of it caches refusals too: both are pure."""
+        paths = [f"auth_http.{name}_path = {self.authoriser_url}/auth/{name}" for name in AUTHORISER_PATHS]
+        return [
+            "auth_http.http_method = post",
+            *paths,
+            f"auth_http.request_timeout = {AUTHORISER_TIMEOUT_MS}",
+            f"auth_http.connection_timeout = {AUTHORISER_TIMEOUT_MS}",
+            "auth_cache.cached_backend = http",
+            f"auth_cache.cache_ttl = {AUTH_CACHE_TTL_MS}",
+            "auth_cache.cache_refusals = true",
+        ]
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -134,12 +202,54 @@ class RabbitMQ:
         pids = process.read_pids(self.pid_file)
         return pids[0] if pids and process.pid_alive(pids[0]) else None
 
+    def _authoriser_pid(self) -> int | None:
+        pids = process.read_pids(self.authoriser_pid_file)
+        return pids[0] if pids and process.pid_alive(pids[0]) else None
+
     def healthy(self) -> bool:
         ports = self.config.ports
         mqtt = [ports.mqtts] if self.config.profile == "secure" else [ports.mqtt, ports.mqtts]
+        listening = (ports.amqp, *mqtt, ports.rabbitmq_management, ports.rabbitmq_prometheus)
         return (
-            all(process.port_accepts(LOOPBACK, port) for port in (ports.amqp, *mqtt, ports.rabbitmq_management))
+            all(process.port_accepts(LOOPBACK, port) for port in listening)
+            and self._authoriser_answers()
             and self._management_answers()
+        )
+
+    def _authoriser_answers(self) -> bool:
+        import requests
+
+        try:
+            return requests.get(f"{self.authoriser_url}/health", timeout=3).text == "ok"
+        except requests.RequestException:
+            return False
+
+    def start_authoriser(self) -> None:
+        """Start the authoriser unless it runs; the broker refuses every connection while it is down."""
+        if self._authoriser_pid() is not None:
+            return
+        port = authoriser_port(self.config)
+        process.ensure_ports_free(
+            "the identity authoriser",
+            LOOPBACK,
+            {"authoriser": port},
+            how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "fleetsense.gateway.authoriser", "--port", str(port)]
+        pid = process.spawn_detached(
+            [*cmd, "--log-file", str(self.authoriser_log())],
+            env=os.environ,
+            log_file=self.log_dir / "authoriser-startup.log",
+        )
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.authoriser_pid_file.write_text(f"{pid}\n")
+        process.wait_until(
+            self._authoriser_answers,
+            timeout_s=30,
+            what="the identity authoriser",
+            log_path=self.log_dir / "authoriser-startup.log",
+            still_running=lambda: process.pid_alive(pid),
         )
 
     def _management_answers(self) -> bool:
@@ -157,6 +267,7 @@ class RabbitMQ:
         return reply.status_code == 200
 
     def start(self) -> None:
+        self.start_authoriser()  # first: the broker asks it about every connection, its own health check's too
         if self._pid() is not None:
             if self.healthy():
                 return
@@ -180,6 +291,7 @@ class RabbitMQ:
                 "mqtt": ports.mqtt,
                 "mqtts": ports.mqtts,
                 "management": ports.rabbitmq_management,
+                "prometheus": ports.rabbitmq_prometheus,
                 "erlang-distribution": ports.rabbitmq_dist,
             },
             how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
@@ -205,6 +317,10 @@ class RabbitMQ:
             process.terminate([pid], grace_s=15)
         # epmd refuses -kill while any node is registered, so another node sharing the port is never hurt.
         self._best_effort(["epmd", "-port", str(self.config.ports.epmd), "-kill"], 10)
+        authoriser = self._authoriser_pid()
+        if authoriser is not None:  # last: the broker may consult it until it has stopped
+            process.terminate([authoriser], grace_s=10)
+        self.authoriser_pid_file.unlink(missing_ok=True)
 
     def _best_effort(self, cmd: list[str], timeout_s: float) -> None:
         try:
@@ -214,13 +330,17 @@ class RabbitMQ:
 
     def status(self) -> ComponentStatus:
         ports = self.config.ports
-        pid = self._pid()
+        pid, authoriser = self._pid(), self._authoriser_pid()
+        pids = tuple(p for p in (pid, authoriser) if p)
         health = "ok" if pid and self.healthy() else ("starting or unhealthy" if pid else "-")
+        if pid and not authoriser:
+            health = "authoriser down: logins without a cached answer are refused"
         return ComponentStatus(
             name=self.name,
-            state="running" if pid else "stopped",
-            pids=(pid,) if pid else (),
-            ports=f"amqp {ports.amqp}, mqtt {ports.mqtt}, mqtts {ports.mqtts}, mgmt {ports.rabbitmq_management}",
+            state="running" if pid and authoriser else ("degraded" if pids else "stopped"),
+            pids=pids,
+            ports=f"amqp {ports.amqp}, mqtt {ports.mqtt}, mqtts {ports.mqtts}, mgmt {ports.rabbitmq_management}, "
+            f"prometheus {ports.rabbitmq_prometheus}, authoriser {authoriser_port(self.config)}",
             health=health,
             log_path=self.main_log(),
         )

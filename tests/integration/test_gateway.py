@@ -41,7 +41,8 @@ def mqtt_publish(stack: StackConfig, username: str, password: str, topic: str, p
         outcome.setdefault("result", "closed")
         finished.set()
 
-    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=f"t-{uuid.uuid4().hex[:8]}")
+    # The broker accepts an MQTT client id only when it is the user name (gateway/identity.py).
+    client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2, client_id=username)
     client.username_pw_set(username, password)
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect

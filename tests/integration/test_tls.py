@@ -136,7 +136,7 @@ def mqtt_outcome_of_publish(stack: StackConfig, config: EdgeConfig, cert: Path, 
 
 
 def _plain_login(stack: StackConfig, username: str, password: str) -> str:
-    client = paho.Client(callback_api_version=paho.CallbackAPIVersion.VERSION2, client_id=f"plain-{username}")
+    client = paho.Client(callback_api_version=paho.CallbackAPIVersion.VERSION2, client_id=username)
     client.username_pw_set(username, password)
     return _connect_outcome(client, stack.ports.mqtt)
 

@@ -175,6 +175,9 @@ class RecordingAdmin:
     def put_topic_permissions(self, vhost: str, username: str, *, exchange: str, write: str, read: str) -> None:
         self.calls.append(("topic", (vhost, username, exchange, write, read)))
 
+    def put_user_limits(self, username: str, *, max_connections: int, max_channels: int) -> None:
+        self.calls.append(("limits", (username, max_connections, max_channels)))
+
     def delete_user(self, username: str) -> None:
         self.calls.append(("delete", username))
 
