@@ -101,7 +101,8 @@ class Link:
         client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             # The vehicle id as client id: a new connection makes the broker drop a half-open old one at once.
-            # (Identity and topic rights come from the username, never from the client id.)
+            # (Identity and topic rights come from the username; the gateway refuses a client id other than the
+            # username, so a device cannot take over another vehicle's session: docs/gateway.md.)
             client_id=self.config.vehicle_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
