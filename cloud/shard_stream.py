@@ -61,17 +61,19 @@ def on_bundle(
     settings: StreamSettings,
     profiles_of: ProfileLookup,
     known_profiles: Mapping[str, Profile] = _NO_PROFILES,
+    resumed_ms: int = 0,
 ) -> StepResult:
     """Process `messages` (routing key, body) in order; `deadlines_ms` (vehicle -> when its on_timer is due) is
     updated in place, and the result's timer_ms is the shard's earliest deadline. A vehicle seen for the first
     time starts with `settings`, in its profile's class if it has one (`profiles_of`); a known vehicle whose
-    profile in `known_profiles` (the job's latest reading of them all) was set after the one it has switches."""
+    profile in `known_profiles` (the job's latest reading of them all) was set after the one it has switches.
+    `resumed_ms`: when this operator instance started (after a restore): see VehicleState.resume."""
     result = StepResult()
     states: dict[str, VehicleState | None] = {}
     for routing_key, _ in messages:
         vehicle = vehicle_of(routing_key)
         if vehicle not in states:
-            states[vehicle] = store.load(vehicle)
+            states[vehicle] = _load(store, vehicle, resumed_ms)
     first_seen = profiles_of([vehicle for vehicle, state in states.items() if state is None and vehicle])
     changed: set[str] = set()
     for vehicle, state in states.items():
@@ -123,11 +125,20 @@ def _apply(profile: Profile | None, state: VehicleState) -> bool:
     return True
 
 
-def on_shard_timer(store: ShardStore, deadlines_ms: dict[str, int], *, now_ms: int) -> StepResult:
+def _load(store: ShardStore, vehicle: str, resumed_ms: int) -> VehicleState | None:
+    state = store.load(vehicle)
+    if state is not None:
+        state.resume(resumed_ms)
+    return state
+
+
+def on_shard_timer(
+    store: ShardStore, deadlines_ms: dict[str, int], *, now_ms: int, resumed_ms: int = 0
+) -> StepResult:
     """Run on_timer for every vehicle of the shard whose deadline has come."""
     result = StepResult()
     for vehicle in [vehicle for vehicle, due in deadlines_ms.items() if due <= now_ms]:
-        state = store.load(vehicle)
+        state = _load(store, vehicle, resumed_ms)
         if state is None:
             del deadlines_ms[vehicle]
             continue

@@ -87,6 +87,7 @@ class VehicleState:
     epoch: int = 0
     epoch_start_us: int = -(2**62)
     past_epochs: list[tuple[int, int]] = field(default_factory=list)
+    resumed_ms: int = 0  # when the operator instance that last loaded this state started (see `resume`)
     version: int = STATE_VERSION
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -107,6 +108,18 @@ class VehicleState:
             analyzer=VehicleAnalyzer(AnalyzerConfig(vehicle_class=settings.vehicle_class)),
             idle_flush_ms=settings.idle_flush_ms,
         )
+
+    def resume(self, at_ms: int) -> None:
+        """The job (re)started at `at_ms`, restoring this state from a checkpoint: the time it was down must not
+        count as waiting. A batch waiting behind a gap waits for the missing one, which the broker redelivers
+        after the restore (it was not acknowledged); a vehicle is not idle because the job was down. So waits
+        and the idle time start again from `at_ms` (once per operator instance)."""
+        if at_ms <= self.resumed_ms:
+            return
+        self.resumed_ms = at_ms
+        self.sequencer.arrived_ms = {seq: max(t, at_ms) for seq, t in self.sequencer.arrived_ms.items()}
+        if not self.flushed:
+            self.last_message_ms = max(self.last_message_ms, at_ms)
 
     def next_timer_ms(self, now_ms: int) -> int | None:
         """When on_timer is next due, always after `now_ms`, rounded up to a whole second so a busy vehicle

@@ -18,6 +18,7 @@ import argparse
 import logging
 import sys
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
@@ -169,6 +170,8 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         from fleetsense.cloud.rejections import RejectionLimiter
 
         self._rejections = RejectionLimiter()
+        # When this instance started: after a restore, the time the job was down does not count as waiting.
+        self._resumed_ms = int(time.time() * 1000)
         self._deadlines = runtime_context.get_state(ValueStateDescriptor("deadlines", Types.PICKLED_BYTE_ARRAY()))
         group = runtime_context.get_metrics_group()
         self._counters = {name: group.counter(name) for name in (*COUNTERS, "bundles", "bad_bundles")}
@@ -222,6 +225,7 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             settings=self._stream_settings,
             profiles_of=self._profiles_of,
             known_profiles=self._profiles,
+            resumed_ms=self._resumed_ms,
         )
         self._finish(result, deadlines, ctx)
         self._counters["bundles"].inc()
@@ -249,7 +253,8 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             # The time now, not the timer's own timestamp: a timer fires late (after a restore, under load), and
             # deadlines computed from its timestamp could lie at or before now and re-fire it for ever.
             now_ms = ctx.timer_service().current_processing_time()
-            self._finish(on_shard_timer(self._store, deadlines, now_ms=now_ms), deadlines, ctx)
+            result = on_shard_timer(self._store, deadlines, now_ms=now_ms, resumed_ms=self._resumed_ms)
+            self._finish(result, deadlines, ctx)
         yield from ()
 
     def _finish(self, result: Any, deadlines: dict[str, int], ctx: Any) -> None:
@@ -287,8 +292,6 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         _shutdown(getattr(self, "_cluster", None))
 
     def map(self, value: bytes) -> str:
-        import time
-
         from fleetsense.cloud.rejections import limit
         from fleetsense.cloud.result_rows import rejected_write
         from fleetsense.cloud.status_rows import status_writes

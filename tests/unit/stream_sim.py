@@ -194,6 +194,7 @@ class Run:
     arrived: dict[tuple[str, int], int] = field(default_factory=dict)  # first arrival of each (vehicle, seq)
     firings: int = 0
     now_ms: int = 0  # the virtual processing time
+    resumed_ms: int = 0  # when the job last (re)started, as the operator tells the stream code
     state: JobState = field(default_factory=JobState)
 
 
@@ -223,7 +224,9 @@ class Simulation:
                 run.state = pickle.loads(state_bytes)
                 if rewind:
                     run.now_ms = checkpoint_ms or 0
+                    # A replay as if the job never stopped: nothing to resume from (the state holds everything).
                 else:
+                    run.resumed_ms = crash_ms + 1
                     pending[replay_from:] = [
                         dataclasses.replace(d, at_ms=max(d.at_ms, crash_ms + 1)) for d in pending[replay_from:]
                     ]
@@ -247,6 +250,7 @@ class Simulation:
                     now_ms=run.now_ms,
                     settings=SETTINGS,
                     profiles_of=lambda vehicles: {},
+                    resumed_ms=run.resumed_ms,
                 )
                 self._finish(run, shard, result)
         # Time runs on until every timer has fired.
@@ -273,6 +277,8 @@ class Simulation:
                 raise TimerSpin(f"shard {shard}'s timer fired {self.spin_limit} times at {run.now_ms - START_MS} ms")
             deadlines = run.state.deadlines[shard]
             if deadlines:
-                result = on_shard_timer(run.state.stores[shard], deadlines, now_ms=run.now_ms)
+                result = on_shard_timer(
+                    run.state.stores[shard], deadlines, now_ms=run.now_ms, resumed_ms=run.resumed_ms
+                )
                 self._finish(run, shard, result)
         run.now_ms = max(run.now_ms, until_ms)

@@ -3,6 +3,7 @@ and the shards' Flink keys (cloud/shard_keys.py), without Flink."""
 
 from __future__ import annotations
 
+import pickle
 import random
 import struct
 import zlib
@@ -200,3 +201,24 @@ def test_two_gaps_from_one_vehicle_at_rest_release_everything_without_spinning_t
     assert sorted(first for _, _, first in run.db.named("gap")) == [2, 4]
     assert run.firings <= 4
     assert run.state.stores[0].states["van-7"].flushed or run.state.stores[1].states["van-7"].flushed
+
+
+def test_after_a_restore_the_time_the_job_was_down_does_not_count_as_waiting_or_idle() -> None:
+    """Found by the TaskManager-kill integration test: batch 2 waited for batch 1 (delivered after the checkpoint,
+    so redelivered after the restore) and the vehicle was mid-manoeuvre. The restored job's overdue timer gave up
+    the gap and flushed the idle vehicle before the redelivery came: batch 1 went late and a cornering event
+    split in two."""
+    store, deadlines = DictShardStore(), {}
+    key = "fleet.van-1.telemetry"
+    on_bundle(store, deadlines, [(key, imu_message(0, vehicle="van-1"))], now_ms=NOW_MS, settings=SETTINGS,
+              profiles_of=no_profiles)  # fmt: skip
+    on_bundle(store, deadlines, [(key, imu_message(2, vehicle="van-1"))], now_ms=NOW_MS + 10, settings=SETTINGS,
+              profiles_of=no_profiles)  # fmt: skip
+    restored = pickle.loads(pickle.dumps((store, deadlines)))  # the checkpoint
+    resumed = NOW_MS + 60_000  # the job comes back a minute later
+    store, deadlines = restored
+    timer = on_shard_timer(store, deadlines, now_ms=resumed + 5, resumed_ms=resumed)
+    assert timer.analysed == [] and "gaps_skipped" not in timer.counts and "idle_flushes" not in timer.counts
+    redelivered = on_bundle(store, deadlines, [(key, imu_message(1, vehicle="van-1"))], now_ms=resumed + 50,
+                            settings=SETTINGS, profiles_of=no_profiles, resumed_ms=resumed)  # fmt: skip
+    assert redelivered.analysed == [("van-1", 0, 1), ("van-1", 0, 2)] and "late" not in redelivered.counts
