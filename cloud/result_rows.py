@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetsense.cloud.store import EXCERPT_BYTES, Write, day_bucket, hour_bucket_ms, rejected_message_id
+from fleetsense.cloud.store import Write, day_bucket, hour_bucket_ms, rejected_values
 
 from fleetsense import wire
 from fleetsense.errors import FleetsenseError
@@ -158,21 +158,8 @@ def restart_write(vehicle_id: str, *, epoch: int, previous_next_seq: int | None,
 
 
 def rejected_write(routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False) -> Write:
-    """A rejection row: an excerpt of the message, or with `whole` (a message that failed inside the job, not
-    one that is bad) all of it, so it can be processed again once the fault is fixed."""
-    return (
-        "rejected",
-        (
-            source_of(routing_key),
-            day_bucket(now_ms * 1000),
-            rejected_message_id(routing_key, body),
-            now_ms,
-            routing_key[:300],
-            reason[:1000],
-            body if whole else body[:EXCERPT_BYTES],
-            len(body),
-        ),
-    )
+    """A rejection row for a message, its source the vehicle its routing key names (store.rejected_values)."""
+    return ("rejected", rejected_values(source_of(routing_key), routing_key, body, reason, now_ms=now_ms, whole=whole))
 
 
 def source_of(routing_key: str) -> str:

@@ -40,6 +40,23 @@ def rejected_message_id(routing_key: str, body: bytes) -> str:
     return hashlib.sha256(routing_key.encode() + b"\0" + body).hexdigest()[:32]
 
 
+def rejected_values(
+    source: str, routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False
+) -> tuple[Any, ...]:
+    """The "rejected" statement's values: an excerpt of the message, or with `whole` (a message that failed inside
+    the job, not one that is bad) all of it, so it can be processed again once the fault is fixed."""
+    return (
+        source,
+        day_bucket(now_ms * 1000),
+        rejected_message_id(routing_key, body),
+        now_ms,
+        routing_key[:300],
+        reason[:1000],
+        body if whole else body[:EXCERPT_BYTES],
+        len(body),
+    )
+
+
 STATEMENTS: dict[str, str] = {
     "block": "INSERT INTO {ks}.batches (vehicle_id, hour_bucket, epoch, seq, kind, start_time, sample_period_us, "
     "sample_count, flags, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -191,8 +208,7 @@ class CassandraWriter:
             self.unwritable += 1
             log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
             reason = f"the job produced a {name} row its table cannot hold: {type(exc).__name__}: {exc}"
-            row = ("", "unwritable", rejected_message_id(name, repr(values).encode()), int(time.time() * 1000),
-                   name, reason[:1000], repr(values).encode()[:EXCERPT_BYTES], 0)  # fmt: skip
+            row = rejected_values("", f"({name} row)", repr(values).encode(), reason, now_ms=int(time.time() * 1000))
             return self._prepared["rejected"].bind(row)
 
     def _replica(self, bound: Any) -> Any:
