@@ -32,6 +32,12 @@ class BrokerConfig:
     client_cert_file: str = ""
     client_key_file: str = ""
     max_message_bytes: int = MAX_MESSAGE_BYTES  # larger batches are set aside, never sent: the broker refuses them
+    # Reconnect pacing (edge/backoff.py): full jitter between 0 and base * 2^failures, at most the cap. A
+    # connection counts as a success (and resets the backoff) only once a publish was acknowledged on it or it
+    # stayed up for stable_connection_s: a broker that takes logins but refuses publishes is a failure.
+    reconnect_base_s: float = 1.0
+    reconnect_cap_s: float = 60.0
+    stable_connection_s: float = 60.0
 
     @property
     def uses_client_cert(self) -> bool:
@@ -70,6 +76,7 @@ class OutboxConfig:
     replay_rate_per_s: float = 50.0  # batches per second while draining a backlog
     max_inflight: int = 20
     ack_timeout_s: float = 30.0  # a PUBACK later than this means a broken connection: reconnect and resend
+    memory_batches: int = 600  # held in memory while storage fails (disk full, read-only, I/O errors): ~5 min
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +88,9 @@ class StatusConfig:
 class ClockConfig:
     # Trust the wall clock even when the kernel says it is not synchronised (e.g. GPS time or a container).
     assume_synced: bool = False
+    # Batches taken while the clock is not synchronised are held on the device and re-timed when it syncs; after
+    # this long without sync they are sent as they are, flagged CLOCK_UNSYNCED (docs/edge-agent.md, "Time").
+    hold_unsynced_s: float = 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +209,14 @@ def check_ranges(config: EdgeConfig, where: str) -> None:
         (1 <= config.outbox.max_inflight <= 1000, "[outbox] max_inflight must be 1..1000"),
         (config.outbox.ack_timeout_s >= 1, "[outbox] ack_timeout_s must be at least 1"),
         (config.status.heartbeat_s >= 1, "[status] heartbeat_s must be at least 1"),
+        (0.01 <= config.broker.reconnect_base_s <= 60, "[broker] reconnect_base_s must be 0.01..60 s"),
+        (
+            config.broker.reconnect_base_s <= config.broker.reconnect_cap_s <= 3600,
+            "[broker] reconnect_cap_s must be reconnect_base_s..3600 s",
+        ),
+        (1 <= config.broker.stable_connection_s <= 3600, "[broker] stable_connection_s must be 1..3600 s"),
+        (1 <= config.outbox.memory_batches <= 100_000, "[outbox] memory_batches must be 1..100000"),
+        (0 <= config.clock.hold_unsynced_s <= 7 * 86_400, "[clock] hold_unsynced_s must be 0..604800 s (7 days)"),
         (config.sensors.imu_address in (0x68, 0x69), "[sensors] imu_address must be 0x68 or 0x69"),
         (config.sensors.baro_address in (0, 0x76, 0x77), "[sensors] baro_address must be 0x76, 0x77 or 0"),
     ]

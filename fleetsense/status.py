@@ -56,6 +56,16 @@ class VehicleStatus:
     dropped_ranges: list[tuple[int, int]] = field(default_factory=list)
     set_aside_rows: int | None = None
     quarantined_outboxes: list[str] = field(default_factory=list)
+    # Restarts and outages (issue 13): how often the agent started again since its state directory was made, how
+    # many of those followed a crash (no clean stop recorded), and the samples missing across the last restart.
+    restarts: int | None = None
+    unclean_restarts: int | None = None
+    last_restart_lost_ms: int | None = None  # None: unknown (the clock was not synchronised on both sides)
+    # Storage trouble: the outbox's current fault (disk full, read-only, I/O error), and the batches it holds in
+    # memory meanwhile; batches held on the device until the clock is known good (docs/edge-agent.md).
+    storage_error: str | None = None
+    memory_batches: int | None = None
+    held_unsynced: int | None = None
 
     def to_json(self) -> bytes:
         body: dict[str, Any] = {"v": STATUS_VERSION, **asdict(self)}
@@ -88,6 +98,12 @@ FIELD_RULES: dict[str, Rule] = {
     "epoch": Rule("int", high=2**32 - 1),
     "dropped_total": Rule("int"),
     "set_aside_rows": Rule("int", high=INT32_MAX),
+    "restarts": Rule("int", high=INT32_MAX),
+    "unclean_restarts": Rule("int", high=INT32_MAX),
+    "last_restart_lost_ms": Rule("int"),
+    "storage_error": Rule("text", high=MAX_TEXT),
+    "memory_batches": Rule("int", high=INT32_MAX),
+    "held_unsynced": Rule("int", high=INT32_MAX),
 }
 SENSOR_RULES: dict[str, Rule] = {
     "health": Rule("text", choices=SENSOR_HEALTH, required=True),

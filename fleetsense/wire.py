@@ -231,6 +231,27 @@ def encode(batch: Batch) -> bytes:
     return body + _CRC.pack(zlib.crc32(body))
 
 
+def retimed(message: bytes, shift_us: int, *, set_flags: Flags = Flags.NONE, clear_flags: Flags = Flags.NONE) -> bytes:
+    """`message` with its start time moved by `shift_us` and its flags changed, every other byte as it was (the
+    CRC recomputed): how the edge re-times batches taken before its clock was synchronised, and how the cloud
+    re-admits a quarantined batch. The result is checked like any received message."""
+    header = decode_header(message)
+    flags = (header.flags | set_flags) & ~clear_flags
+    if flags & ~KNOWN_FLAGS[header.version]:
+        raise WireFormatError(f"flags {int(flags):#04x} are not defined for version {header.version}")
+    time_at = _PREFIX.size + len(header.vehicle_id) + 8 + (4 if header.version == 3 else 0)
+    start_us = header.start_time_us + shift_us
+    if not -(2**63) <= start_us < 2**63:
+        raise WireFormatError(f"a shift of {shift_us} µs takes the start time out of the int64 range")
+    out = bytearray(message)
+    out[3] = int(flags)
+    struct.pack_into(">q", out, time_at, start_us)
+    if header.version >= 2:
+        _CRC.pack_into(out, len(out) - _CRC.size, zlib.crc32(out[: -_CRC.size]))
+    decode_header(bytes(out))  # a shift that leaves the int64 range or the rules fails here, not in the cloud
+    return bytes(out)
+
+
 def _batch_fields(batch: Batch, count: int, escapes: int) -> bytes:
     if batch.epoch:
         return _V3_BATCH.pack(

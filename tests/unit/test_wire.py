@@ -4,6 +4,7 @@ of malformed message. Fuzzing is in test_wire_fuzz.py, the size target in test_w
 from __future__ import annotations
 
 import dataclasses
+import random
 import re
 import struct
 import subprocess
@@ -371,3 +372,47 @@ def test_a_v3_message_must_state_a_non_zero_epoch_and_v1_v2_cannot_carry_one() -
         wire.encode_v1(accel_example(epoch=5))
     with pytest.raises(WireFormatError, match="sequence epoch"):
         wire.encode(accel_example(epoch=2**32))
+
+
+def test_retimed_moves_only_the_start_time_and_the_flags_and_stays_valid() -> None:
+    rng = random.Random(1306)
+    for case in range(500):
+        batch = wire.Batch(
+            vehicle_id="van-7",
+            seq=rng.randrange(2**40),
+            start_time_us=rng.randrange(-(2**50), 2**50),
+            sample_period_us=10_000,
+            kind=wire.Kind.BARO,
+            scales=(0.1, 0.01),
+            offsets=(100_000.0, 0.0),
+            samples=tuple((rng.randrange(-500, 500), rng.randrange(2000, 3000)) for _ in range(rng.randrange(0, 12))),
+            flags=wire.Flags.CLOCK_UNSYNCED,
+            epoch=rng.choice([0, rng.randrange(1, 2**32)]),
+        )
+        shift = rng.randrange(-(2**45), 2**45)
+        moved = wire.decode(
+            wire.retimed(
+                wire.encode(batch), shift, set_flags=wire.Flags.CLOCK_STEPPED, clear_flags=wire.Flags.CLOCK_UNSYNCED
+            )
+        )
+        expected = dataclasses.replace(
+            wire.decode(wire.encode(batch)), start_time_us=batch.start_time_us + shift, flags=wire.Flags.CLOCK_STEPPED
+        )
+        assert moved == expected, f"case {case}"
+
+
+def test_retimed_refuses_a_shift_out_of_range_and_flags_the_version_lacks() -> None:
+    batch = wire.Batch(
+        vehicle_id="van-7",
+        seq=1,
+        start_time_us=2**62,
+        sample_period_us=10_000,
+        kind=wire.Kind.ACCEL,
+        scales=(0.001,) * 3,
+        offsets=(0.0,) * 3,
+        samples=((1, 2, 3),),
+    )
+    with pytest.raises(wire.WireFormatError, match="int64 range"):
+        wire.retimed(wire.encode(batch), 2**62)
+    with pytest.raises(wire.WireFormatError, match="not defined for version 1"):
+        wire.retimed(wire.encode_v1(batch), 5, set_flags=wire.Flags.RESTARTED)
