@@ -154,6 +154,9 @@ def conflict_write(
 
 
 def restart_write(vehicle_id: str, *, epoch: int, previous_next_seq: int | None, first_seq: int, now_ms: int) -> Write:
+    # A sequence that took the last seq (2^63 - 1) expects 2^63 next, which no bigint holds: recorded as unknown.
+    if previous_next_seq is not None and previous_next_seq > wire.SEQ_LIMIT - 1:
+        previous_next_seq = None
     return ("restart", (vehicle_id, epoch, now_ms, previous_next_seq, first_seq))
 
 

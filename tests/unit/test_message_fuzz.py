@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import struct
 import zlib
+from dataclasses import replace
 
 from fleetsense.cloud.shard_stream import DictShardStore, on_bundle, on_shard_timer
 from fleetsense.cloud.vehicle_stream import StreamSettings
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from fleetsense import wire
@@ -70,11 +71,41 @@ def messages(draw: st.DrawFn) -> bytes:
     return bytes(raw)
 
 
+LAST_SEQ_BATCH = wire.Batch(
+    vehicle_id="van-7",
+    seq=wire.SEQ_LIMIT - 1,
+    start_time_us=NOW_MS * 1000 - 10**7,
+    sample_period_us=10_000,
+    kind=wire.Kind.ACCEL,
+    scales=(0.001,) * 3,
+    offsets=(0.0,) * 3,
+    samples=((1, 2, 3),),
+)
 KEYS = st.sampled_from(["fleet.van-7.telemetry", "fleet.van-8.telemetry", "fleet..telemetry", "x", "fleet.van-7"])
 
 
 @settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(KEYS, messages()), min_size=1, max_size=6), st.integers(0, 30_000))
+# Found by this test: a v1 sequence that reached the last seq (2^63 - 1), then a restart: the restart row's
+# previous_next_seq was 2^63, which no bigint holds.
+@example(
+    [
+        ("fleet.van-7.telemetry", wire.encode_v1(replace(LAST_SEQ_BATCH, seq=0))),
+        ("fleet.van-7.telemetry", wire.encode_v1(LAST_SEQ_BATCH)),
+        (
+            "fleet.van-7.telemetry",
+            wire.encode(
+                replace(
+                    LAST_SEQ_BATCH,
+                    seq=0,
+                    flags=wire.Flags.RESTARTED,
+                    start_time_us=LAST_SEQ_BATCH.start_time_us + 1000,
+                )
+            ),
+        ),
+    ],
+    0,
+)
 def test_any_message_sequence_is_processed_or_rejected_and_every_write_binds(
     bundle: list[tuple[str, bytes]], later_ms: int
 ) -> None:
