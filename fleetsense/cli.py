@@ -10,8 +10,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fleetsense.errors import FleetsenseError
+
+if TYPE_CHECKING:
+    from fleetsense.cloud.quarantine import ConfirmedPublisher
+    from fleetsense.stack.layout import StackConfig
 
 
 def _stack_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -182,6 +187,84 @@ def cmd_vehicle_class(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- quarantine -------------------------------------------------------------------------------------
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    import time
+
+    from fleetsense.cloud import quarantine as q
+    from fleetsense.cloud.schema import KEYSPACE, QUARANTINE_TTL_S
+    from fleetsense.errors import ConfigError
+    from fleetsense.stack.cassandra_auth import OPERATOR, session_as
+
+    days = [q.check_day(args.day)] if args.day else q.recent_days(time.time_ns() // 1000, QUARANTINE_TTL_S)
+    config = _stack_config(args)
+    with session_as(config, OPERATOR) as session:
+        found = q.held_days(session, KEYSPACE, days=days, vehicle_id=args.vehicle)
+        if args.action == "list":
+            summaries = q.summarise(m for day, vid, _ in found for m in q.quarantined(session, KEYSPACE, vid, day))
+            print("\n".join(_quarantine_lines(summaries)) or "nothing in quarantine")
+            return 0
+        if not args.vehicle:
+            raise ConfigError("quarantine readmit needs --vehicle", hint="see `fleetsense quarantine list`")
+        if args.shift_s is None and not args.as_is:
+            raise ConfigError(
+                "quarantine readmit needs --shift-s SECONDS (move the sample times by that much) or --as-is",
+                hint="`fleetsense quarantine list --vehicle V` shows the times the device claimed",
+            )
+        shift_us = None if args.as_is else round(args.shift_s * 1_000_000)
+        published, failed = 0, []
+        with _quarantine_publisher(config) as publisher:
+            for day, vehicle_id, index_written_us in found:
+                held = q.quarantined(session, KEYSPACE, vehicle_id, day)
+                result = q.readmit(session, KEYSPACE, held, shift_us=shift_us, publish=publisher.publish)
+                published += result.published
+                failed += result.failed
+                q.forget_empty_day(session, KEYSPACE, vehicle_id, day, index_written_us)
+    how = "as they were" if shift_us is None else f"shifted by {args.shift_s:+g} s, flagged CLOCK_STEPPED"
+    print(f"{args.vehicle}: re-admitted {published} message(s) {how}")
+    for held_message, why in failed:
+        print(f"  kept in quarantine: epoch {held_message.epoch} seq {held_message.seq}: {why}")
+    return 0 if not failed else 1
+
+
+def _quarantine_publisher(config: StackConfig) -> ConfirmedPublisher:
+    from fleetsense.cloud.quarantine import ConfirmedPublisher
+    from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
+    from fleetsense.stack.layout import LOOPBACK
+    from fleetsense.stack.rabbitmq import RabbitMQ
+
+    operator = RabbitMQ(config).operator
+    return ConfirmedPublisher(
+        host=LOOPBACK,
+        port=config.ports.amqp,
+        virtual_host=FLEET_VHOST,
+        username=operator.username,
+        password=operator.password,
+        exchange=MQTT_EXCHANGE,
+    )
+
+
+def _quarantine_lines(summaries) -> list[str]:  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    def iso(time_us: int) -> str:
+        try:
+            return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        except (OverflowError, ValueError, OSError):
+            return f"{time_us} µs"
+
+    lines = []
+    for s in summaries:
+        reasons = ", ".join(f"{rule} {n}" for rule, n in sorted(s.reasons.items()))
+        lines.append(
+            f"{s.vehicle_id} {s.day}: {s.count} message(s), sample times {iso(s.first_start_us)} .. "
+            f"{iso(s.last_end_us)}, received {s.first_received:%H:%M:%S} .. {s.last_received:%H:%M:%S} UTC; {reasons}"
+        )
+    return lines
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fleetsense.stack.demo import run_demo
 
@@ -250,6 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
     vclass.add_argument("vehicle_class")
     vclass.add_argument("vehicle_ids", nargs="+")
     vclass.set_defaults(handler=cmd_vehicle_class)
+
+    quarantine = sub.add_parser(
+        "quarantine", help="telemetry the cloud rejected for its sample times, kept whole: list it, re-admit it"
+    )
+    quarantine.add_argument(
+        "action", choices=["list", "readmit"], help="list: per vehicle and day; readmit: publish it again"
+    )
+    quarantine.add_argument("--vehicle", help="only this vehicle (readmit: required)")
+    quarantine.add_argument("--day", help="only messages received on this UTC day (YYYY-MM-DD)")
+    how = quarantine.add_mutually_exclusive_group()
+    how.add_argument("--shift-s", type=float, help="readmit: move the sample times by this many seconds (+ later)")
+    how.add_argument("--as-is", action="store_true", help="readmit: publish the messages unchanged")
+    quarantine.set_defaults(handler=cmd_quarantine)
 
     demo = sub.add_parser("demo", help="stack up, provision vehicles, submit the job, watch samples land")
     demo.add_argument("--vehicles", type=int, default=5)
