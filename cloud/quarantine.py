@@ -63,7 +63,8 @@ class DaySummary:
 
 def check_day(day: str) -> str:
     try:
-        datetime.strptime(day, "%Y-%m-%d")
+        if datetime.strptime(day, "%Y-%m-%d").strftime("%Y-%m-%d") != day:  # "2026-12-6" names no day bucket
+            raise ValueError(day)
     except ValueError:
         raise ConfigError(f"--day {day!r} is not a UTC day", hint="give it as YYYY-MM-DD, e.g. 2026-12-06") from None
     return day
