@@ -10,13 +10,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from fleetsense.errors import FleetsenseError
-
-if TYPE_CHECKING:
-    from fleetsense.cloud.quarantine import ConfirmedPublisher
-    from fleetsense.stack.layout import StackConfig
 
 
 def _stack_config(args: argparse.Namespace):  # type: ignore[no-untyped-def]
@@ -191,78 +186,27 @@ def cmd_vehicle_class(args: argparse.Namespace) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace) -> int:
-    import time
-
-    from fleetsense.cloud import quarantine as q
-    from fleetsense.cloud.schema import KEYSPACE, QUARANTINE_TTL_S
     from fleetsense.errors import ConfigError
-    from fleetsense.stack.cassandra_auth import OPERATOR, session_as
+    from fleetsense.stack import quarantine
 
-    days = [q.check_day(args.day)] if args.day else q.recent_days(time.time_ns() // 1000, QUARANTINE_TTL_S)
-    config = _stack_config(args)
-    with session_as(config, OPERATOR) as session:
-        found = q.held_days(session, KEYSPACE, days=days, vehicle_id=args.vehicle)
-        if args.action == "list":
-            summaries = q.summarise(m for day, vid, _ in found for m in q.quarantined(session, KEYSPACE, vid, day))
-            print("\n".join(_quarantine_lines(summaries)) or "nothing in quarantine")
-            return 0
-        if not args.vehicle:
-            raise ConfigError("quarantine readmit needs --vehicle", hint="see `fleetsense quarantine list`")
-        if args.shift_s is None and not args.as_is:
-            raise ConfigError(
-                "quarantine readmit needs --shift-s SECONDS (move the sample times by that much) or --as-is",
-                hint="`fleetsense quarantine list --vehicle V` shows the times the device claimed",
-            )
-        shift_us = None if args.as_is else round(args.shift_s * 1_000_000)
-        published, failed = 0, []
-        with _quarantine_publisher(config) as publisher:
-            for day, vehicle_id, index_written_us in found:
-                held = q.quarantined(session, KEYSPACE, vehicle_id, day)
-                result = q.readmit(session, KEYSPACE, held, shift_us=shift_us, publish=publisher.publish)
-                published += result.published
-                failed += result.failed
-                q.forget_empty_day(session, KEYSPACE, vehicle_id, day, index_written_us)
-    how = "as they were" if shift_us is None else f"shifted by {args.shift_s:+g} s, flagged CLOCK_STEPPED"
-    print(f"{args.vehicle}: re-admitted {published} message(s) {how}")
-    for held_message, why in failed:
-        print(f"  kept in quarantine: epoch {held_message.epoch} seq {held_message.seq}: {why}")
-    return 0 if not failed else 1
-
-
-def _quarantine_publisher(config: StackConfig) -> ConfirmedPublisher:
-    from fleetsense.cloud.quarantine import ConfirmedPublisher
-    from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
-    from fleetsense.stack.layout import LOOPBACK
-    from fleetsense.stack.rabbitmq import RabbitMQ
-
-    operator = RabbitMQ(config).operator
-    return ConfirmedPublisher(
-        host=LOOPBACK,
-        port=config.ports.amqp,
-        virtual_host=FLEET_VHOST,
-        username=operator.username,
-        password=operator.password,
-        exchange=MQTT_EXCHANGE,
-    )
-
-
-def _quarantine_lines(summaries) -> list[str]:  # type: ignore[no-untyped-def]
-    from datetime import UTC, datetime
-
-    def iso(time_us: int) -> str:
-        try:
-            return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        except (OverflowError, ValueError, OSError):
-            return f"{time_us} µs"
-
-    lines = []
-    for s in summaries:
-        reasons = ", ".join(f"{rule} {n}" for rule, n in sorted(s.reasons.items()))
-        lines.append(
-            f"{s.vehicle_id} {s.day}: {s.count} message(s), sample times {iso(s.first_start_us)} .. "
-            f"{iso(s.last_end_us)}, received {s.first_received:%H:%M:%S} .. {s.last_received:%H:%M:%S} UTC; {reasons}"
+    if args.action == "list":
+        found = quarantine.summaries(_stack_config(args), vehicle_id=args.vehicle, day=args.day)
+        print("\n".join(quarantine.summary_lines(found)) or "nothing in quarantine")
+        return 0
+    if not args.vehicle:
+        raise ConfigError("quarantine readmit needs --vehicle", hint="`fleetsense quarantine list` shows which")
+    if args.shift_s is None and not args.as_is:
+        raise ConfigError(
+            "quarantine readmit needs --shift-s SECONDS (move the sample times by that much) or --as-is",
+            hint="`fleetsense quarantine list --vehicle V` shows the times the device claimed",
         )
-    return lines
+    shift_us = None if args.as_is else round(args.shift_s * 1_000_000)
+    result = quarantine.readmit(_stack_config(args), vehicle_id=args.vehicle, day=args.day, shift_us=shift_us)
+    how = "as they were" if shift_us is None else f"shifted by {args.shift_s:+g} s and flagged CLOCK_STEPPED"
+    print(f"{args.vehicle}: re-admitted {result.published} message(s) {how}")
+    for held, why in result.failed:
+        print(f"  kept in quarantine: epoch {held.epoch} seq {held.seq}: {why}")
+    return 0 if not result.failed else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -164,3 +164,30 @@ def test_migration_6_adds_only_the_status_columns_a_cut_off_run_did_not_add() ->
     assert any("CREATE TABLE IF NOT EXISTS fleetsense.time_quarantine" in cql for cql in session.ran)
     assert any(f"default_time_to_live = {schema.QUARANTINE_TTL_S}" in cql for cql in session.ran)
     assert schema.QUARANTINE_TTL_S > schema.REJECTED_TTL_S
+
+
+def test_the_query_report_says_how_much_a_crash_lost_and_names_a_storage_fault() -> None:
+    from datetime import datetime
+    from types import SimpleNamespace
+
+    from fleetsense.stack.report import health_lines
+
+    latest = SimpleNamespace(
+        online=True,
+        reason="heartbeat",
+        received_at=datetime(2026, 12, 6, 3, 0, 0),
+        outbox_depth=4,
+        dropped_total=150,
+        restarts=3,
+        unclean_restarts=3,
+        last_restart_lost_ms=12_000,
+        storage_error="database or disk is full",
+        memory_batches=600,
+        held_unsynced=0,
+    )
+    crash = SimpleNamespace(restart=3, started_at=datetime(2026, 12, 6, 2, 59, 58), unclean=True, lost_ms=12_000)
+    head, restart = health_lines("van-7", latest, [crash])
+    assert "restarts 3 (3 after a crash), last lost 12.0 s" in head
+    assert "STORAGE FAULT: database or disk is full (600 batches in memory)" in head
+    assert restart.strip() == "restart 3 2026-12-06 02:59:58 UTC after a crash: 12.0 s of samples lost"
+    assert health_lines("van-8", None, []) == []

@@ -204,3 +204,21 @@ def test_a_day_that_is_not_a_utc_day_is_refused_with_the_format() -> None:
 def test_the_listing_looks_back_over_the_quarantines_ttl() -> None:
     days = q.recent_days(NOW_MS * 1000, 90 * 86_400)
     assert len(days) == 91 and days[0] == "2026-09-21" and days[-1] == "2026-06-23"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["quarantine", "readmit", "--shift-s", "60"], "quarantine readmit needs --vehicle"),
+        (["quarantine", "readmit", "--vehicle", "van-7"], "needs --shift-s SECONDS"),
+        (["quarantine", "list", "--day", "yesterday"], "--day 'yesterday' is not a UTC day"),
+    ],
+)
+def test_the_quarantine_command_refuses_incomplete_arguments_with_what_to_do(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], tmp_path: Any
+) -> None:
+    from fleetsense.cli import main
+
+    assert main(["--data-dir", str(tmp_path), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "what to do" in err
