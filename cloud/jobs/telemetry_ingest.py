@@ -295,7 +295,8 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
             "WHERE vehicle_id = ?"
         )
         group = runtime_context.get_metrics_group()
-        self._counters = {name: group.counter(name) for name in ("statuses", "rejected", "rejections_unrecorded")}
+        counters = ("statuses", "rejected", "rejections_unrecorded", "agent_restarts")
+        self._counters = {name: group.counter(name) for name in counters}
 
     def close(self) -> None:
         _shutdown(getattr(self, "_cluster", None))
@@ -316,12 +317,14 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         rejected = sum(1 for name, _ in writes if name == "rejected")
         writes, unrecorded = limit(writes, self._rejections, now_ms=now_ms)
         # Restart rows before the status row that records their counts (status_rows.status_writes says why).
-        self._writer.write_all([write for write in writes if write[0] == "agent_restart"])
+        restart_rows = [write for write in writes if write[0] == "agent_restart"]
+        self._writer.write_all(restart_rows)
         self._writer.write_all([write for write in writes if write[0] != "agent_restart"])
         self._remember_restarts(writes)
         self._counters["statuses"].inc()
         self._counters["rejected"].inc(rejected)
         self._counters["rejections_unrecorded"].inc(unrecorded)
+        self._counters["agent_restarts"].inc(len(restart_rows))
         return routing_key
 
     def _restarts_seen(self, vehicle_id: str) -> Any:
