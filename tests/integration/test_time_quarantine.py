@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
 from fleetsense.cloud import quarantine as q
 from fleetsense.cloud.query import blocks, rejected
 from fleetsense.cloud.result_rows import quarantine_writes
@@ -15,7 +16,7 @@ from fleetsense.cloud.store import STATEMENTS, day_bucket, day_buckets
 
 from fleetsense import wire
 from fleetsense.stack import quarantine as operator_commands
-from fleetsense.stack.layout import StackConfig
+from fleetsense.stack.layout import Ports, StackConfig
 from fleetsense.status import VehicleStatus
 
 from .helpers import eventually, provision_vehicle, unique_vehicle
@@ -52,8 +53,26 @@ def minute_samples(cql: Any, vid: str, start_us: int) -> int:
     return total
 
 
+def cli(stack: StackConfig, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    """`fleetsense ... quarantine` as an operator types it, pointed at the test stack: its ports are the default ones
+    moved by one offset (checked for the two the command uses)."""
+    from fleetsense.cli import main
+
+    offset = stack.ports.amqp - Ports().amqp
+    moved = Ports().offset(offset)
+    assert (moved.amqp, moved.cql) == (stack.ports.amqp, stack.ports.cql)
+    capsys.readouterr()
+    code = main(["--data-dir", str(stack.data_dir), "--ports-offset", str(offset), "quarantine", *argv])
+    return code, capsys.readouterr().out
+
+
 def test_batches_with_a_wrong_clock_are_quarantined_whole_and_readmitted_once_with_their_true_times(
-    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Any
+    stack: StackConfig,
+    operator_client: Any,
+    ingest_job: str,
+    cql: Any,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     behind, ahead = unique_vehicle("behind"), unique_vehicle("ahead")
     offsets_us = {behind: -40 * DAY_US, ahead: HOUR_US}  # a clock 40 days behind, one an hour ahead
@@ -79,7 +98,8 @@ def test_batches_with_a_wrong_clock_are_quarantined_whole_and_readmitted_once_wi
         now_us = time.time_ns() // 1000
         reasons = [row.reason for row in rejected(cql, KEYSPACE, vid, day_buckets(now_us - DAY_US, now_us))]
         assert len(reasons) == 5 and all(rules[vid] in reason for reason in reasons)
-    (listed,) = operator_commands.summary_lines(operator_commands.summaries(stack, vehicle_id=behind, day=None))
+    code, listed = cli(stack, capsys, "list", "--vehicle", behind)
+    assert code == 0 and listed.count("\n") == 1, listed
     assert f"{behind} " in listed and "5 message(s)" in listed and "more than 30 days old: 5" in listed
 
     # Re-admitted with the wrong sign first: still an hour and more ahead, so quarantined again (new bytes, new
@@ -94,9 +114,10 @@ def test_batches_with_a_wrong_clock_are_quarantined_whole_and_readmitted_once_wi
     assert all(wire.decode_header(row.message).flags & wire.Flags.CLOCK_STEPPED for row in again)
 
     # The right shifts bring them back with their true times, flagged CLOCK_STEPPED, and analysed.
-    for vid, shift_us in ((behind, 40 * DAY_US), (ahead, -2 * HOUR_US)):
-        result = operator_commands.readmit(stack, vehicle_id=vid, day=None, shift_us=shift_us)
-        assert (result.published, result.failed) == (5, [])
+    code, said = cli(stack, capsys, "readmit", "--vehicle", behind, "--shift-s", str(40 * 86_400))
+    assert code == 0 and f"{behind}: re-admitted 5 message(s) shifted by +3.456e+06 s" in said, said
+    result = operator_commands.readmit(stack, vehicle_id=ahead, day=None, shift_us=-2 * HOUR_US)
+    assert (result.published, result.failed) == (5, [])
     expected = [(EPOCH, seq, (true_start_us + seq * 1_000_000) // 1000) for seq in range(5)]
     for vid in sent:
         rows = eventually(lambda vid=vid: stored(cql, vid), lambda r: len(r) >= 5, timeout_s=BOUND_S)
