@@ -158,12 +158,22 @@ class ReadmitResult:
 Publish = Callable[[str, bytes], None]  # routing key, body; returns once the broker confirmed, raises if it did not
 
 
+DELETES_IN_FLIGHT = 64
+
+
 def readmit(
     session: Any, keyspace: str, held: Sequence[Quarantined], *, shift_us: int | None, publish: Publish
 ) -> ReadmitResult:
     """Publish each message (re-timed or as-is) and delete it from the quarantine once confirmed; one that cannot
-    be re-timed or published stays, with the reason."""
+    be re-timed or published stays, with the reason. The deletes run while the next messages are published (a
+    confirm and a delete each cost a round trip); all have finished when this returns."""
     result = ReadmitResult()
+    # At the row's own write time: a copy quarantined again meanwhile (written later) survives the delete.
+    delete = session.prepare(
+        f"DELETE FROM {keyspace}.time_quarantine USING TIMESTAMP ? "
+        "WHERE vehicle_id = ? AND day_bucket = ? AND message_id = ?"
+    )
+    deleting: list[Any] = []
     for q in held:
         try:
             body = readmission(q.message, shift_us)
@@ -175,13 +185,13 @@ def readmit(
         except Exception as exc:  # the broker refused or the connection broke: it stays in quarantine
             result.failed.append((q, f"not confirmed by the broker: {type(exc).__name__}: {exc}"))
             continue
-        # At the row's own write time: a copy quarantined again meanwhile (written later) survives the delete.
-        session.execute(
-            f"DELETE FROM {keyspace}.time_quarantine USING TIMESTAMP %s "
-            "WHERE vehicle_id = %s AND day_bucket = %s AND message_id = %s",
-            (q.written_us, q.vehicle_id, q.day, q.message_id),
-        )
+        deleting.append(session.execute_async(delete, (q.written_us, q.vehicle_id, q.day, q.message_id)))
         result.published += 1
+        if len(deleting) >= DELETES_IN_FLIGHT:
+            deleting.pop(0).result()
+    for future in deleting:
+        # A delete that fails raises: its message was published, so readmitting it again is a harmless duplicate.
+        future.result()
     return result
 
 

@@ -137,8 +137,15 @@ class RecordingSession:
     def __init__(self, log: list[tuple[str, Any]]) -> None:
         self.log = log
 
-    def execute(self, cql: str, values: Any = ()) -> Any:
+    def prepare(self, cql: str) -> str:
+        return cql
+
+    def execute_async(self, cql: str, values: Any = ()) -> Any:
         self.log.append(("cql", (cql.split()[0], values)))
+        return self
+
+    def result(self) -> None:
+        """The write's future: it has already finished."""
 
 
 def held(seq: int, body: bytes, *, written_us: int = 123) -> q.Quarantined:
