@@ -156,16 +156,22 @@ def test_batches_with_a_wrong_clock_are_quarantined_whole_and_readmitted_once_wi
 
 
 def test_a_crash_with_12_s_lost_is_stored_once_and_a_storage_fault_status_with_its_dropped_range(
-    stack: StackConfig, operator_client: Any, ingest_job: str, cql: Any, tmp_path: Any
+    stack: StackConfig,
+    operator_client: Any,
+    ingest_job: str,
+    cql: Any,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     vid = unique_vehicle("restarted")
     config = provision_vehicle(operator_client, stack, vid, tmp_path)
 
     def status(**fields: Any) -> bytes:
+        # The agent repeats its counts in every status (the time lost across its last restart too).
         base = {"vehicle_id": vid, "online": True, "epoch": 7, "restarts": 3, "unclean_restarts": 3}
-        return VehicleStatus(**(base | fields)).to_json()
+        return VehicleStatus(**(base | {"last_restart_lost_ms": 12_000} | fields)).to_json()
 
-    crash = status(reason="connected", uptime_s=2.0, last_restart_lost_ms=12_000)
+    crash = status(reason="connected", uptime_s=2.0)
     sent_at_ms = time.time_ns() // 1_000_000
     with connected(stack, vid, config.broker.password) as client:
         client.publish(f"fleet/{vid}/status", crash, qos=1).wait_for_publish(10)
@@ -192,7 +198,7 @@ def test_a_crash_with_12_s_lost_is_stored_once_and_a_storage_fault_status_with_i
         return cql.execute(f"SELECT * FROM {KEYSPACE}.vehicle_status WHERE vehicle_id = %s", (vid,)).one()
 
     row = eventually(latest, lambda r: r is not None and r.storage_error is not None, timeout_s=BOUND_S)
-    assert (row.epoch, row.restarts, row.unclean_restarts, row.last_restart_lost_ms) == (7, 3, 3, None)
+    assert (row.epoch, row.restarts, row.unclean_restarts, row.last_restart_lost_ms) == (7, 3, 3, 12_000)
     assert (row.storage_error, row.memory_batches, row.dropped_total) == ("database or disk is full", 600, 10)
     history = list(cql.execute(f"SELECT * FROM {KEYSPACE}.agent_restarts WHERE vehicle_id = %s", (vid,)))
     assert [(r.epoch, r.restart, r.unclean, r.lost_ms) for r in history] == [(7, 3, True, 12_000)]
@@ -203,3 +209,12 @@ def test_a_crash_with_12_s_lost_is_stored_once_and_a_storage_fault_status_with_i
         cql.execute(f"SELECT epoch, first_seq, last_seq FROM {KEYSPACE}.seq_gaps WHERE vehicle_id = %s", (vid,))
     )
     assert [(g.epoch, g.first_seq, g.last_seq) for g in gaps] == [(7, 40, 49)]
+    # `fleetsense query` says it where it shows the status.
+    from fleetsense.stack.report import print_vehicle_report
+
+    capsys.readouterr()
+    print_vehicle_report(stack, vehicles=[vid])
+    report = capsys.readouterr().out
+    assert "restarts 3 (3 after a crash), last lost 12.0 s" in report, report
+    assert "STORAGE FAULT: database or disk is full (600 batches in memory)" in report
+    assert "restart 3 " in report and "after a crash: 12.0 s of samples lost" in report
