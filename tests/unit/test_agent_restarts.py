@@ -191,3 +191,32 @@ def test_the_query_report_says_how_much_a_crash_lost_and_names_a_storage_fault()
     assert "STORAGE FAULT: database or disk is full (600 batches in memory)" in head
     assert restart.strip() == "restart 3 2026-12-06 02:59:58 UTC after a crash: 12.0 s of samples lost"
     assert health_lines("van-8", None, []) == []
+
+
+def test_the_status_operator_reads_a_vehicles_stored_counts_once_and_then_remembers_what_it_wrote() -> None:
+    """After a restore the operator meets every vehicle anew: it asks vehicle_status once, and from then on knows
+    the counts of the status rows it wrote itself (a resent status then writes no restart row)."""
+    from types import SimpleNamespace
+
+    from fleetsense.cloud.jobs.telemetry_ingest import StoreStatus
+
+    from tests.unit.test_cloud_logic import _job_settings
+
+    class StoredStatus:
+        reads = 0
+
+        def execute(self, statement: str, values: tuple[str]) -> Any:
+            StoredStatus.reads += 1
+            row = SimpleNamespace(epoch=9, restarts=2, unclean_restarts=0) if values == ("van-7",) else None
+            return SimpleNamespace(one=lambda: row)
+
+    operator = StoreStatus(_job_settings())
+    operator._session, operator._stored_restarts, operator._restarts = StoredStatus(), "SELECT ...", {}
+    assert operator._restarts_seen("van-7") == RestartsSeen(9, 2, 0)
+    assert operator._restarts_seen("van-8") is None
+    body = status(epoch=9, restarts=3, unclean_restarts=1, last_restart_lost_ms=5, uptime_s=1.0).to_json()
+    writes = status_writes(KEY, body, now_ms=NOW_MS, seen=operator._restarts_seen)
+    assert [values[2:5:2] for name, values in writes if name == "agent_restart"] == [(3, True)]
+    operator._remember_restarts(writes)
+    again = status_writes(KEY, body, now_ms=NOW_MS + 1, seen=operator._restarts_seen)
+    assert [name for name, _ in again] == ["status"] and StoredStatus.reads == 2
