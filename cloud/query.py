@@ -177,3 +177,28 @@ def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[str]) 
             (vehicle_id, day),
         )
     return sorted(rows, key=lambda row: row.received_at, reverse=True)
+
+
+def status(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
+    """The vehicle's latest status (vehicle_status), None before its first: online, reason, received_at, outbox
+    depth, dropped_total, and what it says about restarts and storage (schema.STATUS_HEALTH_COLUMNS)."""
+    from fleetsense.cloud.schema import STATUS_HEALTH_COLUMNS
+
+    health = ", ".join(column for column, _ in STATUS_HEALTH_COLUMNS)
+    return session.execute(
+        f"SELECT online, reason, received_at, outbox_depth, dropped_total, {health} FROM {keyspace}.vehicle_status "
+        "WHERE vehicle_id = %s",
+        (vehicle_id,),
+    ).one()
+
+
+def restarts(session: Any, keyspace: str, vehicle_id: str, *, limit: int = 20) -> list[Any]:
+    """The vehicle's latest restarts (agent_restarts), newest first: epoch, restart, started_at, unclean (None: not
+    known), lost_ms (None: not known), reported_at."""
+    return list(
+        session.execute(
+            f"SELECT epoch, restart, started_at, unclean, lost_ms, reported_at FROM {keyspace}.agent_restarts "
+            f"WHERE vehicle_id = %s LIMIT {int(limit)}",
+            (vehicle_id,),
+        )
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetsense.cloud.store import Write, day_bucket, hour_bucket_ms, rejected_values
+from fleetsense.cloud.store import Write, day_bucket, hour_bucket_ms, rejected_message_id, rejected_values
 
 from fleetsense import wire
 from fleetsense.errors import FleetsenseError
@@ -163,6 +163,31 @@ def restart_write(vehicle_id: str, *, epoch: int, previous_next_seq: int | None,
 def rejected_write(routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False) -> Write:
     """A rejection row for a message, its source the vehicle its routing key names (store.rejected_values)."""
     return ("rejected", rejected_values(source_of(routing_key), routing_key, body, reason, now_ms=now_ms, whole=whole))
+
+
+INT64_MAX = 2**63 - 1
+
+
+def quarantine_writes(routing_key: str, header: wire.Header, body: bytes, reason: str, *, now_ms: int) -> list[Write]:
+    """A message rejected for its sample times only, kept whole in the time quarantine (by vehicle and day of
+    arrival, under its rejection's message id) and the day's index row. Not rejection rows: the limiter that
+    keeps excerpts of the rest never drops these (cloud/rejections.py)."""
+    day = day_bucket(now_ms * 1000)
+    values = (
+        header.vehicle_id,
+        day,
+        rejected_message_id(routing_key, body),
+        now_ms,
+        routing_key,
+        reason[:1000],
+        header.epoch,
+        header.seq,
+        int(header.kind),
+        header.start_time_us,
+        min(header.end_time_us, INT64_MAX),  # a start near the int64 limit cannot end beyond what a bigint holds
+        body,
+    )
+    return [("quarantine", values), ("quarantine_day", (day, header.vehicle_id, reason[:1000], now_ms))]
 
 
 def source_of(routing_key: str) -> str:

@@ -7,6 +7,7 @@ Every statement must run on Cassandra 2.1 (the local stack) and on 4.x/5.x (prod
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -324,8 +325,84 @@ MIGRATIONS += (
     ),
 )
 
+
+def add_column(table: str, column: str, cql_type: str) -> str:
+    """A column added to an existing table. CQL 3.2 has no ALTER ... ADD IF NOT EXISTS: `apply_schema` runs it only
+    when the table lacks the column, so a migration cut off halfway can still simply run again."""
+    return f"ALTER TABLE {{ks}}.{table} ADD {column} {cql_type}"
+
+
+ADDED_COLUMN = re.compile(r"ALTER TABLE \{ks\}\.(\w+) ADD (\w+) ([\w<>, ]+)")
+
+# What the status message says about restarts and storage (fleetsense/status.py), kept with the vehicle's latest
+# status (the `status` statement in cloud/store.py writes them in this order).
+STATUS_HEALTH_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("epoch", "bigint"),  # the sequence epoch the status speaks for (None: not stated)
+    ("restarts", "int"),
+    ("unclean_restarts", "int"),
+    ("last_restart_lost_ms", "bigint"),
+    ("storage_error", "text"),
+    ("memory_batches", "int"),
+    ("held_unsynced", "int"),
+)
+
+MIGRATIONS += (
+    Migration(
+        version=6,
+        description="time quarantine (telemetry rejected for its time, kept whole to be re-admitted); restarts, "
+        "time lost and storage faults from the status: latest values in vehicle_status, a history of restarts",
+        statements=(
+            # Every message rejected for its sample times ("in the future", "more than 30 days old"), whole, so
+            # `fleetsense quarantine readmit` can publish it again, re-timed. One partition per vehicle and UTC
+            # day of arrival (the batch's own times are what is wrong); the message id is the rejection's (a hash
+            # of routing key and bytes), so a redelivery lands on the same row. Times of the batch are kept as
+            # microseconds (bigint): a wrong clock may claim a year no timestamp reader can show.
+            """CREATE TABLE IF NOT EXISTS {ks}.time_quarantine (
+                vehicle_id text,
+                day_bucket text,
+                message_id text,
+                received_at timestamp,
+                routing_key text,
+                reason text,
+                epoch bigint,
+                seq bigint,
+                kind int,
+                start_time_us bigint,
+                end_time_us bigint,
+                message blob,
+                PRIMARY KEY ((vehicle_id, day_bucket), message_id)
+            ) WITH default_time_to_live = {quarantine_ttl_s}""",
+            # Which vehicles have quarantined messages on a day, so a reader never scans.
+            """CREATE TABLE IF NOT EXISTS {ks}.quarantine_days (
+                day_bucket text,
+                vehicle_id text,
+                last_reason text,
+                last_at timestamp,
+                PRIMARY KEY (day_bucket, vehicle_id)
+            ) WITH default_time_to_live = {quarantine_ttl_s}""",
+            # One row per restart of the agent, numbered as its status counts them (`restarts`) within a sequence
+            # epoch (a new state directory counts from 0 again, in a new epoch): when it started by the cloud's
+            # clock (arrival of the status minus its uptime), after a crash or a clean stop (None: not known),
+            # and the milliseconds of samples lost across it (None: not known).
+            """CREATE TABLE IF NOT EXISTS {ks}.agent_restarts (
+                vehicle_id text,
+                epoch bigint,
+                restart int,
+                started_at timestamp,
+                unclean boolean,
+                lost_ms bigint,
+                reported_at timestamp,
+                PRIMARY KEY (vehicle_id, epoch, restart)
+            ) WITH CLUSTERING ORDER BY (epoch DESC, restart DESC)""",
+            *(add_column("vehicle_status", column, cql_type) for column, cql_type in STATUS_HEALTH_COLUMNS),
+        ),
+    ),
+)
+
 REJECTED_TTL_S = 30 * 86_400
 SAMPLE_TTL_S = int(os.environ.get("FLEETSENSE_SAMPLE_TTL_S", str(90 * 86_400)))
+# Longer than a rejection's 30 days: a wrong clock may be found (and the data re-admitted) weeks later.
+QUARANTINE_TTL_S = int(os.environ.get("FLEETSENSE_QUARANTINE_TTL_S", str(90 * 86_400)))
 
 
 def time_series_compaction(release_version: str, window_hours: int) -> str:
@@ -371,6 +448,7 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
         "ks": keyspace,
         "sample_ttl_s": SAMPLE_TTL_S,
         "rejected_ttl_s": REJECTED_TTL_S,
+        "quarantine_ttl_s": QUARANTINE_TTL_S,
         "compaction_hourly": time_series_compaction(release, 1),
         "compaction_daily": time_series_compaction(release, 24),
     }
@@ -380,6 +458,9 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
             continue
         # IF NOT EXISTS everywhere: a migration cut off halfway is simply run again.
         for statement in migration.statements:
+            added = ADDED_COLUMN.match(statement)
+            if added and added.group(2) in _columns(session, keyspace, added.group(1)):
+                continue
             session.execute(statement.format(**placeholders))
         # The time comes from the client: dateOf() is gone in 5.0 and toTimestamp() is missing in 2.1.
         session.execute(
@@ -388,6 +469,11 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE) -> list[int]:
         )
         applied.append(migration.version)
     return applied
+
+
+def _columns(session: Any, keyspace: str, table: str) -> list[str]:
+    """The table's columns as the server has them now (a result's column names hold on every version)."""
+    return list(session.execute(f"SELECT * FROM {keyspace}.{table} LIMIT 1").column_names)
 
 
 def schema_version(session: Any, *, keyspace: str = KEYSPACE) -> int:

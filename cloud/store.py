@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetsense.cloud.schema import STATUS_HEALTH_COLUMNS
+
 log = logging.getLogger(__name__)
 
 HOUR_US = 3_600_000_000
@@ -86,7 +88,14 @@ STATEMENTS: dict[str, str] = {
     "VALUES (?, ?, ?, ?, ?)",
     # Status by arrival: the last will is composed at connect time, so its own clock would lose to heartbeats.
     "status": "INSERT INTO {ks}.vehicle_status (vehicle_id, online, reason, status_time, received_at, "
-    "outbox_depth, dropped_total, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    f"outbox_depth, dropped_total, detail, {', '.join(c for c, _ in STATUS_HEALTH_COLUMNS)}) "
+    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?{', ?' * len(STATUS_HEALTH_COLUMNS)})",
+    "agent_restart": "INSERT INTO {ks}.agent_restarts (vehicle_id, epoch, restart, started_at, unclean, lost_ms, "
+    "reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    "quarantine": "INSERT INTO {ks}.time_quarantine (vehicle_id, day_bucket, message_id, received_at, routing_key, "
+    "reason, epoch, seq, kind, start_time_us, end_time_us, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    "quarantine_day": "INSERT INTO {ks}.quarantine_days (day_bucket, vehicle_id, last_reason, last_at) "
+    "VALUES (?, ?, ?, ?)",
 }
 
 Write = tuple[str, Sequence[Any]]  # (statement name, bound values)
@@ -109,6 +118,9 @@ KEY_VALUES: dict[str, int] = {
     "conflict": 3,
     "restart": 2,
     "status": 1,
+    "agent_restart": 3,
+    "quarantine": 3,
+    "quarantine_day": 2,
 }
 # Statements that carry their own write timestamp (their last bound value): of two writes of such a row the one
 # with the newer timestamp wins, whatever the order they are sent in, and whatever batch they share.

@@ -2,8 +2,10 @@
 
 The checks, in order: the routing key names a valid vehicle; the message decodes (magic, version, sizes, CRC,
 sample block: see fleetsense.wire); the payload's vehicle is the topic's; every value is finite and physically
-possible for the sensor; the sample times are plausible. A device whose clock is not synchronised (flag
-CLOCK_UNSYNCED) is still accepted when its times are plausible; when they are not, the reason says so.
+possible for the sensor; the sample period is sane; the sample times are plausible. A device whose clock is not
+synchronised (flag CLOCK_UNSYNCED) is still accepted when its times are plausible; when they are not, the reason
+says so, and the verdict carries the batch's header (`mistimed`): a message whose only fault is its clock is kept
+whole in the time quarantine (cloud/quarantine.py), from which it can be re-admitted re-timed.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ PRESSURE_RANGE_PA = (30_000.0, 110_000.0)  # BMP280: 300-1100 hPa
 TEMPERATURE_RANGE_C = (-40.0, 85.0)  # BMP280's operating range
 MAX_FUTURE_US = 5 * 60 * 1_000_000  # clocks drift; more than this ahead is a wrong clock
 MAX_AGE_US = 30 * 86_400 * 1_000_000  # the outbox holds about two days; older data is a wrong clock
+# The two clock rules, as their reasons word them (docs/wire-format.md, "What the cloud enforces", rule 6).
+IN_THE_FUTURE = "in the future"
+TOO_OLD = "more than 30 days old"
+CLOCK_RULES = (IN_THE_FUTURE, TOO_OLD)
 
 # Per-channel bounds (low, high) for each kind, in wire channel order.
 _ACCEL = [(-MAX_ACCEL_M_S2, MAX_ACCEL_M_S2)] * 3
@@ -42,6 +48,7 @@ CHANNEL_BOUNDS: dict[wire.Kind, list[tuple[float, float]]] = {
 class Verdict:
     batch: DecodedBatch | None
     reason: str | None
+    mistimed: wire.Header | None = None  # set when the message is sound but its sample times are implausible
 
 
 def check_message(routing_key: str, body: bytes, *, now_us: int | None = None) -> Verdict:
@@ -58,8 +65,11 @@ def check_message(routing_key: str, body: bytes, *, now_us: int | None = None) -
     # The routing key is what the broker authenticated; a payload claiming another vehicle is forged.
     if batch.header.vehicle_id != vehicle:
         return Verdict(None, f"payload names vehicle {batch.header.vehicle_id!r} but arrived on {vehicle!r}'s topic")
-    reason = check_values(batch) or check_times(batch, time.time_ns() // 1000 if now_us is None else now_us)
-    return Verdict(None, reason) if reason else Verdict(batch, None)
+    reason = check_values(batch) or check_period(batch.header)
+    if reason:
+        return Verdict(None, reason)
+    reason = check_clock(batch.header, time.time_ns() // 1000 if now_us is None else now_us)
+    return Verdict(None, reason, mistimed=batch.header) if reason else Verdict(batch, None)
 
 
 def check_values(batch: DecodedBatch) -> str | None:
@@ -114,16 +124,29 @@ def _check_values_si(batch: DecodedBatch) -> str | None:
 
 
 def check_times(batch: DecodedBatch, now_us: int) -> str | None:
-    header = batch.header
+    return check_period(batch.header) or check_clock(batch.header, now_us)
+
+
+def check_period(header: wire.Header) -> str | None:
     if not 1_000 <= header.sample_period_us <= 10_000_000:
         return f"sample period {header.sample_period_us} us is outside 1 ms..10 s"
+    return None
+
+
+def check_clock(header: wire.Header, now_us: int) -> str | None:
+    """Whether the sample times can be true at `now_us`; re-timing the batch can fix what this refuses."""
     unsynced = " (the device says its clock is not synchronised)" if header.flags & wire.Flags.CLOCK_UNSYNCED else ""
     end_us = header.end_time_us
     if end_us > now_us + MAX_FUTURE_US:
-        return f"sample times up to {_iso(end_us)} are in the future{unsynced}"
+        return f"sample times up to {_iso(end_us)} are {IN_THE_FUTURE}{unsynced}"
     if header.start_time_us < now_us - MAX_AGE_US:
-        return f"sample times from {_iso(header.start_time_us)} are more than 30 days old{unsynced}"
+        return f"sample times from {_iso(header.start_time_us)} are {TOO_OLD}{unsynced}"
     return None
+
+
+def clock_rule(reason: str) -> str:
+    """Which clock rule a quarantine reason names ("in the future", "more than 30 days old"), else the reason."""
+    return next((rule for rule in CLOCK_RULES if rule in reason), reason)
 
 
 def _iso(time_us: int) -> str:

@@ -30,6 +30,7 @@ COUNTERS = (
     "samples",
     "rejected",
     "rejections_unrecorded",  # rejections beyond a source's rate of rejection rows (cloud/rejections.py)
+    "quarantined",  # rejected for their sample times only: kept whole in time_quarantine (never rate-limited)
     "errors",  # messages whose processing raised (a fault of ours): rejected, kept whole
     "duplicate",
     "conflicts",  # a seq that came again with other content
@@ -158,8 +159,12 @@ def on_message(
     result = StepResult()
     verdict = check_message(routing_key, body, now_us=now_ms * 1000)
     if verdict.batch is None:
+        reason = verdict.reason or "rejected"
         result.count("rejected")
-        result.writes.append(rows.rejected_write(routing_key, body, verdict.reason or "rejected", now_ms=now_ms))
+        result.writes.append(rows.rejected_write(routing_key, body, reason, now_ms=now_ms))
+        if verdict.mistimed is not None:
+            result.count("quarantined")
+            result.writes += rows.quarantine_writes(routing_key, verdict.mistimed, body, reason, now_ms=now_ms)
         return state, result
     batch = verdict.batch
     header = batch.header

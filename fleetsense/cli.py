@@ -182,6 +182,33 @@ def cmd_vehicle_class(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- quarantine -------------------------------------------------------------------------------------
+
+
+def cmd_quarantine(args: argparse.Namespace) -> int:
+    from fleetsense.errors import ConfigError
+    from fleetsense.stack import quarantine
+
+    if args.action == "list":
+        found = quarantine.summaries(_stack_config(args), vehicle_id=args.vehicle, day=args.day)
+        print("\n".join(quarantine.summary_lines(found)) or "nothing in quarantine")
+        return 0
+    if not args.vehicle:
+        raise ConfigError("quarantine readmit needs --vehicle", hint="`fleetsense quarantine list` shows which")
+    if args.shift_s is None and not args.as_is:
+        raise ConfigError(
+            "quarantine readmit needs --shift-s SECONDS (move the sample times by that much) or --as-is",
+            hint="`fleetsense quarantine list --vehicle V` shows the times the device claimed",
+        )
+    shift_us = None if args.as_is else round(args.shift_s * 1_000_000)
+    result = quarantine.readmit(_stack_config(args), vehicle_id=args.vehicle, day=args.day, shift_us=shift_us)
+    how = "as they were" if shift_us is None else f"shifted by {args.shift_s:+g} s and flagged CLOCK_STEPPED"
+    print(f"{args.vehicle}: re-admitted {result.published} message(s) {how}")
+    for held, why in result.failed:
+        print(f"  kept in quarantine: epoch {held.epoch} seq {held.seq}: {why}")
+    return 0 if not result.failed else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fleetsense.stack.demo import run_demo
 
@@ -250,6 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     vclass.add_argument("vehicle_class")
     vclass.add_argument("vehicle_ids", nargs="+")
     vclass.set_defaults(handler=cmd_vehicle_class)
+
+    quarantine = sub.add_parser(
+        "quarantine", help="telemetry the cloud rejected for its sample times, kept whole: list it, re-admit it"
+    )
+    quarantine.add_argument(
+        "action", choices=["list", "readmit"], help="list: per vehicle and day; readmit: publish it again"
+    )
+    quarantine.add_argument("--vehicle", help="only this vehicle (readmit: required)")
+    quarantine.add_argument("--day", help="only messages received on this UTC day (YYYY-MM-DD)")
+    how = quarantine.add_mutually_exclusive_group()
+    how.add_argument("--shift-s", type=float, help="readmit: move the sample times by this many seconds (+ later)")
+    how.add_argument("--as-is", action="store_true", help="readmit: publish the messages unchanged")
+    quarantine.set_defaults(handler=cmd_quarantine)
 
     demo = sub.add_parser("demo", help="stack up, provision vehicles, submit the job, watch samples land")
     demo.add_argument("--vehicles", type=int, default=5)

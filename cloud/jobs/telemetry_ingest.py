@@ -43,6 +43,7 @@ from pyflink.datastream.state import MapStateDescriptor, ValueStateDescriptor
 from pyflink.java_gateway import get_gateway
 
 log = logging.getLogger("fleetsense.ingest")
+RESTARTS_REMEMBERED = 100_000  # vehicles whose restart counts the status operator keeps in memory
 
 
 class ShardKey:
@@ -283,10 +284,19 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         from fleetsense.cloud.store import CassandraWriter
 
         self._cluster = _connect(self.settings)
-        self._writer = CassandraWriter(self._cluster.connect(), self.settings.keyspace)
+        self._session = self._cluster.connect()
+        self._writer = CassandraWriter(self._session, self.settings.keyspace)
         self._rejections = RejectionLimiter()
+        # Each vehicle's restart counts as last stored, so a status resent (every heartbeat repeats them) writes no
+        # restart row; read from vehicle_status for a vehicle this instance has not met (after a restore too).
+        self._restarts: dict[str, Any] = {}
+        self._stored_restarts = self._session.prepare(
+            f"SELECT epoch, restarts, unclean_restarts FROM {self.settings.keyspace}.vehicle_status "
+            "WHERE vehicle_id = ?"
+        )
         group = runtime_context.get_metrics_group()
-        self._counters = {name: group.counter(name) for name in ("statuses", "rejected", "rejections_unrecorded")}
+        counters = ("statuses", "rejected", "rejections_unrecorded", "agent_restarts")
+        self._counters = {name: group.counter(name) for name in counters}
 
     def close(self) -> None:
         _shutdown(getattr(self, "_cluster", None))
@@ -303,14 +313,38 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
             routing_key, body = "", bytes(value)
             writes = [rejected_write("", body, f"unreadable AMQP envelope: {exc}", now_ms=now_ms, whole=True)]
         else:
-            writes = status_writes(routing_key, body, now_ms=now_ms)
+            writes = status_writes(routing_key, body, now_ms=now_ms, seen=self._restarts_seen)
         rejected = sum(1 for name, _ in writes if name == "rejected")
         writes, unrecorded = limit(writes, self._rejections, now_ms=now_ms)
-        self._writer.write_all(writes)
+        # Restart rows before the status row that records their counts (status_rows.status_writes says why).
+        restart_rows = [write for write in writes if write[0] == "agent_restart"]
+        self._writer.write_all(restart_rows)
+        self._writer.write_all([write for write in writes if write[0] != "agent_restart"])
+        self._remember_restarts(writes)
         self._counters["statuses"].inc()
         self._counters["rejected"].inc(rejected)
         self._counters["rejections_unrecorded"].inc(unrecorded)
+        self._counters["agent_restarts"].inc(len(restart_rows))
         return routing_key
+
+    def _restarts_seen(self, vehicle_id: str) -> Any:
+        from fleetsense.cloud.status_rows import RestartsSeen
+
+        if vehicle_id not in self._restarts:
+            row = self._session.execute(self._stored_restarts, (vehicle_id,)).one()
+            known = row is not None and row.restarts is not None
+            self._restarts[vehicle_id] = (
+                RestartsSeen(row.epoch or 0, row.restarts, row.unclean_restarts) if known else None
+            )
+        return self._restarts[vehicle_id]
+
+    def _remember_restarts(self, writes: Any) -> None:
+        from fleetsense.cloud.status_rows import seen_after
+
+        for vehicle_id, seen in seen_after(writes).items():
+            if len(self._restarts) >= RESTARTS_REMEMBERED:
+                self._restarts.clear()  # read again from vehicle_status as vehicles report
+            self._restarts[vehicle_id] = seen
 
 
 def _source(

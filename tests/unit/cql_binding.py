@@ -30,7 +30,8 @@ def _cql_type(text: str) -> Any:
 
 @cache
 def table_columns() -> dict[str, dict[str, Any]]:
-    """Table -> column -> driver type, from the last CREATE TABLE of each table in the migrations."""
+    """Table -> column -> driver type, from the last CREATE TABLE of each table in the migrations and the columns
+    added to it by ALTER TABLE."""
     tables: dict[str, dict[str, Any]] = {}
     for migration in schema.MIGRATIONS:
         for cql in migration.statements:
@@ -43,6 +44,10 @@ def table_columns() -> dict[str, dict[str, Any]]:
                 if column and column.group(1) != "PRIMARY":
                     columns[column.group(1)] = _cql_type(column.group(2))
             tables[table.group(1)] = columns
+    for migration in schema.MIGRATIONS:  # columns added later (schema.add_column)
+        for cql in migration.statements:
+            if added := schema.ADDED_COLUMN.fullmatch(cql):
+                tables[added.group(1)][added.group(2)] = _cql_type(added.group(3))
     return tables
 
 
