@@ -26,7 +26,7 @@ class Backoff:
         return cls(base_s=broker.reconnect_base_s, cap_s=broker.reconnect_cap_s, rng=rng or random.Random())
 
     def ceiling_s(self) -> float:
-        return min(self.cap_s, self.base_s * (2 ** min(self.attempts, 30)))
+        return min(self.cap_s, self.base_s * float(2 ** min(self.attempts, 30)))
 
     def next_delay_s(self) -> float:
         ceiling = self.ceiling_s()

@@ -22,9 +22,7 @@ def pacer(*, cap_s: float = 60.0, seed: int = 1) -> ReconnectPacer:
 
 
 def test_the_pacer_takes_its_numbers_from_the_broker_config() -> None:
-    broker = BrokerConfig(
-        host="h", username="u", reconnect_base_s=0.5, reconnect_cap_s=8.0, stable_connection_s=20.0
-    )
+    broker = BrokerConfig(host="h", username="u", reconnect_base_s=0.5, reconnect_cap_s=8.0, stable_connection_s=20.0)
     made = ReconnectPacer.from_config(broker, random.Random(3))
     assert (made.backoff.base_s, made.backoff.cap_s, made.stable_s) == (0.5, 8.0, 20.0)
 
