@@ -136,13 +136,14 @@ class Link:
                 up_since = time.monotonic()
                 try:
                     self._pump(client)  # once stop is set, returns when the outbox is drained or time is up
+                    up_s = time.monotonic() - up_since
                 finally:
                     self._close(client)
                 if self._stop.is_set():
                     return
                 outcome = ConnectionOutcome(
                     connected=True,
-                    up_s=time.monotonic() - up_since,
+                    up_s=up_s,
                     acknowledged=self._acknowledged_here,
                     in_flight_at_close=self._in_flight_at_close,
                 )
@@ -164,6 +165,9 @@ class Link:
             client_id=self.config.vehicle_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
+            # paho must not reconnect on its own (it would resend from its memory, and hide the loss from the
+            # pacing here): a lost connection ends its network thread, and this loop decides what comes next.
+            reconnect_on_failure=False,
         )
         if broker.password:
             client.username_pw_set(broker.username, broker.password)
