@@ -121,7 +121,8 @@ class Link:
         self._drain_deadline = time.monotonic() + drain_timeout_s
         self._stop.set()
         self._wake.set()
-        self._thread.join(drain_timeout_s + self.connect_timeout_s + 5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(drain_timeout_s + self.connect_timeout_s + 5)
 
     # -- the connection loop ----------------------------------------------------------------------------
 
