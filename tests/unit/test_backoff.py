@@ -3,6 +3,7 @@ virtual time against a broker that takes logins but refuses publishes, then reco
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from collections import Counter
@@ -68,6 +69,7 @@ def test_a_login_alone_no_longer_resets_the_backoff() -> None:
 
 CONNECT_S = 0.05  # TCP + MQTT handshake until the CONNACK
 REFUSED_UP_S = 0.01  # from the CONNACK to the broker killing the connection over the refused publish
+BACKLOG = 500  # batches each vehicle has waiting (8 minutes of them): more than any one connection gets in
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,8 @@ class Scenario:
     restarts_at_s: float = 20 * 60.0  # ... and then drops every connection once (a broker restart)
     end_s: float = 22 * 60.0
     reset_on_login: bool = False  # the old rule, for comparison
+    reset_on_any_ack: bool = False  # the rule without "nothing in flight at the close", for comparison
+    drain_per_s: float = 0.0  # while refusing: a consumer frees this many places a second in the full queue
 
 
 @dataclass
@@ -85,6 +89,7 @@ class FleetRun:
     connects_per_minute: Counter[int]
     connected_by_s: float  # when the last vehicle got a lasting connection after the recovery
     reconnected_by_s: float  # when the last vehicle was back after the restart
+    accepted_per_minute: Counter[int]  # batches a slowly drained full queue took while refusing the rest
 
 
 def simulate(s: Scenario, *, seed: int = 13) -> FleetRun:
@@ -99,6 +104,8 @@ def simulate(s: Scenario, *, seed: int = 13) -> FleetRun:
     heapq.heapify(attempts)
     per_minute: Counter[int] = Counter()
     connected_by_s = reconnected_by_s = 0.0
+    room, room_at_s = 0.0, 0.0  # free places in the full queue, made by the consumer
+    accepted: Counter[int] = Counter()  # batches the queue took, per minute
     while attempts:
         t, v = heapq.heappop(attempts)
         if t >= s.end_s:
@@ -106,7 +113,11 @@ def simulate(s: Scenario, *, seed: int = 13) -> FleetRun:
         up_at = t + CONNECT_S
         per_minute[int(up_at // 60)] += 1
         if up_at < s.recovers_at_s:
-            outcome = REFUSED
+            room, room_at_s = room + (up_at - room_at_s) * s.drain_per_s, up_at
+            taken = min(int(room), BACKLOG)  # what gets in before a publish is refused and the connection killed
+            room -= taken
+            accepted[int(up_at // 60)] += taken
+            outcome = dataclasses.replace(REFUSED, acknowledged=taken)
             closed_at = up_at + REFUSED_UP_S
         elif up_at < s.restarts_at_s:
             connected_by_s = max(connected_by_s, up_at)
@@ -115,10 +126,10 @@ def simulate(s: Scenario, *, seed: int = 13) -> FleetRun:
         else:
             reconnected_by_s = max(reconnected_by_s, up_at)
             continue  # stays up to the end
-        if s.reset_on_login:
+        if s.reset_on_login or (s.reset_on_any_ack and outcome.acknowledged):
             pacers[v].backoff.reset()
         heapq.heappush(attempts, (closed_at + pacers[v].delay_after_s(outcome), v))
-    return FleetRun(per_minute, connected_by_s, reconnected_by_s)
+    return FleetRun(per_minute, connected_by_s, reconnected_by_s, accepted)
 
 
 def test_a_refusing_broker_sees_the_fleet_converge_to_one_connect_per_half_cap_per_vehicle() -> None:
@@ -146,3 +157,21 @@ def test_once_the_broker_acknowledges_again_every_vehicle_connects_within_the_ca
     # delay (1 s), not the cap.
     assert run.reconnected_by_s <= s.restarts_at_s + 1.0 + CONNECT_S
     assert run.connects_per_minute[int(s.restarts_at_s // 60)] == s.fleet
+
+
+def test_a_full_queue_that_a_consumer_drains_slowly_does_not_bring_the_storm_back() -> None:
+    """The places the consumer frees go to whichever vehicle connects next, until a publish is refused and its
+    connection killed. Resetting on any acknowledgement would send every such vehicle back within a second;
+    requiring nothing in flight at the close keeps the fleet at the cap's rate, and the queue still gets all the
+    consumer can take (each connection brings many batches)."""
+    trickle = Scenario(drain_per_s=200.0, end_s=10 * 60.0)
+    ours = simulate(trickle)
+    any_ack = simulate(dataclasses.replace(trickle, reset_on_any_ack=True))
+    cap_rate = trickle.fleet * 60 / (trickle.cap_s / 2 + CONNECT_S + REFUSED_UP_S)
+    steady = range(4, 10)
+    assert all(abs(ours.connects_per_minute[m] - cap_rate) < 0.05 * cap_rate for m in steady)
+    assert all(any_ack.connects_per_minute[m] > 3 * cap_rate for m in steady), [
+        any_ack.connects_per_minute[m] for m in steady
+    ]
+    drained_per_minute = trickle.drain_per_s * 60
+    assert all(ours.accepted_per_minute[m] > 0.95 * drained_per_minute for m in steady)
