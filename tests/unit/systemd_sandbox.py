@@ -6,6 +6,7 @@ the same libseccomp, with the same actions systemd 252 uses (src/core/execute.c)
   process (SIGSYS); the listed calls allowed. systemd adds @default to every allow-list.
 - ProtectClock=yes: a second filter, default allow, @clock answered with EPERM.
 - ProtectKernelModules=yes: a third, @module answered with EPERM.
+- RestrictAddressFamilies=<allow-list>: a fourth, socket(2) for any other family answered with EAFNOSUPPORT.
 - CapabilityBoundingSet= (empty) and NoNewPrivileges=yes: every capability dropped before the exec.
 
 The kernel runs every loaded filter and keeps the strongest verdict (kill > errno > allow), as under systemd.
@@ -21,6 +22,7 @@ import functools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -42,6 +44,7 @@ class Sandbox:
     protect_kernel_modules: bool
     drop_capabilities: bool  # CapabilityBoundingSet= empty
     no_new_privileges: bool
+    address_families: list[str] | None = None  # RestrictAddressFamilies= (AF_INET, ...); None: any
 
 
 def yes(value: str | None) -> bool:
@@ -67,6 +70,7 @@ def sandbox_of(unit_text: str) -> Sandbox:
         protect_kernel_modules=yes(service.get("ProtectKernelModules")),
         drop_capabilities="CapabilityBoundingSet" in service and not service["CapabilityBoundingSet"].strip(),
         no_new_privileges=yes(service.get("NoNewPrivileges")),
+        address_families=service["RestrictAddressFamilies"].split() if "RestrictAddressFamilies" in service else None,
     )
 
 
@@ -126,6 +130,42 @@ def load_filter(libseccomp: ctypes.CDLL, default_action: int, action: int, calls
         libseccomp.seccomp_release(ctypes.c_void_p(ctx))
 
 
+class ArgCmp(ctypes.Structure):
+    _fields_ = [
+        ("arg", ctypes.c_uint),
+        ("op", ctypes.c_int),
+        ("datum_a", ctypes.c_uint64),
+        ("datum_b", ctypes.c_uint64),
+    ]
+
+
+SCMP_CMP_EQ = 4
+SCMP_CMP_GE = 5
+AF_MAX = 46  # linux/socket.h (6.x): families are 0..45
+
+
+def load_family_filter(libseccomp: ctypes.CDLL, families: list[str]) -> None:
+    """socket(2) with a family outside the list fails with EAFNOSUPPORT, as RestrictAddressFamilies= does."""
+    allowed = {int(getattr(socket, name)) for name in families}
+    ctx = libseccomp.seccomp_init(ctypes.c_uint32(SCMP_ACT_ALLOW))
+    number = libseccomp.seccomp_syscall_resolve_name(b"socket")
+    refuse = ctypes.c_uint32(SCMP_ACT_ERRNO | errno.EAFNOSUPPORT)
+    try:
+        rules = [ArgCmp(0, SCMP_CMP_EQ, family, 0) for family in range(AF_MAX) if family not in allowed]
+        rules.append(ArgCmp(0, SCMP_CMP_GE, AF_MAX, 0))
+        for rule in rules:
+            rc = libseccomp.seccomp_rule_add_array(
+                ctypes.c_void_p(ctx), refuse, ctypes.c_int(number), ctypes.c_uint(1), ctypes.byref(rule)
+            )
+            if rc < 0:
+                raise OSError(-rc, f"seccomp_rule_add(socket): {os.strerror(-rc)}")
+        rc = libseccomp.seccomp_load(ctypes.c_void_p(ctx))
+        if rc < 0:
+            raise OSError(-rc, f"seccomp_load: {os.strerror(-rc)}")
+    finally:
+        libseccomp.seccomp_release(ctypes.c_void_p(ctx))
+
+
 def apply(spec: dict[str, object]) -> None:
     sandbox = Sandbox(**spec["sandbox"])  # type: ignore[arg-type]
     calls: dict[str, list[str]] = spec["calls"]  # type: ignore[assignment]
@@ -143,6 +183,8 @@ def apply(spec: dict[str, object]) -> None:
     denied = SCMP_ACT_KILL_PROCESS
     if sandbox.errno_name:
         denied = SCMP_ACT_ERRNO | getattr(errno, sandbox.errno_name)
+    if sandbox.address_families:
+        load_family_filter(libseccomp, sandbox.address_families)
     if calls["module"]:
         load_filter(libseccomp, SCMP_ACT_ALLOW, SCMP_ACT_ERRNO | errno.EPERM, calls["module"])
     if calls["clock"]:

@@ -5,6 +5,7 @@ issue 13 killed the agent with SIGSYS on its first clock query."""
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import signal
@@ -96,7 +97,8 @@ def test_the_agent_samples_stores_and_tries_the_broker_under_the_shipped_sandbox
     duration_s = 3
     config = EdgeConfig(
         vehicle_id="van-sandbox",
-        broker=BrokerConfig(host="127.0.0.1", port=9, username="van-sandbox", password="unused"),  # refused
+        # A name, resolved under RestrictAddressFamilies=; port 9 refuses the connection.
+        broker=BrokerConfig(host="localhost", port=9, username="van-sandbox", password="unused"),
         storage=StorageConfig(state_dir=str(tmp_path / "state")),
     )
     path = tmp_path / "edge.toml"
@@ -114,3 +116,12 @@ def test_the_agent_samples_stores_and_tries_the_broker_under_the_shipped_sandbox
     stored = re.search(r"stored (\d+) IMU batches", done.stdout)
     assert stored and int(stored.group(1)) >= duration_s - 1, done.stdout
     assert "Operation not permitted" not in done.stderr, done.stderr  # no call the sandbox refused
+    assert "cannot reach localhost:9: [Errno 111] Connection refused" in done.stderr, done.stderr  # tried for real
+
+
+def test_the_rebuilt_sandbox_refuses_an_address_family_the_unit_does_not_list() -> None:
+    # The model of RestrictAddressFamilies= itself, checked: a packet socket (AF_PACKET) is refused.
+    code = "import socket\ntry: socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM)\nexcept OSError as e: print(e.errno)"
+    sandbox = systemd_sandbox.sandbox_of(shipped())
+    done = subprocess.run(systemd_sandbox.command(sandbox, sys.executable, "-c", code), capture_output=True, text=True)
+    assert done.stdout.strip() == str(errno.EAFNOSUPPORT), (done.stdout, done.stderr)
