@@ -42,20 +42,22 @@ def send_payload(entry: Entry) -> bytes | None:
 Callback = TypeVar("Callback", bound=Callable[..., None])
 
 
-def never_raises(callback: Callback) -> Callback:
+def never_raises(consequence: str) -> Callable[[Callback], Callback]:
     """A paho callback that logs instead of raising: an exception would end paho's network thread, and with it
-    every PUBACK and the keepalive of this connection (issue 13: a failed delete in acknowledge() did that)."""
+    every PUBACK and the keepalive of this connection (issue 13: a failed delete in acknowledge() did that).
+    `consequence` says what the failure costs, for the log."""
 
-    @functools.wraps(callback)
-    def guarded(*args: Any) -> None:
-        try:
-            callback(*args)
-        except Exception:
-            log.exception(
-                "%s failed; the link carries on (see the message above for what it affects)", callback.__name__
-            )
+    def decorate(callback: Callback) -> Callback:
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("%s failed (%s); the link carries on", callback.__name__, consequence)
 
-    return guarded  # type: ignore[return-value]
+        return guarded  # type: ignore[return-value]
+
+    return decorate
 
 
 class Link:
@@ -375,7 +377,7 @@ class Link:
 
     # -- paho callbacks (paho's network thread; never_raises: an exception would end that thread) ------------
 
-    @never_raises
+    @never_raises("this login attempt is abandoned and retried after the backoff")
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         if getattr(reason, "is_failure", False):
             self.last_error = f"the broker refused vehicle {self.config.broker.username!r}: {reason}"
@@ -385,7 +387,7 @@ class Link:
         self.connected.set()
         self._wake.set()
 
-    @never_raises
+    @never_raises("none: the loss is still noticed")
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
@@ -398,7 +400,7 @@ class Link:
             self.connected.clear()
             self._wake.set()
 
-    @never_raises
+    @never_raises("a PUBACK left unsettled: its batch stays in the outbox and is resent on the next connection")
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object) -> None:
         try:
             with self._lock:
