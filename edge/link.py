@@ -1,19 +1,23 @@
 """The agent's MQTT link: one loop that connects, sends the outbox oldest-first, deletes a batch only when
-its PUBACK arrives, and reconnects with jittered exponential backoff. A fresh paho client per connection
-keeps all retransmission decisions here, where the outbox is, instead of in paho's memory."""
+its PUBACK arrives, and reconnects with jittered exponential backoff that grows until a connection proves the
+broker usable (edge/backoff.py). A fresh paho client per connection keeps all retransmission decisions here,
+where the outbox is, instead of in paho's memory."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import ssl
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
-from fleetsense.edge.backoff import Backoff, TokenBucket
+from fleetsense.edge.backoff import Backoff, ConnectionOutcome, ReconnectPacer, TokenBucket
 from fleetsense.edge.outbox import Entry, Gap, Outbox
+from fleetsense.edge.send_cursor import SendCursor
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetsense import wire
@@ -25,6 +29,35 @@ from fleetsense.status import VehicleStatus
 log = logging.getLogger(__name__)
 
 StatusSource = Callable[[str, list[Gap]], VehicleStatus]
+# The bytes to publish for an entry now (its payload, or a re-timed copy), or None to hold it: not sent now,
+# not in flight, and not in the way of the entries behind it (Contract B, docs/edge-agent.md "The link").
+Prepare = Callable[[Entry], bytes | None]
+PAGE = 100  # outbox entries read per query while filling
+
+
+def send_payload(entry: Entry) -> bytes | None:
+    return entry.payload
+
+
+Callback = TypeVar("Callback", bound=Callable[..., None])
+
+
+def never_raises(consequence: str) -> Callable[[Callback], Callback]:
+    """A paho callback that logs instead of raising: an exception would end paho's network thread, and with it
+    every PUBACK and the keepalive of this connection (issue 13: a failed delete in acknowledge() did that).
+    `consequence` says what the failure costs, for the log."""
+
+    def decorate(callback: Callback) -> Callback:
+        @functools.wraps(callback)
+        def guarded(*args: Any) -> None:
+            try:
+                callback(*args)
+            except Exception:
+                log.exception("%s failed (%s); the link carries on", callback.__name__, consequence)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
 
 
 class Link:
@@ -34,19 +67,28 @@ class Link:
         outbox: Outbox,
         status_source: StatusSource,
         *,
-        backoff: Backoff | None = None,
+        backoff: ReconnectPacer | Backoff | None = None,
         connect_timeout_s: float = 10.0,
+        prepare: Prepare | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
         self.status_source = status_source
-        self.backoff = backoff or Backoff()
+        if isinstance(backoff, Backoff):
+            backoff = ReconnectPacer(backoff, config.broker.stable_connection_s)
+        self.pacer = backoff or ReconnectPacer.from_config(config.broker)
         self.connect_timeout_s = connect_timeout_s
+        self.prepare = prepare or send_payload
         self.connected = threading.Event()
         self.last_error: str | None = None
+        # Counters, for status and tests: attempts, logins accepted (CONNACK), batches acknowledged.
+        self.attempts = 0
+        self.connects = 0
         self.published = 0
+        self.last_outcome: ConnectionOutcome | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._release = threading.Event()
         self._drain_deadline: float | None = None
         self._status_due = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
@@ -54,6 +96,9 @@ class Link:
         self._inflight: dict[int, tuple[Entry, float]] = {}  # mid -> (entry, monotonic time sent)
         self._status_inflight: dict[int, list[Gap]] = {}
         self._early_acks: set[int] = set()
+        self._cursor = SendCursor()
+        self._acknowledged_here = 0  # telemetry PUBACKs on the current connection
+        self._in_flight_at_close = 0
 
     # -- control, from the agent's thread -------------------------------------------------------------
 
@@ -62,6 +107,11 @@ class Link:
 
     def wake(self) -> None:
         """New rows in the outbox."""
+        self._wake.set()
+
+    def release_held(self) -> None:
+        """Look at held entries again (the clock became synchronised, or a hold expired). Any thread."""
+        self._release.set()
         self._wake.set()
 
     def send_status(self) -> None:
@@ -73,7 +123,8 @@ class Link:
         self._drain_deadline = time.monotonic() + drain_timeout_s
         self._stop.set()
         self._wake.set()
-        self._thread.join(drain_timeout_s + self.connect_timeout_s + 5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(drain_timeout_s + self.connect_timeout_s + 5)
 
     # -- the connection loop ----------------------------------------------------------------------------
 
@@ -81,18 +132,29 @@ class Link:
         while True:
             final = self._stop.is_set()  # stop requested before this attempt: it is the last one
             client = self._new_client()
+            self.attempts += 1
+            outcome = ConnectionOutcome(connected=False)
             if self._connect(client, abort_on_stop=not final):
-                self.backoff.reset()
+                self.connects += 1
+                up_since = time.monotonic()
                 try:
                     self._pump(client)  # once stop is set, returns when the outbox is drained or time is up
+                    up_s = time.monotonic() - up_since
                 finally:
                     self._close(client)
                 if self._stop.is_set():
                     return
+                outcome = ConnectionOutcome(
+                    connected=True,
+                    up_s=up_s,
+                    acknowledged=self._acknowledged_here,
+                    in_flight_at_close=self._in_flight_at_close,
+                )
             if final:
                 return
-            delay = self.backoff.next_delay_s()
-            log.info("reconnecting in %.1f s", delay)
+            self.last_outcome = outcome
+            delay = self.pacer.delay_after_s(outcome)
+            log.info("reconnecting in %.1f s (%d failed connections in a row)", delay, self.pacer.backoff.attempts - 1)
             # A stop during the wait ends it early, for one last attempt to connect and drain.
             self._stop.wait(delay)
 
@@ -106,6 +168,9 @@ class Link:
             client_id=self.config.vehicle_id,
             clean_session=True,
             protocol=mqtt.MQTTv311,
+            # paho must not reconnect on its own (it would resend from its memory, and hide the loss from the
+            # pacing here): a lost connection ends its network thread, and this loop decides what comes next.
+            reconnect_on_failure=False,
         )
         if broker.password:
             client.username_pw_set(broker.username, broker.password)
@@ -149,6 +214,7 @@ class Link:
         client.disconnect()
         client.loop_stop()
         with self._lock:
+            self._in_flight_at_close = len(self._inflight) + len(self._status_inflight)
             # Unacknowledged rows stay in the outbox and go out again, oldest first, on the next connection.
             self._inflight.clear()
             self._status_inflight.clear()
@@ -157,13 +223,17 @@ class Link:
     def _pump(self, client: mqtt.Client) -> None:
         outbox_cfg = self.config.outbox
         bucket = TokenBucket(outbox_cfg.replay_rate_per_s, burst=max(1.0, outbox_cfg.max_inflight / 2))
-        last_sent_id = 0
+        self._cursor = SendCursor()  # a new connection looks at every durable entry again, held ones included
+        self._release.clear()
+        self._acknowledged_here = 0
+        first_status = True
         next_heartbeat = time.monotonic()  # status right after connecting
         while self.connected.is_set():
             now = time.monotonic()
             if self._status_due.is_set() or now >= next_heartbeat:
                 self._status_due.clear()
-                self._publish_status(client, "connected" if last_sent_id == 0 else "heartbeat")
+                self._publish_status(client, "connected" if first_status else "heartbeat")
+                first_status = False
                 next_heartbeat = now + self.config.status.heartbeat_s
             if self._stop.is_set() and self._drained_or_late():
                 self._publish_status(client, "stopping", online=False)
@@ -174,40 +244,71 @@ class Link:
                 self.last_error = f"no PUBACK within {self.config.outbox.ack_timeout_s:.0f} s"
                 log.warning("%s; reconnecting", self.last_error)
                 return
-            last_sent_id = self._fill(client, bucket, last_sent_id)
+            if self._release.is_set():
+                self._release.clear()
+                self._cursor.release()
+            self._fill(client, bucket)
             self._wake.wait(min(0.2, max(0.01, bucket.wait_s()), max(0.0, next_heartbeat - now)))
             self._wake.clear()
 
-    def _fill(self, client: mqtt.Client, bucket: TokenBucket, last_sent_id: int) -> int:
-        room = self.config.outbox.max_inflight - len(self._inflight)
-        if room <= 0:
-            return last_sent_id
-        for entry in self.outbox.pending(after_id=last_sent_id, limit=room):
-            if not bucket.take(time.monotonic()):
-                break
-            problem = self._unsendable(entry)
-            if problem:
-                log.error("outbox row seq %d %s: set aside", entry.seq, problem)
-                self.outbox.set_aside(entry, problem)
-                last_sent_id = entry.id
-                continue
-            # Never call into paho while holding our lock: paho holds its own locks while it runs on_publish,
-            # which takes ours (lock-order inversion = deadlock, seen as a silent link and a keepalive timeout).
-            info = client.publish(entry.topic, entry.payload, qos=1)
-            if info.rc != mqtt.MQTT_ERR_SUCCESS:
-                return last_sent_id  # disconnected meanwhile; the loop notices
-            self._track(info.mid, entry)
-            last_sent_id = entry.id
-        return last_sent_id
+    def _fill(self, client: mqtt.Client, bucket: TokenBucket) -> None:
+        """Offer entries oldest-first until max_inflight are in flight, the replay rate says wait, or the outbox
+        has nothing more to offer (everything after the cursor sent, set aside or held)."""
+        cursor = self._cursor
+        while len(self._inflight) < self.config.outbox.max_inflight:
+            page = self.outbox.pending(after_id=cursor.read_after_id(), limit=PAGE)
+            for entry in page:
+                if not cursor.wants(entry.id):
+                    cursor.passed(entry.id, held=False)  # in flight already: its PUBACK settles it
+                    continue
+                if not bucket.ready(time.monotonic()) or len(self._inflight) >= self.config.outbox.max_inflight:
+                    return
+                verdict = self._offer(client, entry)
+                if verdict is None:
+                    return  # disconnected meanwhile; the loop notices
+                cursor.passed(entry.id, held=verdict == "held")
+                if verdict == "sent":
+                    bucket.take(time.monotonic())
+            if len(page) < PAGE:
+                if not cursor.revisiting:
+                    return
+                cursor.reached_end()
 
-    def _unsendable(self, entry: Entry) -> str:
+    def _offer(self, client: mqtt.Client, entry: Entry) -> str | None:
+        """Publish one entry: "sent", "held" (prepare said not now), "set aside" (never sendable), or None when
+        the client is no longer connected."""
+        problem = self._unsendable(entry.payload)
+        data: bytes | None = None
+        if not problem:
+            try:
+                data = self.prepare(entry)
+            except Exception as exc:  # a bug in the policy must not stop the link or lose the batch
+                log.exception("preparing outbox row seq %d failed", entry.seq)
+                problem = f"could not be prepared for sending ({exc!r})"
+        if not problem and data is None:
+            return "held"
+        if data is not None and not problem:
+            problem = self._unsendable(data)
+        if problem or data is None:
+            log.error("outbox row seq %d %s: set aside", entry.seq, problem)
+            self.outbox.set_aside(entry, problem)
+            return "set aside"
+        # Never call into paho while holding our lock: paho holds its own locks while it runs on_publish,
+        # which takes ours (lock-order inversion = deadlock, seen as a silent link and a keepalive timeout).
+        info = client.publish(entry.topic, data, qos=1)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            return None
+        self._track(info.mid, entry)
+        return "sent"
+
+    def _unsendable(self, payload: bytes) -> str:
         """Why a row can never be delivered (so it must not block the rows behind it), or ""."""
         limit = self.config.broker.max_message_bytes
-        if len(entry.payload) > limit:
+        if len(payload) > limit:
             # The broker would refuse it without a PUBACK and leave the session unable to publish.
-            return f"is {len(entry.payload)} bytes, over the broker's limit of {limit}"
+            return f"is {len(payload)} bytes, over the broker's limit of {limit}"
         try:
-            wire.decode_header(entry.payload)
+            wire.decode_header(payload)
         except FleetsenseError as exc:
             return f"no longer decodes ({exc})"
         return ""
@@ -226,11 +327,25 @@ class Link:
             self._settle(what)
 
     def _settle(self, what: Entry | list[Gap]) -> None:
+        """The broker has it: forget it in the outbox. A failure here loses nothing: the row stays, and goes out
+        again on the next connection (the cloud drops the duplicate by vehicle and seq)."""
         if isinstance(what, Entry):
-            self.outbox.acknowledge(what.id)
-            self.published += 1
+            with self._lock:
+                self._acknowledged_here += 1
+                self.published += 1
+            try:
+                self.outbox.acknowledge(what.id)
+            except Exception:
+                log.exception(
+                    "batch seq %d was delivered but not removed from the outbox: it will be sent again on the next"
+                    " connection (a duplicate the cloud drops)",
+                    what.seq,
+                )
         elif what:
-            self.outbox.mark_reported(what)
+            try:
+                self.outbox.mark_reported(what)
+            except Exception:
+                log.exception("gaps %s were reported but not marked: the next status reports them again", what)
 
     def _ack_overdue(self) -> bool:
         with self._lock:
@@ -238,8 +353,13 @@ class Link:
         return oldest is not None and time.monotonic() - oldest > self.config.outbox.ack_timeout_s
 
     def _drained_or_late(self) -> bool:
+        """Nothing in flight and nothing left to offer (held entries cannot be sent now: they stay in the
+        outbox for the next run), or the drain time is up."""
         late = self._drain_deadline is not None and time.monotonic() > self._drain_deadline
-        return late or (not self._inflight and not self.outbox.pending(limit=1))
+        if late:
+            return True
+        nothing_new = not self.outbox.pending(after_id=self._cursor.examined_id, limit=1)
+        return not self._inflight and nothing_new and not self._release.is_set() and not self._cursor.revisiting
 
     def _publish_status(self, client: mqtt.Client, reason: str, *, online: bool = True) -> None:
         gaps = self.outbox.unreported_gaps()
@@ -255,8 +375,9 @@ class Link:
         while self._status_inflight and time.monotonic() < deadline and self.connected.is_set():
             time.sleep(0.02)
 
-    # -- paho callbacks (paho's network thread) ---------------------------------------------------------
+    # -- paho callbacks (paho's network thread; never_raises: an exception would end that thread) ------------
 
+    @never_raises("this login attempt is abandoned and retried after the backoff")
     def _on_connect(self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object) -> None:
         if getattr(reason, "is_failure", False):
             self.last_error = f"the broker refused vehicle {self.config.broker.username!r}: {reason}"
@@ -266,24 +387,30 @@ class Link:
         self.connected.set()
         self._wake.set()
 
+    @never_raises("none: the loss is still noticed")
     def _on_disconnect(
         self, client: mqtt.Client, userdata: object, flags: object, reason: object, props: object
     ) -> None:
-        if self.connected.is_set():
-            # Our own disconnect at shutdown is normal; anything else is worth a warning.
-            failure = getattr(reason, "is_failure", True)
-            log.log(logging.WARNING if failure else logging.INFO, "disconnected from the broker: %s", reason)
-        self.connected.clear()
-        self._wake.set()
+        try:
+            if self.connected.is_set():
+                # Our own disconnect at shutdown is normal; anything else is worth a warning.
+                failure = getattr(reason, "is_failure", True)
+                log.log(logging.WARNING if failure else logging.INFO, "disconnected from the broker: %s", reason)
+        finally:
+            self.connected.clear()
+            self._wake.set()
 
+    @never_raises("a PUBACK left unsettled: its batch stays in the outbox and is resent on the next connection")
     def _on_publish(self, client: mqtt.Client, userdata: object, mid: int, reason: object, props: object) -> None:
-        with self._lock:
-            sent = self._inflight.pop(mid, None)
-            gaps = self._status_inflight.pop(mid, None)
-            if sent is None and gaps is None:
-                self._early_acks.add(mid)  # publish() has not returned to _track yet
-        if sent is not None:
-            self._settle(sent[0])
-        if gaps is not None:
-            self._settle(gaps)
-        self._wake.set()
+        try:
+            with self._lock:
+                sent = self._inflight.pop(mid, None)
+                gaps = self._status_inflight.pop(mid, None)
+                if sent is None and gaps is None:
+                    self._early_acks.add(mid)  # publish() has not returned to _track yet
+            if sent is not None:
+                self._settle(sent[0])
+            if gaps is not None:
+                self._settle(gaps)
+        finally:
+            self._wake.set()

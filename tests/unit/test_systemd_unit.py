@@ -38,3 +38,16 @@ def test_the_unit_runs_unprivileged_with_notify_watchdog_and_restart() -> None:
     assert service["User"] not in ("root", "0")
     assert "i2c" in service["SupplementaryGroups"]
     assert service["NoNewPrivileges"] == "yes" and service["ProtectSystem"] == "strict"
+
+
+def test_a_crash_costs_about_a_second_and_a_crash_loop_never_leaves_the_agent_dead() -> None:
+    settings = unit_settings()
+    assert float(settings["Service"]["RestartSec"]) <= 1  # was 5: 6 s or more of samples lost per crash
+    assert settings["Unit"]["StartLimitIntervalSec"] == "0"  # no start limit: systemd never gives up
+
+
+def test_the_clock_state_is_readable_and_setting_the_clock_still_impossible() -> None:
+    service = unit_settings()["Service"]
+    assert "ProtectClock" not in service  # it denies even the read-only query (tests/unit/test_unit_sandbox.py)
+    assert service["CapabilityBoundingSet"] == ""  # no CAP_SYS_TIME: the clock calls can only read
+    assert service["SystemCallErrorNumber"] == "EPERM"
