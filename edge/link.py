@@ -25,6 +25,7 @@ from fleetsense.status import VehicleStatus
 log = logging.getLogger(__name__)
 
 StatusSource = Callable[[str, list[Gap]], VehicleStatus]
+Prepare = Callable[[Entry], bytes | None]  # STUB (time branch) of Contract B: the bytes to publish, or None to hold
 
 
 class Link:
@@ -36,6 +37,7 @@ class Link:
         *,
         backoff: Backoff | None = None,
         connect_timeout_s: float = 10.0,
+        prepare: Prepare | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
@@ -54,6 +56,9 @@ class Link:
         self._inflight: dict[int, tuple[Entry, float]] = {}  # mid -> (entry, monotonic time sent)
         self._status_inflight: dict[int, list[Gap]] = {}
         self._early_acks: set[int] = set()
+        self.prepare: Prepare = prepare or (lambda entry: entry.payload)
+        self._held: dict[int, Entry] = {}  # STUB (time branch): entries prepare() said to hold, by id
+        self._release = threading.Event()
 
     # -- control, from the agent's thread -------------------------------------------------------------
 
@@ -62,6 +67,11 @@ class Link:
 
     def wake(self) -> None:
         """New rows in the outbox."""
+        self._wake.set()
+
+    def release_held(self) -> None:
+        """STUB (time branch) of Contract B: look at held entries again."""
+        self._release.set()
         self._wake.set()
 
     def send_status(self) -> None:
@@ -153,6 +163,7 @@ class Link:
             self._inflight.clear()
             self._status_inflight.clear()
             self._early_acks.clear()
+            self._held.clear()
 
     def _pump(self, client: mqtt.Client) -> None:
         outbox_cfg = self.config.outbox
@@ -182,6 +193,17 @@ class Link:
         room = self.config.outbox.max_inflight - len(self._inflight)
         if room <= 0:
             return last_sent_id
+        if self._release.is_set():
+            self._release.clear()
+            for entry in sorted(self._held.values(), key=lambda e: e.id):
+                data = self.prepare(entry)
+                if data is not None:
+                    del self._held[entry.id]
+                    info = client.publish(entry.topic, data, qos=1)
+                    if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                        return last_sent_id
+                    self._track(info.mid, entry)
+            return last_sent_id
         for entry in self.outbox.pending(after_id=last_sent_id, limit=room):
             if not bucket.take(time.monotonic()):
                 break
@@ -193,7 +215,12 @@ class Link:
                 continue
             # Never call into paho while holding our lock: paho holds its own locks while it runs on_publish,
             # which takes ours (lock-order inversion = deadlock, seen as a silent link and a keepalive timeout).
-            info = client.publish(entry.topic, entry.payload, qos=1)
+            data = self.prepare(entry)
+            if data is None:
+                self._held[entry.id] = entry
+                last_sent_id = entry.id
+                continue
+            info = client.publish(entry.topic, data, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 return last_sent_id  # disconnected meanwhile; the loop notices
             self._track(info.mid, entry)
@@ -239,7 +266,8 @@ class Link:
 
     def _drained_or_late(self) -> bool:
         late = self._drain_deadline is not None and time.monotonic() > self._drain_deadline
-        return late or (not self._inflight and not self.outbox.pending(limit=1))
+        first = self.outbox.pending(limit=1)
+        return late or (not self._inflight and (not first or first[0].id in self._held))
 
     def _publish_status(self, client: mqtt.Client, reason: str, *, online: bool = True) -> None:
         gaps = self.outbox.unreported_gaps()
