@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from fleetsense.edge.clock import Clock, UtcAnchor, read_boot_id
+from fleetsense.edge.clock import RE_ANCHOR_AFTER_NS, Clock, UtcAnchor, read_boot_id
 from fleetsense.edge.outbox import Gap, OutboxStats
 from fleetsense.edge.restarts import RunRecord, lost_ms
 from fleetsense.edge.retime import BatchTime, BootOffset, EntryLike, HoldPolicy, batch_time
@@ -150,16 +150,24 @@ class Agent:
     def _follow_clock(self, now_ns: int) -> None:
         earlier = self.anchor
         self.anchor = earlier.refreshed(self.clock)
-        if self.anchor is not earlier and self.anchor.stepped_from(earlier):
-            step_s = (self.anchor.utc_minus_mono_ns - earlier.utc_minus_mono_ns) / 1e9
-            log.info("wall clock stepped by %+.3f s (synchronised: %s)", step_s, self.anchor.synced)
-            if earlier.synced is True:
-                # Batches already timed on the old mapping went out as they were: the next ones may jump.
-                self._stepped = set(KINDS)
+        if self.anchor is not earlier:
+            self._re_anchored(earlier)
         good = self.anchor.synced is not False  # None: no source can tell, and the clock is plausible
         offset = BootOffset(self.anchor.utc_minus_mono_ns, self.anchor.synced is True) if good else None
         if self.time.observe(offset, now_ns):
             self.on_time_change()
+
+    def _re_anchored(self, earlier: UtcAnchor) -> None:
+        if self.anchor.stepped_from(earlier):
+            step_s = (self.anchor.utc_minus_mono_ns - earlier.utc_minus_mono_ns) / 1e9
+            log.info("wall clock stepped by %+.3f s (synchronised: %s)", step_s, self.anchor.synced)
+        known = self.time.offset(self.boot_id)
+        moved = known is not None and abs(self.anchor.utc_minus_mono_ns - known.utc_minus_mono_ns) > RE_ANCHOR_AFTER_NS
+        if self.anchor.synced is True and known is not None and known.verified and moved:
+            # The boot's synchronised mapping itself moved: batches already timed on the old one went out as they
+            # were, so the next ones may jump. (Unsynchronised batches in between are re-timed on the boot's
+            # mapping at the time they are sent, and a step while unsynchronised is no jump at all.)
+            self._stepped = set(KINDS)
 
     # -- batches ---------------------------------------------------------------------------------------
 

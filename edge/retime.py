@@ -143,6 +143,10 @@ class HoldPolicy:
                 self._held.clear()  # the link looks at them again
             return changed
 
+    def offset(self, boot_id: str) -> BootOffset | None:
+        with self._lock:
+            return self._offsets.get(boot_id)
+
     def offsets(self) -> dict[str, BootOffset]:
         with self._lock:
             return dict(self._offsets)
