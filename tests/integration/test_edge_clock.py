@@ -7,6 +7,8 @@ steps it."""
 
 from __future__ import annotations
 
+import json
+import signal
 import threading
 import time
 import uuid
@@ -22,8 +24,10 @@ from fleetsense.edge.runtime import open_agent, open_sensors_for
 
 from fleetsense import wire
 from fleetsense.stack.layout import StackConfig
+from fleetsense.status import parse_status
 
-from .helpers import eventually, provision_vehicle, unique_vehicle
+from .helpers import eventually, provision_vehicle, tap, unique_vehicle
+from .test_edge_agent import start_agent
 
 UNSYNCED_S = 8.0
 SYNCED_S = 5.0
@@ -117,3 +121,45 @@ def test_an_agent_started_at_1970_gets_every_batch_stored_at_its_true_time(
     assert not any(f & wire.Flags.CLOCK_STEPPED for f in flags.values())  # the step came before sync: re-timed
     now_us = time.time_ns() // 1000
     assert rejected(cql, KEYSPACE, vid, day_buckets(now_us - 86_400_000_000, now_us)) == []
+
+
+def test_a_crash_and_a_restart_are_visible_in_the_status_and_the_flags(
+    stack: StackConfig, operator_client: Any, tmp_path: Path
+) -> None:
+    """Issue 13 item 4 through `fleetsense edge run`: the run after a SIGKILL says it is the first restart, an unclean
+    one, and how long the vehicle was without samples; the first batch of each kind of each run is RESTARTED."""
+    vid = unique_vehicle("restart")
+    config = provision_vehicle(operator_client, stack, vid, tmp_path)
+    config_path = tmp_path / f"{vid}.toml"
+    with open(config_path, "a") as toml:
+        toml.write("\n[clock]\nassume_synced = true\n")  # this machine's kernel says unsynchronised
+    down_s = 2.0
+    with tap(stack, operator_client, vid) as t:
+        agent = start_agent(config_path)
+        time.sleep(6)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        killed_at = time.monotonic()
+        time.sleep(down_s)
+        again = start_agent(config_path, "--duration", "4")
+        output = again.communicate(timeout=60)[0].decode()
+        assert again.returncode == 0, output
+        down_ms = (time.monotonic() - killed_at) * 1000
+        statuses = [parse_status(body) for body in t.statuses()]
+        batches = eventually(t.telemetry, lambda b: len(b) >= 12, timeout_s=30)
+
+    first_run = [s for s in statuses if s.online and s.restarts == 0]
+    second_run = [s for s in statuses if s.online and s.restarts == 1]
+    assert first_run and second_run, statuses
+    assert all(s.unclean_restarts == 0 for s in first_run) and all(s.unclean_restarts == 1 for s in second_run)
+    lost = second_run[-1].last_restart_lost_ms
+    # Down for at least the 2 s we waited, plus the window in memory at the kill and the new process's start.
+    assert lost is not None and down_s * 1000 <= lost <= down_ms + 1100, (lost, down_ms)
+    assert all(s.held_unsynced == 0 for s in statuses if s.online)
+    restarted = sorted((b.seq, b.kind) for b in batches if b.flags & wire.Flags.RESTARTED)
+    assert len(restarted) == 4 and {kind for _, kind in restarted} == {wire.Kind.IMU, wire.Kind.BARO}, restarted
+    assert json.loads((config.state_dir / "run.json").read_text()) == {
+        "starts": 2,
+        "unclean_starts": 1,
+        "running": False,
+    }
