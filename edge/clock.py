@@ -82,7 +82,7 @@ def sync_state(answers: list[bool | None], *, wall_ns: int) -> bool | None:
 # -- the real clocks ---------------------------------------------------------------------------------------------
 
 
-def _adjtimex_reader() -> Callable[[], int | OSError]:
+def adjtimex_reader() -> Callable[[], int | OSError]:
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
     def read() -> int | OSError:
@@ -127,7 +127,7 @@ class SystemClock:
         wall_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.assume_synced = assume_synced
-        self._adjtimex = adjtimex or _adjtimex_reader()
+        self._adjtimex = adjtimex or adjtimex_reader()
         self._kernel_denied: OSError | None = None
         self._timesyncd_dir = timesyncd_dir
         self._chronyc: Callable[[], str | None] = chronyc or _chronyc_reader(shutil.which("chronyc"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import errno
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from fleetsense.edge.clock import (
     EARLIEST_PLAUSIBLE_UTC_NS,
     TIME_ERROR,
     SystemClock,
+    adjtimex_reader,
     chrony_says,
     kernel_says,
     read_boot_id,
@@ -271,3 +274,39 @@ def test_time_lost_across_a_restart() -> None:
     unsynced = batch_time(imu_payload(5_000_000), "b1", 3 * S)
     assert unsynced is not None and unsynced.start_us is None and unsynced.mono_ns == 3 * S
     assert batch_time(b"garbage", "b1", None) is None
+
+
+# The filter systemd installs for ProtectClock=yes (its @clock set, answered with EPERM), loaded with libseccomp
+# in a child process; glibc's adjtimex() is the clock_adjtime system call on current kernels, so both are in it.
+PROTECT_CLOCK = """
+import ctypes, errno, sys
+from pathlib import Path
+lib = ctypes.CDLL("libseccomp.so.2")
+lib.seccomp_init.restype = ctypes.c_void_p
+lib.seccomp_init.argtypes = [ctypes.c_uint32]
+lib.seccomp_rule_add.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint]
+lib.seccomp_load.argtypes = [ctypes.c_void_p]
+ctx = lib.seccomp_init(0x7FFF0000)  # SCMP_ACT_ALLOW
+for name in (b"adjtimex", b"clock_adjtime", b"clock_settime", b"settimeofday"):
+    assert lib.seccomp_rule_add(ctx, 0x00050000 | errno.EPERM, lib.seccomp_syscall_resolve_name(name), 0) == 0
+assert lib.seccomp_load(ctx) == 0
+from fleetsense.edge.clock import SystemClock
+clock = SystemClock(timesyncd_dir=Path(sys.argv[1]), chronyc=lambda: None)
+print(clock.synced(), clock.source)
+"""
+
+
+def test_under_systemds_protect_clock_filter_the_state_is_unknown_or_from_timesyncd(tmp_path: Path) -> None:
+    def under_filter(timesyncd_dir: Path) -> tuple[str, str]:
+        done = subprocess.run(
+            [sys.executable, "-c", PROTECT_CLOCK, str(timesyncd_dir)], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip(), done.stderr
+
+    assert kernel_says(adjtimex_reader()()) is not None  # outside the filter the kernel answers
+    unknown, log_text = under_filter(tmp_path / "no-timesyncd")
+    assert unknown == "None none" and "EPERM" in log_text and "UNKNOWN" in log_text
+    (tmp_path / "timesync").mkdir()
+    (tmp_path / "timesync" / "synchronized").touch()
+    assert under_filter(tmp_path / "timesync")[0] == "True systemd-timesyncd"
