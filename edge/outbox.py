@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fleetsense import wire
 from fleetsense.errors import FleetsenseError
@@ -42,6 +43,15 @@ CREATE TABLE IF NOT EXISTS bad_rows (
     payload BLOB NOT NULL,
     reason TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS last_batch (
+    k INTEGER PRIMARY KEY CHECK (k = 0),
+    id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    boot_id TEXT NOT NULL,
+    mono_ns INTEGER
+);
 CREATE TABLE IF NOT EXISTS gaps (
     first_seq INTEGER PRIMARY KEY,
     last_seq INTEGER NOT NULL,
@@ -60,6 +70,8 @@ class Entry:
     seq: int
     topic: str
     payload: bytes
+    boot_id: str = ""  # STUB (time branch) of Contract A; the outbox branch's implementation replaces it
+    mono_ns: int | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,9 @@ class OutboxStats:
     dropped_total: int = 0
     set_aside: int = 0  # rows that stopped decoding, kept in bad_rows
     quarantined: list[str] = field(default_factory=list)
+    storage_error: str | None = None  # STUB (time branch) of Contract A
+    memory_batches: int = 0
+    footprint_bytes: int = 0
 
 
 class Outbox:
@@ -89,6 +104,7 @@ class Outbox:
         directory: Path,
         *,
         max_bytes: int,
+        memory_batches: int = 600,
         now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.directory = directory
@@ -125,6 +141,10 @@ class Outbox:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+            if "boot_id" not in columns:  # STUB (time branch): Contract A's boot_id and mono_ns per row
+                db.execute("ALTER TABLE outbox ADD COLUMN boot_id TEXT NOT NULL DEFAULT ''")
+                db.execute("ALTER TABLE outbox ADD COLUMN mono_ns INTEGER")
         except sqlite3.OperationalError as exc:
             raise OutboxError(
                 f"cannot open the outbox at {self.path}: {exc}",
@@ -194,12 +214,14 @@ class Outbox:
 
     # -- writing ---------------------------------------------------------------------------------------
 
-    def append(self, topic: str, make_payload: Callable[[int], bytes]) -> Entry:
+    def append(
+        self, topic: str, make_payload: Callable[[int], bytes], *, boot_id: str = "", mono_ns: int | None = None
+    ) -> Entry:
         """Allocate the next sequence number, build the payload for it, and store both durably."""
         with self._lock:
-            return self._append(topic, make_payload)
+            return self._append(topic, make_payload, boot_id, mono_ns)
 
-    def _append(self, topic: str, make_payload: Callable[[int], bytes]) -> Entry:
+    def _append(self, topic: str, make_payload: Callable[[int], bytes], boot_id: str, mono_ns: int | None) -> Entry:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             seq = self._next_seq()
@@ -207,8 +229,12 @@ class Outbox:
                 self._reserve(seq + SEQ_BLOCK)
             payload = make_payload(seq)
             cursor = self._db.execute(
-                "INSERT INTO outbox (seq, topic, payload, created_ns) VALUES (?, ?, ?, ?)",
-                (seq, topic, payload, self._now_ns()),
+                "INSERT INTO outbox (seq, topic, payload, created_ns, boot_id, mono_ns) VALUES (?, ?, ?, ?, ?, ?)",
+                (seq, topic, payload, self._now_ns(), boot_id, mono_ns),
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO last_batch VALUES (0, ?, ?, ?, ?, ?, ?)",
+                (cursor.lastrowid, seq, topic, payload, boot_id, mono_ns),
             )
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('next_seq', ?)", (seq + 1,))
             self._enforce_bound()
@@ -218,7 +244,7 @@ class Outbox:
                 self._db.execute("ROLLBACK")
             raise
         assert cursor.lastrowid is not None
-        return Entry(cursor.lastrowid, seq, topic, payload)
+        return Entry(cursor.lastrowid, seq, topic, payload, boot_id, mono_ns)
 
     def _enforce_bound(self) -> None:
         """Over the size bound: drop the oldest batches and remember their sequence range as a gap."""
@@ -275,9 +301,16 @@ class Outbox:
     def pending(self, *, after_id: int = 0, limit: int = 100) -> list[Entry]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, seq, topic, payload FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                "SELECT id, seq, topic, payload, boot_id, mono_ns FROM outbox WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
             ).fetchall()
-        return [Entry(int(r[0]), int(r[1]), str(r[2]), bytes(r[3])) for r in rows]
+        return [_entry(r) for r in rows]
+
+    def last_appended(self) -> Entry | None:
+        """STUB (time branch) of Contract A: the newest batch ever appended, kept after it was acknowledged."""
+        with self._lock:
+            row = self._db.execute("SELECT id, seq, topic, payload, boot_id, mono_ns FROM last_batch").fetchone()
+        return None if row is None else _entry(row)
 
     def unreported_gaps(self) -> list[Gap]:
         with self._lock:
@@ -309,3 +342,9 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _entry(row: Any) -> Entry:
+    return Entry(
+        int(row[0]), int(row[1]), str(row[2]), bytes(row[3]), str(row[4]), None if row[5] is None else int(row[5])
+    )

@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from fleetsense.edge.agent import Agent, run_agent
-from fleetsense.edge.clock import SystemClock
+from fleetsense.edge.clock import Clock, SystemClock, read_boot_id
 from fleetsense.edge.link import Link
 from fleetsense.edge.outbox import Gap, Outbox
+from fleetsense.edge.restarts import BOOT_CLOCK_FILE, RunBook, load_offsets, save_offsets
+from fleetsense.edge.retime import HoldPolicy
 from fleetsense.edge.sources import Sensors
 from fleetsense.edge.systemd import Notifier
 
@@ -70,13 +72,37 @@ def open_sensors_for(
     )
 
 
+def open_agent(
+    config: EdgeConfig, sensors: Sensors, outbox: Outbox, clock: Clock, *, boot_id: str | None = None
+) -> tuple[Agent, Link, RunBook]:
+    """The agent and its link over one outbox, with the run recorded (RunBook.clean_stop() at a clean stop)."""
+    runs = RunBook(config.state_dir)
+    offsets_path = config.state_dir / BOOT_CLOCK_FILE
+    agent = Agent(
+        config, sensors, outbox, clock, boot_id=boot_id, run=runs.record, boot_offsets=load_offsets(offsets_path)
+    )
+    link = Link(config, outbox, agent.status, prepare=agent.time.prepare)
+    agent.on_stored = link.wake
+
+    def on_time_change() -> None:
+        # Keep the boot's offset first: batches held for it are re-timed by it even after a restart of the agent.
+        try:
+            save_offsets(offsets_path, agent.time.offsets())
+        except OSError as exc:
+            log.warning("cannot keep the clock offset of this boot in %s: %s", offsets_path, exc)
+        link.release_held()
+
+    agent.on_time_change = on_time_change
+    return agent, link, runs
+
+
 def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None = None) -> RunResult:
     clock = SystemClock(assume_synced=config.clock.assume_synced)
     sensors = open_sensors_for(config, clock.monotonic_ns, simulate=simulate)
-    outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
-    agent = Agent(config, sensors, outbox, clock)
-    link = Link(config, outbox, agent.status)
-    agent.on_stored = link.wake
+    outbox = Outbox(
+        config.state_dir / "outbox", max_bytes=config.outbox.max_bytes, memory_batches=config.outbox.memory_batches
+    )
+    agent, link, runs = open_agent(config, sensors, outbox, clock)
     notifier = Notifier()
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -103,6 +129,7 @@ def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None 
         depth = outbox.stats().depth
         outbox.close()
         sensors.close()
+    runs.clean_stop()  # only after a stop that did not raise: an exception out of here is a crash
     return RunResult(
         agent.counts.imu_batches, agent.counts.baro_batches, agent.counts.imu_samples, link.published, depth
     )
@@ -129,7 +156,10 @@ def send_outbox(config: EdgeConfig, *, timeout_s: float) -> int:
             dropped_ranges=[(g.first_seq, g.last_seq) for g in gaps],
         )
 
-    link = Link(config, outbox, status)
+    # Re-time what a known boot offset can re-time; hold nothing (the operator asked for everything to go now).
+    policy = HoldPolicy(read_boot_id(), hold_until_mono_ns=0, offsets=load_offsets(config.state_dir / BOOT_CLOCK_FILE))
+    policy.observe(None, time.monotonic_ns())
+    link = Link(config, outbox, status, prepare=policy.prepare)
     link.start()
     deadline = time.monotonic() + timeout_s
     while outbox.stats().depth and time.monotonic() < deadline:
