@@ -56,5 +56,3 @@ def limit(writes: Sequence[Write], limiter: RejectionLimiter | None, *, now_ms: 
         kept.append(write)
         kept.append(("rejected_source", (day, source, reason, now_ms)))
     return kept, unrecorded
-
-

@@ -132,9 +132,7 @@ def _load(store: ShardStore, vehicle: str, resumed_ms: int) -> VehicleState | No
     return state
 
 
-def on_shard_timer(
-    store: ShardStore, deadlines_ms: dict[str, int], *, now_ms: int, resumed_ms: int = 0
-) -> StepResult:
+def on_shard_timer(store: ShardStore, deadlines_ms: dict[str, int], *, now_ms: int, resumed_ms: int = 0) -> StepResult:
     """Run on_timer for every vehicle of the shard whose deadline has come."""
     result = StepResult()
     for vehicle in [vehicle for vehicle, due in deadlines_ms.items() if due <= now_ms]:

@@ -234,6 +234,8 @@ def render(config: EdgeConfig) -> str:
     ]
     for name in SECTIONS:
         lines += ["", f"[{name}]"]
+        if name == "clock" and config.clock.assume_synced:
+            lines.append("# true: this agent shares the cloud's host and clock (the local stack); a real device: false")
         for key, value in dataclasses.asdict(getattr(config, name)).items():
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ from fleetsense.gateway.identity import VEHICLE_TAG
 from fleetsense.gateway.management import ManagementClient, ManagementError
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
-from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig, render
+from fleetsense.device_config import BrokerConfig, ClockConfig, EdgeConfig, StorageConfig, render
 from fleetsense.ids import TOPIC_KINDS, validate_vehicle_id
 
 
@@ -83,6 +83,9 @@ class ClientCertificate:
     key_file: Path
 
 
+DEVICE_CLOCK = ClockConfig()  # a device's own clock: batches held until the kernel says it is synchronised
+
+
 def provision(
     client: ManagementClient,
     vehicle_id: str,
@@ -93,6 +96,7 @@ def provision(
     password: str,
     client_cert: ClientCertificate | None = None,
     limits: DeviceLimits = DeviceLimits(),
+    clock: ClockConfig = DEVICE_CLOCK,
 ) -> EdgeConfig:
     """The device's broker user, its permissions and limits, and its edge config file. With `client_cert` the
     device logs in with the certificate only: its user gets no password at all."""
@@ -113,6 +117,7 @@ def provision(
             client_key_file=str(client_cert.key_file) if client_cert else "",
         ),
         storage=StorageConfig(state_dir=str(state_dir)),
+        clock=clock,
     )
     config_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -139,6 +144,7 @@ def rotate(
     state_dir: Path,
     password: str,
     client_cert: ClientCertificate | None = None,
+    clock: ClockConfig = DEVICE_CLOCK,
 ) -> EdgeConfig:
     """A new secret for an existing device: an old password stops working at once and open connections are
     closed. (An old client certificate stays valid until it expires: the local CA publishes no revocation list.
@@ -156,6 +162,7 @@ def rotate(
         state_dir=state_dir,
         password=password,
         client_cert=client_cert,
+        clock=clock,
     )
     client.close_connections_of(vehicle_id, reason="credentials rotated")
     return config
