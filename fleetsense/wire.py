@@ -57,8 +57,9 @@ _UNARY = tuple("0" * h + "1" for h in range(ESCAPE + 1))
 
 class Flags(IntFlag):
     NONE = 0
-    # The device clock was not synchronised (NTP/GPS) when the batch started: start times are the device's
-    # guess; order and spacing within one run are still right.
+    # The device clock was not synchronised (NTP/GPS) when the batch started and the device could not re-time
+    # the batch on a synchronised clock before sending it: start times are its guess; order and spacing within
+    # one run are still right. (A batch re-timed after sync arrives without the flag: docs/edge-agent.md, "Time".)
     CLOCK_UNSYNCED = 0x01
     # Samples were lost just before sample 0 (FIFO overflow, sensor reset, I2C failure): do not join this
     # batch seamlessly to the previous one of the same kind (filters, integrators, event detectors).
@@ -66,8 +67,9 @@ class Flags(IntFlag):
     # First batch of this kind since the agent started or re-initialised the sensor: reset any per-stream
     # state; the sequence number may have skipped (numbers lost to a crash are never reused).
     RESTARTED = 0x04
-    # The agent re-anchored its windows to a stepped wall clock since the previous batch: start_time_us may
-    # jump relative to the previous batch's end; spacing within the batch is still right.
+    # First batch of this kind since the device's synchronised clock was stepped (its monotonic-to-UTC mapping
+    # moved by more than 20 ms), or a batch re-admitted from the cloud's time quarantine with a shift:
+    # start_time_us may jump relative to the previous batch's end; spacing within the batch is still right.
     CLOCK_STEPPED = 0x08
 
 
