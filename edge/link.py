@@ -6,19 +6,17 @@ where the outbox is, instead of in paho's memory."""
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 from fleetsense.edge.backoff import Backoff, ConnectionOutcome, ReconnectPacer, TokenBucket
+from fleetsense.edge.mqtt_client import never_raises, new_client
 from fleetsense.edge.outbox import Entry, Gap, Outbox
 from fleetsense.edge.send_cursor import SendCursor
-from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetsense import wire
 from fleetsense.device_config import EdgeConfig
@@ -37,27 +35,6 @@ PAGE = 100  # outbox entries read per query while filling
 
 def send_payload(entry: Entry) -> bytes | None:
     return entry.payload
-
-
-Callback = TypeVar("Callback", bound=Callable[..., None])
-
-
-def never_raises(consequence: str) -> Callable[[Callback], Callback]:
-    """A paho callback that logs instead of raising: an exception would end paho's network thread, and with it
-    every PUBACK and the keepalive of this connection (issue 13: a failed delete in acknowledge() did that).
-    `consequence` says what the failure costs, for the log."""
-
-    def decorate(callback: Callback) -> Callback:
-        @functools.wraps(callback)
-        def guarded(*args: Any) -> None:
-            try:
-                callback(*args)
-            except Exception:
-                log.exception("%s failed (%s); the link carries on", callback.__name__, consequence)
-
-        return guarded  # type: ignore[return-value]
-
-    return decorate
 
 
 class Link:
@@ -159,36 +136,10 @@ class Link:
             self._stop.wait(delay)
 
     def _new_client(self) -> mqtt.Client:
-        broker = self.config.broker
-        client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            # The vehicle id as client id: a new connection makes the broker drop a half-open old one at once.
-            # (Identity and topic rights come from the username; the gateway refuses a client id other than the
-            # username, so a device cannot take over another vehicle's session: docs/gateway.md.)
-            client_id=self.config.vehicle_id,
-            clean_session=True,
-            protocol=mqtt.MQTTv311,
-            # paho must not reconnect on its own (it would resend from its memory, and hide the loss from the
-            # pacing here): a lost connection ends its network thread, and this loop decides what comes next.
-            reconnect_on_failure=False,
-        )
-        if broker.password:
-            client.username_pw_set(broker.username, broker.password)
-        # else: certificate login; a username without a password would make the broker refuse the login.
-        if broker.tls:
-            client.tls_set(
-                ca_certs=broker.ca_file or None,
-                certfile=broker.client_cert_file or None,
-                keyfile=broker.client_key_file or None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
-        will = VehicleStatus(vehicle_id=self.config.vehicle_id, online=False, reason="connection lost")
-        client.will_set(status_topic(self.config.vehicle_id), will.to_json(), qos=1)
-        client.max_inflight_messages_set(self.config.outbox.max_inflight + 2)
+        client = new_client(self.config, connect_timeout_s=self.connect_timeout_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.connect_timeout = self.connect_timeout_s
         return client
 
     def _connect(self, client: mqtt.Client, *, abort_on_stop: bool = True) -> bool:
