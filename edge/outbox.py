@@ -140,15 +140,24 @@ class Outbox:
         self._set_aside = SetAside(self.directory / "set-aside", self.disk)
         self._reserved, epoch = self._read_reservation()
         self.epoch = epoch or secrets.randbelow(wire.EPOCH_LIMIT - 1) + 1
+        # A log directory that is missing while numbers were reserved was lost (deleted, a restored backup):
+        # its batches may have reached the cloud. One that exists holds everything that ever left the outbox.
+        upgrading = (self.directory / LEGACY_NAME).exists()
+        log_lost = not self._log.directory.is_dir() and self._reserved > 0 and not upgrading
         placed = self._log.load(self._quarantine)
         state = self._acks.load()
         self._dropped_total = state.dropped_total
-        self._gaps, highest_gap = self._gap_files.load()
+        self._gaps, every_gap = self._gap_files.load()
+        highest_gap = max((g.last_seq for g in every_gap), default=None)
         self._seq_floor = self._log.floor()
         acked_extras = set(state.extras)
+        self._acked_above = set(acked_extras)  # kept in the next saves, or they would be sent again
         for item in placed:
             seq = item.record.seq
-            if seq < state.acked_below or seq in acked_extras:
+            # A record in a recorded gap was written but not made durable before it was given up (a failed
+            # fdatasync, then the ring overflowed): the gap is what the cloud was told, so it stays lost.
+            lost = any(g.first_seq <= seq <= g.last_seq for g in every_gap)
+            if seq < state.acked_below or seq in acked_extras or lost:
                 item.segment.unacked -= 1
             else:
                 self._index(item)
@@ -161,8 +170,8 @@ class Outbox:
             self._legacy_footprint = legacy_bytes(self.directory / LEGACY_NAME)
         except OSError:
             self._legacy_footprint = 0
-        jump = [self._reserved] if self.quarantined or not known else []
-        self._next_seq = max(known + jump)
+        jump = [self._reserved] if self.quarantined or log_lost else []
+        self._next_seq = max(known + jump, default=0)
         self._set_aside_count = self._set_aside.count()
         if epoch is None:
             self._try_storage(lambda: self._reserve(max(self._reserved, self._next_seq)))
@@ -217,7 +226,7 @@ class Outbox:
             for item in self._log.write_sealed(rows):
                 self._index(item)
             for gap in legacy.unreported_gaps:
-                self._gap_files.create(gap)
+                self._gap_files.record(gap)
             self._log.set_floor(legacy.next_seq)
             for seq, topic, payload, reason in legacy.bad_rows:
                 self._set_aside.keep(seq, topic, payload, reason)
@@ -341,7 +350,7 @@ class Outbox:
     def _persist(self, mem_gaps: list[Gap]) -> None:
         seqs = [e.seq for e in self._writing] + [g.first_seq for g in mem_gaps] + [g.last_seq for g in mem_gaps]
         highest = max(seqs, default=-1)
-        if highest >= self._reserved - SEQ_BLOCK // 2:
+        if seqs and highest >= self._reserved - SEQ_BLOCK // 2:
             # Renewed halfway through a block, so a disk that fills up still leaves thousands of numbers.
             try:
                 self._reserve(max(max(self._reserved, min(seqs)) + SEQ_BLOCK, highest + 1))
@@ -404,11 +413,11 @@ class Outbox:
             last = self._gaps[-1] if self._gaps else None
         if last is not None and last.last_seq == gap.first_seq - 1:
             merged = Gap(last.first_seq, gap.last_seq)
-            self._gap_files.extend(last, merged)
+            self._gap_files.record(merged)
             with self._lock:
                 self._gaps[-1] = merged
         else:
-            self._gap_files.create(gap)
+            self._gap_files.record(gap)
             with self._lock:
                 self._gaps.append(gap)
 

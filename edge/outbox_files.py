@@ -103,30 +103,36 @@ class GapFiles:
         self.directory = directory
         self.disk = disk
 
-    def load(self) -> tuple[list[Gap], int | None]:
-        """The unreported gaps, and the highest seq any gap (reported or not) covers."""
+    def load(self) -> tuple[list[Gap], list[Gap]]:
+        """The unreported gaps, and every gap on disk (reported or not)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        unreported, highest = [], None
+        unreported: dict[int, int] = {}  # first seq -> last seq (the longest, after an interrupted extension)
+        every = []
         for path in self.directory.iterdir():
             match = GAP_NAME.match(path.name)
             if match is None:
                 continue
-            gap = Gap(int(match[1]), int(match[2]))
-            highest = max(highest or gap.last_seq, gap.last_seq)
+            first, last = int(match[1]), int(match[2])
+            every.append(Gap(first, last))
             if not match[3]:
-                unreported.append(gap)
-        return sorted(unreported, key=lambda g: g.first_seq), highest
+                unreported[first] = max(unreported.get(first, last), last)
+        reported = {g.first_seq: g.last_seq for g in every if (g.first_seq, g.last_seq) not in unreported.items()}
+        still = [Gap(f, last) for f, last in sorted(unreported.items()) if reported.get(f, -1) < last]
+        return still, every
 
     def _path(self, gap: Gap, *, reported: bool = False) -> Path:
         return self.directory / f"{gap.first_seq}-{gap.last_seq}{'.reported' if reported else ''}"
 
-    def create(self, gap: Gap) -> None:
+    def record(self, gap: Gap) -> None:
+        """Create the gap's file, then remove any other unreported file for a gap starting at the same seq (the
+        one this gap extends, or one whose creation failed half-way): idempotent, so a failed call can be
+        repeated; a crash between the two steps leaves two files that `load` merges."""
         fd = self.disk.open(self._path(gap), os.O_WRONLY | os.O_CREAT)
         self.disk.close(fd)
-        self.disk.fsync_dir(self.directory)
-
-    def extend(self, old: Gap, new: Gap) -> None:
-        self.disk.replace(self._path(old), self._path(new))
+        for path in self.directory.iterdir():
+            match = GAP_NAME.match(path.name)
+            if match and not match[3] and int(match[1]) == gap.first_seq and path != self._path(gap):
+                self.disk.unlink(path)
         self.disk.fsync_dir(self.directory)
 
     def mark_reported(self, gap: Gap, *, keep: bool = True) -> None:
@@ -135,10 +141,13 @@ class GapFiles:
             self.disk.replace(self._path(gap), self._path(gap, reported=True))
         else:
             self.disk.unlink(self._path(gap))
+        kept = self._path(gap, reported=True)
         for path in self.directory.iterdir():
             match = GAP_NAME.match(path.name)
-            if match and match[3] and int(match[2]) < gap.last_seq:
-                self.disk.unlink(path)
+            if match is None or path == kept:
+                continue
+            if (match[3] and int(match[2]) < gap.last_seq) or int(match[1]) == gap.first_seq:
+                self.disk.unlink(path)  # older reported gaps, and a shorter file of this one
         self.disk.fsync_dir(self.directory)
 
 

@@ -114,6 +114,7 @@ class SegmentLog:
         self.segment_bytes = segment_bytes
         self.segments: list[Segment] = []  # oldest first; the last one is the head, written to
         self.allocated_bytes = 0  # the running footprint of the segment files
+        self._orphans: dict[Path, int] = {}  # made but never used (the creation failed), not deleted yet
 
     # -- opening ---------------------------------------------------------------------------------------
 
@@ -155,7 +156,8 @@ class SegmentLog:
         while count < len(encoded) and len(encoded[count]) <= room:
             room -= len(encoded[count])
             count += 1
-        data = b"".join(encoded[:count])
+        # An explicit end marker after the data: what a failed earlier write left beyond it is never read.
+        data = b"".join(encoded[:count]) + bytes(RECORD_HEAD.size)
         fd = self._fd(head)
         self.disk.pwrite(fd, data, head.end)
         self.disk.fdatasync(fd)
@@ -186,16 +188,28 @@ class SegmentLog:
                 end += len(blob)
                 at += 1
             fd = self._fd(segment)
-            self.disk.pwrite(fd, b"".join(blobs), 0)
+            self.disk.pwrite(fd, b"".join(blobs) + bytes(RECORD_HEAD.size), 0)
             self.disk.fdatasync(fd)
             segment.end, segment.unacked = end, len(segment.seqs)
         return placed
 
+    def _delete_orphans(self) -> None:
+        for path, size in list(self._orphans.items()):
+            try:
+                self.disk.unlink(path)
+            except OSError:
+                continue
+            del self._orphans[path]
+            self.allocated_bytes -= size
+
     def _create(self, first_seq: int, size: int, *, insert: bool = False) -> Segment:
+        self._delete_orphans()
         free = self.disk.free_bytes(self.directory)
         if free < size:  # do not write zeros until the disk refuses: say so at once
             raise OSError(errno.ENOSPC, f"{free} bytes free under {self.directory}, a new segment needs {size}")
         path = self.directory / f"{first_seq:020d}{SUFFIX}"
+        if path in self._orphans:  # made again now: no longer an orphan
+            self.allocated_bytes -= self._orphans.pop(path)
         fd = self.disk.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
         try:
             for offset in range(0, size, len(ZERO_CHUNK)):
@@ -203,10 +217,9 @@ class SegmentLog:
             self.disk.fsync_dir(self.directory)
         except OSError:
             self.disk.close(fd)
-            try:
-                self.disk.unlink(path)
-            except OSError:
-                pass  # a zero-filled file without records is deleted at the next start
+            self._orphans[path] = size  # counted until it is deleted (here, at the next creation or start)
+            self.allocated_bytes += size
+            self._delete_orphans()
             raise
         segment = Segment(path, size, fd=fd)
         if insert:

@@ -96,6 +96,9 @@ class CloudView:
             covered = set(range(gap.first_seq, gap.last_seq + 1))
             assert not (covered & self.delivered) - self.uncertain, f"gap {gap} covers delivered seqs"
             if gap not in self.gaps:
+                # A gap offered in a status that was not acknowledged may grow before it is offered again: the
+                # cloud keys gaps by their first seq, so the longer one replaces it.
+                self.gaps = [g for g in self.gaps if g.first_seq != gap.first_seq]
                 assert not covered & set(self.gap_seqs()), f"gap {gap} overlaps one reported before"
                 self.gaps.append(gap)
         if acknowledged:
