@@ -390,7 +390,7 @@ class Outbox:
         segment = self._log.segments[0]
         with self._lock:
             unacked = [seq for seq in segment.seqs if seq in self._where]
-        if len(self._log.segments) == 1 and segment.last_seq is not None:
+        if segment.last_seq is not None and segment.last_seq == self._log.last_seq():
             # Its newest seq is the highest on disk: keep it known after the segment is gone.
             self._log.set_floor(segment.last_seq + 1)
         for run in _runs(unacked):
@@ -442,14 +442,16 @@ class Outbox:
 
     def _ack_state(self) -> AckState:
         """(under _lock) Everything below the oldest unacknowledged seq is acknowledged; above it, a few."""
-        newest = self._log.segments[-1].last_seq if self._log.segments else None
+        newest = self._log.last_seq()
         below = self._durable[0] if self._durable else (newest + 1 if newest is not None else 0)
         self._acked_above = {s for s in self._acked_above if s >= below}
         return AckState(below, self._dropped_total, tuple(sorted(self._acked_above)))
 
     def _delete_acknowledged_segments(self) -> None:
-        for segment in self._log.segments[:-1]:  # the newest stays: it holds the highest seq on disk
-            if segment.unacked <= 0:
+        newest = self._log.last_seq()
+        for segment in self._log.segments[:-1]:
+            # The one holding the newest seq stays: it is how a restart knows where numbering goes on.
+            if segment.unacked <= 0 and segment.last_seq != newest:
                 self._log.remove(segment)
 
     def set_aside(self, entry: Entry, reason: str) -> None:

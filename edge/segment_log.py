@@ -235,6 +235,10 @@ class SegmentLog:
             segment.fd = self.disk.open(segment.path, os.O_RDWR)
         return segment.fd
 
+    def last_seq(self) -> int | None:
+        """The newest record's seq (the head may be a new, still empty segment)."""
+        return next((s.last_seq for s in reversed(self.segments) if s.last_seq is not None), None)
+
     # -- the floor: the seq to continue from when no segment is left ------------------------------------
 
     def floor(self) -> int:
