@@ -411,15 +411,29 @@ class Outbox:
         """Record a gap durably, merged with an unreported one it continues (one outage, one range)."""
         with self._lock:
             last = self._gaps[-1] if self._gaps else None
-        if last is not None and last.last_seq == gap.first_seq - 1:
-            merged = Gap(last.first_seq, gap.last_seq)
-            self._gap_files.record(merged)
-            with self._lock:
-                self._gaps[-1] = merged
-        else:
-            self._gap_files.record(gap)
-            with self._lock:
-                self._gaps.append(gap)
+        try:
+            if last is not None and last.first_seq <= gap.first_seq <= last.last_seq + 1:
+                merged = Gap(last.first_seq, max(last.last_seq, gap.last_seq))
+                self._gap_files.record(merged)
+                with self._lock:
+                    self._gaps[-1] = merged
+            else:
+                self._gap_files.record(gap)
+                with self._lock:
+                    self._gaps.append(gap)
+        except OSError:
+            self._reload_gaps()
+            raise
+
+    def _reload_gaps(self) -> None:
+        """After a failed gap write, what the disk holds is the truth (a rename may have happened, its fsync
+        not): the next status offers exactly what a restart would."""
+        try:
+            unreported, _ = self._gap_files.load()
+        except OSError:
+            return
+        with self._lock:
+            self._gaps = unreported
 
     # -- acknowledging ---------------------------------------------------------------------------------
 
@@ -504,7 +518,8 @@ class Outbox:
                     continue
                 self._gaps.remove(gap)
             with self._io_lock:
-                self._try_storage(_bind(self._gap_files.mark_reported, gap))
+                if not self._try_storage(_bind(self._gap_files.mark_reported, gap)):
+                    self._reload_gaps()
 
     def last_appended(self) -> Entry | None:
         """The newest batch ever appended, across restarts (acknowledged or not); None for a new outbox."""

@@ -124,14 +124,22 @@ class GapFiles:
         return self.directory / f"{gap.first_seq}-{gap.last_seq}{'.reported' if reported else ''}"
 
     def record(self, gap: Gap) -> None:
-        """Create the gap's file, then remove any other unreported file for a gap starting at the same seq (the
-        one this gap extends, or one whose creation failed half-way): idempotent, so a failed call can be
-        repeated; a crash between the two steps leaves two files that `load` merges."""
-        fd = self.disk.open(self._path(gap), os.O_WRONLY | os.O_CREAT)
-        self.disk.close(fd)
-        for path in self.directory.iterdir():
-            match = GAP_NAME.match(path.name)
-            if match and not match[3] and int(match[1]) == gap.first_seq and path != self._path(gap):
+        """The unreported gap starting at gap.first_seq now ends at gap.last_seq: one rename of the file it
+        extends (atomic: the old range or the new one), or a new file. Idempotent, so a failed call can be
+        repeated; files left by an interrupted call share the first seq and `load` takes the longest."""
+        same_start = [
+            path
+            for path in self.directory.iterdir()
+            if (match := GAP_NAME.match(path.name)) and not match[3] and int(match[1]) == gap.first_seq
+        ]
+        target = self._path(gap)
+        if target not in same_start:
+            if same_start:
+                self.disk.replace(same_start[0], target)
+            else:
+                self.disk.close(self.disk.open(target, os.O_WRONLY | os.O_CREAT))
+        for path in same_start[1:]:
+            if path != target:
                 self.disk.unlink(path)
         self.disk.fsync_dir(self.directory)
 
