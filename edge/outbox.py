@@ -117,6 +117,7 @@ class Outbox:
         self._sizes: dict[int, int] = {}  # payload bytes of each durable, unacknowledged batch
         self._durable_bytes = 0
         self._retry_at_ns = 0  # after a fault, appends do not retry the disk before this
+        self._offered_upto = -1  # the highest seq pending() has handed out in this run
         self._ring_bytes = 0
         self._dropped_total = 0
         self._last: Entry | Placed | None = None
@@ -360,14 +361,16 @@ class Outbox:
         for gap in mem_gaps:
             self._record_gap(gap)
             with self._lock:
-                self._mem_gaps.remove(gap)
+                # An append may have extended it meanwhile: what it added stays to be recorded.
+                rest = [_trim(g, [gap]) for g in self._mem_gaps]
+                self._mem_gaps = [g for g in rest if g is not None]
         retried = False
         while self._writing:
             records = [Record(e.seq, e.topic, e.payload, e.boot_id, e.mono_ns) for e in self._writing]
             try:
                 placed = self._log.write_some(records, self._make_room)
             except OSError as exc:
-                if exc.errno != errno.ENOSPC or retried or not self._log.segments:
+                if exc.errno != errno.ENOSPC or retried or not self._oldest_never_offered():
                     raise
                 retried = True  # a full disk: drop our oldest segment to make room, once per flush
                 self._drop_oldest_segment("the disk is full")
@@ -380,6 +383,15 @@ class Outbox:
         if self.storage_error is not None:
             log.warning("outbox: storage works again (after: %s)", self.storage_error)
             self.storage_error = None
+
+    def _oldest_never_offered(self) -> bool:
+        """Whether the oldest segment can go to make room on a full disk: none of its batches was handed to the
+        link in this run (one in flight may be delivered; dropping it would report as lost a batch the cloud
+        has). Otherwise the newest batches wait in memory."""
+        if len(self._log.segments) < 2:
+            return False
+        with self._lock:
+            return all(seq > self._offered_upto for seq in self._log.segments[0].seqs if seq in self._where)
 
     def _make_room(self, segment_bytes: int) -> None:
         """The bound: before a new segment is made, drop the oldest until the footprint stays within max_bytes."""
@@ -429,11 +441,14 @@ class Outbox:
         """After a failed gap write, what the disk holds is the truth (a rename may have happened, its fsync
         not): the next status offers exactly what a restart would."""
         try:
-            unreported, _ = self._gap_files.load()
+            unreported, every = self._gap_files.load()
         except OSError:
             return
         with self._lock:
             self._gaps = unreported
+            # A range the disk already holds (the rename happened) is not recorded a second time.
+            trimmed = (_trim(g, every) for g in self._mem_gaps)
+            self._mem_gaps = [g for g in trimmed if g is not None]
 
     # -- acknowledging ---------------------------------------------------------------------------------
 
@@ -503,6 +518,9 @@ class Outbox:
             except OSError as exc:
                 self._note_fault("reading batches", exc)
                 return []
+        if records:
+            with self._lock:
+                self._offered_upto = max(self._offered_upto, records[-1].seq)
         return [Entry(r.seq + 1, r.seq, r.topic, r.payload, r.boot_id, r.mono_ns) for r in records]
 
     def unreported_gaps(self) -> list[Gap]:
@@ -588,6 +606,19 @@ class Outbox:
 
 def _bind(action: Callable[[Gap], None], gap: Gap) -> Callable[[], None]:
     return lambda: action(gap)
+
+
+def _trim(gap: Gap, recorded: list[Gap]) -> Gap | None:
+    """What of `gap` is not already in a recorded gap that covers its start."""
+    moved = True
+    while moved:
+        moved = False
+        for other in recorded:
+            if other.first_seq <= gap.first_seq <= other.last_seq:
+                if other.last_seq >= gap.last_seq:
+                    return None
+                gap, moved = Gap(other.last_seq + 1, gap.last_seq), True
+    return gap
 
 
 def _runs(seqs: list[int]) -> list[Gap]:
