@@ -122,6 +122,7 @@ class Outbox:
         self._dropped_total = 0
         self._last: Entry | Placed | None = None
         self._seq_floor = 0
+        self._newest_gap: Gap | None = None  # the recorded gap (reported or not) with the highest seqs
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._open()
@@ -150,6 +151,7 @@ class Outbox:
         self._dropped_total = state.dropped_total
         self._gaps, every_gap = self._gap_files.load()
         highest_gap = max((g.last_seq for g in every_gap), default=None)
+        self._newest_gap = max(every_gap, key=lambda g: g.last_seq, default=None)
         self._seq_floor = self._log.floor()
         acked_extras = set(state.extras)
         self._acked_above = set(acked_extras)  # kept in the next saves, or they would be sent again
@@ -420,19 +422,20 @@ class Outbox:
         self._try_storage(lambda: self._acks.save(self._ack_state()))
 
     def _record_gap(self, gap: Gap) -> None:
-        """Record a gap durably, merged with an unreported one it continues (one outage, one range)."""
+        """Record a gap durably, merged with the newest one if it continues it (one outage, one range), even if
+        that one was reported already: the longer range is offered again under the same first seq, and the cloud,
+        which keys gaps by their first seq, ends with the range its own count of missing seqs gives."""
         with self._lock:
-            last = self._gaps[-1] if self._gaps else None
+            last = self._newest_gap
         try:
             if last is not None and last.first_seq <= gap.first_seq <= last.last_seq + 1:
-                merged = Gap(last.first_seq, max(last.last_seq, gap.last_seq))
-                self._gap_files.record(merged)
-                with self._lock:
-                    self._gaps[-1] = merged
-            else:
-                self._gap_files.record(gap)
-                with self._lock:
-                    self._gaps.append(gap)
+                gap = Gap(last.first_seq, max(last.last_seq, gap.last_seq))
+            self._gap_files.record(gap)
+            with self._lock:
+                self._gaps = [g for g in self._gaps if g.first_seq != gap.first_seq] + [gap]
+                self._gaps.sort(key=lambda g: g.first_seq)
+                if self._newest_gap is None or gap.last_seq >= self._newest_gap.last_seq:
+                    self._newest_gap = gap
         except OSError:
             self._reload_gaps()
             raise
@@ -446,6 +449,7 @@ class Outbox:
             return
         with self._lock:
             self._gaps = unreported
+            self._newest_gap = max(every + unreported, key=lambda g: g.last_seq, default=None)
             # A range the disk already holds (the rename happened) is not recorded a second time.
             trimmed = (_trim(g, every) for g in self._mem_gaps)
             self._mem_gaps = [g for g in trimmed if g is not None]

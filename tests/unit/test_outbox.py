@@ -37,7 +37,9 @@ def test_acknowledged_rows_are_gone_and_the_rest_survive_a_restart(tmp_path: Pat
 
 def test_full_outbox_drops_the_oldest_and_reports_one_merged_gap(tmp_path: Path) -> None:
     """The bound counts the real footprint (segments as allocated, the small files) and drops whole segments,
-    oldest first; the dropped seqs are one gap per outage, and pending is exactly the seqs after it."""
+    oldest first; the dropped seqs are one gap per outage, and pending is exactly the seqs after it. A drop that
+    continues a gap already reported offers the longer range again under the same first seq (the cloud keys gaps
+    by first seq, so its row grows to the whole outage, as the job's own count of missing seqs has it)."""
     max_bytes = 64 * 1024
     box = Outbox(tmp_path, max_bytes=max_bytes)
     for _ in range(300):
@@ -55,7 +57,14 @@ def test_full_outbox_drops_the_oldest_and_reports_one_merged_gap(tmp_path: Path)
     assert box.unreported_gaps() == []
     while box.stats().dropped_total == first:
         box.append("t", payload_of(1000))  # type: ignore[arg-type]
-    assert box.unreported_gaps() == [Gap(first, box.stats().dropped_total - 1)]
+    assert box.unreported_gaps() == [Gap(0, box.stats().dropped_total - 1)]
+    box.acknowledge(box.pending()[0].id)  # a delivered batch between two drops: the next drop is a new gap
+    dropped = box.stats().dropped_total
+    while box.stats().dropped_total == dropped:
+        box.append("t", payload_of(1000))  # type: ignore[arg-type]
+    box.flush()
+    first_kept = box.pending()[0].seq
+    assert box.unreported_gaps() == [Gap(0, dropped - 1), Gap(dropped + 1, first_kept - 1)]
 
 
 def disk_usage(directory: Path) -> int:
