@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.outbox import Outbox
 
 from fleetsense import wire
@@ -24,10 +25,17 @@ from fleetsense.stack.layout import StackConfig
 from fleetsense.status import parse_status
 
 from .helpers import eventually, provision_vehicle, tap, unique_vehicle
-from .test_adversity import gap_rows, stored_seqs
+from .test_adversity import gap_rows
 from .test_edge_agent import start_agent
 
 FULL_FOR_S = 40.0  # ~10 s into the preallocated segment, then 8 batches of memory (4 s): the ring overflows
+
+
+def stored_seqs(cql: Any, vid: str) -> set[int]:
+    """The seqs of every batch the cloud stored for the vehicle (IMU and barometer)."""
+    from fleetsense.cloud.query import blocks
+
+    return {row.seq for row in blocks(cql, KEYSPACE, vid)}
 
 
 @pytest.fixture
