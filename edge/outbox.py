@@ -168,7 +168,7 @@ class Outbox:
         known = [p.record.seq + 1 for p in placed[-1:]] + ([highest_gap + 1] if highest_gap is not None else [])
         known += [self._seq_floor] if self._seq_floor else []
         self._legacy_footprint = 0
-        self._upgrade_legacy(known)
+        self._upgrade_legacy(known, placed)
         try:
             self._legacy_footprint = legacy_bytes(self.directory / LEGACY_NAME)
         except OSError:
@@ -200,7 +200,7 @@ class Outbox:
         log.error("outbox: %s; moved to %s and carrying on without it", reason, target)
         self.quarantined.append(str(target))
 
-    def _upgrade_legacy(self, known: list[int]) -> None:
+    def _upgrade_legacy(self, known: list[int], placed: list[Placed]) -> None:
         """An outbox.sqlite from before the segment log: move its batches, gaps and counters over, once."""
         path = self.directory / LEGACY_NAME
         if not path.exists():
@@ -219,13 +219,15 @@ class Outbox:
             else:
                 self._quarantine(path, f"{LEGACY_NAME}: {exc}")
             return
-        on_disk = set(self._where) | {seq for s in self._log.segments for seq in s.seqs}
+        on_disk = {item.record.seq for item in placed}  # moved by an upgrade interrupted before it finished
         rows = [r for r in legacy.rows if r.seq not in on_disk]
-        for segment in self._log.segments:  # re-found after an upgrade interrupted before it finished
-            for seq in segment.seqs:
-                if seq not in self._where and any(r.seq == seq for r in legacy.rows):
-                    segment.unacked += 1
         try:
+            if rows:
+                # The old rows' seqs are below anything this log acknowledged: say they are not acknowledged
+                # (durably) before they are written, or a crash in between would make them look delivered.
+                state = self._ack_state()
+                below = min(state.acked_below, rows[0].seq)
+                self._acks.save(AckState(below, state.dropped_total, state.extras), durable=True)
             for item in self._log.write_sealed(rows):
                 self._index(item)
             for gap in legacy.unreported_gaps:

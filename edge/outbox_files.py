@@ -54,7 +54,7 @@ class AckFile:
         self._generation = best[0]
         return best[1]
 
-    def save(self, state: AckState) -> None:
+    def save(self, state: AckState, *, durable: bool = False) -> None:
         if self._fd is None:
             self._fd = self.disk.open(self.path, os.O_RDWR | os.O_CREAT)
         self._generation += 1
@@ -63,6 +63,8 @@ class AckFile:
         rest += struct.pack(f"<{len(extras)}Q", *extras)
         slot = (struct.pack("<I", zlib.crc32(rest)) + rest).ljust(SLOT_BYTES, b"\0")
         self.disk.pwrite(self._fd, slot, (self._generation % 2) * SLOT_BYTES)
+        if durable:
+            self.disk.fdatasync(self._fd)
 
     def close(self) -> None:
         if self._fd is not None:

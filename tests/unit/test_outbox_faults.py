@@ -298,3 +298,22 @@ def test_a_real_full_then_read_only_disk_is_survived_and_every_seq_accounted(sma
     assert disk_usage(small_fs / "outbox") <= 512 * 1024
     view.check_complete(box)
     box.close()
+
+
+def test_an_upgrade_interrupted_after_the_rows_were_moved_offers_them_once(tmp_path: Path) -> None:
+    old_outbox(tmp_path)
+
+    class NoUnlink(FaultyDisk):
+        def check(self, op: str) -> None:
+            super().check(op)
+            if op == "unlink":
+                raise OSError(errno.EIO, "injected EIO at unlink")
+
+    box = Outbox(tmp_path, max_bytes=1 << 20, disk=NoUnlink())
+    assert box.stats().storage_error and (tmp_path / "outbox.sqlite").exists()
+    for entry in box.pending()[:3]:
+        box.acknowledge(entry.id)  # 40..42 delivered before the restart
+    abandon(box)
+    again = Outbox(tmp_path, max_bytes=1 << 20)
+    assert [e.seq for e in again.pending()] == list(range(43, 50))
+    assert not (tmp_path / "outbox.sqlite").exists() and again.stats().storage_error is None
