@@ -162,3 +162,20 @@ def test_a_sequence_kept_by_an_agent_from_before_epochs_gets_one_and_keeps_its_n
     assert (tmp_path / "sequence.reserved").read_text().split()[1] == str(box.epoch)
     box.close()
     assert Outbox(tmp_path, max_bytes=1_000_000).epoch == box.epoch
+
+
+def test_boot_id_and_monotonic_time_are_kept_and_the_last_batch_is_known_after_its_ack_and_a_restart(
+    tmp_path: Path,
+) -> None:
+    box = Outbox(tmp_path, max_bytes=1_000_000)
+    assert box.last_appended() is None
+    synced = box.append("t", payload_of(100), boot_id="boot-a")  # type: ignore[arg-type]
+    unsynced = box.append("t", payload_of(100), boot_id="boot-a", mono_ns=123_456_789)  # type: ignore[arg-type]
+    assert box.last_appended() == unsynced
+    box.flush()
+    assert box.pending() == [synced, unsynced] and synced.mono_ns is None
+    for entry in box.pending():
+        box.acknowledge(entry.id)
+    box.close()
+    again = Outbox(tmp_path, max_bytes=1_000_000)
+    assert again.pending() == [] and again.last_appended() == unsynced
