@@ -341,7 +341,23 @@ def retention(imu: list[bytes], baro: list[bytes]) -> dict[str, Any]:
 # -- the real agent against a broker ----------------------------------------------------------------------------
 
 
-def real_agent_cpu(seconds: float, ports_offset: int) -> dict[str, Any]:
+# The real agent process with the old store: the same CLI, its outbox swapped for the SQLite one from git.
+OLD_STORE_LAUNCHER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from edge_agent import old_outbox_module
+import fleetsense.edge.runtime as runtime
+old = old_outbox_module(sys.argv[2])
+class OldOutbox(old.Outbox):
+    def flush(self): return True
+runtime.open_outbox = lambda c: OldOutbox(c.state_dir / "outbox", max_bytes=c.outbox.max_bytes)
+from fleetsense.cli import main
+sys.argv = ["fleetsense", *sys.argv[3:]]
+sys.exit(main())
+"""
+
+
+def real_agent_cpu(seconds: float, ports_offset: int, *, old_rev: str | None = None) -> dict[str, Any]:
     """`fleetsense edge run --simulate` as its own process, publishing to a private RabbitMQ node."""
     import resource
 
@@ -376,8 +392,12 @@ def real_agent_cpu(seconds: float, ports_offset: int) -> dict[str, Any]:
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             say(f"real agent: running {seconds:.0f} s")
             command = ["edge", "run", "--simulate", "--config", str(config_path), "--duration", str(seconds)]
+            if old_rev is None:
+                argv = [sys.executable, "-m", "fleetsense.cli", *command]
+            else:
+                argv = [sys.executable, "-c", OLD_STORE_LAUNCHER, str(Path(__file__).parent), old_rev, *command]
             agent = subprocess.Popen(
-                [sys.executable, "-m", "fleetsense.cli", *command],
+                argv,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -438,7 +458,11 @@ def main() -> None:
     parser.add_argument("--only-real-agent", action="store_true", help="skip the store measurements")
     args = parser.parse_args()
     if args.only_real_agent:
-        print(json.dumps({"real_agent": real_agent_cpu(args.seconds_real, args.ports_offset)}, indent=2))
+        real = {
+            "new": real_agent_cpu(args.seconds_real, args.ports_offset),
+            "old": real_agent_cpu(args.seconds_real, args.ports_offset, old_rev=args.old_rev),
+        }
+        print(json.dumps({"real_agent": real}, indent=2))
         return
     old = old_outbox_module(args.old_rev)
     imu, baro = real_payloads()
@@ -468,7 +492,10 @@ def main() -> None:
         say(f"{kind}: flash writes for {args.wear_seconds:.0f} s")
         result["wear"][kind] = wear(kind, old, args.wear_seconds, imu, baro)
     if args.real_agent:
-        result["real_agent"] = real_agent_cpu(args.seconds_real, args.ports_offset)
+        result["real_agent"] = {
+            "new": real_agent_cpu(args.seconds_real, args.ports_offset),
+            "old": real_agent_cpu(args.seconds_real, args.ports_offset, old_rev=args.old_rev),
+        }
     print(json.dumps(result, indent=2))
 
 
