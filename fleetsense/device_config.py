@@ -72,7 +72,7 @@ class SensorsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class OutboxConfig:
-    # The outbox's whole footprint on disk (segments, small files); 64 MiB holds about 30 h of 100 Hz IMU + 10 Hz
+    # The outbox's whole footprint on disk (segments, small files); 64 MiB holds about 23 h of 100 Hz IMU + 10 Hz
     # barometer batches (docs/edge-agent.md, "Bound").
     max_bytes: int = 64 * 1024 * 1024
     replay_rate_per_s: float = 50.0  # batches per second while draining a backlog
