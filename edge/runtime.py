@@ -72,6 +72,17 @@ def open_sensors_for(
     )
 
 
+def open_outbox(config: EdgeConfig) -> Outbox:
+    settings = config.outbox
+    return Outbox(
+        config.state_dir / "outbox",
+        max_bytes=settings.max_bytes,
+        memory_batches=settings.memory_batches,
+        commit_batches=settings.commit_batches,
+        commit_interval_s=settings.commit_interval_s,
+    )
+
+
 def open_agent(
     config: EdgeConfig, sensors: Sensors, outbox: Outbox, clock: Clock, *, boot_id: str | None = None
 ) -> tuple[Agent, Link, RunBook]:
@@ -99,9 +110,7 @@ def open_agent(
 def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None = None) -> RunResult:
     clock = SystemClock(assume_synced=config.clock.assume_synced)
     sensors = open_sensors_for(config, clock.monotonic_ns, simulate=simulate)
-    outbox = Outbox(
-        config.state_dir / "outbox", max_bytes=config.outbox.max_bytes, memory_batches=config.outbox.memory_batches
-    )
+    outbox = open_outbox(config)
     agent, link, runs = open_agent(config, sensors, outbox, clock)
     notifier = Notifier()
     stop = threading.Event()
@@ -125,6 +134,7 @@ def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None 
         run_agent(agent, stop=stop, on_tick=on_tick)
     finally:
         notifier.stopping()
+        outbox.flush()  # the last group commit, so the final drain can send it
         link.stop(drain_timeout_s=STOP_DRAIN_S)
         depth = outbox.stats().depth
         outbox.close()
@@ -140,7 +150,7 @@ def send_outbox(config: EdgeConfig, *, timeout_s: float) -> int:
     from fleetsense import __version__
     from fleetsense.status import VehicleStatus
 
-    outbox = Outbox(config.state_dir / "outbox", max_bytes=config.outbox.max_bytes)
+    outbox = open_outbox(config)
 
     def status(reason: str, gaps: list[Gap]) -> VehicleStatus:
         stats = outbox.stats()

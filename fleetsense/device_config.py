@@ -72,11 +72,17 @@ class SensorsConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class OutboxConfig:
-    max_bytes: int = 64 * 1024 * 1024  # about 2 days of batches at 100 Hz
+    # The outbox's whole footprint on disk (segments, small files); 64 MiB holds about 23 h of 100 Hz IMU + 10 Hz
+    # barometer batches (docs/edge-agent.md, "Bound").
+    max_bytes: int = 64 * 1024 * 1024
     replay_rate_per_s: float = 50.0  # batches per second while draining a backlog
     max_inflight: int = 20
     ack_timeout_s: float = 30.0  # a PUBACK later than this means a broken connection: reconnect and resend
     memory_batches: int = 600  # held in memory while storage fails (disk full, read-only, I/O errors): ~5 min
+    # Group commit: batches are made durable (one fdatasync) by groups of commit_batches, or after
+    # commit_interval_s; a power cut loses at most that much (docs/edge-agent.md, "Durability").
+    commit_batches: int = 4
+    commit_interval_s: float = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,7 +210,9 @@ def check_ranges(config: EdgeConfig, where: str) -> None:
         (0.1 <= config.sampling.batch_window_s <= 60, "[sampling] batch_window_s must be 0.1..60 s"),
         (config.sampling.samples_per_window <= 65535, "[sampling] more than 65535 samples per batch window"),
         (10 <= config.sampling.drain_interval_ms <= 500, "[sampling] drain_interval_ms must be 10..500"),
-        (config.outbox.max_bytes >= 4096, "[outbox] max_bytes must be at least 4096"),
+        (config.outbox.max_bytes >= 65536, "[outbox] max_bytes must be at least 65536 (64 KiB)"),
+        (1 <= config.outbox.commit_batches <= 64, "[outbox] commit_batches must be 1..64"),
+        (0.1 <= config.outbox.commit_interval_s <= 60, "[outbox] commit_interval_s must be 0.1..60 s"),
         (config.outbox.replay_rate_per_s > 0, "[outbox] replay_rate_per_s must be positive"),
         (1 <= config.outbox.max_inflight <= 1000, "[outbox] max_inflight must be 1..1000"),
         (config.outbox.ack_timeout_s >= 1, "[outbox] ack_timeout_s must be at least 1"),
