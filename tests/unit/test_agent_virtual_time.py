@@ -139,7 +139,9 @@ class Drive:
         self.clock.virtual.advance(ns=end_ns - self.clock.virtual.now_ns())
 
     def publish(self) -> list[tuple[Entry, wire.Batch]]:
-        """What the link would publish now (through the hold policy), acknowledged."""
+        """What the link would publish now (through the hold policy), acknowledged: everything stored so far, so
+        the group commit is flushed first (the link sees a batch once its group is on disk)."""
+        self.outbox.flush()
         sent = []
         for entry in self.outbox.pending(limit=100_000):
             data = self.agent.time.prepare(entry)

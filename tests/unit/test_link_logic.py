@@ -73,6 +73,7 @@ def filled_outbox(tmp_path: Path, count: int) -> Outbox:
     box = Outbox(tmp_path / "outbox", max_bytes=10_000_000)
     for _ in range(count):
         box.append(telemetry_topic(VID), batch)
+    box.flush()  # on disk, so the link is offered them (the outbox commits in groups)
     return box
 
 
