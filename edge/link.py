@@ -31,6 +31,7 @@ StatusSource = Callable[[str, list[Gap]], VehicleStatus]
 # not in flight, and not in the way of the entries behind it (Contract B, docs/edge-agent.md "The link").
 Prepare = Callable[[Entry], bytes | None]
 PAGE = 100  # outbox entries read per query while filling
+IDLE_WAIT_S = 0.2  # longest sleep with nothing to send: a group the outbox committed late is seen this soon
 
 
 def send_payload(entry: Entry) -> bytes | None:
@@ -198,13 +199,16 @@ class Link:
             if self._release.is_set():
                 self._release.clear()
                 self._cursor.release()
-            self._fill(client, bucket)
-            self._wake.wait(min(0.2, max(0.01, bucket.wait_s()), max(0.0, next_heartbeat - now)))
+            # Idle (nothing to offer, or max_inflight reached) the loop sleeps until woken: by the agent after a
+            # store, by a PUBACK, by a release. It polled every 10 ms before, ~100 wake-ups a second for nothing.
+            wait_s = max(0.01, bucket.wait_s()) if self._fill(client, bucket) else IDLE_WAIT_S
+            self._wake.wait(min(wait_s, max(0.0, next_heartbeat - now)))
             self._wake.clear()
 
-    def _fill(self, client: mqtt.Client, bucket: TokenBucket) -> None:
+    def _fill(self, client: mqtt.Client, bucket: TokenBucket) -> bool:
         """Offer entries oldest-first until max_inflight are in flight, the replay rate says wait, or the outbox
-        has nothing more to offer (everything after the cursor sent, set aside or held)."""
+        has nothing more to offer (everything after the cursor sent, set aside or held). True when it stopped
+        for the replay rate (the loop comes back when the next token is due)."""
         cursor = self._cursor
         while len(self._inflight) < self.config.outbox.max_inflight:
             page = self.outbox.pending(after_id=cursor.read_after_id(), limit=PAGE)
@@ -212,18 +216,21 @@ class Link:
                 if not cursor.wants(entry.id):
                     cursor.passed(entry.id, held=False)  # in flight already: its PUBACK settles it
                     continue
-                if not bucket.ready(time.monotonic()) or len(self._inflight) >= self.config.outbox.max_inflight:
-                    return
+                if len(self._inflight) >= self.config.outbox.max_inflight:
+                    return False
+                if not bucket.ready(time.monotonic()):
+                    return True
                 verdict = self._offer(client, entry)
                 if verdict is None:
-                    return  # disconnected meanwhile; the loop notices
+                    return False  # disconnected meanwhile; the loop notices
                 cursor.passed(entry.id, held=verdict == "held")
                 if verdict == "sent":
                     bucket.take(time.monotonic())
             if len(page) < PAGE:
                 if not cursor.revisiting:
-                    return
+                    return False
                 cursor.reached_end()
+        return False
 
     def _offer(self, client: mqtt.Client, entry: Entry) -> str | None:
         """Publish one entry: "sent", "held" (prepare said not now), "set aside" (never sendable), or None when
