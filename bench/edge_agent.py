@@ -77,6 +77,43 @@ def old_outbox_module(rev: str) -> ModuleType:
     return module
 
 
+def old_store(old: ModuleType) -> type:
+    """The old SQLite outbox behind today's Outbox API (boot id and monotonic time taken and dropped, stats and
+    entries in today's types), so today's agent runs on it unchanged: only the store differs."""
+    from fleetsense.edge import outbox as new
+
+    class OldStore(old.Outbox):  # type: ignore[misc,name-defined]
+        def __init__(self, directory: Path, *, max_bytes: int, **_: Any) -> None:
+            super().__init__(directory, max_bytes=max_bytes)
+
+        def append(self, topic: str, make_payload: Any, *, boot_id: str = "", mono_ns: int | None = None) -> Any:
+            entry = super().append(topic, make_payload)
+            return new.Entry(entry.id, entry.seq, entry.topic, entry.payload, boot_id, mono_ns)
+
+        def pending(self, *, after_id: int = 0, limit: int = 100) -> list[Any]:
+            return [new.Entry(e.id, e.seq, e.topic, e.payload) for e in super().pending(after_id=after_id, limit=limit)]
+
+        def stats(self) -> Any:
+            s = super().stats()
+            return new.OutboxStats(
+                depth=s.depth,
+                bytes=s.bytes,
+                oldest_seq=s.oldest_seq,
+                next_seq=s.next_seq,
+                dropped_total=s.dropped_total,
+                set_aside=s.set_aside,
+                quarantined=s.quarantined,
+            )
+
+        def flush(self) -> bool:
+            return True  # every append was committed on its own
+
+        def last_appended(self) -> None:
+            return None
+
+    return OldStore
+
+
 class TunedSqlite:
     """The alternative measured against the segment log (flash writes only): SQLite in WAL mode tuned as far as
     it goes without a rewrite: the seq is the rowid (no index, no AUTOINCREMENT table, no meta row), groups of
@@ -174,7 +211,7 @@ def agent_cpu_in_process(seconds: float, old: ModuleType) -> dict[str, Any]:
         with tempfile.TemporaryDirectory() as tmp:
             original = virtual_drive.Outbox
             if kind == "old":
-                virtual_drive.Outbox = old.Outbox  # type: ignore[misc]
+                virtual_drive.Outbox = old_store(old)  # type: ignore[misc]
             try:
                 start = time.process_time()
                 drive = record_drive(bench_config(tmp), seconds=seconds)
@@ -348,9 +385,9 @@ sys.path.insert(0, sys.argv[1])
 from edge_agent import old_outbox_module
 import fleetsense.edge.runtime as runtime
 old = old_outbox_module(sys.argv[2])
-class OldOutbox(old.Outbox):
-    def flush(self): return True
-runtime.open_outbox = lambda c: OldOutbox(c.state_dir / "outbox", max_bytes=c.outbox.max_bytes)
+from edge_agent import old_store
+OldStore = old_store(old)
+runtime.open_outbox = lambda c: OldStore(c.state_dir / "outbox", max_bytes=c.outbox.max_bytes)
 from fleetsense.cli import main
 sys.argv = ["fleetsense", *sys.argv[3:]]
 sys.exit(main())
