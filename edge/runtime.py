@@ -134,7 +134,6 @@ def run(config: EdgeConfig, *, simulate: bool = False, duration_s: float | None 
         run_agent(agent, stop=stop, on_tick=on_tick)
     finally:
         notifier.stopping()
-        outbox.flush()  # the last group commit, so the final drain can send it
         link.stop(drain_timeout_s=STOP_DRAIN_S)
         depth = outbox.stats().depth
         outbox.close()
