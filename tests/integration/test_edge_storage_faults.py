@@ -8,7 +8,6 @@ import dataclasses
 import errno
 import os
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from fleetsense import wire
 from fleetsense.device_config import OutboxConfig, StatusConfig, StorageConfig, render
 from fleetsense.stack.layout import StackConfig
 from fleetsense.status import parse_status
+from tests.tmpfs import mounted_tmpfs
 
 from .helpers import eventually, provision_vehicle, tap, unique_vehicle
 from .test_adversity import gap_rows
@@ -40,15 +40,8 @@ def stored_seqs(cql: Any, vid: str) -> set[int]:
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("this test mounts a tmpfs: run it as root (the project's test machines do)")
-    mount = tmp_path / "state"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "state", size="2m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 class Filler:

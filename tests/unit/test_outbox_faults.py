@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from fleetsense.edge.outbox import Gap, Outbox
 
+from tests.tmpfs import mounted_tmpfs
 from tests.unit.outbox_model import CloudView, FaultyDisk, abandon, disk_usage, make_box, payload_for
 
 ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EIO)
@@ -263,15 +264,8 @@ def fill(path: Path) -> None:
 
 @pytest.fixture
 def small_fs(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("mounting a tmpfs needs root (these tests run as root on the project's machines)")
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], check=True)
-    try:
+    with mounted_tmpfs(tmp_path / "fs", size="1m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def test_a_real_full_then_read_only_disk_is_survived_and_every_seq_accounted(small_fs: Path) -> None:
