@@ -12,14 +12,6 @@ from fleetsense import wire
 from fleetsense.errors import FleetsenseError
 from fleetsense.ids import vehicle_from_routing_key
 
-HARSH_COUNT_FIELDS = {
-    "harsh_brake": "harsh_brake_count",
-    "harsh_acceleration": "harsh_acceleration_count",
-    "harsh_corner_left": "harsh_corner_left_count",
-    "harsh_corner_right": "harsh_corner_right_count",
-    "bump": "bump_count",
-}
-
 
 def block_writes(
     header: wire.Header, message: bytes, *, epoch: int, new_hour: bool, latest: bool = True
@@ -86,10 +78,6 @@ def stop_writes(vehicle_id: str, stop: Any, *, detected_at_ms: int) -> list[Writ
     ]
 
 
-def event_counts(row: Any) -> dict[str, int]:
-    return {kind: int(getattr(row, name)) for kind, name in HARSH_COUNT_FIELDS.items()}
-
-
 def minute_write(vehicle_id: str, minute: Any, *, now_ms: int) -> Write:
     return (
         "minute",
@@ -97,12 +85,12 @@ def minute_write(vehicle_id: str, minute: Any, *, now_ms: int) -> Write:
             vehicle_id,
             day_bucket(minute.minute_start_us),
             minute.minute_start_us // 1000,
-            minute.imu_sample_count,
-            float(minute.moving_s),
-            minute.max_abs_longitudinal_g,
-            minute.max_abs_lateral_g,
+            minute.sample_count,
+            float(minute.driving_s),
+            minute.max_longitudinal_g,
+            minute.max_lateral_g,
             minute.rms_vertical_g,
-            event_counts(minute),
+            minute.event_counts,
             minute.mean_temperature_c,
             minute.altitude_change_m,
             now_ms,
@@ -119,7 +107,7 @@ def trip_write(vehicle_id: str, trip: Any) -> Write:
             trip.end_us // 1000,
             float(trip.duration_s),
             bool(trip.is_open),
-            event_counts(trip),
+            trip.event_counts,
             float(trip.score),
         ),
     )
@@ -132,8 +120,8 @@ def score_write(vehicle_id: str, score: Any, *, now_ms: int) -> Write:
             vehicle_id,
             day_bucket(score.day_start_us),
             float(score.score),
-            float(score.moving_s),
-            event_counts(score),
+            float(score.driving_s),
+            score.event_counts,
             now_ms,
         ),
     )

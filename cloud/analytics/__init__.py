@@ -10,7 +10,6 @@ from fleetsense.cloud.analytics.environment import EnvironmentEvent, Environment
 from fleetsense.cloud.analytics.errors import AnalysisInputError
 from fleetsense.cloud.analytics.events import (
     DRIVING_EVENT_KINDS,
-    HARSH_KINDS,
     VEHICLE_CLASSES,
     DrivingEvent,
     EventThresholds,
@@ -22,7 +21,6 @@ from fleetsense.cloud.analytics.vehicle_analyzer import AnalysisOutput, Analyzer
 
 __all__ = [
     "DRIVING_EVENT_KINDS",
-    "HARSH_KINDS",
     "VEHICLE_CLASSES",
     "AnalysisInputError",
     "AnalysisOutput",

@@ -17,6 +17,8 @@ import numpy.typing as npt
 from fleetsense.cloud.analytics.events import DRIVING_EVENT_KINDS
 from fleetsense.cloud.analytics.score import ScoreWeights, driver_score
 
+from fleetsense.event_kinds import COUNTED_KINDS
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
@@ -27,16 +29,12 @@ DAY_US = 86_400_000_000
 @dataclass(frozen=True, kw_only=True)
 class MinuteAggregate:
     minute_start_us: int  # UTC, a multiple of 60 s
-    imu_sample_count: int
-    moving_s: float
-    max_abs_longitudinal_g: float | None  # None until the mounting is calibrated
-    max_abs_lateral_g: float | None
+    sample_count: int  # IMU samples
+    driving_s: float  # time moving (trips.py)
+    max_longitudinal_g: float | None  # largest |longitudinal|; None until the mounting is calibrated
+    max_lateral_g: float | None  # largest |lateral|
     rms_vertical_g: float | None  # RMS of vertical specific force minus 1 g (ride roughness); None until "up" known
-    harsh_brake_count: int
-    harsh_acceleration_count: int
-    harsh_corner_left_count: int
-    harsh_corner_right_count: int
-    bump_count: int
+    event_counts: dict[str, int]  # by kind, every counted kind of fleetsense.event_kinds
     environment_sample_count: int
     mean_temperature_c: float | None
     altitude_change_m: float | None  # last altitude in the minute minus the last one before it (or its first)
@@ -44,29 +42,33 @@ class MinuteAggregate:
     def __reduce__(self) -> tuple[Callable[..., MinuteAggregate], tuple[object, ...]]:
         # The job keeps rows waiting to be written in its per-vehicle state, pickled after every batch: as a plain
         # tuple of values a row pickles to a third of the default's size (no field names) and loads ~3x faster.
-        return _minute_aggregate, _MINUTE_AGGREGATE_VALUES(self)
+        # The event counts go as a tuple in COUNTED_KINDS order, for the same reason.
+        values = list(_MINUTE_AGGREGATE_VALUES(self))
+        values[_COUNTS_AT] = tuple(self.event_counts[kind] for kind in COUNTED_KINDS)
+        return _minute_aggregate, tuple(values)
+
+    def __hash__(self) -> int:  # the counts dict is not hashable; equal rows have equal minutes and counts
+        return hash((self.minute_start_us, self.sample_count, tuple(self.event_counts.values())))
 
 
 _MINUTE_AGGREGATE_FIELDS = tuple(f.name for f in fields(MinuteAggregate))
 _MINUTE_AGGREGATE_VALUES = operator.attrgetter(*_MINUTE_AGGREGATE_FIELDS)
+_COUNTS_AT = _MINUTE_AGGREGATE_FIELDS.index("event_counts")
 
 
 def _minute_aggregate(*values: object) -> MinuteAggregate:
     """Unpickle a MinuteAggregate as __reduce__ stored it (as the default unpickling does, without __init__)."""
     row = object.__new__(MinuteAggregate)
     row.__dict__.update(zip(_MINUTE_AGGREGATE_FIELDS, values, strict=True))
+    row.__dict__["event_counts"] = dict(zip(COUNTED_KINDS, values[_COUNTS_AT], strict=True))  # type: ignore[call-overload]
     return row
 
 
 @dataclass(frozen=True, kw_only=True)
 class DailyScore:
     day_start_us: int  # UTC midnight
-    moving_s: float
-    harsh_brake_count: int
-    harsh_acceleration_count: int
-    harsh_corner_left_count: int
-    harsh_corner_right_count: int
-    bump_count: int
+    driving_s: float
+    event_counts: dict[str, int]  # by kind, every counted kind of fleetsense.event_kinds
     score: float
 
 
@@ -101,19 +103,14 @@ class _MinuteTotals:
     altitude_last_m: float | None = None
 
     def row(self, minute_start_us: int) -> MinuteAggregate:
-        e = self.events
         return MinuteAggregate(
             minute_start_us=minute_start_us,
-            imu_sample_count=self.imu_samples,
-            moving_s=self.moving_us / 1e6,
-            max_abs_longitudinal_g=None if self.max_longitudinal_g < 0 else round(self.max_longitudinal_g, 4),
-            max_abs_lateral_g=None if self.max_lateral_g < 0 else round(self.max_lateral_g, 4),
+            sample_count=self.imu_samples,
+            driving_s=self.moving_us / 1e6,
+            max_longitudinal_g=None if self.max_longitudinal_g < 0 else round(self.max_longitudinal_g, 4),
+            max_lateral_g=None if self.max_lateral_g < 0 else round(self.max_lateral_g, 4),
             rms_vertical_g=round(math.sqrt(self.vertical_sum_sq_g2 / self.vertical_n), 5) if self.vertical_n else None,
-            harsh_brake_count=e["harsh_brake"],
-            harsh_acceleration_count=e["harsh_acceleration"],
-            harsh_corner_left_count=e["harsh_corner_left"],
-            harsh_corner_right_count=e["harsh_corner_right"],
-            bump_count=e["bump"],
+            event_counts=dict(self.events),
             environment_sample_count=self.env_samples,
             mean_temperature_c=round(self.temperature_sum_c / self.env_samples, 3) if self.env_samples else None,
             altitude_change_m=None
@@ -323,11 +320,7 @@ class MinuteAggregator:
         moving_us, counts = totals.moving_us, totals.events
         return DailyScore(
             day_start_us=day_start_us,
-            moving_s=moving_us / 1e6,
-            harsh_brake_count=counts["harsh_brake"],
-            harsh_acceleration_count=counts["harsh_acceleration"],
-            harsh_corner_left_count=counts["harsh_corner_left"],
-            harsh_corner_right_count=counts["harsh_corner_right"],
-            bump_count=counts["bump"],
+            driving_s=moving_us / 1e6,
+            event_counts=dict(counts),
             score=driver_score(counts, moving_us / 1e6, self.weights),
         )

@@ -16,11 +16,13 @@ import numpy as np
 import numpy.typing as npt
 from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState, push_keeping_open
 
+from fleetsense.event_kinds import COUNTED_KINDS
+
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-HARSH_KINDS = ("harsh_brake", "harsh_acceleration", "harsh_corner_left", "harsh_corner_right")
-DRIVING_EVENT_KINDS = (*HARSH_KINDS, "bump")
+# The kinds this detector finds are the counted kinds of fleetsense.event_kinds (harsh ones and bumps).
+DRIVING_EVENT_KINDS = COUNTED_KINDS
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -95,14 +95,10 @@ class Trip:
     start_us: int
     end_us: int
     duration_s: float
-    moving_s: float
+    driving_s: float  # time moving within the trip
     stop_count: int
     is_open: bool
-    harsh_brake_count: int
-    harsh_acceleration_count: int
-    harsh_corner_left_count: int
-    harsh_corner_right_count: int
-    bump_count: int
+    event_counts: dict[str, int]  # by kind, every counted kind of fleetsense.event_kinds
     score: float  # score.driver_score over the trip's events and moving time
 
 
@@ -284,13 +280,9 @@ class TripTracker:
             start_us=self.trip_start_us,
             end_us=end_us,
             duration_s=(end_us - self.trip_start_us) / 1e6,
-            moving_s=self.trip_moving_us / 1e6,
+            driving_s=self.trip_moving_us / 1e6,
             stop_count=max(0, stops),
             is_open=is_open,
-            harsh_brake_count=counts["harsh_brake"],
-            harsh_acceleration_count=counts["harsh_acceleration"],
-            harsh_corner_left_count=counts["harsh_corner_left"],
-            harsh_corner_right_count=counts["harsh_corner_right"],
-            bump_count=counts["bump"],
+            event_counts=dict(counts),
             score=driver_score(counts, self.trip_moving_us / 1e6, self.weights),
         )

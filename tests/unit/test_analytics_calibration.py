@@ -60,7 +60,7 @@ def test_nothing_is_reported_from_an_unknown_frame() -> None:
             assert not [e for e in output.events if e.kind != "bump"]
             assert output.calibration.vehicle_from_sensor == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
         if not output.calibration.up_settled:
-            assert all(row.rms_vertical_g is None and row.max_abs_longitudinal_g is None for row in output.minutes)
+            assert all(row.rms_vertical_g is None and row.max_longitudinal_g is None for row in output.minutes)
 
 
 def test_without_any_stop_up_comes_from_the_drive_mean_and_the_sign_from_the_turns() -> None:

@@ -119,9 +119,10 @@ def test_a_pickle_of_another_layout_is_refused_with_what_to_do() -> None:
 
 def test_minute_rows_pickle_compactly_and_unchanged() -> None:
     row = MinuteAggregate(
-        minute_start_us=EPOCH_US // 60_000_000 * 60_000_000, imu_sample_count=6000, moving_s=42.25,
-        max_abs_longitudinal_g=0.31, max_abs_lateral_g=None, rms_vertical_g=0.0203, harsh_brake_count=1,
-        harsh_acceleration_count=0, harsh_corner_left_count=0, harsh_corner_right_count=2, bump_count=0,
+        minute_start_us=EPOCH_US // 60_000_000 * 60_000_000, sample_count=6000, driving_s=42.25,
+        max_longitudinal_g=0.31, max_lateral_g=None, rms_vertical_g=0.0203,
+        event_counts={"harsh_brake": 1, "harsh_acceleration": 0, "harsh_corner_left": 0, "harsh_corner_right": 2,
+                      "bump": 0},
         environment_sample_count=600, mean_temperature_c=21.5, altitude_change_m=None,
     )  # fmt: skip
     blob = pickle.dumps({row.minute_start_us: row})

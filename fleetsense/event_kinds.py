@@ -1,0 +1,87 @@
+"""Every kind of event fleetsense records, declared once (floor: imported by the analytics, the rows, the scores,
+the queries, the simulator's ground truth and the docs' tables).
+
+A kind is data: its key (as stored in Cassandra and sent to readers), the unit of its `peak`, whether the minute,
+trip and day totals count it, and its weight in the driver score (docs/analytics.md). Everything else (the lists of
+harsh kinds, of counted kinds, the score's weights) is derived below, so adding a kind is one entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventKindDescription:
+    key: str  # as stored (events_by_vehicle.kind, the event_counts maps) and as readers name it
+    peak_unit: str  # the unit of the event's `peak`
+    harsh: bool = False  # a driving behaviour the driver is judged on
+    counted: bool = False  # counted in the minute, trip and day totals (event_counts)
+    score_weight: float = 0.0  # weighted events per driving hour feed the score; 0 = not scored
+    description: str
+
+
+EVENT_KINDS: tuple[EventKindDescription, ...] = (
+    # Braking and cornering hard are the behaviours most associated with collision risk; a hard pull-away mostly
+    # costs fuel and tyres. Bumps are the road's doing, not the driver's, so they are counted but not scored.
+    EventKindDescription(
+        key="harsh_brake",
+        peak_unit="g",
+        harsh=True,
+        counted=True,
+        score_weight=1.0,
+        description="deceleration over the vehicle class's braking threshold",
+    ),
+    EventKindDescription(
+        key="harsh_acceleration",
+        peak_unit="g",
+        harsh=True,
+        counted=True,
+        score_weight=0.5,
+        description="forward acceleration over the class's acceleration threshold",
+    ),
+    EventKindDescription(
+        key="harsh_corner_left",
+        peak_unit="g",
+        harsh=True,
+        counted=True,
+        score_weight=1.0,
+        description="leftward lateral acceleration over the class's cornering threshold",
+    ),
+    EventKindDescription(
+        key="harsh_corner_right",
+        peak_unit="g",
+        harsh=True,
+        counted=True,
+        score_weight=1.0,
+        description="rightward lateral acceleration over the class's cornering threshold",
+    ),
+    EventKindDescription(
+        key="bump",
+        peak_unit="g",
+        counted=True,
+        description="a vertical jolt (pothole, speed bump): |vertical specific force - 1 g| over the bump threshold",
+    ),
+    EventKindDescription(key="stop", peak_unit="s", description="the vehicle stood still; peak is the stop's length"),
+    EventKindDescription(
+        key="temperature_excursion_high",
+        peak_unit="degC",
+        description="cabin temperature above the high bound for longer than the minimum; peak is the hottest",
+    ),
+    EventKindDescription(
+        key="temperature_excursion_low",
+        peak_unit="degC",
+        description="cabin temperature below the low bound for longer than the minimum; peak is the coldest",
+    ),
+)
+
+BY_KEY: dict[str, EventKindDescription] = {kind.key: kind for kind in EVENT_KINDS}
+HARSH_KINDS: tuple[str, ...] = tuple(kind.key for kind in EVENT_KINDS if kind.harsh)
+# The keys of every event_counts map, in this order (the analytics' packed state keeps counts in this order too).
+COUNTED_KINDS: tuple[str, ...] = tuple(kind.key for kind in EVENT_KINDS if kind.counted)
+SCORE_WEIGHTS: dict[str, float] = {kind.key: kind.score_weight for kind in EVENT_KINDS if kind.counted}
+
+
+def zero_counts() -> dict[str, int]:
+    """An empty event_counts map: every counted kind, zero."""
+    return dict.fromkeys(COUNTED_KINDS, 0)
