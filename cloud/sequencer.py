@@ -16,19 +16,23 @@ batches pass through one `Sequencer`, kept in Flink keyed state:
 - a seq that arrives after its gap was skipped is *late*: the caller still stores it and records it, and
   it is never counted twice (a later copy of it is a duplicate).
 
-Pure logic: no Flink, no clock (the caller passes `now_ms`), small and picklable. The fields are named and the
-layout versioned (`STATE_VERSION`): a state pickled by an older version is upgraded when it is loaded.
+Pure logic: no Flink, no clock (the caller passes `now_ms`), small and picklable. It pickles as SEQUENCER's
+versioned tuple of its fields' values (cloud/analytics/state_versions.py); a state pickled by an older version is
+migrated when it is loaded.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, field
+import operator
+from collections import namedtuple
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from fleetsense.cloud.analytics.state_versions import Piece
+
 SKIPPED_RANGES_KEPT = 64  # the most recent skipped gaps remembered, to tell a late batch from a duplicate
-STATE_VERSION = 2  # 1: one wait_since_ms for all waiting batches; 2: each waiting batch's own arrival time
 
 
 class Verdict(Enum):
@@ -60,15 +64,20 @@ class Sequencer:
     waiting_gap_flag: dict[int, bool] = field(default_factory=dict)
     arrived_ms: dict[int, int] = field(default_factory=dict)  # waiting seq -> when it arrived
     skipped: list[tuple[int, int]] = field(default_factory=list)  # recent skipped ranges, oldest first
-    version: int = STATE_VERSION
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        if state.get("version", 1) == 1:
-            # v1 kept one wait start for all waiting batches: each of them counts as arrived then.
-            since = state.pop("wait_since_ms", None)
-            state["arrived_ms"] = {seq: since if since is not None else 0 for seq in state.get("waiting", [])}
-            state["version"] = STATE_VERSION
-        self.__dict__.update(state)
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (SEQUENCER.version, *_SEQUENCER_VALUES(self))
+
+    def __setstate__(self, packed: tuple[Any, ...] | dict[str, Any]) -> None:
+        if isinstance(packed, dict):  # versions 1 and 2 pickled the instance's __dict__, with its version in it
+            packed = (packed.get("version", 1), packed)
+        self.__dict__.update(zip(_SEQUENCER_FIELDS, SEQUENCER.unpack(packed), strict=True))
+
+    @classmethod
+    def restored(cls, packed: tuple[Any, ...] | dict[str, Any]) -> Sequencer:
+        sequencer = cls.__new__(cls)
+        sequencer.__setstate__(packed)
+        return sequencer
 
     def offer(self, seq: int, *, gap_before: bool, now_ms: int) -> Decision:
         if self._seen(seq):
@@ -168,3 +177,29 @@ class Sequencer:
                 parts += [(seq + 1, last)] if seq < last else []
                 self.skipped[index : index + 1] = parts
                 return
+
+
+# The pickled layout: the dataclass's fields in declaration order (version 3).
+_SEQUENCER_FIELDS = tuple(f.name for f in fields(Sequencer))
+_SEQUENCER_VALUES = operator.attrgetter(*_SEQUENCER_FIELDS)
+SequencerState = namedtuple("SequencerState", _SEQUENCER_FIELDS)  # type: ignore[misc]
+
+
+def _sequencer_from_v1(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Version 1 kept one wait start for all waiting batches: each of them counts as arrived then."""
+    (state,) = values
+    state = dict(state, version=2)
+    since = state.pop("wait_since_ms", None)
+    state["arrived_ms"] = {seq: since if since is not None else 0 for seq in state.get("waiting", [])}
+    return (state,)
+
+
+def _sequencer_from_v2(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Version 2 pickled the instance's __dict__ (field names in every pickle); version 3 only the values."""
+    (state,) = values
+    return tuple(state[name] for name in _SEQUENCER_FIELDS)
+
+
+SEQUENCER: Piece[Any] = Piece(
+    "sequencer", SequencerState, version=3, migrations={1: _sequencer_from_v1, 2: _sequencer_from_v2}
+)

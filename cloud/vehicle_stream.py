@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import MutableMapping
-from dataclasses import MISSING, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from fleetsense.cloud.decode import DecodedBatch, decode_batch
 from fleetsense.cloud.sequencer import Decision, Released, Sequencer, Verdict
 from fleetsense.cloud.store import Write, hour_bucket_ms
 from fleetsense.cloud.validate import check_message
+from fleetsense.cloud.vehicle_state_versions import VehicleLayout
 
 from fleetsense import wire
 
@@ -48,7 +49,6 @@ SUMMARY_EVERY_US = 10_000_000
 MINUTE_US = 60_000_000
 PAST_EPOCHS = 8  # earlier sequences remembered per vehicle
 RECENT_CRCS = 32  # seqs whose content is remembered (about 16 s of IMU and barometer batches)
-STATE_VERSION = 2  # 1: before recent_crcs, newest_start_us, epoch and version
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,18 +89,13 @@ class VehicleState:
     epoch_start_us: int = -(2**62)
     past_epochs: list[tuple[int, int]] = field(default_factory=list)
     resumed_ms: int = 0  # when the operator instance that last loaded this state started (see `resume`)
-    version: int = STATE_VERSION
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # A state pickled by an older version lacks the fields added since: they take their defaults.
-        for name, spec in self.__dataclass_fields__.items():
-            if name not in state:
-                if spec.default_factory is not MISSING:
-                    state[name] = spec.default_factory()
-                elif spec.default is not MISSING:
-                    state[name] = spec.default
-        state["version"] = STATE_VERSION
-        self.__dict__.update(state)
+    # Pickled as a versioned tuple of the fields' values; older versions are migrated (vehicle_state_versions.py).
+    def __getstate__(self) -> tuple[Any, ...]:
+        return _LAYOUT.pack(self)
+
+    def __setstate__(self, packed: tuple[Any, ...] | dict[str, Any]) -> None:
+        _LAYOUT.restore(self, packed)
 
     @classmethod
     def new(cls, settings: StreamSettings) -> VehicleState:
@@ -134,6 +129,9 @@ class VehicleState:
             return None
         assert due is not None
         return -(-max(due, now_ms + 1) // 1000) * 1000
+
+
+_LAYOUT = VehicleLayout(VehicleState)
 
 
 @dataclass

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from fleetsense.cloud.analytics.events import DRIVING_EVENT_KINDS
 from fleetsense.cloud.analytics.score import ScoreWeights, driver_score
+from fleetsense.cloud.analytics.state_versions import Piece
 
 from fleetsense.event_kinds import COUNTED_KINDS
 
@@ -42,10 +45,7 @@ class MinuteAggregate:
     def __reduce__(self) -> tuple[Callable[..., MinuteAggregate], tuple[object, ...]]:
         # The job keeps rows waiting to be written in its per-vehicle state, pickled after every batch: as a plain
         # tuple of values a row pickles to a third of the default's size (no field names) and loads ~3x faster.
-        # The event counts go as a tuple in COUNTED_KINDS order, for the same reason.
-        values = list(_MINUTE_AGGREGATE_VALUES(self))
-        values[_COUNTS_AT] = tuple(self.event_counts[kind] for kind in COUNTED_KINDS)
-        return _minute_aggregate, tuple(values)
+        return minute_row, (packed_minute_row(self),)
 
     def __hash__(self) -> int:  # the counts dict is not hashable; equal rows have equal minutes and counts
         return hash((self.minute_start_us, self.sample_count, tuple(self.event_counts.values())))
@@ -54,14 +54,41 @@ class MinuteAggregate:
 _MINUTE_AGGREGATE_FIELDS = tuple(f.name for f in fields(MinuteAggregate))
 _MINUTE_AGGREGATE_VALUES = operator.attrgetter(*_MINUTE_AGGREGATE_FIELDS)
 _COUNTS_AT = _MINUTE_AGGREGATE_FIELDS.index("event_counts")
+# A minute row as the job's state keeps it: MinuteAggregate's fields in order, the event counts as a tuple in
+# COUNTED_KINDS order (the state that holds rows records that order: see VehicleState).
+MinuteRowState = namedtuple("MinuteRowState", _MINUTE_AGGREGATE_FIELDS)  # type: ignore[misc]
+
+
+def _minute_row_from_v1(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """60ddf97's rows (version 1) had five count fields where version 2 has one counts tuple."""
+    counts_at, kinds = 6, 5  # after minute start, samples, moving s, two peaks and the RMS
+    return (*values[:counts_at], tuple(values[counts_at : counts_at + kinds]), *values[counts_at + kinds :])
+
+
+MINUTE_ROW: Piece[Any] = Piece("minute row", MinuteRowState, version=2, migrations={1: _minute_row_from_v1})
+
+
+def packed_minute_row(row: MinuteAggregate) -> tuple[Any, ...]:
+    values = list(_MINUTE_AGGREGATE_VALUES(row))
+    values[_COUNTS_AT] = tuple(row.event_counts[kind] for kind in COUNTED_KINDS)
+    return (MINUTE_ROW.version, *values)
+
+
+def minute_row(packed: tuple[Any, ...]) -> MinuteAggregate:
+    """A MinuteAggregate from packed_minute_row's tuple (or an older version's), without __init__ (as the default
+    unpickling does)."""
+    values = MINUTE_ROW.unpack(packed)
+    row = object.__new__(MinuteAggregate)
+    row.__dict__.update(zip(_MINUTE_AGGREGATE_FIELDS, values, strict=True))
+    row.__dict__["event_counts"] = dict(zip(COUNTED_KINDS, values[_COUNTS_AT], strict=True))
+    return row
 
 
 def _minute_aggregate(*values: object) -> MinuteAggregate:
-    """Unpickle a MinuteAggregate as __reduce__ stored it (as the default unpickling does, without __init__)."""
-    row = object.__new__(MinuteAggregate)
-    row.__dict__.update(zip(_MINUTE_AGGREGATE_FIELDS, values, strict=True))
-    row.__dict__["event_counts"] = dict(zip(COUNTED_KINDS, values[_COUNTS_AT], strict=True))  # type: ignore[call-overload]
-    return row
+    """Rows pickled before minute rows carried a version (60ddf97: version 1's 14 values; af6abb6: version 2's
+    10 values, unversioned): the name their pickles call."""
+    version = 1 if len(values) == len(_MINUTE_AGGREGATE_FIELDS) + 4 else 2
+    return minute_row((version, *values))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,20 +99,25 @@ class DailyScore:
     score: float
 
 
-# _MinuteTotals as the pickled state keeps it: its fields in order, the event counts in DRIVING_EVENT_KINDS order.
+# _MinuteTotals as the pickled state keeps it: its fields in declaration order, the event counts as a tuple in
+# DRIVING_EVENT_KINDS order (a tuple, not a NamedTuple: thousands are pickled, and a class reference costs bytes).
 PackedMinute = tuple[int, int, float, float, float, int, tuple[int, ...], int, float, float | None, float | None]
 # _DayTotals packed the same way: moving us, event counts.
 PackedDay = tuple[int, tuple[int, ...]]
-# MinuteAggregator.state(): minutes, days, last altitude, rows touched since the last take_touched (minutes, days),
-# late updates dropped.
-AggregatorState = tuple[
-    tuple[tuple[int, PackedMinute], ...],
-    tuple[tuple[int, PackedDay], ...],
-    float | None,
-    tuple[int, ...],
-    tuple[int, ...],
-    int,
-]
+
+
+class AggregatorState(NamedTuple):
+    """MinuteAggregator.state()."""
+
+    minutes: tuple[tuple[int, PackedMinute], ...]  # (minute start us, totals) of the kept minutes
+    days: tuple[tuple[int, PackedDay], ...]  # (day start us, totals) of the kept days
+    last_altitude_m: float | None
+    touched_minutes: tuple[int, ...]  # rows touched since the last take_touched
+    touched_days: tuple[int, ...]
+    late_updates_dropped: int
+
+
+AGGREGATES = Piece("minute and day totals", AggregatorState, version=1)
 
 
 @dataclass
@@ -187,13 +219,19 @@ class MinuteAggregator:
     def state(self) -> AggregatorState:
         minutes = tuple((m, t if isinstance(t, tuple) else t.packed()) for m, t in self._minutes.items())
         days = tuple((d, t if isinstance(t, tuple) else t.packed()) for d, t in self._days.items())
-        touched, touched_days = tuple(self._touched), tuple(self._touched_days)
-        return minutes, days, self._last_altitude_m, touched, touched_days, self.late_updates_dropped
+        return AggregatorState(
+            minutes=minutes,
+            days=days,
+            last_altitude_m=self._last_altitude_m,
+            touched_minutes=tuple(self._touched),
+            touched_days=tuple(self._touched_days),
+            late_updates_dropped=self.late_updates_dropped,
+        )
 
     def restore(self, state: AggregatorState) -> None:
-        minutes, days, self._last_altitude_m, touched, touched_days, self.late_updates_dropped = state
-        self._minutes, self._days = dict(minutes), dict(days)
-        self._touched, self._touched_days = set(touched), set(touched_days)
+        self._minutes, self._days = dict(state.minutes), dict(state.days)
+        self._last_altitude_m, self.late_updates_dropped = state.last_altitude_m, state.late_updates_dropped
+        self._touched, self._touched_days = set(state.touched_minutes), set(state.touched_days)
 
     def _minute_totals(self, minute_start_us: int) -> _MinuteTotals | None:
         totals = self._minutes.get(minute_start_us)

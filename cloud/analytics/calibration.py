@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from fleetsense.cloud.analytics.lowpass import AlignedChunk
+from fleetsense.cloud.analytics.state_versions import Piece, StateVersionError
 
 FloatArray = npt.NDArray[np.float64]
 STANDARD_GRAVITY_M_S2 = 9.80665
@@ -81,36 +83,71 @@ def _horizontal_basis(up: FloatArray) -> tuple[FloatArray, FloatArray]:
     return e1, _cross(up, e1)
 
 
-# Every vector and matrix of the calibration lives in one float64 array, so that its state pickles as one bytes
-# blob (a pickled numpy array costs several microseconds and ~150 bytes each, and there are a dozen): these are
-# the slots. Sums are in the sensor frame; 3x3 matrices are row-major.
-_REST_SUM_A = slice(0, 3)  # accelerometer summed over rest samples (as chunk mean x count)
-_REST_SUM_G = slice(3, 6)  # gyro summed over rest samples
-_ALL_SUM_A = slice(6, 9)
-_ALL_SUM_G = slice(9, 12)
-# Forward PCA over moving, non-turning samples: sum and sum of outer products (centred at solve time).
-_FWD_SUM_A = slice(12, 15)
-_FWD_SUM_AA = slice(15, 24)
-# Turn vote: sums over moving samples of a g^T dt and a dt; yaw rate (g - bias) . up is applied when solving.
-_YAW_SUM_AG = slice(24, 33)
-_YAW_SUM_A = slice(33, 36)
-_LAUNCH_SUM_A = slice(36, 39)  # pull-away vote: acceleration summed over the first seconds after each rest
-_GRAVITY_EMA = slice(39, 42)  # provisional gravity, valid once _ema_known
-# What _solve found, valid once _up_known / settled; the last two are derived from it and kept so that each batch
-# does not recompute them: the unit gravity direction the yaw rate is taken about, and the [2, 3] matrix
-# rotation[:2] / gravity (its transpose takes the specific force to longitudinal and lateral g).
-_UP = slice(42, 45)
-_GYRO_BIAS = slice(45, 48)
-_ROTATION = slice(48, 57)
-_YAW_AXIS = slice(57, 60)
-_HORIZONTAL_G = slice(60, 66)
-_SLOTS = 66
+# Every vector and matrix of the calibration lives in one record of this structured dtype, so that its state pickles
+# as one bytes blob (a pickled numpy array costs several microseconds and ~150 bytes each, and there are a dozen);
+# the code reads and writes each field through its name (a view into the record). Sums are in the sensor frame.
+# The order and shapes are the pickled layout (CALIBRATION's version): change them only with a migration.
+VECTORS = np.dtype(
+    [
+        ("rest_sum_a", np.float64, (3,)),  # accelerometer summed over rest samples (as chunk mean x count)
+        ("rest_sum_g", np.float64, (3,)),  # gyro summed over rest samples
+        ("all_sum_a", np.float64, (3,)),
+        ("all_sum_g", np.float64, (3,)),
+        # Forward PCA over moving, non-turning samples: sum and sum of outer products (centred at solve time).
+        ("fwd_sum_a", np.float64, (3,)),
+        ("fwd_sum_aa", np.float64, (3, 3)),
+        # Turn vote: sums over moving samples of a g^T dt and a dt; yaw rate (g - bias) . up is applied when solving.
+        ("yaw_sum_ag", np.float64, (3, 3)),
+        ("yaw_sum_a", np.float64, (3,)),
+        ("launch_sum_a", np.float64, (3,)),  # pull-away vote: acceleration summed over the first seconds after rests
+        ("gravity_ema", np.float64, (3,)),  # provisional gravity, valid once _ema_known
+        # What _solve found, valid once _up_known / settled; the last two are derived from it and kept so that each
+        # batch does not recompute them: the unit gravity direction the yaw rate is taken about, and the [2, 3]
+        # matrix rotation[:2] / gravity (its transpose takes the specific force to longitudinal and lateral g).
+        ("up", np.float64, (3,)),
+        ("gyro_bias", np.float64, (3,)),
+        ("rotation", np.float64, (3, 3)),  # rows forward, left, up in sensor axes
+        ("yaw_axis", np.float64, (3,)),
+        ("horizontal_g", np.float64, (2, 3)),
+    ]
+)
 _IDENTITY = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
-# MountCalibration.state(): the vectors as float64 bytes, then the scalars and flags.
-CalibrationState = tuple[
-    bytes, int, int, int, int, float, int, bool, int, int, int, float, str, str, float, bool | None, bool, bool, bool
-]
+
+class CalibrationState(NamedTuple):
+    """MountCalibration.state(): the vectors as VECTORS bytes, then the scalars and flags."""
+
+    vectors: bytes
+    remounts: int
+    rest_n: int
+    all_n: int
+    fwd_n: int
+    fwd_dt_s: float
+    launch_n: int
+    launch_armed: bool
+    launch_until_us: int
+    remount_votes: int
+    since_solve: int
+    gravity_m_s2: float
+    up_source: str
+    sign_source: str
+    axis_ratio: float
+    votes_agree: bool | None
+    ema_known: bool
+    up_known: bool
+    settled: bool
+
+
+CALIBRATION = Piece("mount calibration", CalibrationState, version=1)
+
+
+def _vectors(blob: bytes | None = None) -> npt.NDArray[np.void]:
+    """A zeroed VECTORS record, or a writable copy of one state() stored."""
+    if blob is None:
+        return np.zeros((), dtype=VECTORS)
+    if len(blob) != VECTORS.itemsize:
+        raise StateVersionError(f"the calibration's vectors are {len(blob)} bytes, expected {VECTORS.itemsize}")
+    return np.frombuffer(blob, dtype=VECTORS).reshape(()).copy()
 
 
 class MountCalibration:
@@ -125,7 +162,7 @@ class MountCalibration:
         self._clear()
 
     def _clear(self) -> None:
-        self._f = np.zeros(_SLOTS)
+        self._f = _vectors()
         self._rest_n = self._all_n = self._fwd_n = self._launch_n = 0
         self._fwd_dt_s = 0.0
         self._launch_armed, self._launch_until_us = False, -1
@@ -138,53 +175,43 @@ class MountCalibration:
         self._ema_known = self._up_known = self._settled = False
 
     def state(self) -> CalibrationState:
-        return (
-            self._f.tobytes(),
-            self.remounts,
-            self._rest_n,
-            self._all_n,
-            self._fwd_n,
-            self._fwd_dt_s,
-            self._launch_n,
-            self._launch_armed,
-            self._launch_until_us,
-            self._remount_votes,
-            self._since_solve,
-            self.gravity_m_s2,
-            self.up_source,
-            self.sign_source,
-            self.axis_ratio,
-            self.votes_agree,
-            self._ema_known,
-            self._up_known,
-            self._settled,
+        return CalibrationState(
+            vectors=self._f.tobytes(),
+            remounts=self.remounts,
+            rest_n=self._rest_n,
+            all_n=self._all_n,
+            fwd_n=self._fwd_n,
+            fwd_dt_s=self._fwd_dt_s,
+            launch_n=self._launch_n,
+            launch_armed=self._launch_armed,
+            launch_until_us=self._launch_until_us,
+            remount_votes=self._remount_votes,
+            since_solve=self._since_solve,
+            gravity_m_s2=self.gravity_m_s2,
+            up_source=self.up_source,
+            sign_source=self.sign_source,
+            axis_ratio=self.axis_ratio,
+            votes_agree=self.votes_agree,
+            ema_known=self._ema_known,
+            up_known=self._up_known,
+            settled=self._settled,
         )
 
     @classmethod
     def restored(cls, settings: CalibrationSettings, state: CalibrationState) -> MountCalibration:
         calibration = cls.__new__(cls)  # skips __init__: the state sets everything it would
         calibration.settings = settings
-        calibration._f = np.frombuffer(state[0], dtype=np.float64).copy()
-        (
-            calibration.remounts,
-            calibration._rest_n,
-            calibration._all_n,
-            calibration._fwd_n,
-            calibration._fwd_dt_s,
-            calibration._launch_n,
-            calibration._launch_armed,
-            calibration._launch_until_us,
-            calibration._remount_votes,
-            calibration._since_solve,
-            calibration.gravity_m_s2,
-            calibration.up_source,
-            calibration.sign_source,
-            calibration.axis_ratio,
-            calibration.votes_agree,
-            calibration._ema_known,
-            calibration._up_known,
-            calibration._settled,
-        ) = state[1:]
+        calibration._f = _vectors(state.vectors)
+        calibration.remounts = state.remounts
+        calibration._rest_n, calibration._all_n, calibration._fwd_n = state.rest_n, state.all_n, state.fwd_n
+        calibration._fwd_dt_s, calibration._launch_n = state.fwd_dt_s, state.launch_n
+        calibration._launch_armed, calibration._launch_until_us = state.launch_armed, state.launch_until_us
+        calibration._remount_votes, calibration._since_solve = state.remount_votes, state.since_solve
+        calibration.gravity_m_s2 = state.gravity_m_s2
+        calibration.up_source, calibration.sign_source = state.up_source, state.sign_source
+        calibration.axis_ratio, calibration.votes_agree = state.axis_ratio, state.votes_agree
+        calibration._ema_known, calibration._up_known = state.ema_known, state.up_known
+        calibration._settled = state.settled
         return calibration
 
     @property
@@ -194,30 +221,30 @@ class MountCalibration:
     @property
     def up(self) -> FloatArray | None:
         """Unit "up" in sensor axes, once known."""
-        return self._f[_UP] if self._up_known else None
+        return self._f["up"] if self._up_known else None
 
     @property
     def gyro_bias_rad_s(self) -> FloatArray:
-        return self._f[_GYRO_BIAS]
+        return self._f["gyro_bias"]
 
     @property
     def vehicle_from_sensor(self) -> FloatArray | None:
         """Rows forward, left, up in sensor axes, once settled."""
-        return self._f[_ROTATION].reshape(3, 3) if self._settled else None
+        return self._f["rotation"] if self._settled else None
 
     @property
     def horizontal_g(self) -> FloatArray | None:
         """[3, 2], once settled: specific force (m/s^2, sensor axes) @ this = (longitudinal g, lateral g)."""
         # The transpose of a C-ordered [2, 3], as rotation[:2].T / gravity would be: the same layout keeps the
         # matrix product's summation order, hence its bits.
-        return self._f[_HORIZONTAL_G].reshape(2, 3).T if self._settled else None
+        return self._f["horizontal_g"].T if self._settled else None
 
     @property
     def gravity_estimate_m_s2(self) -> FloatArray | None:
         """Best current guess of the specific force at rest, in sensor axes: settled up, else the slow average."""
         if self._up_known:
-            return np.asarray(self._f[_UP] * self.gravity_m_s2, dtype=np.float64)
-        return self._f[_GRAVITY_EMA].copy() if self._ema_known else None
+            return np.asarray(self._f["up"] * self.gravity_m_s2, dtype=np.float64)
+        return self._f["gravity_ema"].copy() if self._ema_known else None
 
     def forget_launch(self) -> None:
         """After a data gap nobody knows what the vehicle did: the next motion is not a pull-away."""
@@ -237,18 +264,18 @@ class MountCalibration:
         sum_g = gyro.sum(axis=0)
         f = self._f
         self._all_n += n
-        f[_ALL_SUM_A] += mean_a * n
-        f[_ALL_SUM_G] += sum_g
+        f["all_sum_a"] += mean_a * n
+        f["all_sum_g"] += sum_g
         alpha = min(1.0, n * dt_s / self.settings.gravity_ema_tau_s)
         if self._ema_known:
-            ema = f[_GRAVITY_EMA]
+            ema = f["gravity_ema"]
             ema += alpha * (mean_a - ema)
         else:
-            f[_GRAVITY_EMA], self._ema_known = mean_a, True
+            f["gravity_ema"], self._ema_known = mean_a, True
         if rest:
             self._rest_n += n
-            f[_REST_SUM_A] += mean_a * n
-            f[_REST_SUM_G] += sum_g
+            f["rest_sum_a"] += mean_a * n
+            f["rest_sum_g"] += sum_g
             self._launch_armed, self._launch_until_us = True, -1
         else:
             self._add_motion(chunk, accel, gyro, sum_a, dt_s)
@@ -261,7 +288,7 @@ class MountCalibration:
     def _check_remount(self, mean_a: FloatArray) -> bool:
         if not self._up_known or self.up_source != "rest":
             return False
-        cos_angle = float(mean_a @ self._f[_UP]) / _norm(mean_a)
+        cos_angle = float(mean_a @ self._f["up"]) / _norm(mean_a)
         if cos_angle > math.cos(math.radians(self.settings.remount_angle_deg)):
             self._remount_votes = 0
             return False
@@ -277,33 +304,33 @@ class MountCalibration:
         self, chunk: AlignedChunk, accel: FloatArray, gyro: FloatArray, sum_a: FloatArray, dt_s: float
     ) -> None:
         f = self._f
-        f[_YAW_SUM_AG] += ((accel.T @ gyro) * dt_s).ravel()
-        f[_YAW_SUM_A] += sum_a * dt_s
+        f["yaw_sum_ag"] += (accel.T @ gyro) * dt_s
+        f["yaw_sum_a"] += sum_a * dt_s
         if self._up_known or self._ema_known:  # always, as update() sets the average first
             if self._up_known:
-                up = f[_YAW_AXIS]
+                up = f["yaw_axis"]
             else:
-                ema = f[_GRAVITY_EMA]
+                ema = f["gravity_ema"]
                 up = ema / _norm(ema)
-            bias = f[_GYRO_BIAS] if self._rest_n else f[_ALL_SUM_G] / self._all_n
+            bias = f["gyro_bias"] if self._rest_n else f["all_sum_g"] / self._all_n
             straight_mask = np.abs((gyro - bias) @ up) < self.settings.yaw_gate_rad_s
             count = int(np.count_nonzero(straight_mask))
             self._fwd_n += count
             self._fwd_dt_s += count * dt_s
             if count == accel.shape[0]:  # no turning at all (most batches): accel[mask] would be a copy of accel
-                f[_FWD_SUM_A] += sum_a
-                f[_FWD_SUM_AA] += (accel.T @ accel).ravel()
+                f["fwd_sum_a"] += sum_a
+                f["fwd_sum_aa"] += accel.T @ accel
             else:
                 straight = accel[straight_mask]
-                f[_FWD_SUM_A] += straight.sum(axis=0)
-                f[_FWD_SUM_AA] += (straight.T @ straight).ravel()
+                f["fwd_sum_a"] += straight.sum(axis=0)
+                f["fwd_sum_aa"] += straight.T @ straight
         if self._launch_armed:
             self._launch_armed = False
             self._launch_until_us = int(chunk.t_us[0]) + int(self.settings.launch_window_s * 1e6)
         if self._launch_until_us >= 0:
             launch = accel[chunk.t_us < self._launch_until_us]
             self._launch_n += launch.shape[0]
-            f[_LAUNCH_SUM_A] += launch.sum(axis=0)
+            f["launch_sum_a"] += launch.sum(axis=0)
             if launch.shape[0] < accel.shape[0]:
                 self._launch_until_us = -1
 
@@ -315,25 +342,25 @@ class MountCalibration:
     def _solve_up(self, dt_s: float) -> bool:
         s, f = self.settings, self._f
         if self._rest_n * dt_s >= s.min_rest_s:
-            n, sum_a, sum_g, source = self._rest_n, f[_REST_SUM_A], f[_REST_SUM_G], "rest"
+            n, sum_a, sum_g, source = self._rest_n, f["rest_sum_a"], f["rest_sum_g"], "rest"
         elif self._all_n * dt_s >= s.drive_mean_min_s:
-            n, sum_a, sum_g, source = self._all_n, f[_ALL_SUM_A], f[_ALL_SUM_G], "drive_mean"
+            n, sum_a, sum_g, source = self._all_n, f["all_sum_a"], f["all_sum_g"], "drive_mean"
         else:
             return False
         mean = sum_a / n
-        f[_UP], self.up_source, self._up_known = _unit(mean), source, True
+        f["up"], self.up_source, self._up_known = _unit(mean), source, True
         self.gravity_m_s2 = _norm(mean)
-        f[_GYRO_BIAS] = sum_g / n
+        f["gyro_bias"] = sum_g / n
         return True
 
     def _solve_forward(self) -> None:
         s, f = self.settings, self._f
-        up = f[_UP]
+        up = f["up"]
         if self._fwd_n < 2 or self._fwd_dt_s < s.min_forward_s:
             return
         # Principal axis of the centred horizontal covariance, in closed form on a 2-D basis of the horizontal plane.
-        mean = f[_FWD_SUM_A] / self._fwd_n
-        cov = f[_FWD_SUM_AA].reshape(3, 3) / self._fwd_n - np.outer(mean, mean)
+        mean = f["fwd_sum_a"] / self._fwd_n
+        cov = f["fwd_sum_aa"] / self._fwd_n - np.outer(mean, mean)
         e1, e2 = _horizontal_basis(up)
         c11, c22, c12 = float(e1 @ cov @ e1), float(e2 @ cov @ e2), float(e1 @ cov @ e2)
         theta = 0.5 * math.atan2(2.0 * c12, c11 - c22)
@@ -344,9 +371,9 @@ class MountCalibration:
         if major * self._fwd_dt_s < s.min_forward_energy_m2_s3 or self.axis_ratio < s.min_axis_ratio:
             return
         left_of_axis = _cross(up, axis)
-        launch_vote = float(f[_LAUNCH_SUM_A] @ axis) / self._launch_n if self._launch_n >= 50 else 0.0
+        launch_vote = float(f["launch_sum_a"] @ axis) / self._launch_n if self._launch_n >= 50 else 0.0
         # Sum of (yaw rate) x (acceleration along left-of-axis): positive when left-of-axis really is left.
-        yaw_about_up = f[_YAW_SUM_AG].reshape(3, 3) @ up - f[_YAW_SUM_A] * float(f[_GYRO_BIAS] @ up)
+        yaw_about_up = f["yaw_sum_ag"] @ up - f["yaw_sum_a"] * float(f["gyro_bias"] @ up)
         yaw_vote = float(left_of_axis @ yaw_about_up)
         launch_ok = abs(launch_vote) >= s.min_launch_m_s2
         yaw_ok = abs(yaw_vote) >= s.min_yaw_evidence_m_rad_s2
@@ -358,7 +385,7 @@ class MountCalibration:
         else:
             return
         forward = sign * axis
-        rotation = f[_ROTATION].reshape(3, 3)
+        rotation = f["rotation"]
         rotation[0], rotation[1], rotation[2] = forward, _cross(up, forward), up
         self._settled = True
 
@@ -366,20 +393,20 @@ class MountCalibration:
         """The per-batch constants that follow from up, gravity and the rotation: the same arithmetic each batch
         would otherwise repeat, so the same bits."""
         f = self._f
-        gravity = f[_UP] * self.gravity_m_s2
-        f[_YAW_AXIS] = gravity / _norm(gravity)
+        gravity = f["up"] * self.gravity_m_s2
+        f["yaw_axis"] = gravity / _norm(gravity)
         if self._settled:
-            f[_HORIZONTAL_G] = f[_ROTATION][:6] / self.gravity_m_s2
+            f["horizontal_g"] = f["rotation"][:2] / self.gravity_m_s2
 
     def summary(self, dt_s: float) -> CalibrationSummary:
         f = self._f
-        bias_x, bias_y, bias_z = f[_GYRO_BIAS].tolist()
+        bias_x, bias_y, bias_z = f["gyro_bias"].tolist()
         return CalibrationSummary(
             settled=self._settled,
             up_settled=self._up_known,
             up_source=self.up_source,
             sign_source=self.sign_source,
-            vehicle_from_sensor=tuple(f[_ROTATION].tolist()) if self._settled else _IDENTITY,
+            vehicle_from_sensor=tuple(f["rotation"].ravel().tolist()) if self._settled else _IDENTITY,
             gravity_m_s2=self.gravity_m_s2,
             gyro_bias_rad_s=(bias_x, bias_y, bias_z),
             rest_s=self._rest_n * dt_s,

@@ -8,10 +8,12 @@ pressure by ~1 hPa an hour (~8 m), negligible within a minute.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState, push_keeping_open
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, PackedRun, Run, push_keeping_open
+from fleetsense.cloud.analytics.state_versions import Piece
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -48,8 +50,13 @@ class EnvironmentEvent:
     duration_s: float
 
 
-# TemperatureExcursions.state(): the open excursions as ("high" | "low", run).
-ExcursionsState = tuple[tuple[str, RunState], ...]
+class ExcursionsState(NamedTuple):
+    """TemperatureExcursions.state()."""
+
+    runs: tuple[tuple[str, PackedRun], ...]  # ("high" | "low", hysteresis.RUN packed) of each open excursion
+
+
+EXCURSIONS = Piece("temperature excursions", ExcursionsState, version=1)
 
 
 class TemperatureExcursions:
@@ -61,13 +68,15 @@ class TemperatureExcursions:
         self._open: dict[str, HysteresisDetector] = {}
 
     def state(self) -> ExcursionsState:
-        return tuple((side, run) for side, detector in self._open.items() if (run := detector.state()) is not None)
+        return ExcursionsState(
+            tuple((side, run) for side, detector in self._open.items() if (run := detector.packed()) is not None)
+        )
 
     def restore(self, state: ExcursionsState) -> None:
         self._open = {}
-        for side, run in state:
+        for side, run in state.runs:
             detector = self._open[side] = self._detector(side)
-            detector.restore(run)
+            detector.restore_packed(run)
 
     def push(self, t_us: IntArray, temperature_c: FloatArray, period_us: int) -> list[EnvironmentEvent]:
         if t_us.size == 0:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, Run, RunState, push_keeping_open
+from fleetsense.cloud.analytics.hysteresis import HysteresisDetector, PackedRun, Run, push_keeping_open
+from fleetsense.cloud.analytics.state_versions import Piece
 
 from fleetsense.event_kinds import COUNTED_KINDS
 
@@ -115,8 +117,13 @@ def _is_quiet(peak: float, level_g: float, hysteresis: float) -> bool:
     return peak < level_g * hysteresis
 
 
-# The open runs of DrivingEventDetector, as its state(): (kind, run) in DRIVING_EVENT_KINDS order.
-OpenRuns = tuple[tuple[str, RunState], ...]
+class OpenRuns(NamedTuple):
+    """DrivingEventDetector.state()."""
+
+    runs: tuple[tuple[str, PackedRun], ...]  # (kind, hysteresis.RUN packed) of each kind with a run open
+
+
+DRIVING_EVENTS = Piece("driving events", OpenRuns, version=1)
 
 
 class DrivingEventDetector:
@@ -134,14 +141,16 @@ class DrivingEventDetector:
         return any(kind != "bump" for kind in self._open)
 
     def state(self) -> OpenRuns:
-        return tuple((kind, run) for kind, detector in self._open.items() if (run := detector.state()) is not None)
+        return OpenRuns(
+            tuple((kind, run) for kind, detector in self._open.items() if (run := detector.packed()) is not None)
+        )
 
     @classmethod
     def restored(cls, thresholds: EventThresholds, state: OpenRuns) -> DrivingEventDetector:
         detectors = cls(thresholds)
-        for kind, run in state:
+        for kind, run in state.runs:
             detector = detectors._open[kind] = _detector(*_levels(thresholds, kind))
-            detector.restore(run)
+            detector.restore_packed(run)
         return detectors
 
     def push_horizontal(
@@ -198,8 +207,15 @@ class DrivingEventDetector:
         )
 
 
-# PrecalibrationCandidates.state(): the open run (or None), the remembered runs, the count dropped.
-CandidatesState = tuple[RunState | None, tuple[tuple[int, int, float, tuple[float, ...]], ...], int]
+class CandidatesState(NamedTuple):
+    """PrecalibrationCandidates.state()."""
+
+    open_run: PackedRun | None  # hysteresis.RUN packed, None while no run is open
+    runs: tuple[tuple[int, int, float, tuple[float, ...]], ...]  # remembered: Run's start_us, end_us, peak, payload
+    dropped: int
+
+
+CANDIDATES = Piece("pre-calibration candidates", CandidatesState, version=1)
 
 
 class PrecalibrationCandidates:
@@ -223,17 +239,18 @@ class PrecalibrationCandidates:
         return len(self._runs)
 
     def state(self) -> CandidatesState:
-        run = None if self._detector is None else self._detector.state()
-        return run, tuple((r.start_us, r.end_us, r.peak, r.peak_payload) for r in self._runs), self.dropped
+        run = None if self._detector is None else self._detector.packed()
+        runs = tuple((r.start_us, r.end_us, r.peak, r.peak_payload) for r in self._runs)
+        return CandidatesState(open_run=run, runs=runs, dropped=self.dropped)
 
     @classmethod
     def restored(cls, thresholds: EventThresholds, capacity: int, state: CandidatesState) -> PrecalibrationCandidates:
         candidates = cls(thresholds, capacity)
-        run, runs, candidates.dropped = state
-        candidates._runs = [Run(*r) for r in runs]
-        if run is not None:
+        candidates.dropped = state.dropped
+        candidates._runs = [Run(*r) for r in state.runs]
+        if state.open_run is not None:
             candidates._detector = candidates._new_detector()
-            candidates._detector.restore(run)
+            candidates._detector.restore_packed(state.open_run)
         return candidates
 
     def push(

@@ -9,15 +9,29 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from fleetsense.cloud.analytics.state_versions import Piece
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-# An open run, as HysteresisDetector.state() gives it: first time at or above enter (-1: none yet), last time at or
-# above exit, peak, peak payload, sample period.
-RunState = tuple[int, int, float, tuple[float, ...], int]
+
+
+class RunState(NamedTuple):
+    """An open run, as HysteresisDetector.state() gives it."""
+
+    entered_us: int  # first time at or above enter (-1: none yet)
+    last_above_us: int  # last time at or above exit
+    peak: float
+    peak_payload: tuple[float, ...]
+    period_us: int
+
+
+RUN = Piece("open run", RunState, version=1)
+# A detector's state as its holders pickle it: RUN's packed tuple, or None while no run is open.
+PackedRun = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -91,7 +105,7 @@ class HysteresisDetector:
         one (the next push sets the period, and the last above-exit time is only read inside a run)."""
         if not self._open:
             return None
-        return self._entered_us, self._last_above_us, self._peak, self._peak_payload, self._period_us
+        return RunState(self._entered_us, self._last_above_us, self._peak, self._peak_payload, self._period_us)
 
     def restore(self, state: RunState | None) -> None:
         if state is None:
@@ -99,6 +113,14 @@ class HysteresisDetector:
             return
         self._open = True
         self._entered_us, self._last_above_us, self._peak, self._peak_payload, self._period_us = state
+
+    def packed(self) -> PackedRun | None:
+        """state() as its holders pickle it (RUN)."""
+        state = self.state()
+        return None if state is None else RUN.pack(state)
+
+    def restore_packed(self, packed: PackedRun | None) -> None:
+        self.restore(None if packed is None else RUN.unpack(packed))
 
     def _extend(self, t_us: IntArray, signal: FloatArray, indices: IntArray, payload: FloatArray | None) -> None:
         values = signal[indices]

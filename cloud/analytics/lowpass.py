@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
+from fleetsense.cloud.analytics.state_versions import Piece
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-# What a CarriedFir must keep between batches: the carried samples and their times, as raw bytes (a pickled
-# numpy array costs several microseconds and ~150 bytes of header; bytes cost neither). None: no stream open.
-FirState = tuple[bytes, bytes] | None
+
+
+class FirState(NamedTuple):
+    """What a CarriedFir keeps between batches while a stream is open (None otherwise), as raw bytes: a pickled
+    numpy array costs several microseconds and ~150 bytes of header; bytes cost neither."""
+
+    values: bytes  # float64, C order [samples, channels]: the carried samples
+    times_us: bytes  # int64 [samples]: their times
+
+
+FIR = Piece("low-pass filter", FirState, version=1)
 
 
 @functools.cache
@@ -102,19 +112,18 @@ class CarriedFir:
     def reset(self) -> None:
         self._values, self._times = None, None
 
-    def state(self) -> FirState:
+    def state(self) -> FirState | None:
         if self._values is None or self._times is None:
             return None
-        return self._values.tobytes(), self._times.tobytes()
+        return FirState(self._values.tobytes(), self._times.tobytes())
 
     @classmethod
-    def restored(cls, taps: FloatArray, *, channels: int, filtered_channels: int, state: FirState) -> CarriedFir:
+    def restored(cls, taps: FloatArray, *, channels: int, filtered_channels: int, state: FirState | None) -> CarriedFir:
         """A filter in the `state` another one's state() gave (its arrays read-only: push copies them, never writes)."""
         fir = cls(taps, channels=channels, filtered_channels=filtered_channels)
         if state is not None:
-            values, times = state
-            fir._values = np.frombuffer(values, dtype=np.float64).reshape(-1, channels)
-            fir._times = np.frombuffer(times, dtype=np.int64)
+            fir._values = np.frombuffer(state.values, dtype=np.float64).reshape(-1, channels)
+            fir._times = np.frombuffer(state.times_us, dtype=np.int64)
         return fir
 
     def _emit(self, t_us: IntArray, values: FloatArray) -> AlignedChunk:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 from fleetsense.cloud.analytics.events import DRIVING_EVENT_KINDS
 from fleetsense.cloud.analytics.score import ScoreWeights, driver_score
+from fleetsense.cloud.analytics.state_versions import Piece
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -102,8 +104,24 @@ class Trip:
     score: float  # score.driver_score over the trip's events and moving time
 
 
-# TripTracker.state(): the open trip's event counts (DRIVING_EVENT_KINDS order), then the state machine's fields.
-TripState = tuple[tuple[int, ...], bool, int, int, int, int, int, int, int, int, int, int]
+class TripState(NamedTuple):
+    """TripTracker.state(): the open trip's event counts, then the state machine's fields (see TripTracker)."""
+
+    event_counts: tuple[int, ...]  # the open trip's, in DRIVING_EVENT_KINDS order
+    moving: bool
+    state_since_us: int
+    quiet_since_us: int
+    quiet_moving_us: int
+    cluster_start_us: int
+    cluster_active_us: int
+    last_active_end_us: int
+    last_us: int
+    trip_start_us: int  # -1: no open trip
+    trip_moving_us: int
+    trip_stops: int
+
+
+TRIP = Piece("trip", TripState, version=1)
 
 
 class TripTracker:
@@ -138,29 +156,33 @@ class TripTracker:
         return self.trip_start_us >= 0
 
     def state(self) -> TripState:
-        return (
-            tuple(self.trip_events.values()),
-            self.moving,
-            self._state_since_us,
-            self._quiet_since_us,
-            self._quiet_moving_us,
-            self._cluster_start_us,
-            self._cluster_active_us,
-            self._last_active_end_us,
-            self._last_us,
-            self.trip_start_us,
-            self.trip_moving_us,
-            self.trip_stops,
+        return TripState(
+            event_counts=tuple(self.trip_events.values()),
+            moving=self.moving,
+            state_since_us=self._state_since_us,
+            quiet_since_us=self._quiet_since_us,
+            quiet_moving_us=self._quiet_moving_us,
+            cluster_start_us=self._cluster_start_us,
+            cluster_active_us=self._cluster_active_us,
+            last_active_end_us=self._last_active_end_us,
+            last_us=self._last_us,
+            trip_start_us=self.trip_start_us,
+            trip_moving_us=self.trip_moving_us,
+            trip_stops=self.trip_stops,
         )
 
     @classmethod
     def restored(cls, settings: TripSettings, weights: ScoreWeights, state: TripState) -> TripTracker:
         tracker = cls.__new__(cls)  # skips __init__: the state sets everything it would
         tracker.settings, tracker.weights = settings, weights
-        (counts, tracker.moving, tracker._state_since_us, tracker._quiet_since_us, tracker._quiet_moving_us,
-         tracker._cluster_start_us, tracker._cluster_active_us, tracker._last_active_end_us, tracker._last_us,
-         tracker.trip_start_us, tracker.trip_moving_us, tracker.trip_stops) = state  # fmt: skip
-        tracker.trip_events = dict(zip(DRIVING_EVENT_KINDS, counts, strict=True))
+        tracker.trip_events = dict(zip(DRIVING_EVENT_KINDS, state.event_counts, strict=True))
+        tracker.moving = state.moving
+        tracker._state_since_us, tracker._quiet_since_us = state.state_since_us, state.quiet_since_us
+        tracker._quiet_moving_us = state.quiet_moving_us
+        tracker._cluster_start_us, tracker._cluster_active_us = state.cluster_start_us, state.cluster_active_us
+        tracker._last_active_end_us, tracker._last_us = state.last_active_end_us, state.last_us
+        tracker.trip_start_us, tracker.trip_moving_us = state.trip_start_us, state.trip_moving_us
+        tracker.trip_stops = state.trip_stops
         return tracker
 
     def count_event(self, kind: str, start_us: int) -> bool:

@@ -1,18 +1,25 @@
 """One vehicle's analytics, fed decoded batches in sequence order: the object a PyFlink keyed operator keeps in
 state. It holds only running sums, a filter tail and a few open episodes, never samples; it pickles as one flat
 tuple of numbers and bytes (~2 KB, ~10 us each way), its configuration as just the vehicle class when it is the
-class's default."""
+class's default. Each piece of that tuple is named (AnalyzerState and the pieces' NamedTuples) and versioned
+(cloud/analytics/state_versions.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.aggregates import DailyScore, MinuteAggregate, MinuteAggregator
-from fleetsense.cloud.analytics.calibration import CalibrationSettings, CalibrationSummary, MountCalibration
+from fleetsense.cloud.analytics.aggregates import AGGREGATES, DailyScore, MinuteAggregate, MinuteAggregator
+from fleetsense.cloud.analytics.calibration import (
+    CALIBRATION,
+    CalibrationSettings,
+    CalibrationSummary,
+    MountCalibration,
+)
 from fleetsense.cloud.analytics.environment import (
+    EXCURSIONS,
     EnvironmentEvent,
     EnvironmentSettings,
     TemperatureExcursions,
@@ -20,7 +27,9 @@ from fleetsense.cloud.analytics.environment import (
 )
 from fleetsense.cloud.analytics.errors import AnalysisInputError
 from fleetsense.cloud.analytics.events import (
+    CANDIDATES,
     DEFAULT_VEHICLE_CLASS,
+    DRIVING_EVENTS,
     VEHICLE_CLASSES,
     DrivingEvent,
     DrivingEventDetector,
@@ -28,9 +37,12 @@ from fleetsense.cloud.analytics.events import (
     PrecalibrationCandidates,
     thresholds_for,
 )
-from fleetsense.cloud.analytics.lowpass import AlignedChunk, CarriedFir, hann_taps
+from fleetsense.cloud.analytics.lowpass import FIR, AlignedChunk, CarriedFir, hann_taps
 from fleetsense.cloud.analytics.score import ScoreWeights
-from fleetsense.cloud.analytics.trips import Stop, Trip, TripSettings, TripTracker, Windows, window_activity
+from fleetsense.cloud.analytics.state_versions import Piece, reorder_counts
+from fleetsense.cloud.analytics.trips import TRIP, Stop, Trip, TripSettings, TripTracker, Windows, window_activity
+
+from fleetsense.event_kinds import COUNTED_KINDS
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -107,8 +119,77 @@ def _period_us(t_us: IntArray, previous_us: int) -> int:
     return (int(t_us[-1]) - int(t_us[0])) // (t_us.size - 1) if t_us.size > 1 else previous_us
 
 
-# Bumped when the pickled layout changes: __setstate__ refuses a layout it does not know with a clear message.
-_STATE_VERSION = 2
+class AnalyzerState(NamedTuple):
+    """VehicleAnalyzer's pickled state (ANALYZER): every piece below the analyzer in its own packed, versioned
+    form, no numpy arrays and no configuration objects below the analyzer (they are rebuilt from the one
+    configuration)."""
+
+    config: str | AnalyzerConfig  # the vehicle class when the configuration is that class's default, else itself
+    counted_kinds: tuple[str, ...]  # the order of every per-kind counts tuple below (COUNTED_KINDS when written)
+    fir: tuple[Any, ...] | None  # lowpass.FIR packed; None while no stream is open
+    calibration: tuple[Any, ...]  # calibration.CALIBRATION packed
+    driving_events: tuple[Any, ...]  # events.DRIVING_EVENTS packed
+    candidates: tuple[Any, ...]  # events.CANDIDATES packed
+    frame_active: bool  # driving events come from the calibrated frame (else: candidates)
+    trip: tuple[Any, ...]  # trips.TRIP packed
+    aggregates: tuple[Any, ...]  # aggregates.AGGREGATES packed
+    temperature: tuple[Any, ...]  # environment.EXCURSIONS packed
+    last_imu_us: int
+    last_active_us: int
+    imu_period_us: int
+    last_env_us: int
+    env_period_us: int
+    # What a call produced, emptied when it returns: empty in every state saved between calls.
+    events: list[DrivingEvent]
+    trips_done: list[Trip]
+    stops_done: list[Stop]
+
+
+# DRIVING_EVENT_KINDS of the analyzer's version 2 layout (60ddf97), which did not record the order.
+_V2_KINDS = ("harsh_brake", "harsh_acceleration", "harsh_corner_left", "harsh_corner_right", "bump")
+
+
+def _analyzer_from_v2(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Version 2 (up to issue 14) held the same pieces positionally, none of them versioned: each becomes its
+    version 1, which has the same fields in the same order."""
+    (config, fir, calibration, detectors, candidates, frame_active, trip, aggregates, temperature,
+     *times, events, trips_done, stops_done) = values  # fmt: skip
+    open_run, runs, dropped = candidates
+    return (
+        config,
+        _V2_KINDS,
+        None if fir is None else (1, *fir),
+        (1, *calibration),
+        (1, tuple((kind, (1, *run)) for kind, run in detectors)),
+        (1, None if open_run is None else (1, *open_run), runs, dropped),
+        frame_active,
+        (1, *trip),
+        (1, *aggregates),
+        (1, tuple((side, (1, *run)) for side, run in temperature)),
+        *times,
+        events,
+        trips_done,
+        stops_done,
+    )
+
+
+ANALYZER = Piece("vehicle analyzer", AnalyzerState, version=3, migrations={2: _analyzer_from_v2})
+
+
+def _in_todays_kinds(state: AnalyzerState) -> AnalyzerState:
+    """A state whose counts were stored in another kinds order (a kind added since): today's order, new kinds 0."""
+    kinds = state.counted_kinds
+    trip = TRIP.unpack(state.trip)
+    aggregates = AGGREGATES.unpack(state.aggregates)
+    minutes = tuple(
+        (start, (*totals[:6], reorder_counts(totals[6], kinds), *totals[7:])) for start, totals in aggregates.minutes
+    )
+    days = tuple((start, (moving_us, reorder_counts(counts, kinds))) for start, (moving_us, counts) in aggregates.days)
+    return state._replace(
+        counted_kinds=COUNTED_KINDS,
+        trip=TRIP.pack(trip._replace(event_counts=reorder_counts(trip.event_counts, kinds))),
+        aggregates=AGGREGATES.pack(aggregates._replace(minutes=minutes, days=days)),
+    )
 
 
 class VehicleAnalyzer:
@@ -139,52 +220,61 @@ class VehicleAnalyzer:
         self._stops_done: list[Stop] = []
 
     def __getstate__(self) -> tuple[Any, ...]:
-        """The whole state as one flat tuple of numbers, strings and bytes: no numpy arrays (each costs several
-        microseconds and ~150 bytes pickled) and no configuration objects below the analyzer (they are rebuilt
-        from the one configuration)."""
-        return (
-            _STATE_VERSION,
-            self._config_key,
-            self._fir.state(),
-            self._calibration.state(),
-            self._detectors.state(),
-            self._candidates.state(),
-            self._frame_active,
-            self._trips.state(),
-            self._aggregates.state(),
-            self._temperature.state(),
-            self._last_imu_us,
-            self._last_active_us,
-            self._imu_period_us,
-            self._last_env_us,
-            self._env_period_us,
-            self._events,
-            self._trips_done,
-            self._stops_done,
+        """ANALYZER's packed form: a flat tuple of numbers, strings and bytes."""
+        return ANALYZER.pack(self.state())
+
+    def __setstate__(self, packed: tuple[Any, ...]) -> None:
+        self.restore(ANALYZER.unpack(packed))
+
+    def state(self) -> AnalyzerState:
+        fir = self._fir.state()
+        return AnalyzerState(
+            config=self._config_key,
+            counted_kinds=COUNTED_KINDS,
+            fir=None if fir is None else FIR.pack(fir),
+            calibration=CALIBRATION.pack(self._calibration.state()),
+            driving_events=DRIVING_EVENTS.pack(self._detectors.state()),
+            candidates=CANDIDATES.pack(self._candidates.state()),
+            frame_active=self._frame_active,
+            trip=TRIP.pack(self._trips.state()),
+            aggregates=AGGREGATES.pack(self._aggregates.state()),
+            temperature=EXCURSIONS.pack(self._temperature.state()),
+            last_imu_us=self._last_imu_us,
+            last_active_us=self._last_active_us,
+            imu_period_us=self._imu_period_us,
+            last_env_us=self._last_env_us,
+            env_period_us=self._env_period_us,
+            events=self._events,
+            trips_done=self._trips_done,
+            stops_done=self._stops_done,
         )
 
-    def __setstate__(self, state: tuple[Any, ...]) -> None:
-        if not isinstance(state, tuple) or not state or state[0] != _STATE_VERSION:
-            raise AnalysisInputError(
-                "this pickled VehicleAnalyzer was written by another version of fleetsense's analytics",
-                hint="start the vehicle's analysis afresh (drop its keyed state); its raw batches are stored",
-            )
-        (_, config_key, fir, calibration, detectors, candidates, self._frame_active, trips, aggregates, temperature,
-         self._last_imu_us, self._last_active_us, self._imu_period_us, self._last_env_us, self._env_period_us,
-         self._events, self._trips_done, self._stops_done) = state  # fmt: skip
-        self._config_key = config_key
-        self.config = config = _class_default(config_key) if isinstance(config_key, str) else config_key
+    def restore(self, state: AnalyzerState) -> None:
+        """Become the analyzer `state` describes (its pieces in any version this code migrates)."""
+        if state.counted_kinds != COUNTED_KINDS:
+            state = _in_todays_kinds(state)
+        self._config_key = state.config
+        self.config = config = _class_default(state.config) if isinstance(state.config, str) else state.config
         thresholds = config.event_thresholds
         taps = hann_taps(config.lowpass_half_width)
+        fir = None if state.fir is None else FIR.unpack(state.fir)
         self._fir = CarriedFir.restored(taps, channels=6, filtered_channels=3, state=fir)
-        self._calibration = MountCalibration.restored(config.calibration, calibration)
-        self._detectors = DrivingEventDetector.restored(thresholds, detectors)
-        self._candidates = PrecalibrationCandidates.restored(thresholds, config.precalibration_capacity, candidates)
-        self._trips = TripTracker.restored(config.trips, config.score, trips)
+        self._calibration = MountCalibration.restored(config.calibration, CALIBRATION.unpack(state.calibration))
+        self._detectors = DrivingEventDetector.restored(thresholds, DRIVING_EVENTS.unpack(state.driving_events))
+        self._candidates = PrecalibrationCandidates.restored(
+            thresholds, config.precalibration_capacity, CANDIDATES.unpack(state.candidates)
+        )
+        self._frame_active = state.frame_active
+        self._trips = TripTracker.restored(config.trips, config.score, TRIP.unpack(state.trip))
         self._aggregates = MinuteAggregator(keep_minutes=config.keep_minutes, weights=config.score)
-        self._aggregates.restore(aggregates)
+        self._aggregates.restore(AGGREGATES.unpack(state.aggregates))
         self._temperature = TemperatureExcursions(config.environment)
-        self._temperature.restore(temperature)
+        self._temperature.restore(EXCURSIONS.unpack(state.temperature))
+        self._last_imu_us, self._last_active_us = state.last_imu_us, state.last_active_us
+        self._imu_period_us, self._last_env_us, self._env_period_us = (
+            state.imu_period_us, state.last_env_us, state.env_period_us,
+        )  # fmt: skip
+        self._events, self._trips_done, self._stops_done = state.events, state.trips_done, state.stops_done
 
     def set_vehicle_class(self, vehicle_class: str) -> None:
         """Judge the vehicle by another class's thresholds from the next batch on (its profile changed). All that
@@ -195,7 +285,7 @@ class VehicleAnalyzer:
         thresholds_for(vehicle_class)  # raises for a class that does not exist
         config = replace(self.config, vehicle_class=vehicle_class)
         key: str | AnalyzerConfig = vehicle_class if config == _class_default(vehicle_class) else config
-        self.__setstate__((_STATE_VERSION, key, *self.__getstate__()[2:]))
+        self.restore(self.state()._replace(config=key))
 
     @property
     def precalibration_candidates_dropped(self) -> int:
