@@ -219,13 +219,14 @@ class MinuteAggregator:
     def state(self) -> AggregatorState:
         minutes = tuple((m, t if isinstance(t, tuple) else t.packed()) for m, t in self._minutes.items())
         days = tuple((d, t if isinstance(t, tuple) else t.packed()) for d, t in self._days.items())
+        # Positional (a keyword call costs a microsecond more, after every batch); the comments name the fields.
         return AggregatorState(
-            minutes=minutes,
-            days=days,
-            last_altitude_m=self._last_altitude_m,
-            touched_minutes=tuple(self._touched),
-            touched_days=tuple(self._touched_days),
-            late_updates_dropped=self.late_updates_dropped,
+            minutes,  # minutes
+            days,  # days
+            self._last_altitude_m,  # last_altitude_m
+            tuple(self._touched),  # touched_minutes
+            tuple(self._touched_days),  # touched_days
+            self.late_updates_dropped,  # late_updates_dropped
         )
 
     def restore(self, state: AggregatorState) -> None:

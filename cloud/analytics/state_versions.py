@@ -42,6 +42,10 @@ class Piece(Generic[Layout]):
     layout: type[Layout]
     version: int
     migrations: Mapping[int, Migration] = field(default_factory=dict)
+    _width: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_width", len(self.layout._fields) + 1)  # the packed tuple's length
 
     def pack(self, state: Layout) -> tuple[Any, ...]:
         """The pickled form: the version, then the fields' values in layout order."""
@@ -49,8 +53,8 @@ class Piece(Generic[Layout]):
 
     def unpack(self, packed: object) -> Layout:
         """The current layout from any version this code can migrate; StateVersionError for anything else."""
-        if type(packed) is tuple and packed and packed[0] == self.version and len(packed) == self._width:
-            return self.layout._make(packed[1:])
+        if type(packed) is tuple and len(packed) == self._width and packed[0] == self.version:
+            return tuple.__new__(self.layout, packed[1:])  # what _make does, without its length check
         return self.layout._make(self.migrate(packed))
 
     def migrate(self, packed: object) -> tuple[Any, ...]:
@@ -78,17 +82,13 @@ class Piece(Generic[Layout]):
         return values
 
     def readable(self) -> str:
-        versions = sorted({*self.migrations, self.version})
-        return ", ".join(str(v) for v in versions if v == self.version or self._reaches(v))
+        """The versions this code reads: the current one and every one a chain of migrations leads from."""
+        return ", ".join(str(v) for v in sorted({*self.migrations, self.version}) if self._reaches(v))
 
     def _reaches(self, version: int) -> bool:
         while version in self.migrations:
             version += 1
         return version == self.version
-
-    @property
-    def _width(self) -> int:
-        return len(self.layout._fields) + 1
 
 
 def counts_in_kinds_order(counts: Mapping[str, int], kinds: tuple[str, ...]) -> tuple[int, ...]:
