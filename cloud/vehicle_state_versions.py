@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import MISSING, fields
 from typing import Any
 
-from fleetsense.cloud.analytics.aggregates import MinuteAggregate, minute_row, packed_minute_row
+from fleetsense.cloud.analytics.aggregates import (
+    PACKED_ROW_COUNTS_AT,
+    MinuteAggregate,
+    minute_row,
+    packed_minute_row,
+)
 from fleetsense.cloud.analytics.state_versions import Piece, reorder_counts
 from fleetsense.cloud.analytics.vehicle_analyzer import VehicleAnalyzer
 from fleetsense.cloud.sequencer import Sequencer
@@ -22,7 +27,6 @@ from fleetsense.cloud.sequencer import Sequencer
 from fleetsense.event_kinds import COUNTED_KINDS
 
 VERSION = 3  # 1: before recent_crcs, newest_start_us, epoch; 2: the instance's __dict__; 3: a versioned tuple
-_COUNTS_AT = 7  # a packed minute row's counts: after the version and the six fields before MinuteAggregate's counts
 
 
 class VehicleLayout:
@@ -57,7 +61,8 @@ class VehicleLayout:
         rows = layout.pending_minutes
         if layout.counted_kinds != COUNTED_KINDS:
             kinds = layout.counted_kinds
-            rows = [(*row[:_COUNTS_AT], reorder_counts(row[_COUNTS_AT], kinds), *row[_COUNTS_AT + 1 :]) for row in rows]
+            at = PACKED_ROW_COUNTS_AT
+            rows = [(*row[:at], reorder_counts(row[at], kinds), *row[at + 1 :]) for row in rows]
         pending = (minute_row(row) for row in rows)
         state.pending_minutes = {row.minute_start_us: row for row in pending}
 

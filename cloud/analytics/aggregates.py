@@ -12,7 +12,7 @@ import operator
 from collections import namedtuple
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -66,6 +66,10 @@ def _minute_row_from_v1(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 MINUTE_ROW: Piece[Any] = Piece("minute row", MinuteRowState, version=2, migrations={1: _minute_row_from_v1})
+
+
+# Where a packed minute row keeps its counts tuple (after the version).
+PACKED_ROW_COUNTS_AT = 1 + _COUNTS_AT
 
 
 def packed_minute_row(row: MinuteAggregate) -> tuple[Any, ...]:
@@ -188,6 +192,17 @@ class _DayTotals:
     def unpacked(cls, packed: PackedDay) -> _DayTotals:
         moving_us, counts = packed
         return cls(moving_us, dict(zip(DRIVING_EVENT_KINDS, counts, strict=True)))
+
+
+# Where PackedMinute keeps its counts tuple: _MinuteTotals' `events` field.
+_PACKED_MINUTE_COUNTS_AT = [f.name for f in fields(_MinuteTotals)].index("events")
+
+
+def with_counts(totals: PackedMinute, counts: Callable[[tuple[int, ...]], tuple[int, ...]]) -> PackedMinute:
+    """Packed minute totals with their counts tuple replaced by `counts` of it (a state in another kinds order)."""
+    values = list(totals)
+    values[_PACKED_MINUTE_COUNTS_AT] = counts(totals[_PACKED_MINUTE_COUNTS_AT])  # type: ignore[arg-type]
+    return cast(PackedMinute, tuple(values))
 
 
 def _segments(t_us: IntArray, bucket_us: int) -> list[tuple[int, int, int]]:

@@ -11,7 +11,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics.aggregates import AGGREGATES, DailyScore, MinuteAggregate, MinuteAggregator
+from fleetsense.cloud.analytics.aggregates import (
+    AGGREGATES,
+    DailyScore,
+    MinuteAggregate,
+    MinuteAggregator,
+    with_counts,
+)
 from fleetsense.cloud.analytics.calibration import (
     CALIBRATION,
     CalibrationSettings,
@@ -181,9 +187,11 @@ def _in_todays_kinds(state: AnalyzerState) -> AnalyzerState:
     kinds = state.counted_kinds
     trip = TRIP.unpack(state.trip)
     aggregates = AGGREGATES.unpack(state.aggregates)
-    minutes = tuple(
-        (start, (*totals[:6], reorder_counts(totals[6], kinds), *totals[7:])) for start, totals in aggregates.minutes
-    )
+
+    def in_todays_order(counts: tuple[int, ...]) -> tuple[int, ...]:
+        return reorder_counts(counts, kinds)
+
+    minutes = tuple((start, with_counts(totals, in_todays_order)) for start, totals in aggregates.minutes)
     days = tuple((start, (moving_us, reorder_counts(counts, kinds))) for start, (moving_us, counts) in aggregates.days)
     return state._replace(
         counted_kinds=COUNTED_KINDS,
