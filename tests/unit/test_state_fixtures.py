@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from fleetsense.cloud import result_rows, vehicle_stream
 from fleetsense.cloud.analytics import AnalysisInputError, vehicle_analyzer
+from fleetsense.cloud.analytics.analyzer_state import AnalyzerState
 from fleetsense.cloud.analytics.state_versions import StateVersionError
-from fleetsense.cloud.analytics.vehicle_analyzer import AnalyzerState
 from fleetsense.cloud.vehicle_stream import VehicleState
 
 from fleetsense.event_kinds import COUNTED_KINDS
