@@ -23,7 +23,7 @@ from tests.unit.fixtures.make_state_fixture import Replay, record_outputs
 
 FIXTURES = Path(__file__).parent / "fixtures"
 # Each format the job's state has had since versions were kept: (folder, version of the vehicle piece).
-SAVEPOINTS = [("state_60ddf97", 2), ("state_e14", 3)]
+SAVEPOINTS = [("state_60ddf97", 2), ("state_af6abb6", 2), ("state_e14", 3)]
 
 
 def _fixture(folder: str) -> tuple[bytes, dict[str, Any]]:
