@@ -115,7 +115,13 @@ class _FlinkShardStore:
         if state is not None:
             self._cache.move_to_end(vehicle_id)
             return state
-        return self._vehicles.get(vehicle_id)
+        try:
+            return self._vehicles.get(vehicle_id)  # unpickled here: older state versions are migrated
+        except Exception:
+            # A state this code cannot read (analytics.state_versions.StateVersionError says why and what to do)
+            # fails the task; the vehicle it belongs to is only known here.
+            log.exception("the keyed state of vehicle %r cannot be loaded", vehicle_id)
+            raise
 
     def save(self, vehicle_id: str, state: Any) -> None:
         self._vehicles.put(vehicle_id, state)
