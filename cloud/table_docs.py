@@ -43,9 +43,10 @@ def table_section(table: Table) -> list[str]:
     lines += ["; ".join(options) + ".", "", "| column | type | unit | meaning |", "|---|---|---|---|"]
     replaced = {c.replaces for c in table.columns}
     for c in table.columns:
-        meaning = c.meaning + (f" (added in migration {c.since})" if c.since else "")
+        # A pipe inside a cell would end it (|lateral g|); a type in backticks keeps map<text, int> from being HTML.
+        meaning = (c.meaning + (f" (added in migration {c.since})" if c.since else "")).replace("|", "\\|")
         name = f"~~`{c.name}`~~" if c.name in replaced else f"`{c.name}`"
-        lines.append(f"| {name} | {c.cql_type} | {c.unit or '-'} | {meaning} |")
+        lines.append(f"| {name} | `{c.cql_type}` | {c.unit or '-'} | {meaning} |")
     return [*lines, ""]
 
 
