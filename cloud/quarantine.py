@@ -17,15 +17,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fleetsense.cloud.tables import QUARANTINE_DAYS, TIME_QUARANTINE
 from fleetsense.cloud.validate import clock_rule
 
 from fleetsense import wire
 from fleetsense.errors import ConfigError, FleetsenseError
 
-COLUMNS = (
-    "vehicle_id, day_bucket, message_id, received_at, routing_key, reason, epoch, seq, kind, start_time_us, "
-    "end_time_us, message, writetime(message)"
+# The readers' statements, checked against the declarations (cloud/tables.py) when this module is imported.
+_HELD = TIME_QUARANTINE.select(
+    *TIME_QUARANTINE.written_columns, "writetime(message)", where=("vehicle_id", "day_bucket")
 )
+_ANY_HELD = TIME_QUARANTINE.select("message_id", where=("vehicle_id", "day_bucket"))
+_DAYS = QUARANTINE_DAYS.select("vehicle_id", "writetime(last_at)", where=("day_bucket",))
+_DAY_OF = QUARANTINE_DAYS.select("vehicle_id", "writetime(last_at)", where=("day_bucket", "vehicle_id"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,40 +87,31 @@ def held_days(
     found: list[tuple[str, str, int]] = []
     for day in days:
         if vehicle_id is None:
-            rows = session.execute(
-                f"SELECT vehicle_id, writetime(last_at) FROM {keyspace}.quarantine_days WHERE day_bucket = %s", (day,)
-            )
+            rows = session.execute(_DAYS.format(ks=keyspace), (day,))
         else:
-            rows = session.execute(
-                f"SELECT vehicle_id, writetime(last_at) FROM {keyspace}.quarantine_days "
-                "WHERE day_bucket = %s AND vehicle_id = %s",
-                (day, vehicle_id),
-            )
+            rows = session.execute(_DAY_OF.format(ks=keyspace), (day, vehicle_id))
         found += [(day, row[0], row[1]) for row in rows]
     return found
 
 
 def quarantined(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Quarantined]:
     """The vehicle's messages quarantined on `day`, in (epoch, seq) order."""
-    rows = session.execute(
-        f"SELECT {COLUMNS} FROM {keyspace}.time_quarantine WHERE vehicle_id = %s AND day_bucket = %s",
-        (vehicle_id, day),
-    )
+    rows = session.execute(_HELD.format(ks=keyspace), (vehicle_id, day))
     held = [
         Quarantined(
-            vehicle_id=row[0],
-            day=row[1],
-            message_id=row[2],
-            received_at=row[3],
-            routing_key=row[4],
-            reason=row[5],
-            epoch=row[6],
-            seq=row[7],
-            kind=row[8],
-            start_time_us=row[9],
-            end_time_us=row[10],
-            message=bytes(row[11]),
-            written_us=row[12],
+            vehicle_id=row.vehicle_id,
+            day=row.day_bucket,
+            message_id=row.message_id,
+            received_at=row.received_at,
+            routing_key=row.routing_key,
+            reason=row.reason,
+            epoch=row.epoch,
+            seq=row.seq,
+            kind=row.kind,
+            start_time_us=row.start_time_us,
+            end_time_us=row.end_time_us,
+            message=bytes(row.message),
+            written_us=row[-1],  # writetime(message)
         )
         for row in rows
     ]
@@ -198,10 +193,7 @@ def readmit(
 def forget_empty_day(session: Any, keyspace: str, vehicle_id: str, day: str, index_written_us: int) -> bool:
     """Drop the day's index row once its partition is empty (at the index row's write time, so a message
     quarantined again meanwhile keeps it); returns whether the day is empty."""
-    left = session.execute(
-        f"SELECT message_id FROM {keyspace}.time_quarantine WHERE vehicle_id = %s AND day_bucket = %s LIMIT 1",
-        (vehicle_id, day),
-    ).one()
+    left = session.execute(f"{_ANY_HELD.format(ks=keyspace)} LIMIT 1", (vehicle_id, day)).one()
     if left is not None:
         return False
     session.execute(

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetsense.cloud import tables as t
 from fleetsense.cloud.decode import decode_batch
 from fleetsense.cloud.store import day_buckets
 
@@ -42,25 +43,40 @@ class VehicleSummary:
     event_counts: dict[str, int]
 
 
+# The readers' statements, checked against the declarations (cloud/tables.py) when this module is imported.
+_VEHICLE_IDS = t.VEHICLES.select("vehicle_id")
+_HOURS = t.VEHICLE_HOURS.select("hour_bucket", where=("vehicle_id",))
+_BATCH = ("epoch", "seq", "kind", "sample_count", "start_time")
+_BLOCKS = t.BATCHES.select(*_BATCH, where=("vehicle_id", "hour_bucket"))
+_BLOCKS_WITH_MESSAGE = t.BATCHES.select(*_BATCH, "message", where=("vehicle_id", "hour_bucket"))
+_NEWEST_BLOCKS = t.BATCHES.select("seq", "message", "start_time", where=("vehicle_id", "hour_bucket"))
+_EVENT = ("start_time", "kind", "end_time", "duration_ms", "peak", "peak_unit")
+_EVENTS = t.EVENTS_BY_VEHICLE.select(*_EVENT, where=("vehicle_id", "day_bucket"))
+_LATEST_SEEN = t.VEHICLES.select("last_seq", "last_sample_time", where=("vehicle_id",))
+_DAY_COUNTS = t.DRIVER_SCORES.select("event_counts", where=("vehicle_id",))
+_REJECTION = ("routing_key", "reason", "received_at", "size_bytes", "excerpt")
+_REJECTED = t.REJECTED_BY_SOURCE.select(*_REJECTION, where=("source", "day_bucket"))
+_STATUS = t.VEHICLE_STATUS.select(*t.VEHICLE_STATUS.written_columns, where=("vehicle_id",))
+_RESTART = ("epoch", "restart", "started_at", "unclean", "lost_ms", "reported_at")
+_RESTARTS = t.AGENT_RESTARTS.select(*_RESTART, where=("vehicle_id",))
+
+
 def vehicle_ids(session: Any, keyspace: str) -> list[str]:
-    return sorted(row.vehicle_id for row in session.execute(f"SELECT vehicle_id FROM {keyspace}.vehicles"))
+    return sorted(row.vehicle_id for row in session.execute(_VEHICLE_IDS.format(ks=keyspace)))
 
 
 def _hours(session: Any, keyspace: str, vehicle_id: str) -> list[Any]:
-    rows = session.execute(f"SELECT hour_bucket FROM {keyspace}.vehicle_hours WHERE vehicle_id = %s", (vehicle_id,))
+    rows = session.execute(_HOURS.format(ks=keyspace), (vehicle_id,))
     return [row.hour_bucket for row in rows]  # newest first
 
 
 def blocks(session: Any, keyspace: str, vehicle_id: str, *, with_message: bool = False) -> list[Any]:
     """Every stored batch of a vehicle, newest first: epoch, seq, kind, sample_count, start_time (and the message
     if asked)."""
-    columns = "epoch, seq, kind, sample_count, start_time" + (", message" if with_message else "")
+    select = (_BLOCKS_WITH_MESSAGE if with_message else _BLOCKS).format(ks=keyspace)
     found: list[Any] = []
     for hour in _hours(session, keyspace, vehicle_id):
-        rows = session.execute(
-            f"SELECT {columns} FROM {keyspace}.batches WHERE vehicle_id = %s AND hour_bucket = %s",
-            (vehicle_id, hour),
-        )
+        rows = session.execute(select, (vehicle_id, hour))
         # Within an hour the rows are ordered by (epoch, seq): a replaced device's new sequence may sort first.
         found += sorted(rows, key=lambda row: row.start_time, reverse=True)
     return found
@@ -78,11 +94,7 @@ def sample_keys(session: Any, keyspace: str, vehicle_id: str, kind: wire.Kind = 
 
 def events(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Any]:
     """A vehicle's events of one UTC day (YYYY-MM-DD), oldest first."""
-    rows = session.execute(
-        f"SELECT start_time, kind, end_time, duration_ms, peak, peak_unit FROM {keyspace}.events_by_vehicle "
-        "WHERE vehicle_id = %s AND day_bucket = %s",
-        (vehicle_id, day),
-    )
+    rows = session.execute(_EVENTS.format(ks=keyspace), (vehicle_id, day))
     return sorted(rows, key=lambda r: (r.start_time, r.kind))
 
 
@@ -94,9 +106,7 @@ def events_between(session: Any, keyspace: str, vehicle_id: str, start_us: int, 
 
 def latest_seen(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
     """The vehicle's `vehicles` row (last_seq, last_sample_time as naive UTC), None before its first batch."""
-    return session.execute(
-        f"SELECT last_seq, last_sample_time FROM {keyspace}.vehicles WHERE vehicle_id = %s", (vehicle_id,)
-    ).one()
+    return session.execute(_LATEST_SEEN.format(ks=keyspace), (vehicle_id,)).one()
 
 
 def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
@@ -130,9 +140,7 @@ def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) 
             break
     state = latest_seen(session, keyspace, vehicle_id)
     counts: dict[str, int] = {}
-    for row in session.execute(
-        f"SELECT event_counts FROM {keyspace}.driver_scores WHERE vehicle_id = %s", (vehicle_id,)
-    ):
+    for row in session.execute(_DAY_COUNTS.format(ks=keyspace), (vehicle_id,)):
         for kind, n in (row.event_counts or {}).items():
             counts[kind] = counts.get(kind, 0) + n
     return VehicleSummary(
@@ -156,10 +164,7 @@ def _newest_time(newest: list[LatestSample], environment: LatestEnvironment | No
 
 def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20) -> list[Any]:
     for hour in _hours(session, keyspace, vehicle_id):
-        rows = session.execute(
-            f"SELECT seq, message, start_time FROM {keyspace}.batches WHERE vehicle_id = %s AND hour_bucket = %s",
-            (vehicle_id, hour),
-        )
+        rows = session.execute(_NEWEST_BLOCKS.format(ks=keyspace), (vehicle_id, hour))
         newest = sorted(rows, key=lambda row: row.start_time, reverse=True)[:limit]
         if newest:
             return newest
@@ -171,34 +176,17 @@ def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[str]) 
     first: routing_key, reason, received_at, size_bytes, excerpt."""
     rows: list[Any] = []
     for day in days:
-        rows += session.execute(
-            f"SELECT routing_key, reason, received_at, size_bytes, excerpt FROM {keyspace}.rejected_by_source "
-            "WHERE source = %s AND day_bucket = %s",
-            (vehicle_id, day),
-        )
+        rows += session.execute(_REJECTED.format(ks=keyspace), (vehicle_id, day))
     return sorted(rows, key=lambda row: row.received_at, reverse=True)
 
 
 def status(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
-    """The vehicle's latest status (vehicle_status), None before its first: online, reason, received_at, outbox
-    depth, dropped_total, and what it says about restarts and storage (schema.STATUS_HEALTH_COLUMNS)."""
-    from fleetsense.cloud.schema import STATUS_HEALTH_COLUMNS
-
-    health = ", ".join(column for column, _ in STATUS_HEALTH_COLUMNS)
-    return session.execute(
-        f"SELECT online, reason, received_at, outbox_depth, dropped_total, {health} FROM {keyspace}.vehicle_status "
-        "WHERE vehicle_id = %s",
-        (vehicle_id,),
-    ).one()
+    """The vehicle's latest status (vehicle_status, every column: online, reason, received_at, outbox depth,
+    dropped_total, and what it says about restarts and storage), None before its first."""
+    return session.execute(_STATUS.format(ks=keyspace), (vehicle_id,)).one()
 
 
 def restarts(session: Any, keyspace: str, vehicle_id: str, *, limit: int = 20) -> list[Any]:
     """The vehicle's latest restarts (agent_restarts), newest first: epoch, restart, started_at, unclean (None: not
     known), lost_ms (None: not known), reported_at."""
-    return list(
-        session.execute(
-            f"SELECT epoch, restart, started_at, unclean, lost_ms, reported_at FROM {keyspace}.agent_restarts "
-            f"WHERE vehicle_id = %s LIMIT {int(limit)}",
-            (vehicle_id,),
-        )
-    )
+    return list(session.execute(f"{_RESTARTS.format(ks=keyspace)} LIMIT {int(limit)}", (vehicle_id,)))

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fleetsense.cloud.store import Write
+from fleetsense.cloud.tables import REJECTED_BY_SOURCE, REJECTED_SOURCES
 
 # Rows a source may write in a burst, and then one per this many ms.
 REJECTION_BURST = 10
@@ -46,13 +47,13 @@ def limit(writes: Sequence[Write], limiter: RejectionLimiter | None, *, now_ms: 
     unrecorded = 0
     for write in writes:
         name, values = write
-        if name != "rejected":
+        if name != REJECTED_BY_SOURCE.write:
             kept.append(write)
             continue
-        source, day, reason = values[0], values[1], values[5]
+        source, day, reason = (REJECTED_BY_SOURCE.value(values, c) for c in ("source", "day_bucket", "reason"))
         if limiter is not None and not limiter.admit(source, now_ms):
             unrecorded += 1
             continue
         kept.append(write)
-        kept.append(("rejected_source", (day, source, reason, now_ms)))
+        kept.append(REJECTED_SOURCES.row(day_bucket=day, source=source, last_reason=reason, last_at=now_ms))
     return kept, unrecorded

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from fleetsense.cloud import result_rows as rows
-from fleetsense.cloud.schema import STATUS_HEALTH_COLUMNS
 from fleetsense.cloud.store import Write
+from fleetsense.cloud.tables import AGENT_RESTARTS, VEHICLE_STATUS
 
 from fleetsense.errors import FleetsenseError
 from fleetsense.ids import vehicle_from_routing_key
@@ -75,19 +75,22 @@ def _status_writes(routing_key: str, body: bytes, *, now_ms: int, seen: Restarts
     }
     writes = restart_writes(status, seen(vehicle) if status.restarts else None, now_ms=now_ms)
     writes.append(
-        (
-            "status",
-            (
-                vehicle,
-                status.online,
-                status.reason,
-                status.time_utc_us // 1000 if status.time_utc_us else None,
-                now_ms,
-                status.outbox_depth,
-                status.dropped_total,
-                json.dumps(detail, separators=(",", ":")),
-                *(getattr(status, column) for column, _ in STATUS_HEALTH_COLUMNS),
-            ),
+        VEHICLE_STATUS.row(
+            vehicle_id=vehicle,
+            online=status.online,
+            reason=status.reason,
+            status_time=status.time_utc_us // 1000 if status.time_utc_us else None,
+            received_at=now_ms,
+            outbox_depth=status.outbox_depth,
+            dropped_total=status.dropped_total,
+            detail=json.dumps(detail, separators=(",", ":")),
+            epoch=status.epoch,
+            restarts=status.restarts,
+            unclean_restarts=status.unclean_restarts,
+            last_restart_lost_ms=status.last_restart_lost_ms,
+            storage_error=status.storage_error,
+            memory_batches=status.memory_batches,
+            held_unsynced=status.held_unsynced,
         )
     )
     # Ranges the device dropped (a full outbox, an overflowing memory ring while storage failed): recorded as gaps,
@@ -120,17 +123,14 @@ def restart_writes(status: VehicleStatus, seen: RestartsSeen | None, *, now_ms: 
     unclean = _all_unclean(status.unclean_restarts, before.unclean_restarts, new)
     started_ms = now_ms - round(status.uptime_s * 1000) if status.uptime_s is not None else None
     return [
-        (
-            "agent_restart",
-            (
-                status.vehicle_id,
-                epoch,
-                number,
-                started_ms if number == restarts else None,
-                unclean,
-                status.last_restart_lost_ms if number == restarts else None,
-                now_ms,
-            ),
+        AGENT_RESTARTS.row(
+            vehicle_id=status.vehicle_id,
+            epoch=epoch,
+            restart=number,
+            started_at=started_ms if number == restarts else None,
+            unclean=unclean,
+            lost_ms=status.last_restart_lost_ms if number == restarts else None,
+            reported_at=now_ms,
         )
         for number in range(first, restarts + 1)
     ]
@@ -145,15 +145,13 @@ def _all_unclean(unclean_now: int | None, unclean_before: int | None, new: int) 
     return True if rose == new else False if rose == 0 else None
 
 
-_STATUS_VALUE_AT = {column: 8 + index for index, (column, _) in enumerate(STATUS_HEALTH_COLUMNS)}
-
-
 def seen_after(writes: list[Write]) -> dict[str, RestartsSeen | None]:
     """The restart counts the status rows among `writes` store: what vehicle_status says once they are written."""
     seen: dict[str, RestartsSeen | None] = {}
     for name, values in writes:
-        if name != "status":
+        if name != VEHICLE_STATUS.write:
             continue
-        epoch, restarts, unclean = (values[_STATUS_VALUE_AT[c]] for c in ("epoch", "restarts", "unclean_restarts"))
-        seen[values[0]] = None if restarts is None else RestartsSeen(epoch or 0, restarts, unclean)
+        epoch, restarts, unclean = (VEHICLE_STATUS.value(values, c) for c in ("epoch", "restarts", "unclean_restarts"))
+        vehicle = VEHICLE_STATUS.value(values, "vehicle_id")
+        seen[vehicle] = None if restarts is None else RestartsSeen(epoch or 0, restarts, unclean)
     return seen

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from fleetsense.cloud.schema import STATUS_HEALTH_COLUMNS
+from fleetsense.cloud.table_model import Write as Write
+from fleetsense.cloud.tables import REJECTED_BY_SOURCE, WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -42,89 +43,29 @@ def rejected_message_id(routing_key: str, body: bytes) -> str:
     return hashlib.sha256(routing_key.encode() + b"\0" + body).hexdigest()[:32]
 
 
-def rejected_values(
-    source: str, routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False
-) -> tuple[Any, ...]:
-    """The "rejected" statement's values: an excerpt of the message, or with `whole` (a message that failed inside
-    the job, not one that is bad) all of it, so it can be processed again once the fault is fixed."""
-    return (
-        source,
-        day_bucket(now_ms * 1000),
-        rejected_message_id(routing_key, body),
-        now_ms,
-        routing_key[:300],
-        reason[:1000],
-        body if whole else body[:EXCERPT_BYTES],
-        len(body),
+def rejected_row(source: str, routing_key: str, body: bytes, reason: str, *, now_ms: int, whole: bool = False) -> Write:
+    """A rejection row: an excerpt of the message, or with `whole` (a message that failed inside the job, not one
+    that is bad) all of it, so it can be processed again once the fault is fixed."""
+    return REJECTED_BY_SOURCE.row(
+        source=source,
+        day_bucket=day_bucket(now_ms * 1000),
+        message_id=rejected_message_id(routing_key, body),
+        received_at=now_ms,
+        routing_key=routing_key[:300],
+        reason=reason[:1000],
+        excerpt=body if whole else body[:EXCERPT_BYTES],
+        size_bytes=len(body),
     )
 
 
-STATEMENTS: dict[str, str] = {
-    "block": "INSERT INTO {ks}.batches (vehicle_id, hour_bucket, epoch, seq, kind, start_time, sample_period_us, "
-    "sample_count, flags, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "hour": "INSERT INTO {ks}.vehicle_hours (vehicle_id, hour_bucket) VALUES (?, ?)",
-    # USING TIMESTAMP = sample time: a replayed old batch never overwrites a newer one.
-    "vehicle": "INSERT INTO {ks}.vehicles (vehicle_id, last_seq, last_sample_time) VALUES (?, ?, ?) USING TIMESTAMP ?",
-    "event_by_vehicle": "INSERT INTO {ks}.events_by_vehicle (vehicle_id, day_bucket, start_time, kind, end_time, "
-    "duration_ms, peak, peak_unit, detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "event_by_fleet": "INSERT INTO {ks}.events_by_fleet (day_bucket, hour, start_time, vehicle_id, kind, end_time, "
-    "duration_ms, peak, peak_unit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "minute": "INSERT INTO {ks}.minute_aggregates (vehicle_id, day_bucket, minute, sample_count, moving_s, "
-    "max_longitudinal_g, max_lateral_g, rms_vertical_g, event_counts, mean_temperature_c, altitude_change_m, "
-    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "trip": "INSERT INTO {ks}.trips (vehicle_id, start_time, end_time, duration_s, open, event_counts, score) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "score": "INSERT INTO {ks}.driver_scores (vehicle_id, day_bucket, score, driving_s, event_counts, updated_at) "
-    "VALUES (?, ?, ?, ?, ?, ?)",
-    "gap": "INSERT INTO {ks}.seq_gaps (vehicle_id, epoch, first_seq, last_seq, recorded_at) VALUES (?, ?, ?, ?, ?)",
-    "late": "INSERT INTO {ks}.late_arrivals (vehicle_id, epoch, seq, arrived_at) VALUES (?, ?, ?, ?)",
-    "rejected": "INSERT INTO {ks}.rejected_by_source (source, day_bucket, message_id, received_at, routing_key, "
-    "reason, excerpt, size_bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    "rejected_source": "INSERT INTO {ks}.rejected_sources (day_bucket, source, last_reason, last_at) "
-    "VALUES (?, ?, ?, ?)",
-    "conflict": "INSERT INTO {ks}.seq_conflicts (vehicle_id, seq, other_crc, epoch, first_crc, recorded_at, "
-    "message) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "restart": "INSERT INTO {ks}.sequence_restarts (vehicle_id, epoch, restarted_at, previous_next_seq, first_seq) "
-    "VALUES (?, ?, ?, ?, ?)",
-    # Status by arrival: the last will is composed at connect time, so its own clock would lose to heartbeats.
-    "status": "INSERT INTO {ks}.vehicle_status (vehicle_id, online, reason, status_time, received_at, "
-    f"outbox_depth, dropped_total, detail, {', '.join(c for c, _ in STATUS_HEALTH_COLUMNS)}) "
-    f"VALUES (?, ?, ?, ?, ?, ?, ?, ?{', ?' * len(STATUS_HEALTH_COLUMNS)})",
-    "agent_restart": "INSERT INTO {ks}.agent_restarts (vehicle_id, epoch, restart, started_at, unclean, lost_ms, "
-    "reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-    "quarantine": "INSERT INTO {ks}.time_quarantine (vehicle_id, day_bucket, message_id, received_at, routing_key, "
-    "reason, epoch, seq, kind, start_time_us, end_time_us, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    "quarantine_day": "INSERT INTO {ks}.quarantine_days (day_bucket, vehicle_id, last_reason, last_at) "
-    "VALUES (?, ?, ?, ?)",
-}
+# The job's prepared statements, by name, derived from the declarations (cloud/tables.py, `write=`).
+STATEMENTS: dict[str, str] = {name: table.insert_cql() for name, table in WRITTEN.items()}
 
-Write = tuple[str, Sequence[Any]]  # (statement name, bound values)
-
-# How many of a statement's first values are its row's primary key (tests/unit/test_cloud_logic.py checks them
-# against cloud/schema.py).
-KEY_VALUES: dict[str, int] = {
-    "block": 4,
-    "hour": 2,
-    "vehicle": 1,
-    "event_by_vehicle": 4,
-    "event_by_fleet": 5,
-    "minute": 3,
-    "trip": 2,
-    "score": 2,
-    "gap": 3,
-    "late": 3,
-    "rejected": 3,
-    "rejected_source": 2,
-    "conflict": 3,
-    "restart": 2,
-    "status": 1,
-    "agent_restart": 3,
-    "quarantine": 3,
-    "quarantine_day": 2,
-}
+# How many of a statement's first values are its row's primary key (a declaration lists its key columns first).
+KEY_VALUES: dict[str, int] = {name: len(table.key_names) for name, table in WRITTEN.items()}
 # Statements that carry their own write timestamp (their last bound value): of two writes of such a row the one
 # with the newer timestamp wins, whatever the order they are sent in, and whatever batch they share.
-OWN_TIMESTAMP = frozenset(name for name, cql in STATEMENTS.items() if "USING TIMESTAMP" in cql)
+OWN_TIMESTAMP = frozenset(name for name, table in WRITTEN.items() if table.own_timestamp)
 
 
 def coalesce(writes: Sequence[Write]) -> list[Write]:
@@ -220,8 +161,10 @@ class CassandraWriter:
             self.unwritable += 1
             log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
             reason = f"the job produced a {name} row its table cannot hold: {type(exc).__name__}: {exc}"
-            row = rejected_values("", f"({name} row)", repr(values).encode(), reason, now_ms=int(time.time() * 1000))
-            return self._prepared["rejected"].bind(row)
+            rejected, row = rejected_row(
+                "", f"({name} row)", repr(values).encode(), reason, now_ms=int(time.time() * 1000)
+            )
+            return self._prepared[rejected].bind(row)
 
     def _replica(self, bound: Any) -> Any:
         """The first replica of the row's partition (None on a single node): a batch of one replica's rows is

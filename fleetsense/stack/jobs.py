@@ -111,6 +111,11 @@ def upgrade_ingest(config: StackConfig, overrides: dict[str, str] | None = None)
     if shards is not None:
         overrides["shards"] = shards
     savepoint = flink.stop_with_savepoint(running.job_id, config.component_dir("flink") / "savepoints")
+    # The migrations the new code brings run while no job writes: a copy into a renamed column (migration 7) must
+    # not race the old job, which still writes the old column.
+    from fleetsense.stack.cassandra import Cassandra
+
+    Cassandra(config).apply_schema()
     new_id, _ = submit_ingest(config, overrides, savepoint=savepoint)
     return running.job_id, savepoint, new_id
 

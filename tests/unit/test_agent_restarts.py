@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fleetsense.cloud import schema
 from fleetsense.cloud.status_rows import RestartsSeen, restart_writes, seen_after, status_writes
+from fleetsense.cloud.tables import VEHICLE_STATUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,8 +28,7 @@ def status(**fields: Any) -> VehicleStatus:
 def column(writes: list[tuple[str, Any]], name: str) -> Any:
     """A vehicle_status column's value in the status row among `writes`."""
     (values,) = [values for statement, values in writes if statement == "status"]
-    names = ["vehicle_id", "online", "reason", "status_time", "received_at", "outbox_depth", "dropped_total", "detail"]
-    return dict(zip(names + [c for c, _ in schema.STATUS_HEALTH_COLUMNS], values, strict=True))[name]
+    return VEHICLE_STATUS.value(values, name)
 
 
 def test_a_crash_with_12_s_lost_is_stored_with_the_status_and_once_in_the_history_even_when_resent() -> None:
@@ -104,7 +104,9 @@ def test_a_storage_fault_status_is_stored_and_its_dropped_ranges_become_seq_gaps
         bind(name, values)
 
 
-NEW_FIELDS = [c for c, _ in schema.STATUS_HEALTH_COLUMNS if c != "epoch"]
+# The columns migration 6 added to vehicle_status: the status message's fields of the same names.
+HEALTH_COLUMNS = [c for c in VEHICLE_STATUS.columns if c.since == 6]
+NEW_FIELDS = [c.name for c in HEALTH_COLUMNS if c.name != "epoch"]
 ANY_JSON = st.none() | st.booleans() | st.floats() | st.text(max_size=300) | st.lists(st.integers(), max_size=2)
 NUMBERS = st.integers(-5, 5) | st.integers(0, INT32_MAX + 1) | st.integers(-(2**64), 2**64)
 
@@ -158,9 +160,9 @@ class SchemaSession:
 
 def test_migration_6_adds_only_the_status_columns_a_cut_off_run_did_not_add() -> None:
     session = SchemaSession([1, 2, 3, 4, 5], ["vehicle_id", "online", "epoch", "restarts"])
-    assert schema.apply_schema(session) == [6]
+    assert schema.apply_schema(session, up_to=6) == [6]
     added = [cql.split(" ADD ")[1] for cql in session.ran if cql.startswith("ALTER")]
-    assert added == [f"{c} {t}" for c, t in schema.STATUS_HEALTH_COLUMNS if c not in ("epoch", "restarts")]
+    assert added == [f"{c.name} {c.cql_type}" for c in HEALTH_COLUMNS if c.name not in ("epoch", "restarts")]
     assert any("CREATE TABLE IF NOT EXISTS fleetsense.time_quarantine" in cql for cql in session.ran)
     assert any(f"default_time_to_live = {schema.QUARANTINE_TTL_S}" in cql for cql in session.ran)
     assert schema.QUARANTINE_TTL_S > schema.REJECTED_TTL_S

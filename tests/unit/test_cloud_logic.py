@@ -1,4 +1,5 @@
-"""Cloud-side pure logic: numpy decoding, validation verdicts, time buckets, schema text."""
+"""Cloud-side pure logic: numpy decoding, validation verdicts, time buckets, compaction choice, coalescing writes
+(the tables and their statements: test_tables.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from fleetsense.cloud import schema
 from fleetsense.cloud.decode import decode_batch
 from fleetsense.cloud.job_settings import IngestJobSettings
 from fleetsense.cloud.store import (
-    KEY_VALUES,
-    OWN_TIMESTAMP,
-    STATEMENTS,
     batch_slices,
     coalesce,
     day_buckets,
@@ -101,19 +99,6 @@ def test_hour_buckets() -> None:
     assert hour_bucket_ms(5 * hour_us - 1) == 4 * hour_us // 1000
 
 
-def test_migrations_are_numbered_in_order_and_idempotent_by_construction() -> None:
-    versions = [m.version for m in schema.MIGRATIONS]
-    assert versions == sorted(set(versions)) and versions[0] == 1
-    for migration in schema.MIGRATIONS:
-        for statement in migration.statements:
-            # An added column is idempotent through apply_schema, which runs it only when the column is missing.
-            idempotent = ("IF NOT EXISTS", "DROP TABLE IF EXISTS")
-            assert any(word in statement for word in idempotent) or schema.ADDED_COLUMN.fullmatch(statement)
-            # CQL 3.2 (Cassandra 2.1) has none of these; production's 4.x/5.x would accept them.
-            for newer in (" date,", "MATERIALIZED VIEW", "GROUP BY", "toTimestamp", "dateOf"):
-                assert newer not in statement
-
-
 def test_compaction_is_chosen_by_server_version() -> None:
     assert "SizeTiered" in schema.time_series_compaction("2.1.0", 1)  # DTCS arrived in 2.1.1
     assert "DateTiered" in schema.time_series_compaction("2.1.1", 1)
@@ -149,32 +134,6 @@ def test_block_batches_are_bounded_by_rows_and_bytes_and_keep_every_row_once() -
     assert all(
         end - start <= 16 and (end - start == 1 or sum(sizes[start:end]) <= BATCH_BYTES_40K) for start, end in slices
     )
-
-
-def _primary_keys() -> dict[str, set[str]]:
-    """Each table's primary-key columns, from the migrations' CREATE TABLE statements (the last definition)."""
-    keys: dict[str, set[str]] = {}
-    for migration in schema.MIGRATIONS:
-        for cql in migration.statements:
-            table = re.search(r"CREATE TABLE IF NOT EXISTS \{ks\}\.(\w+)", cql)
-            if not table:
-                continue
-            compound = re.search(r"PRIMARY KEY \((.*)\)\s*\)", cql, re.S)
-            single = re.search(r"(\w+) \w+ PRIMARY KEY", cql)
-            columns = compound.group(1) if compound else single.group(1) if single else ""
-            keys[table.group(1)] = set(re.findall(r"\w+", columns))
-    return keys
-
-
-def test_each_statements_key_values_are_its_tables_primary_key() -> None:
-    keys = _primary_keys()
-    assert set(KEY_VALUES) == set(STATEMENTS)
-    for name, cql in STATEMENTS.items():
-        insert = re.match(r"INSERT INTO \{ks\}\.(\w+) \(([^)]*)\)", cql)
-        assert insert, name
-        columns = [c.strip() for c in insert.group(2).split(",")]
-        assert set(columns[: KEY_VALUES[name]]) == keys[insert.group(1)], name
-    assert {"vehicle"} == OWN_TIMESTAMP
 
 
 def test_coalesce_keeps_each_rows_last_write_and_of_a_timestamped_row_its_newest() -> None:

@@ -1,0 +1,525 @@
+"""Every Cassandra table fleetsense has ever had, declared once as data: columns (type, unit, meaning), keys and
+their order, TTL, compaction, why the table exists, the migration that made it (and dropped it), and the job's
+statement that writes it. Everything else is derived (cloud/table_model.py): the migrations' CREATE and ALTER
+statements (cloud/schema.py), the prepared INSERTs and their key lengths (cloud/store.py), the rows built by
+column name (cloud/result_rows.py, cloud/status_rows.py), readers' SELECTs and the table reference in
+docs/cloud-etl.md (cloud/table_docs.py).
+
+Adding a column is one `Column(..., since=N)` here plus `Migration(version=N, ...)` in cloud/schema.py.
+Every type is one of the constants below: CQL 3.2 (Cassandra 2.1, the local stack) and 4.x/5.x alike.
+"""
+
+from __future__ import annotations
+
+from fleetsense.cloud.table_model import Column, Order, Table, Ttl
+
+from fleetsense.wire import CHANNEL_NAMES, Kind
+
+# --- CQL types: spelled here only, so a move to a newer Cassandra changes them in one place -----------------------
+TEXT = "text"
+INT = "int"
+BIGINT = "bigint"
+FLOAT = "float"
+DOUBLE = "double"
+BOOLEAN = "boolean"
+BLOB = "blob"
+TIMEUUID = "timeuuid"
+TIMESTAMP = "timestamp"  # bound as ms since 1970 (UTC), read back as a naive UTC datetime
+DAY = TEXT  # a UTC day, "YYYY-MM-DD": CQL 3.2 has no `date` type
+COUNTS = "map<text, int>"  # event kind -> events (every counted kind of fleetsense.event_kinds)
+
+# --- TTLs ---------------------------------------------------------------------------------------------------------
+REJECTED_TTL = Ttl(30 * 86_400)
+SAMPLE_TTL = Ttl(90 * 86_400, env="FLEETSENSE_SAMPLE_TTL_S")
+# Longer than a rejection's 30 days: a wrong clock may be found (and the data re-admitted) weeks later.
+QUARANTINE_TTL = Ttl(90 * 86_400, env="FLEETSENSE_QUARANTINE_TTL_S")
+REJECTED_TTL_S, SAMPLE_TTL_S, QUARANTINE_TTL_S = REJECTED_TTL.seconds, SAMPLE_TTL.seconds, QUARANTINE_TTL.seconds
+
+ASC, DESC = Order.ASC, Order.DESC
+
+
+def _col(
+    name: str, cql_type: str, meaning: str, unit: str = "", *, since: int | None = None, replaces: str | None = None
+) -> Column:
+    return Column(name=name, cql_type=cql_type, unit=unit, meaning=meaning, since=since, replaces=replaces)
+
+
+# Columns several tables share, with the same meaning everywhere.
+VEHICLE_ID = _col("vehicle_id", TEXT, "the vehicle, as its routing key names it (the broker authenticated it)")
+DAY_BUCKET = _col("day_bucket", DAY, "UTC day of the row's time, YYYY-MM-DD")
+HOUR_BUCKET = _col("hour_bucket", TIMESTAMP, "start of the UTC hour of the batch's first sample", "ms")
+EPOCH = _col("epoch", BIGINT, "the vehicle's sequence epoch (a replaced device counts from 0 again in a new one)")
+SEQ = _col("seq", BIGINT, "the batch's sequence number within its epoch")
+KIND = _col("kind", INT, "wire kind: 1 accelerometer, 2 IMU, 3 barometer")
+WIRE_MESSAGE = _col("message", BLOB, "the wire message, every byte (docs/wire-format.md)")
+EVENT_KIND = _col("kind", TEXT, "the event's kind (fleetsense.event_kinds: harsh_brake, bump, stop, ...)")
+EVENT_COUNTS = _col("event_counts", COUNTS, "events of each counted kind", "events")
+REJECTION = (
+    _col("message_id", TEXT, "first 32 hex digits of SHA-256(routing key, 0x00, bytes): a redelivery is one row"),
+    _col("received_at", TIMESTAMP, "when the job received it", "ms"),
+    _col("routing_key", TEXT, "where it came from (first 300 characters)"),
+    _col("reason", TEXT, "why it was rejected (first 1,000 characters)"),
+    _col("excerpt", BLOB, "its first 256 bytes (all of it for a fault of ours)"),
+    _col("size_bytes", INT, "its whole size", "bytes"),
+)
+
+
+_UNITS = {"m_s2": "m/s²", "rad_s": "rad/s", "pa": "Pa", "c": "degC"}  # of a wire channel, by its name's suffix
+
+
+def _sample_table(name: str, kind: Kind, *, since: int) -> Table:
+    """A per-sample table of migrations 1-2: its value columns are the wire format's channel names."""
+    return Table(
+        name=name,
+        why="one row per sample (replaced by one row per batch in migration 3: 100x fewer writes)",
+        columns=(
+            VEHICLE_ID,
+            HOUR_BUCKET,
+            SEQ,
+            _col("sample_index", INT, "the sample's index in its batch"),
+            _col("sample_time", TIMESTAMP, "the sample's time", "ms"),
+            *(
+                # double for pressure: float's 24-bit mantissa would round 101325.37 Pa to 0.01 Pa steps at best.
+                _col(
+                    channel,
+                    DOUBLE if channel == "pressure_pa" else FLOAT,
+                    "the channel",
+                    _UNITS[channel.split("_", 1)[1]],
+                )
+                for channel in CHANNEL_NAMES[kind]
+            ),
+        ),
+        partition_key=("vehicle_id", "hour_bucket"),
+        clustering=(("seq", DESC), ("sample_index", DESC)),
+        since=since,
+        dropped=3,
+    )
+
+
+ACCEL_SAMPLES = _sample_table("accel_samples", Kind.ACCEL, since=1)
+IMU_SAMPLES = _sample_table("imu_samples", Kind.IMU, since=2)
+ENVIRONMENT_SAMPLES = _sample_table("environment_samples", Kind.BARO, since=2)
+
+REJECTED_MESSAGES = Table(
+    name="rejected_messages",
+    why="rejected messages under a random key (replaced by rejected_by_day's content hash in migration 3)",
+    columns=(
+        DAY_BUCKET,
+        _col("received_at", TIMEUUID, "when it arrived, made unique"),
+        *(c for c in REJECTION if c.name not in ("message_id", "received_at")),
+    ),
+    partition_key=("day_bucket",),
+    clustering=(("received_at", DESC),),
+    since=1,
+    dropped=3,
+)
+
+VEHICLE_HOURS = Table(
+    name="vehicle_hours",
+    why="which hours hold a vehicle's batches, so readers never scan",
+    columns=(VEHICLE_ID, HOUR_BUCKET),
+    partition_key=("vehicle_id",),
+    clustering=(("hour_bucket", DESC),),
+    since=1,
+    write="hour",
+)
+
+VEHICLES = Table(
+    name="vehicles",
+    why="the latest batch seen per vehicle; written USING TIMESTAMP = its sample time, so a replayed old batch never "
+    "overwrites a newer one",
+    columns=(
+        VEHICLE_ID,
+        _col("last_seq", BIGINT, "seq of the newest batch seen"),
+        _col("last_sample_time", TIMESTAMP, "time of that batch's last sample", "ms"),
+    ),
+    partition_key=("vehicle_id",),
+    since=1,
+    write="vehicle",
+    own_timestamp=True,
+)
+
+_BATCH_COLUMNS = (
+    _col("start_time", TIMESTAMP, "the batch's first sample time", "ms"),
+    _col("sample_period_us", INT, "time between samples", "µs"),
+    _col("sample_count", INT, "samples in the batch"),
+    _col("flags", INT, "the wire header's flags (CLOCK_UNSYNCED, GAP_BEFORE, CLOCK_STEPPED)"),
+    WIRE_MESSAGE,
+)
+
+SAMPLE_BLOCKS = Table(
+    name="sample_blocks",
+    why="one row per batch keyed by seq alone (replaced by batches; its rows age out by their TTL)",
+    columns=(VEHICLE_ID, HOUR_BUCKET, SEQ, KIND, *_BATCH_COLUMNS),
+    partition_key=("vehicle_id", "hour_bucket"),
+    clustering=(("seq", DESC),),
+    ttl=SAMPLE_TTL,
+    compaction_window_hours=1,
+    since=3,
+    retired=5,
+)
+
+BATCHES = Table(
+    name="batches",
+    why="the wire message as received, one row per batch (5-8 bytes a sample, decoded by readers with "
+    "cloud.decode); one partition per vehicle and UTC hour; (epoch, seq) names a batch, so a redelivery overwrites "
+    "itself",
+    columns=(VEHICLE_ID, HOUR_BUCKET, EPOCH, SEQ, KIND, *_BATCH_COLUMNS),
+    partition_key=("vehicle_id", "hour_bucket"),
+    clustering=(("epoch", ASC), ("seq", DESC)),
+    ttl=SAMPLE_TTL,
+    compaction_window_hours=1,
+    since=5,
+    write="block",
+)
+
+_EVENT_COLUMNS = (
+    _col("end_time", TIMESTAMP, "when it ended", "ms"),
+    _col("duration_ms", INT, "how long it lasted", "ms"),
+    _col("peak", FLOAT, "its peak, in peak_unit: g (driving, bump), s (a stop's length), degC (temperature)"),
+    _col("peak_unit", TEXT, "the unit of peak (fleetsense.event_kinds)"),
+)
+EVENT_START = _col("start_time", TIMESTAMP, "when the event started", "ms")
+
+EVENTS_BY_VEHICLE = Table(
+    name="events_by_vehicle",
+    why="a vehicle's events of a UTC day; keyed by start and kind, so a replay overwrites",
+    columns=(
+        VEHICLE_ID,
+        DAY_BUCKET,
+        EVENT_START,
+        EVENT_KIND,
+        *_EVENT_COLUMNS,
+        _col("detected_at", TIMESTAMP, "when the job detected it", "ms"),
+    ),
+    partition_key=("vehicle_id", "day_bucket"),
+    clustering=(("start_time", DESC), ("kind", ASC)),
+    compaction_window_hours=24,
+    since=3,
+    write="event_by_vehicle",
+)
+
+EVENTS_BY_FLEET = Table(
+    name="events_by_fleet",
+    why="the whole fleet's events of one UTC hour: bounded partitions, a day is 24 reads",
+    columns=(
+        DAY_BUCKET,
+        _col("hour", INT, "UTC hour of day of the start, 0-23"),
+        EVENT_START,
+        VEHICLE_ID,
+        EVENT_KIND,
+        *_EVENT_COLUMNS,
+    ),
+    partition_key=("day_bucket", "hour"),
+    clustering=(("start_time", DESC), ("vehicle_id", ASC), ("kind", ASC)),
+    compaction_window_hours=24,
+    since=3,
+    write="event_by_fleet",
+)
+
+MINUTE_AGGREGATES = Table(
+    name="minute_aggregates",
+    why="running totals of each minute, upserted after every batch (idempotent: a replay rewrites the same)",
+    columns=(
+        VEHICLE_ID,
+        DAY_BUCKET,
+        _col("minute", TIMESTAMP, "start of the UTC minute", "ms"),
+        _col("sample_count", INT, "IMU samples analysed in the minute"),
+        # Its old name: the analytics call it driving_s, as driver_scores does. Cassandra 2.1 renames no column, so
+        # driving_s was added and filled from it (migration 7). Kept, not dropped: the job being upgraded still
+        # writes it until it stops (a dropped column would fail its prepared INSERT), and a rollback stays possible.
+        _col("moving_s", FLOAT, "what driving_s meant before migration 7: no longer written or read", "s"),
+        _col("driving_s", FLOAT, "time the vehicle was moving in the minute", "s", since=7, replaces="moving_s"),
+        _col("max_longitudinal_g", FLOAT, "largest |longitudinal acceleration|", "g"),
+        _col("max_lateral_g", FLOAT, "largest |lateral acceleration|", "g"),
+        _col("rms_vertical_g", FLOAT, "RMS of vertical acceleration minus gravity", "g"),
+        EVENT_COUNTS,
+        _col("mean_temperature_c", FLOAT, "mean cabin temperature (null without barometer samples)", "degC"),
+        _col("altitude_change_m", FLOAT, "altitude change over the minute, from pressure (null without)", "m"),
+        _col("updated_at", TIMESTAMP, "when the job last wrote the row", "ms"),
+    ),
+    partition_key=("vehicle_id", "day_bucket"),
+    clustering=(("minute", DESC),),
+    compaction_window_hours=24,
+    since=3,
+    write="minute",
+)
+
+TRIPS = Table(
+    name="trips",
+    why="one row per trip, the open one rewritten as it grows",
+    columns=(
+        VEHICLE_ID,
+        _col("start_time", TIMESTAMP, "when the trip started", "ms"),
+        _col("end_time", TIMESTAMP, "when it ended (so far, while open)", "ms"),
+        _col("duration_s", FLOAT, "its length", "s"),
+        _col("open", BOOLEAN, "still going"),
+        EVENT_COUNTS,
+        _col("score", FLOAT, "the trip's driver score, 0-100 (docs/analytics.md)", "points"),
+    ),
+    partition_key=("vehicle_id",),
+    clustering=(("start_time", DESC),),
+    since=3,
+    write="trip",
+)
+
+DRIVER_SCORES = Table(
+    name="driver_scores",
+    why="a vehicle's score per UTC day, rewritten as the day goes on",
+    columns=(
+        VEHICLE_ID,
+        DAY_BUCKET,
+        _col("score", FLOAT, "the day's driver score, 0-100 (docs/analytics.md)", "points"),
+        _col("driving_s", FLOAT, "time the vehicle was moving that day", "s"),
+        EVENT_COUNTS,
+        _col("updated_at", TIMESTAMP, "when the job last wrote the row", "ms"),
+    ),
+    partition_key=("vehicle_id",),
+    clustering=(("day_bucket", DESC),),
+    since=3,
+    write="score",
+)
+
+VEHICLE_STATUS = Table(
+    name="vehicle_status",
+    why="the latest status per vehicle, from its status messages and its last will; written in arrival order (a "
+    "last will is composed at connect time, so its own time is older than the heartbeats it follows)",
+    columns=(
+        VEHICLE_ID,
+        _col("online", BOOLEAN, "connected, as the status or the last will says"),
+        _col("reason", TEXT, "heartbeat, connected, stopping, or connection lost (the last will)"),
+        _col("status_time", TIMESTAMP, "the status's own time (null: the device's clock was not known good)", "ms"),
+        _col("received_at", TIMESTAMP, "when the job received it", "ms"),
+        _col("outbox_depth", INT, "batches waiting in the device's outbox"),
+        _col("dropped_total", BIGINT, "batches the device ever dropped"),
+        _col("detail", TEXT, "JSON: agent version, clock synced, uptime, sensor health, next seq, set-aside rows"),
+        # What the status message says about restarts and storage (fleetsense/status.py), null when it does not.
+        _col("epoch", BIGINT, "the sequence epoch the status speaks for", since=6),
+        _col("restarts", INT, "starts of the agent after the first since its state directory was made", since=6),
+        _col("unclean_restarts", INT, "of those, how many followed no recorded clean stop (a crash)", since=6),
+        _col("last_restart_lost_ms", BIGINT, "samples lost across the last restart", "ms", since=6),
+        _col("storage_error", TEXT, "the outbox's current storage fault (null when storage works)", since=6),
+        _col("memory_batches", INT, "batches held in memory while storage fails", since=6),
+        _col("held_unsynced", INT, "batches held on the device until its clock is known good", since=6),
+    ),
+    partition_key=("vehicle_id",),
+    since=3,
+    write="status",
+)
+
+_GAP = (
+    _col("first_seq", BIGINT, "first seq of the gap"),
+    _col("last_seq", BIGINT, "last seq of the gap"),
+    _col("recorded_at", TIMESTAMP, "when the job gave up on it (or the device declared it)", "ms"),
+)
+SEQUENCE_GAPS = Table(
+    name="sequence_gaps",
+    why="gaps keyed by seq alone (replaced by seq_gaps)",
+    columns=(VEHICLE_ID, *_GAP),
+    partition_key=("vehicle_id",),
+    clustering=(("first_seq", DESC),),
+    since=3,
+    retired=5,
+)
+SEQ_GAPS = Table(
+    name="seq_gaps",
+    why="what the sequencer gave up waiting for, or the device said it dropped",
+    columns=(VEHICLE_ID, EPOCH, *_GAP),
+    partition_key=("vehicle_id",),
+    clustering=(("epoch", ASC), ("first_seq", DESC)),
+    since=5,
+    write="gap",
+)
+
+_ARRIVED = _col("arrived_at", TIMESTAMP, "when it arrived", "ms")
+LATE_BATCHES = Table(
+    name="late_batches",
+    why="late batches keyed by seq alone (replaced by late_arrivals)",
+    columns=(VEHICLE_ID, SEQ, _ARRIVED),
+    partition_key=("vehicle_id",),
+    clustering=(("seq", DESC),),
+    since=3,
+    retired=5,
+)
+LATE_ARRIVALS = Table(
+    name="late_arrivals",
+    why="batches that arrived after their gap was given up on: stored in batches, not analysed",
+    columns=(VEHICLE_ID, EPOCH, SEQ, _ARRIVED),
+    partition_key=("vehicle_id",),
+    clustering=(("epoch", ASC), ("seq", DESC)),
+    since=5,
+    write="late",
+)
+
+REJECTED_BY_DAY = Table(
+    name="rejected_by_day",
+    why="rejections of a day keyed by content hash (replaced by per-source partitions in migration 5)",
+    columns=(DAY_BUCKET, *REJECTION),
+    partition_key=("day_bucket",),
+    clustering=(("message_id", ASC),),
+    since=3,
+    dropped=5,
+)
+
+VEHICLE_PROFILES = Table(
+    name="vehicle_profiles",
+    why="each vehicle's class, which picks its event thresholds (written by `fleetsense vehicle-class`)",
+    columns=(
+        VEHICLE_ID,
+        _col("vehicle_class", TEXT, "car, van or truck"),
+        _col("updated_at", TIMESTAMP, "when it was set: a newer setting wins", "ms"),
+    ),
+    partition_key=("vehicle_id",),
+    since=4,
+)
+
+REJECTED_BY_SOURCE = Table(
+    name="rejected_by_source",
+    why="rejected input, one partition per source (the vehicle its routing key names) and UTC day: a noisy device "
+    "fills only its own; at most a few rows a minute per source (cloud/rejections.py), every rejection counted",
+    columns=(_col("source", TEXT, "the vehicle the routing key names, or '' for none"), DAY_BUCKET, *REJECTION),
+    partition_key=("source", "day_bucket"),
+    clustering=(("message_id", ASC),),
+    ttl=REJECTED_TTL,
+    since=5,
+    write="rejected",
+)
+
+_LAST = (
+    _col("last_reason", TEXT, "the reason of the latest"),
+    _col("last_at", TIMESTAMP, "when the latest was received", "ms"),
+)
+REJECTED_SOURCES = Table(
+    name="rejected_sources",
+    why="which sources had rejections on a day, so a reader never scans",
+    columns=(DAY_BUCKET, _col("source", TEXT, "the vehicle the routing key names, or '' for none"), *_LAST),
+    partition_key=("day_bucket",),
+    clustering=(("source", ASC),),
+    ttl=REJECTED_TTL,
+    since=5,
+    write="rejected_source",
+)
+
+SEQ_CONFLICTS = Table(
+    name="seq_conflicts",
+    why="a seq that came again with other content: both CRC-32s and the other copy whole; the first copy is the one "
+    "stored and analysed",
+    columns=(
+        VEHICLE_ID,
+        SEQ,
+        _col("other_crc", BIGINT, "CRC-32 of the other copy"),
+        _col("epoch", BIGINT, "the vehicle's sequence epoch at the time"),
+        _col("first_crc", BIGINT, "CRC-32 of the copy stored"),
+        _col("recorded_at", TIMESTAMP, "when the other copy arrived", "ms"),
+        _col("message", BLOB, "the other copy, every byte"),
+    ),
+    partition_key=("vehicle_id",),
+    clustering=(("seq", DESC), ("other_crc", ASC)),
+    since=5,
+    write="conflict",
+)
+
+SEQUENCE_RESTARTS = Table(
+    name="sequence_restarts",
+    why="a device that started its sequence again (reflashed, replaced): the vehicle's sequence epoch counts up",
+    columns=(
+        VEHICLE_ID,
+        _col("epoch", BIGINT, "the new sequence's epoch"),
+        _col("restarted_at", TIMESTAMP, "when the job saw it", "ms"),
+        _col("previous_next_seq", BIGINT, "the seq the old sequence expected next (null: beyond a bigint)"),
+        _col("first_seq", BIGINT, "the new sequence's first seq"),
+    ),
+    partition_key=("vehicle_id",),
+    clustering=(("epoch", DESC),),
+    since=5,
+    write="restart",
+)
+
+TIME_QUARANTINE = Table(
+    name="time_quarantine",
+    why="every message rejected for its sample times, whole, so `fleetsense quarantine readmit` can publish it "
+    "again, re-timed; one partition per vehicle and UTC day of arrival (the batch's own times are what is wrong)",
+    columns=(
+        _col("vehicle_id", TEXT, "the vehicle its routing key names (the payload names the same)"),
+        _col("day_bucket", DAY, "UTC day the cloud received it, YYYY-MM-DD"),
+        REJECTION[0],
+        _col("received_at", TIMESTAMP, "when the job received it", "ms"),
+        _col("routing_key", TEXT, "fleet.<vehicle>.telemetry: where a readmission publishes it"),
+        _col("reason", TEXT, "the rejection's reason (in the future, more than 30 days old, clock not synchronised)"),
+        _col("epoch", BIGINT, "the batch's sequence epoch (0: v1/v2), from its header"),
+        _col("seq", BIGINT, "the batch's seq, from its header"),
+        KIND,
+        # bigint, not timestamp: a wrong clock may claim a year no timestamp reader can show.
+        _col("start_time_us", BIGINT, "the batch's first sample time as the device claimed it", "µs since 1970"),
+        _col("end_time_us", BIGINT, "its last sample time (capped at 2^63-1)", "µs since 1970"),
+        WIRE_MESSAGE,
+    ),
+    partition_key=("vehicle_id", "day_bucket"),
+    clustering=(("message_id", ASC),),
+    ttl=QUARANTINE_TTL,
+    since=6,
+    write="quarantine",
+)
+
+QUARANTINE_DAYS = Table(
+    name="quarantine_days",
+    why="which vehicles have quarantined messages on a day, so a reader never scans",
+    columns=(DAY_BUCKET, VEHICLE_ID, *_LAST),
+    partition_key=("day_bucket",),
+    clustering=(("vehicle_id", ASC),),
+    ttl=QUARANTINE_TTL,
+    since=6,
+    write="quarantine_day",
+)
+
+AGENT_RESTARTS = Table(
+    name="agent_restarts",
+    why="one row per restart of the agent, numbered as its status counts them within a sequence epoch",
+    columns=(
+        VEHICLE_ID,
+        _col("epoch", BIGINT, "the status's sequence epoch (a new state directory counts from 0 again)"),
+        _col("restart", INT, "the restart's number, as the status's restarts counts it"),
+        _col("started_at", TIMESTAMP, "arrival of the status that showed it minus its uptime (null: missed)", "ms"),
+        _col("unclean", BOOLEAN, "after a crash (true), a clean stop (false), or not known (null)"),
+        _col("lost_ms", BIGINT, "samples lost across it (null: not known or missed)", "ms"),
+        _col("reported_at", TIMESTAMP, "arrival of the status that first showed it", "ms"),
+    ),
+    partition_key=("vehicle_id",),
+    clustering=(("epoch", DESC), ("restart", DESC)),
+    since=6,
+    write="agent_restart",
+)
+
+# In the order the migrations first created them.
+TABLES: tuple[Table, ...] = (
+    ACCEL_SAMPLES,
+    VEHICLE_HOURS,
+    VEHICLES,
+    REJECTED_MESSAGES,
+    IMU_SAMPLES,
+    ENVIRONMENT_SAMPLES,
+    SAMPLE_BLOCKS,
+    EVENTS_BY_VEHICLE,
+    EVENTS_BY_FLEET,
+    MINUTE_AGGREGATES,
+    TRIPS,
+    DRIVER_SCORES,
+    VEHICLE_STATUS,
+    SEQUENCE_GAPS,
+    LATE_BATCHES,
+    REJECTED_BY_DAY,
+    VEHICLE_PROFILES,
+    BATCHES,
+    SEQ_GAPS,
+    LATE_ARRIVALS,
+    REJECTED_BY_SOURCE,
+    REJECTED_SOURCES,
+    SEQ_CONFLICTS,
+    SEQUENCE_RESTARTS,
+    TIME_QUARANTINE,
+    QUARANTINE_DAYS,
+    AGENT_RESTARTS,
+)
+
+# The job's statements: name -> the table it writes.
+WRITTEN: dict[str, Table] = {table.write: table for table in TABLES if table.write is not None}
