@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetsense.edge.i2c import I2CBus, I2CError
 from fleetsense.edge.sensors import RegisterDevice
 from fleetsense.edge.sensors import bmp280_registers as reg
 from fleetsense.edge.sensors.bmp280_math import Calibration, adc_from_registers, pressure_pa, temperature_c_and_fine
+from fleetsense.edge.sensors.bus import I2CBus, I2CError
 from fleetsense.edge.sources import EnvironmentSample, Health, SourceStatus
 
 from fleetsense.errors import ConfigError

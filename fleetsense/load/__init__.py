@@ -1,0 +1,1 @@
+"""The roof's load generator (placeholder)."""
