@@ -20,6 +20,10 @@ from fleetsense.errors import ConfigError
 log = logging.getLogger(__name__)
 
 NVM_WAIT_POLLS = 20  # x 1 ms; the data sheet's start-up time is 2 ms
+# How the agent sends this sensor's readings (wire kind BARO): pressure around the batch's first reading, and
+# temperature, as counts of these units. Here so the simulator's pooled batches quantise the same way.
+PRESSURE_PA_PER_COUNT = 0.1  # ±3.2 kPa around the batch's first reading: ±270 m of climb within one window
+TEMPERATURE_C_PER_COUNT = 0.01
 
 
 @dataclass(frozen=True, kw_only=True)
