@@ -1,6 +1,10 @@
 """One MQTT connection of the load generator, as an asyncio protocol: CONNECT when the TCP connection opens, then
 whatever the owner writes; CONNACK resolves `connack`, each PUBACK and the loss of the connection are reported
-through callbacks. Reconnecting, in-flight windows and resends are the owner's (runner.py)."""
+through callbacks. Reconnecting, in-flight windows and resends are the owner's (runner.py).
+
+Hand-written rather than aiomqtt because it is measured to be needed (bench/mqtt_client.py, 2,000 vehicles): at
+the load's real pattern it takes 0.15 of a core where aiomqtt takes 0.36, 35 MiB where aiomqtt takes 192 MiB, and
+publishes 13,000 messages/s where aiomqtt manages 2,900 (less than the 4,000/s of 2,000 vehicles with barometer)."""
 
 from __future__ import annotations
 
