@@ -313,7 +313,7 @@ def restamp(message: bytes, *, vehicle_id: str, seq: int, start_time_us: int) ->
     """`message` (v2 or v3) as vehicle `vehicle_id` sends it as batch `seq` starting at `start_time_us`, with its
     CRC: byte for byte what `encode` gives for the same batch under that identity (samples, flags, epoch kept).
     How the load generator publishes thousands of vehicles from a few rendered messages; `Restamper` is the same
-    for one vehicle and many messages, without re-checking them."""
+    for one vehicle and many messages, each template checked once."""
     return Restamper(vehicle_id).stamp(StampTemplate.from_message(message), seq, start_time_us)
 
 
