@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from fleetsense.gateway import topology
-from fleetsense.sim.fleet_load import connect_packet
 
+from fleetsense.load.mqtt_packets import connect_packet
 from fleetsense.stack import manager
 from fleetsense.stack.layout import LOOPBACK, Ports, StackConfig, repo_root
 from fleetsense.stack.rabbitmq import AuthChain, RabbitMQ

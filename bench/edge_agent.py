@@ -39,12 +39,12 @@ from typing import Any, Protocol
 
 from fleetsense.edge.outbox import Outbox
 from fleetsense.edge.storage_io import Disk
-from fleetsense.sim import virtual_drive
 from fleetsense.sim.fleet import vehicle_physics
-from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense import wire
 from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig
+from fleetsense.load import virtual_drive
+from fleetsense.load.virtual_drive import record_drive
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD_REV = "7a9a72a"  # the last commit with the SQLite outbox (issue 13 replaced it)

@@ -32,7 +32,9 @@ from typing import Any
 
 from fleetsense.cloud.shard_stream import PrefixedWaiting, on_bundle
 from fleetsense.cloud.vehicle_stream import StreamSettings, VehicleState
-from fleetsense.sim.fleet_load import Stamper, render_pool
+from fleetsense.sim.pool import render_pool
+
+from fleetsense import wire
 
 EPOCH_US = 1_790_000_000_000_000
 
@@ -60,13 +62,13 @@ class PickledStore:
 def messages(vehicles: int, seconds: int) -> list[list[tuple[str, bytes]]]:
     """Per second, every vehicle's batch of that second (routing key, body); vehicles share 4 rendered drives."""
     pools = [render_pool(seed, seconds=seconds) for seed in range(4)]
-    stampers = [Stamper(f"bench-{v:05d}") for v in range(vehicles)]
+    stampers = [wire.Restamper(f"bench-{v:05d}") for v in range(vehicles)]
     out = []
     for second in range(seconds):
         start_us = EPOCH_US + second * 1_000_000
         out.append(
             [
-                (f"fleet.bench-{v:05d}.telemetry", stamper.message(pools[v % 4][second], second, start_us))
+                (f"fleet.bench-{v:05d}.telemetry", stamper.stamp(pools[v % 4][second], second, start_us))
                 for v, stamper in enumerate(stampers)
             ]
         )

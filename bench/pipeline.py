@@ -30,9 +30,10 @@ from typing import Any
 
 from fleetsense.cloud.cassandra_session import connect
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE, TELEMETRY_QUEUE
-from fleetsense.sim import fleet_load
 
 from fleetsense.errors import FleetsenseError
+from fleetsense.load import provisioning
+from fleetsense.load.stats import percentiles
 from fleetsense.stack import jobs, manager
 from fleetsense.stack.layout import Ports, StackConfig, repo_root
 from fleetsense.stack.rabbitmq import RabbitMQ
@@ -175,7 +176,7 @@ class JsonLines:
 
 
 def start_generator(config: StackConfig, credentials: Path, vehicles: int, args: argparse.Namespace) -> JsonLines:
-    argv = [sys.executable, "-m", "fleetsense.sim.fleet_load", "run", "--port", str(config.ports.mqtt),
+    argv = [sys.executable, "-m", "fleetsense.load", "run", "--port", str(config.ports.mqtt),
             "--credentials", str(credentials), "--vehicles", str(vehicles), "--seconds", str(args.seconds),
             "--warmup", str(args.warmup), "--connect-rate", str(args.connect_rate)]  # fmt: skip
     return JsonLines("generator", argv + (["--baro"] if args.baro else []))
@@ -224,7 +225,7 @@ class Watch:
 
     def latency_ms(self, start_s: float, end_s: float) -> dict[str, Any]:
         values = [lat for at, lat in self.latencies if start_s * 1000 <= at < end_s * 1000]
-        return {"n": len(values), **fleet_load.percentiles(values)}
+        return {"n": len(values), **percentiles(values)}
 
     def depth_at(self, when_s: float) -> int | None:
         before = [d for t, d in self.depths if t <= when_s]
@@ -316,7 +317,7 @@ class Bench:
     overrides: dict[str, str]
 
     def vehicles(self, count: int) -> list[str]:
-        return fleet_load.fleet_ids(count, FLEET_PREFIX)
+        return provisioning.fleet_ids(count, FLEET_PREFIX)
 
     def watched(self, count: int) -> list[str]:
         ids = self.vehicles(count)
@@ -436,7 +437,7 @@ class Bench:
             "latency_ms": {
                 "write_time_minus_newest_sample": {
                     "n": len(store_latencies),
-                    **fleet_load.percentiles(store_latencies),
+                    **percentiles(store_latencies),
                 },
                 "readable_polled": watch.latency_ms(start_s, end_s),
             },
@@ -543,8 +544,8 @@ def _backpressure(config: StackConfig, job_id: str) -> dict[str, Any]:
 def ensure_fleet(config: StackConfig, client: Any, count: int) -> Path:
     """Broker users bench-00000 ... for the largest fleet, provisioned once per data dir; secrets in a 0600 file."""
     path = config.secrets_dir / "bench-fleet.json"
-    passwords = fleet_load.load_credentials(path) if path.exists() else {}
-    wanted = fleet_load.fleet_ids(count, FLEET_PREFIX)
+    passwords = provisioning.load_credentials(path) if path.exists() else {}
+    wanted = provisioning.fleet_ids(count, FLEET_PREFIX)
     existing = {user["name"] for user in client.users()}
     missing = {
         vid: passwords.get(vid) or new_password() for vid in wanted if vid not in existing or vid not in passwords
@@ -552,12 +553,12 @@ def ensure_fleet(config: StackConfig, client: Any, count: int) -> Path:
     if missing:
         say(f"provisioning {len(missing)} vehicle users")
         started = time.monotonic()
-        fleet_load.provision_fleet(lambda: manager.management_client(config), missing)
+        provisioning.provision_fleet(lambda: manager.management_client(config), missing)
         say(f"provisioned {len(missing)} in {time.monotonic() - started:.1f} s")
         passwords.update(missing)
-        fleet_load.save_credentials(path, passwords)
+        provisioning.save_credentials(path, passwords)
     run_path = config.secrets_dir / "bench-fleet-run.json"  # exactly the vehicles of this run, in id order
-    fleet_load.save_credentials(run_path, {vid: passwords[vid] for vid in wanted})
+    provisioning.save_credentials(run_path, {vid: passwords[vid] for vid in wanted})
     return run_path
 
 

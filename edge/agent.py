@@ -20,6 +20,7 @@ from fleetsense.edge.clock import RE_ANCHOR_AFTER_NS, Clock, UtcAnchor, read_boo
 from fleetsense.edge.outbox import Gap, OutboxStats
 from fleetsense.edge.restarts import RunRecord, lost_ms
 from fleetsense.edge.retime import BatchTime, BootOffset, EntryLike, HoldPolicy, batch_time
+from fleetsense.edge.sensors.bmp280 import PRESSURE_PA_PER_COUNT, TEMPERATURE_C_PER_COUNT
 from fleetsense.edge.sources import EnvironmentSource, ImuSource, Sensors, SourceStatus
 from fleetsense.edge.windowing import Window, Windower
 
@@ -29,9 +30,6 @@ from fleetsense.ids import telemetry_topic
 from fleetsense.status import SensorReport, VehicleStatus
 
 log = logging.getLogger(__name__)
-
-PRESSURE_PA_PER_COUNT = 0.1  # ±3.2 kPa around the batch's first reading: ±270 m of climb within one window
-TEMPERATURE_C_PER_COUNT = 0.01
 
 
 @dataclass(frozen=True)

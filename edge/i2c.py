@@ -1,115 +1,37 @@
-"""The one seam between sensor drivers and an I2C bus: a small protocol named after the kernel SMBus API, a real
-backend over smbus2, a busio-compatible adapter for unmodified Adafruit drivers, and the backend chosen by a spec
-string (like gpiozero's pin factory): "smbus:1" is /dev/i2c-1, "sim" is firmware-sim's register-level chips.
+"""The I2C backends and the one place a bus is chosen (like gpiozero's pin factory, gpiozero/devices.py): a spec
+string "<backend>[:<argument>]" from the config, else FLEETSENSE_I2C_BUS, else smbus:1, names a backend registered
+as an entry point of the group fleetsense.i2c_buses. This package registers "smbus" (smbus:1 is /dev/i2c-1, over
+smbus2, below) and "sim" (firmware-sim's register-level board), so edge never imports the simulator.
 
-Every backend implements one method, `transfer` (write, then read after a repeated start): all I/O passes
-there, so the register operations below are shared and tests replace a single place.
+Also here: a busio-compatible adapter, so unmodified Adafruit drivers share our bus. The seam itself (the bus
+protocol, the shared register operations, the errors) is edge/sensors/bus.py.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import threading
-from abc import ABC, abstractmethod
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from importlib import metadata
 from types import TracebackType
 from typing import Any, Protocol
 
-from fleetsense.errors import ConfigError, FleetsenseError
+from fleetsense.edge.sensors.bus import BusFactory, BusNotFoundError, BusRequest, I2CBus, I2CError, TransactionBus
+
+from fleetsense.errors import ConfigError
 
 ENV_VAR = "FLEETSENSE_I2C_BUS"
 DEFAULT_BUS_SPEC = "smbus:1"  # the Raspberry Pi's user I2C bus on GPIO2/GPIO3
+BACKEND_GROUP = "fleetsense.i2c_buses"  # entry points: backend name -> BusFactory
+SPEC_HINT = (
+    f"use smbus:<N> for /dev/i2c-<N> (smbus:1 on a Raspberry Pi) or sim for the simulated chips, in the config's "
+    f"[sensors] bus or in {ENV_VAR}"
+)
 
 ReadableBuffer = bytes | bytearray | memoryview
 WriteableBuffer = bytearray | memoryview
-
-
-class I2CError(FleetsenseError):
-    """An I2C bus or device problem a user can fix (wiring, configuration, permissions)."""
-
-
-class BusNotFoundError(I2CError):
-    pass
-
-
-class DeviceAbsentError(I2CError):
-    pass
-
-
-class WrongChipError(I2CError):
-    pass
-
-
-class I2CTransferError(I2CError):
-    """A transfer kept failing after its retries; `cause` is the last OS error text."""
-
-    def __init__(self, message: str, *, hint: str | None = None, cause: str = "") -> None:
-        super().__init__(message, hint=hint)
-        self.cause = cause
-
-
-class I2CBus(Protocol):
-    """What a driver may do with a bus. Failures raise OSError (NACK: errno EREMOTEIO/ENXIO, glitches: EIO)."""
-
-    @property
-    def name(self) -> str: ...
-
-    def read_byte_data(self, i2c_addr: int, register: int) -> int: ...
-
-    def write_byte_data(self, i2c_addr: int, register: int, value: int) -> None: ...
-
-    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> bytes: ...
-
-    def write_i2c_block_data(self, i2c_addr: int, register: int, data: bytes) -> None: ...
-
-    def write(self, address: int, data: bytes) -> None: ...
-
-    def write_then_read(self, address: int, data: bytes, length: int) -> bytes: ...
-
-    def read(self, address: int, length: int) -> bytes: ...
-
-    def close(self) -> None: ...
-
-
-class TransactionBus(ABC):
-    """The register operations as raw transactions; a backend supplies `transfer` and `name`."""
-
-    name: str
-
-    @abstractmethod
-    def transfer(self, address: int, write: bytes, read_length: int) -> bytes:
-        """Write `write` (may be empty), then read `read_length` bytes after a repeated start (0: no read)."""
-
-    def read_byte_data(self, i2c_addr: int, register: int) -> int:
-        return self.transfer(i2c_addr, bytes([register]), 1)[0]
-
-    def write_byte_data(self, i2c_addr: int, register: int, value: int) -> None:
-        self.transfer(i2c_addr, bytes([register, value]), 0)
-
-    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> bytes:
-        return self.transfer(i2c_addr, bytes([register]), length)
-
-    def write_i2c_block_data(self, i2c_addr: int, register: int, data: bytes) -> None:
-        self.transfer(i2c_addr, bytes([register]) + bytes(data), 0)
-
-    def write(self, address: int, data: bytes) -> None:
-        self.transfer(address, bytes(data), 0)
-
-    def write_then_read(self, address: int, data: bytes, length: int) -> bytes:
-        return self.transfer(address, bytes(data), length)
-
-    def read(self, address: int, length: int) -> bytes:
-        return self.transfer(address, b"", length)
-
-    def close(self) -> None:  # noqa: B027 (a backend with nothing to release need not override it)
-        pass
-
-    def __enter__(self) -> TransactionBus:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class SMBusLike(Protocol):
@@ -241,40 +163,57 @@ class BusioI2C:
             raise RuntimeError("Function requires lock")  # busio's own message
 
 
-@dataclass(frozen=True)
-class BusSpec:
-    kind: str  # "smbus" or "sim"
-    number: int | None = None
-
-    def __str__(self) -> str:
-        return f"smbus:{self.number}" if self.kind == "smbus" else self.kind
+# ---------------------------------------------------------------------------------------------------------
+# Choosing the backend
 
 
-def default_bus_spec() -> str:
-    return os.environ.get(ENV_VAR) or DEFAULT_BUS_SPEC
+def bus_spec(configured: str | None = None) -> str:
+    """The bus in force: the one configured (a config's [sensors] bus, a caller's choice), else $FLEETSENSE_I2C_BUS,
+    else smbus:1. Never a silent fall-back to the simulator: a Pi whose bus is missing must say so."""
+    return (configured or "").strip() or os.environ.get(ENV_VAR, "").strip() or DEFAULT_BUS_SPEC
 
 
-def parse_bus_spec(spec: str) -> BusSpec:
-    text = spec.strip().lower()
-    if text == "sim":
-        return BusSpec("sim")
-    kind, _, number = text.partition(":")
-    if kind == "smbus" and number.isdigit():
-        return BusSpec("smbus", int(number))
-    raise ConfigError(
-        f"unknown I2C bus {spec!r}",
-        hint=f"use smbus:<N> for /dev/i2c-<N> (smbus:1 on a Raspberry Pi) or sim for the simulated chips, "
-        f"in the config or in {ENV_VAR}",
-    )
+def registered_backends() -> dict[str, metadata.EntryPoint]:
+    """The installed backends by name (an editable install registers them too: `pip install -e .`)."""
+    return {entry_point.name: entry_point for entry_point in metadata.entry_points(group=BACKEND_GROUP)}
 
 
-def open_bus(spec: str | None = None) -> TransactionBus:
-    """The bus named by `spec`, else by FLEETSENSE_I2C_BUS, else smbus:1. "sim" gives firmware-sim's bus with
-    an MPU-6050 and a BMP280 at rest on the real monotonic clock (edge/hardware_factory.py chooses physics)."""
-    parsed = parse_bus_spec(spec if spec is not None else default_bus_spec())
-    if parsed.kind == "sim":
-        from fleetsense.sim.bus import simulated_bus
+def backend(name: str, registered: Mapping[str, metadata.EntryPoint] | None = None) -> BusFactory:
+    """The factory registered as `name`, with an error that says what to do when there is none or when its
+    package is not installed (the simulator on a Pi's install, smbus2 on a cloud host)."""
+    backends = registered_backends() if registered is None else registered
+    entry_point = backends.get(name)
+    if entry_point is None:
+        installed = ", ".join(sorted(backends)) or "none (is fleetsense installed? `pip install -e .` registers them)"
+        raise ConfigError(
+            f"unknown I2C bus backend {name!r}", hint=f"{SPEC_HINT}; backends installed here: {installed}"
+        )
+    try:
+        factory: BusFactory = entry_point.load()
+    except ImportError as exc:
+        raise I2CError(
+            f"the I2C bus backend {name!r} is registered ({entry_point.value}) but cannot be imported: {exc}",
+            hint="its package is not installed in this environment: install it, or choose another bus "
+            f"({', '.join(sorted(backends))}) in the config or in {ENV_VAR}",
+        ) from exc
+    return factory
 
-        return simulated_bus()
-    assert parsed.number is not None
-    return SMBusBackend(parsed.number)
+
+def open_bus(spec: str | None = None, request: BusRequest | None = None) -> TransactionBus:
+    """The bus `spec` names (default: `bus_spec()`), opened by its backend. `request` carries what a simulated
+    board needs (clock, chip addresses, the vehicle or its physics); "sim" alone is a parked vehicle's board on the
+    real monotonic clock."""
+    name, _, argument = bus_spec(spec).lower().partition(":")
+    return backend(name)(replace(request or BusRequest(), argument=argument))
+
+
+def open_smbus_bus(request: BusRequest) -> SMBusBackend:
+    """The "smbus" backend: smbus:<N> is /dev/i2c-<N>."""
+    if not request.argument.isdigit():
+        raise ConfigError(f"unknown I2C bus 'smbus:{request.argument}': no bus number", hint=SPEC_HINT)
+    if importlib.util.find_spec("smbus2") is None:
+        raise I2CError(
+            "the smbus I2C backend needs the smbus2 package, which is not installed here",
+            hint="install the edge extra: pip install 'fleetsense[edge]'",
+        )
+    return SMBusBackend(int(request.argument))

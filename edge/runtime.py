@@ -7,13 +7,11 @@ on stop flushes the partial windows to the outbox and sends what it can before e
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fleetsense.edge.agent import Agent, run_agent
 from fleetsense.edge.clock import Clock, SystemClock, read_boot_id
@@ -26,12 +24,8 @@ from fleetsense.edge.systemd import Notifier
 
 from fleetsense.device_config import EdgeConfig
 
-if TYPE_CHECKING:
-    from fleetsense.sim.bus import VehiclePhysics  # firmware-sim only in simulation
-
 log = logging.getLogger(__name__)
 
-BUS_ENV = "FLEETSENSE_I2C_BUS"
 STOP_DRAIN_S = 10.0  # well inside the unit's TimeoutStopSec
 
 
@@ -50,22 +44,19 @@ def open_sensors_for(
     *,
     simulate: bool,
     sleep_s: Callable[[float], None] | None = None,
-    physics: VehiclePhysics | None = None,
+    physics: object | None = None,
 ) -> Sensors:
-    """The sensors the config names; with `simulate`, firmware-sim's chips driving `physics` (default: this
-    vehicle's own simulated drive) on the given clock (real or virtual)."""
+    """The sensors the config names (its [sensors] bus, else FLEETSENSE_I2C_BUS, else smbus:1); with `simulate`,
+    the "sim" backend's chips driving `physics` (firmware-sim's model; default: this vehicle's own simulated
+    drive, which the backend builds from the vehicle id) on the given clock (real or virtual)."""
     from fleetsense.edge.hardware_factory import open_sensors
 
-    spec = "sim" if simulate else (config.sensors.bus or os.environ.get(BUS_ENV, "smbus:1"))
-    if spec == "sim" and physics is None:
-        from fleetsense.sim.fleet import vehicle_physics
-
-        physics = vehicle_physics(config.vehicle_id, start_ns=clock_ns())
     return open_sensors(
-        spec,
+        "sim" if simulate else config.sensors.bus,
         imu_address=config.sensors.imu_address,
         baro_address=config.sensors.baro_address or None,
         imu_rate_hz=config.sampling.imu_rate_hz,
+        vehicle_id=config.vehicle_id,
         physics=physics,
         clock_ns=clock_ns,
         sleep_s=sleep_s,

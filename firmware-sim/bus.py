@@ -1,6 +1,7 @@
 """firmware-sim's I2C bus: a dict of address -> simulated chip behind the same seam as the real bus
-(fleetsense.edge.i2c.TransactionBus), carrying raw I2C messages, with fault injection for the error paths,
-and the virtual clock that lets tests run chips and drivers in virtual time."""
+(fleetsense.edge.sensors.bus.TransactionBus), carrying raw I2C messages, with fault injection for the error paths,
+and the virtual clock that lets tests run chips and drivers in virtual time. `open_simulated_bus` is the "sim"
+backend that fleetsense.edge.i2c finds through the fleetsense.i2c_buses entry point."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from fleetsense.edge.i2c import TransactionBus
+from fleetsense.edge.sensors.bus import BusRequest, TransactionBus
 from fleetsense.sim.chips import ClockNs, SimulatedChip
+from fleetsense.sim.fleet import vehicle_physics
 from fleetsense.sim.physics import AtRest, EnvironmentPhysics, ImuPhysics
 
+from fleetsense.errors import ConfigError
 
+
+@runtime_checkable
 class VehiclePhysics(ImuPhysics, EnvironmentPhysics, Protocol):
     """What the default chip set needs: motion for the MPU-6050, air for the BMP280."""
 
@@ -106,3 +111,18 @@ def simulated_bus(
     if baro_address is not None:
         devices[baro_address] = SimulatedBmp280(physics, clock)
     return SimulatedBus(devices)
+
+
+def open_simulated_bus(request: BusRequest) -> SimulatedBus:
+    """The "sim" backend: the board's chips on `request.clock_ns`, sampling `request.physics` if given, else the
+    drive of `request.vehicle_id` (starting now on that clock), else a parked vehicle."""
+    if request.argument:
+        raise ConfigError(
+            f"unknown I2C bus 'sim:{request.argument}'", hint="the simulated bus takes no argument: write sim"
+        )
+    physics = request.physics
+    if physics is None and request.vehicle_id is not None:
+        physics = vehicle_physics(request.vehicle_id, start_ns=request.clock_ns())
+    if physics is not None and not isinstance(physics, VehiclePhysics):
+        raise TypeError(f"the simulated bus needs physics with imu_at and environment_at, got {type(physics).__name__}")
+    return simulated_bus(physics, request.clock_ns, imu_address=request.imu_address, baro_address=request.baro_address)

@@ -1,4 +1,4 @@
-"""Sensor drivers on the I2C bus seam (edge/i2c.py), and what they share: declared bit fields, and one chip's
+"""Sensor drivers on the I2C bus seam (edge/sensors/bus.py), and what they share: declared bit fields, and one chip's
 register I/O with the retry policy and the errors a user can act on."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from fleetsense.edge.i2c import DeviceAbsentError, I2CBus, I2CTransferError, WrongChipError
+from fleetsense.edge.sensors.bus import DeviceAbsentError, I2CBus, I2CTransferError, WrongChipError
 
 T = TypeVar("T")
 

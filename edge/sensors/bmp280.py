@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fleetsense.edge.i2c import I2CBus, I2CError
 from fleetsense.edge.sensors import RegisterDevice
 from fleetsense.edge.sensors import bmp280_registers as reg
 from fleetsense.edge.sensors.bmp280_math import Calibration, adc_from_registers, pressure_pa, temperature_c_and_fine
+from fleetsense.edge.sensors.bus import I2CBus, I2CError
 from fleetsense.edge.sources import EnvironmentSample, Health, SourceStatus
 
 from fleetsense.errors import ConfigError
@@ -20,6 +20,10 @@ from fleetsense.errors import ConfigError
 log = logging.getLogger(__name__)
 
 NVM_WAIT_POLLS = 20  # x 1 ms; the data sheet's start-up time is 2 ms
+# How the agent sends this sensor's readings (wire kind BARO): pressure around the batch's first reading, and
+# temperature, as counts of these units. Here so the simulator's pooled batches quantise the same way.
+PRESSURE_PA_PER_COUNT = 0.1  # ±3.2 kPa around the batch's first reading: ±270 m of climb within one window
+TEMPERATURE_C_PER_COUNT = 0.01
 
 
 @dataclass(frozen=True, kw_only=True)

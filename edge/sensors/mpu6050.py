@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import adafruit_mpu6050
-from fleetsense.edge.i2c import BusioI2C, I2CBus, I2CError, I2CTransferError
+from fleetsense.edge.i2c import BusioI2C
 from fleetsense.edge.sensors import RegisterDevice
 from fleetsense.edge.sensors import mpu6050_registers as reg
+from fleetsense.edge.sensors.bus import I2CBus, I2CError, I2CTransferError
 from fleetsense.edge.sources import Health, SampleBlock, SourceStatus
 
 from fleetsense.errors import ConfigError

@@ -74,10 +74,10 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     from fleetsense.cloud.schema import KEYSPACE
     from fleetsense.device_config import load
     from fleetsense.edge.runtime import send_outbox
+    from fleetsense.load.virtual_drive import record_drive
     from fleetsense.sim.mounting import Mounting
     from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
     from fleetsense.sim.vehicle import SensorErrors, Vehicle
-    from fleetsense.sim.virtual_drive import record_drive
     from fleetsense.stack.cassandra_auth import READER, session_as
 
     vehicle_id = f"van-script-{int(time.time())}"

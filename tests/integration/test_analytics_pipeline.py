@@ -18,11 +18,11 @@ from fleetsense.edge.runtime import send_outbox
 from fleetsense.sim.mounting import Mounting
 from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
 from fleetsense.sim.vehicle import SensorErrors, Vehicle
-from fleetsense.sim.virtual_drive import record_drive
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetsense import wire
 from fleetsense.device_config import EdgeConfig
+from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 
 from .helpers import eventually, expected_keys, outbox_batches, provision_vehicle, unique_vehicle

@@ -12,9 +12,9 @@ from typing import Any
 
 from fleetsense.edge.outbox import Outbox
 from fleetsense.edge.runtime import send_outbox
-from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense.device_config import EdgeConfig, OutboxConfig
+from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack.layout import StackConfig
 from fleetsense.status import parse_status
 

@@ -11,10 +11,10 @@ from fleetsense.cloud.query import sample_keys
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
-from fleetsense.sim.virtual_drive import record_drive
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetsense import wire
+from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 
 from .helpers import eventually, expected_keys, outbox_batches, provision_vehicle, unique_vehicle

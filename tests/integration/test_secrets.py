@@ -28,7 +28,8 @@ def test_no_secret_is_in_a_log_a_command_line_or_an_unignored_file(
     stack: StackConfig, operator_client: Any, ingest_job: str, tmp_path: Path
 ) -> None:
     from fleetsense.edge.runtime import send_outbox
-    from fleetsense.sim.virtual_drive import record_drive
+
+    from fleetsense.load.virtual_drive import record_drive
 
     vid = unique_vehicle("secret")
     device = provision_vehicle(operator_client, stack, vid, tmp_path)

@@ -12,9 +12,9 @@ import pytest
 from fleetsense.cloud.query import sample_keys
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
-from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense.errors import FleetsenseError
+from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack import jobs, manager
 from fleetsense.stack.cassandra_auth import READER, session_as
 from fleetsense.stack.layout import StackConfig

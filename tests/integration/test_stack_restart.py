@@ -12,8 +12,8 @@ from fleetsense.cloud.cassandra_session import connect
 from fleetsense.cloud.query import sample_keys
 from fleetsense.cloud.schema import KEYSPACE, schema_version
 from fleetsense.edge.runtime import send_outbox
-from fleetsense.sim.virtual_drive import record_drive
 
+from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack import jobs, manager
 from fleetsense.stack.layout import StackConfig
 from fleetsense.stack.process import pid_alive

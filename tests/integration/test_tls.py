@@ -12,9 +12,9 @@ import paho.mqtt.client as paho
 import pytest
 from fleetsense.edge.runtime import send_outbox
 from fleetsense.gateway import provision
-from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense.device_config import EdgeConfig, load
+from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack import manager
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.process import port_accepts

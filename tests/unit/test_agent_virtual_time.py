@@ -13,10 +13,10 @@ from fleetsense.edge.outbox import Entry, Outbox
 from fleetsense.edge.restarts import BOOT_CLOCK_FILE, RunBook, load_offsets, save_offsets
 from fleetsense.edge.runtime import open_sensors_for
 from fleetsense.sim.bus import VirtualClock
-from fleetsense.sim.virtual_drive import record_drive
 
 from fleetsense import wire
 from fleetsense.device_config import BrokerConfig, ClockConfig, EdgeConfig, OutboxConfig, StorageConfig
+from fleetsense.load.virtual_drive import record_drive
 
 
 def config_for(tmp_path: Path, **outbox: int) -> EdgeConfig:

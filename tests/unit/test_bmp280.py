@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from fleetsense.edge.i2c import DeviceAbsentError, WrongChipError
 from fleetsense.edge.sensors import bmp280_registers as reg
 from fleetsense.edge.sensors.bmp280 import Bmp280Config
 from fleetsense.edge.sensors.bmp280_math import (
@@ -21,6 +20,7 @@ from fleetsense.edge.sensors.bmp280_math import (
     temperature_c_and_fine,
     temperature_c_and_fine_double,
 )
+from fleetsense.edge.sensors.bus import DeviceAbsentError, WrongChipError
 from fleetsense.edge.sources import Health
 from fleetsense.sim.bus import Fault
 from fleetsense.sim.physics import Environment, ImuReading

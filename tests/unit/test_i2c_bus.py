@@ -1,52 +1,105 @@
-"""The I2C bus seam: backend chosen by spec or FLEETSENSE_I2C_BUS, the smbus2 backend's transactions (against a
-fake SMBus: there is no /dev/i2c-* here), the busio adapter's semantics, and open_sensors on each backend."""
+"""The I2C bus seam: the backend registry (a spec, else FLEETSENSE_I2C_BUS, else smbus:1, names an entry point of
+fleetsense.i2c_buses), the smbus2 backend's transactions (against a fake SMBus: there is no /dev/i2c-* here), the
+busio adapter's semantics, and open_sensors on each backend."""
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import sys
+from importlib import metadata
 from typing import Any
 
 import pytest
+from fleetsense.edge import i2c
 from fleetsense.edge.hardware_factory import open_sensors
 from fleetsense.edge.i2c import (
     ENV_VAR,
     BusioI2C,
-    BusNotFoundError,
-    BusSpec,
-    I2CError,
     SMBusBackend,
-    TransactionBus,
-    default_bus_spec,
+    backend,
+    bus_spec,
     open_bus,
-    parse_bus_spec,
+    open_smbus_bus,
 )
 from fleetsense.edge.sensors.bmp280 import Bmp280Source
+from fleetsense.edge.sensors.bus import BusNotFoundError, BusRequest, I2CError, TransactionBus
 from fleetsense.edge.sensors.mpu6050 import Mpu6050Source
-from fleetsense.sim.bus import SimulatedBus, VirtualClock
+from fleetsense.sim.bus import SimulatedBus, VirtualClock, open_simulated_bus
+from fleetsense.sim.fleet import ClockShifted
+from fleetsense.sim.physics import AtRest
 
 from fleetsense.errors import ConfigError
 
-# Choosing the backend.
+# Choosing the backend: one registry, like gpiozero's pin factories.
 
 
-def test_specs_name_a_real_bus_or_the_simulator() -> None:
-    assert parse_bus_spec("smbus:1") == BusSpec("smbus", 1)
-    assert parse_bus_spec(" SMBUS:0 ") == BusSpec("smbus", 0)
-    assert parse_bus_spec("sim") == BusSpec("sim")
-    assert str(parse_bus_spec("smbus:3")) == "smbus:3"
+def test_the_installed_backends_are_the_real_bus_and_the_simulator() -> None:
+    # pyproject.toml's [project.entry-points."fleetsense.i2c_buses"], as the editable or wheel install registered it.
+    assert backend("smbus") is open_smbus_bus
+    assert backend("sim") is open_simulated_bus
+
+
+def test_the_spec_in_force_is_the_configured_one_else_the_environment_s_else_smbus_1(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert bus_spec() == bus_spec("") == bus_spec("  ") == "smbus:1"
+    monkeypatch.setenv(ENV_VAR, "sim")
+    assert bus_spec() == bus_spec("") == "sim"
+    assert bus_spec(" smbus:3 ") == "smbus:3"
+    assert isinstance(open_bus(), SimulatedBus)
+    assert sorted(open_bus().devices) == [0x68, 0x76]  # type: ignore[attr-defined]
+    assert isinstance(open_bus(" SIM "), SimulatedBus)
+
+
+@pytest.mark.parametrize("spec", ["i2c-1", "real:1", "smbus", "smbus:one"])
+def test_an_unknown_bus_says_which_specs_exist(spec: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_bus_spec("i2c-1")
+        open_bus(spec)
     assert caught.value.hint is not None and ENV_VAR in caught.value.hint and "smbus:1" in caught.value.hint
 
 
-def test_default_backend_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
-    assert default_bus_spec() == "smbus:1"
-    monkeypatch.setenv(ENV_VAR, "sim")
-    assert default_bus_spec() == "sim"
-    assert isinstance(open_bus(), SimulatedBus)
-    assert sorted(open_bus().devices) == [0x68, 0x76]  # type: ignore[attr-defined]
+def test_the_simulated_bus_takes_no_argument() -> None:
+    with pytest.raises(ConfigError, match="unknown I2C bus 'sim:2'") as caught:
+        open_bus("sim:2")
+    assert caught.value.hint == "the simulated bus takes no argument: write sim"
+
+
+def test_an_unknown_backend_lists_the_installed_ones() -> None:
+    with pytest.raises(ConfigError, match="unknown I2C bus backend 'i2c-1'") as caught:
+        open_bus("i2c-1")
+    assert caught.value.hint is not None and "installed here: sim, smbus" in caught.value.hint
+
+
+def test_a_backend_whose_package_is_not_installed_says_so() -> None:
+    # The simulator on a Pi's install looks like this: registered, but its module is not there.
+    ghost = metadata.EntryPoint(name="sim", value="fleetsense_not_installed.bus:open_bus", group=i2c.BACKEND_GROUP)
+    with pytest.raises(I2CError) as caught:
+        backend("sim", {"sim": ghost})
+    assert "registered (fleetsense_not_installed.bus:open_bus) but cannot be imported" in caught.value.message
+    assert caught.value.hint is not None and "not installed" in caught.value.hint
+
+
+def test_the_real_backend_without_smbus2_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "smbus2", None)  # how Python marks a module as absent
+    with pytest.raises(I2CError, match="needs the smbus2 package") as caught:
+        open_smbus_bus(BusRequest(argument="1"))
+    assert caught.value.hint is not None and "fleetsense[edge]" in caught.value.hint
+
+
+def test_the_simulated_backend_drives_the_given_physics_or_the_vehicle_s_own_drive() -> None:
+    clock = VirtualClock()
+    parked = open_simulated_bus(BusRequest(clock_ns=clock.now_ns))
+    assert sorted(parked.devices) == [0x68, 0x76]
+    own = open_simulated_bus(BusRequest(clock_ns=clock.now_ns, vehicle_id="van-042", baro_address=None))
+    assert sorted(own.devices) == [0x68]
+    physics = own.devices[0x68].physics  # type: ignore[attr-defined]
+    assert isinstance(physics, ClockShifted) and physics.start_ns == clock.now_ns()
+    given = AtRest(pressure_pa=90_000.0)
+    assert open_simulated_bus(BusRequest(physics=given)).devices[0x76].physics is given  # type: ignore[attr-defined]
+    with pytest.raises(TypeError, match="imu_at and environment_at"):
+        open_simulated_bus(BusRequest(physics="a drive"))
 
 
 def test_a_missing_bus_says_to_enable_i2c() -> None:

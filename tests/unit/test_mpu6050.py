@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import adafruit_mpu6050
 import pytest
-from fleetsense.edge.i2c import BusioI2C, DeviceAbsentError, WrongChipError
+from fleetsense.edge.i2c import BusioI2C
 from fleetsense.edge.sensors import mpu6050_registers as reg
+from fleetsense.edge.sensors.bus import DeviceAbsentError, WrongChipError
 from fleetsense.edge.sensors.mpu6050 import Mpu6050Config
 from fleetsense.edge.sources import Health, SampleBlock
 from fleetsense.sim.bus import Fault

@@ -16,8 +16,9 @@ from typing import Any
 
 import adafruit_mpu6050
 import pytest
-from fleetsense.edge.i2c import ENV_VAR, I2CBus, open_bus
+from fleetsense.edge.i2c import ENV_VAR, open_bus
 from fleetsense.edge.sensors.bmp280 import Bmp280Config, Bmp280Source
+from fleetsense.edge.sensors.bus import I2CBus
 from fleetsense.edge.sensors.mpu6050 import Mpu6050Config, Mpu6050Source
 from fleetsense.sim.bus import SimulatedBus, VirtualClock
 from fleetsense.sim.chips.bmp280 import SimulatedBmp280

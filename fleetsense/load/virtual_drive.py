@@ -6,14 +6,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from fleetsense.device_config import EdgeConfig
 from fleetsense.edge.agent import Agent
 from fleetsense.edge.outbox import Outbox
 from fleetsense.edge.runtime import open_sensors_for
 from fleetsense.sim.bus import VirtualClock
 from fleetsense.sim.fleet import ClockShifted
 from fleetsense.sim.vehicle import Vehicle
-
-from fleetsense.device_config import EdgeConfig
 
 
 @dataclass
