@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Self
 
 from fleetsense.sim.ground_truth import Axis, GroundTruthLog, GroundTruthRecord, ManoeuvreKind
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 # Ordinary driving stays below these and harsh manoeuvres at or above HARSH_MIN_G, so a detector threshold
 # anywhere between them separates the two without ambiguity.

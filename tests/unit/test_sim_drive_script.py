@@ -21,7 +21,8 @@ from fleetsense.sim.drive_script import (
     Terrain,
 )
 from fleetsense.sim.ground_truth import HARSH_KINDS, GroundTruthError, GroundTruthLog
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 G = STANDARD_GRAVITY_M_S2
 

@@ -12,7 +12,7 @@ import pytest
 from fleetsense.sim.drive_script import DriveScript, Hill, Terrain
 from fleetsense.sim.ground_truth import GroundTruthRecord
 from fleetsense.sim.mounting import Mounting, MountingError
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2, EnvironmentPhysics, ImuPhysics
+from fleetsense.sim.physics import EnvironmentPhysics, ImuPhysics
 from fleetsense.sim.vehicle import (
     CabinClimate,
     RoadVibration,
@@ -20,6 +20,8 @@ from fleetsense.sim.vehicle import (
     Vehicle,
     pressure_at_altitude_pa,
 )
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 G = STANDARD_GRAVITY_M_S2
 NO_VIBRATION = RoadVibration(vertical_g_at_reference=0.0)
