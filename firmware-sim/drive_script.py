@@ -294,7 +294,7 @@ class DriveScriptBuilder:
         self, direction: Direction, *, peak_g: float = 0.55, duration_s: float = 3.0, ramp_s: float = 0.6
     ) -> Self:
         _check_peak_g("sharp_corner", peak_g, HARSH_MIN_G, 1.2)
-        kind: ManoeuvreKind = "sharp_corner_left" if direction == "left" else "sharp_corner_right"
+        kind: ManoeuvreKind = "harsh_corner_left" if direction == "left" else "harsh_corner_right"
         return self._corner(kind, peak_g, duration_s, ramp_s)
 
     def stop(self, duration_s: float) -> Self:
