@@ -108,3 +108,20 @@ def test_the_docs_table_lists_each_setting_with_its_default_and_allowed_values()
     table = settings_spec.markdown_table(settings_spec.describe(_Example))
     assert "| `rate_hz` | `100` | 1..1000 Hz | samples per second |" in table.splitlines()
     assert "| `mode` | `'a'` | a or b | a choice |" in table.splitlines()
+
+
+def test_the_device_configs_bounds_are_its_declared_settings() -> None:
+    from fleetsense import device_config
+
+    base = {
+        "vehicle_id": "v",
+        "broker": {"host": "h", "username": "v", "password": "p"},
+        "storage": {"state_dir": "/s"},
+    }
+    with pytest.raises(ConfigError) as info:
+        device_config.parse(base | {"outbox": {"commit_batches": 65}}, "edge.toml")
+    assert info.value.message == "edge.toml: [outbox] commit_batches must be 1..64 batches, got 65"
+    assert info.value.hint == "use 1..64 batches, or leave it out for the default (4)"
+    spec = {s.name: s for s in settings_spec.describe(device_config.OutboxConfig)}["commit_batches"]
+    assert (spec.default, spec.least, spec.most) == (device_config.OutboxConfig().commit_batches, 1, 64)
+    assert device_config.parse(base, "edge.toml").outbox.commit_batches == 4
