@@ -112,5 +112,11 @@ def markdown_table() -> str:
     for kind in EVENT_KINDS:
         counted = "yes" if kind.counted else "no"
         weight = f"{kind.score_weight:g}" if kind.counted else "-"
-        lines.append(f"| `{kind.key}` | {kind.peak_unit} | {kind.sensor} | {counted} | {weight} | {kind.description} |")
+        lines.append(
+            f"| `{kind.key}` | {kind.peak_unit} | {kind.sensor} | {counted} | {weight} | {_cell(kind.description)} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bar inside a table cell would end it

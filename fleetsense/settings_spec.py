@@ -155,5 +155,6 @@ def markdown_table(specs: Iterable[Setting]) -> str:
     lines = ["| setting | default | allowed | what |", "|---|---|---|---|"]
     for spec in specs:
         default = "(required)" if spec.required else f"`{spec.default!r}`"
-        lines.append(f"| `{spec.name}` | {default} | {spec.allowed()} | {spec.doc} |")
+        doc = spec.doc.replace("|", "\\|")  # a bar inside a table cell would end it
+        lines.append(f"| `{spec.name}` | {default} | {spec.allowed()} | {doc} |")
     return "\n".join(lines) + "\n"
