@@ -38,27 +38,24 @@ class Measurement:
     description: str
 
 
+def _three_axes(prefix: str, unit_key: str, unit: str, limit: float, what: str) -> tuple[Measurement, ...]:
+    return tuple(
+        Measurement(
+            key=f"{prefix}{axis}_{unit_key}",
+            unit=unit,
+            sensor="MPU-6050",
+            possible=(-limit, limit),
+            description=what.format(axis=axis),
+        )
+        for axis in "xyz"
+    )
+
+
 MEASUREMENTS: tuple[Measurement, ...] = (
-    *(
-        Measurement(
-            key=f"a{axis}_m_s2",
-            unit="m/s^2",
-            sensor="MPU-6050",
-            possible=(-MAX_ACCEL_M_S2, MAX_ACCEL_M_S2),
-            description=f"specific force along the sensor's {axis} axis (+1 g up at rest)",
-        )
-        for axis in "xyz"
+    *_three_axes(
+        "a", "m_s2", "m/s^2", MAX_ACCEL_M_S2, "specific force along the sensor's {axis} axis (+1 g up at rest)"
     ),
-    *(
-        Measurement(
-            key=f"g{axis}_rad_s",
-            unit="rad/s",
-            sensor="MPU-6050",
-            possible=(-MAX_GYRO_RAD_S, MAX_GYRO_RAD_S),
-            description=f"angular rate about the sensor's {axis} axis",
-        )
-        for axis in "xyz"
-    ),
+    *_three_axes("g", "rad_s", "rad/s", MAX_GYRO_RAD_S, "angular rate about the sensor's {axis} axis"),
     Measurement(
         key="pressure_pa",
         unit="Pa",

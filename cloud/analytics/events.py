@@ -44,21 +44,11 @@ class EventThresholds:
     bump_merge_gap_ms: int = 300  # a pothole's dip and kick are one bump
 
     def __post_init__(self) -> None:
-        levels = (self.harsh_brake_g, self.harsh_acceleration_g, self.harsh_corner_g, self.bump_g)
-        if min(levels) <= 0.0:
+        levels = {detector.kind: detector.level_g(self) for detector in DETECTORS}
+        if min(levels.values()) <= 0.0:
             raise ValueError(f"event thresholds must be positive g values, got {levels}")
         if not (0.0 < self.hysteresis <= 1.0 and 0.0 < self.bump_hysteresis <= 1.0):
             raise ValueError("hysteresis is the fraction of the threshold an event leaves at: pass a value in (0, 1]")
-
-
-# Light vehicles reach higher g in everyday driving than loaded vans; trucks cannot brake or corner as hard, and
-# a given g is riskier for them (rollover, load shift), so their thresholds sit lower. See docs/analytics.md.
-VEHICLE_CLASSES: dict[str, EventThresholds] = {
-    "car": EventThresholds(harsh_brake_g=0.40, harsh_acceleration_g=0.38, harsh_corner_g=0.42),
-    "van": EventThresholds(),
-    "truck": EventThresholds(harsh_brake_g=0.25, harsh_acceleration_g=0.20, harsh_corner_g=0.22, min_duration_ms=300),
-}
-DEFAULT_VEHICLE_CLASS = "van"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,7 +63,7 @@ class KindDetector:
     level_g: Callable[[EventThresholds], float]
 
 
-# In DRIVING_EVENT_KINDS order. The horizontal ones' order is also that of push_horizontal's `peaks_g`.
+# In DRIVING_EVENT_KINDS order.
 DETECTORS: tuple[KindDetector, ...] = (
     KindDetector(kind="harsh_brake", signal="longitudinal", negate=True, level_g=lambda t: t.harsh_brake_g),
     KindDetector(
@@ -85,6 +75,16 @@ DETECTORS: tuple[KindDetector, ...] = (
 )
 DETECTOR_OF: dict[str, KindDetector] = {detector.kind: detector for detector in DETECTORS}
 HORIZONTAL_DETECTORS: tuple[KindDetector, ...] = tuple(d for d in DETECTORS if d.signal != "vertical")
+
+
+# Light vehicles reach higher g in everyday driving than loaded vans; trucks cannot brake or corner as hard, and
+# a given g is riskier for them (rollover, load shift), so their thresholds sit lower. See docs/analytics.md.
+VEHICLE_CLASSES: dict[str, EventThresholds] = {
+    "car": EventThresholds(harsh_brake_g=0.40, harsh_acceleration_g=0.38, harsh_corner_g=0.42),
+    "van": EventThresholds(),
+    "truck": EventThresholds(harsh_brake_g=0.25, harsh_acceleration_g=0.20, harsh_corner_g=0.22, min_duration_ms=300),
+}
+DEFAULT_VEHICLE_CLASS = "van"
 
 
 def thresholds_for(vehicle_class: str) -> EventThresholds:
@@ -135,7 +135,16 @@ def _levels(thresholds: EventThresholds, kind: str) -> tuple[float, float, int, 
 
 
 # A candidate's kind, once the frame is known: its dominant horizontal signal and whether it was negative.
-_HORIZONTAL_BY_DIRECTION: dict[tuple[str, bool], KindDetector] = {(d.signal, d.negate): d for d in HORIZONTAL_DETECTORS}
+# The first detector of each direction is the one a candidate becomes (a later kind on the same signal and direction,
+# at a higher level, is not told apart without the signal's shape, which a candidate does not keep).
+_HORIZONTAL_BY_DIRECTION: dict[tuple[str, bool], KindDetector] = {}
+for _kind_detector in HORIZONTAL_DETECTORS:
+    _HORIZONTAL_BY_DIRECTION.setdefault((_kind_detector.signal, _kind_detector.negate), _kind_detector)
+
+
+def _extreme_index(detector: KindDetector) -> int:
+    """Where push_horizontal's extremes_g (min, max longitudinal, min, max lateral) hold the detector's peak."""
+    return (0 if detector.signal == "longitudinal" else 2) + (0 if detector.negate else 1)
 
 
 def _lowest_horizontal_g(thresholds: EventThresholds) -> float:
@@ -160,9 +169,11 @@ class DrivingEventDetector:
     def __init__(self, thresholds: EventThresholds) -> None:
         self.thresholds = thresholds
         self._open: dict[str, HysteresisDetector] = {}
-        # (kind, level g, on longitudinal, negated) of each horizontal detector, for push_horizontal's quiet checks.
+        # (kind, level g, on longitudinal, negated, which of push_horizontal's extremes_g is its peak) of each
+        # horizontal detector: a negated signal's peak is minus the minimum.
         self._horizontal = tuple(
-            (d.kind, d.level_g(thresholds), d.signal == "longitudinal", d.negate) for d in HORIZONTAL_DETECTORS
+            (d.kind, d.level_g(thresholds), d.signal == "longitudinal", d.negate, _extreme_index(d))
+            for d in HORIZONTAL_DETECTORS
         )
 
     @property
@@ -186,22 +197,23 @@ class DrivingEventDetector:
         longitudinal_g: FloatArray,
         lateral_g: FloatArray,
         period_us: int,
-        peaks_g: tuple[float, float, float, float] | None = None,
+        extremes_g: tuple[float, float, float, float] | None = None,
     ) -> list[DrivingEvent]:
-        """`peaks_g`: each harsh kind's largest signal value in the batch in HARSH_KINDS order (-min and max of
-        longitudinal, max and -min of lateral), if the caller has them already."""
+        """`extremes_g`: the batch's (min, max) longitudinal then (min, max) lateral, if the caller has them already
+        (each detector's quiet check reads its own: the max of the signal it runs on)."""
         if t_us.size == 0:
             return []
-        if peaks_g is None:
-            peaks_g = (
-                -float(longitudinal_g.min()),
+        if extremes_g is None:
+            extremes_g = (
+                float(longitudinal_g.min()),
                 float(longitudinal_g.max()),
+                float(lateral_g.min()),
                 float(lateral_g.max()),
-                -float(lateral_g.min()),
             )
         hysteresis = self.thresholds.hysteresis
         events: list[DrivingEvent] = []
-        for (kind, level_g, longitudinal, negate), peak in zip(self._horizontal, peaks_g, strict=True):
+        for kind, level_g, longitudinal, negate, extreme in self._horizontal:
+            peak = -extremes_g[extreme] if negate else extremes_g[extreme]
             if kind not in self._open and _is_quiet(peak, level_g, hysteresis):
                 continue
             signal = longitudinal_g if longitudinal else lateral_g

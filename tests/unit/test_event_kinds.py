@@ -18,7 +18,7 @@ from fleetsense import event_kinds
 def test_each_counted_kind_has_one_detector_in_the_declarations_order() -> None:
     assert tuple(d.kind for d in DETECTORS) == DRIVING_EVENT_KINDS == event_kinds.COUNTED_KINDS
     assert all(event_kinds.BY_KEY[d.kind].sensor == "imu" for d in DETECTORS)
-    # push_horizontal's peaks_g are in this order: -min and max of longitudinal, max and -min of lateral.
+    # The harsh kinds' signals and directions, as docs/analytics.md describes them.
     assert [(d.signal, d.negate) for d in HORIZONTAL_DETECTORS] == [
         ("longitudinal", True),
         ("longitudinal", False),
