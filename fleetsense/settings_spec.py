@@ -11,6 +11,7 @@ larger than the shard count, a password with a user name) stay code in the datac
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -154,7 +155,7 @@ def markdown_table(specs: Iterable[Setting]) -> str:
     """A docs table of settings: name, default, allowed values, and what it does."""
     lines = ["| setting | default | allowed | what |", "|---|---|---|---|"]
     for spec in specs:
-        default = "(required)" if spec.required else f"`{spec.default!r}`"
+        default = "(required)" if spec.required else f"`{json.dumps(spec.default)}`"  # as TOML and JSON write it
         doc = spec.doc.replace("|", "\\|")  # a bar inside a table cell would end it
         lines.append(f"| `{spec.name}` | {default} | {spec.allowed()} | {doc} |")
     return "\n".join(lines) + "\n"

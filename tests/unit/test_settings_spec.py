@@ -107,7 +107,8 @@ def test_a_setting_parses_its_type_and_checks_both_bounds() -> None:
 def test_the_docs_table_lists_each_setting_with_its_default_and_allowed_values() -> None:
     table = settings_spec.markdown_table(settings_spec.describe(_Example))
     assert "| `rate_hz` | `100` | 1..1000 Hz | samples per second |" in table.splitlines()
-    assert "| `mode` | `'a'` | a or b | a choice |" in table.splitlines()
+    assert '| `mode` | `"a"` | a or b | a choice |' in table.splitlines()
+    assert "| `on` | `false` | any bool | a switch |" in table.splitlines()
 
 
 def test_the_device_configs_bounds_are_its_declared_settings() -> None:
