@@ -60,7 +60,9 @@ class GroundTruthRecord:
     @classmethod
     def from_json(cls, line: str) -> GroundTruthRecord:
         row: dict[str, Any] = json.loads(line)
-        row["kind"] = RENAMED_KINDS.get(row.get("kind"), row.get("kind"))  # type: ignore[arg-type]
+        kind = row.get("kind")
+        if isinstance(kind, str):
+            row["kind"] = RENAMED_KINDS.get(kind, kind)
         if row.get("kind") not in MANOEUVRE_KINDS:
             raise GroundTruthError(
                 f"unknown manoeuvre kind {row.get('kind')!r}; expected one of {sorted(MANOEUVRE_KINDS)}"
