@@ -19,24 +19,24 @@ from fleetsense.cloud.stream_settings import StreamSettings
 
 from fleetsense import settings_spec
 from fleetsense.errors import ConfigError
-from fleetsense.settings_spec import Setting, setting
+from fleetsense.settings_spec import Setting, about, setting
 
 WHAT = "job setting"
 
 
-def _connection(doc: str, default: Any = settings_spec.REQUIRED) -> Any:
+def _connection(doc: str) -> dict[str, Setting]:
     """Where the job connects and with which secret: from the stack, never from the command line."""
-    return setting(default, doc=doc, group="connection", settable=False)
+    return about(doc=doc, group="connection", settable=False)
 
 
 @dataclass(frozen=True, kw_only=True)
 class IngestJobSettings:
-    amqp_host: str = _connection("the broker's host")
-    amqp_port: int = _connection("the broker's AMQP port")
-    amqp_vhost: str = _connection("the broker's virtual host of the fleet")
-    amqp_username: str = _connection("the job's broker user")
-    amqp_password: str = _connection("the job's broker password")
-    amqp_queue: str = setting(doc="the telemetry queue the job reads", group="source")
+    amqp_host: str = field(metadata=_connection("the broker's host"))
+    amqp_port: int = field(metadata=_connection("the broker's AMQP port"))
+    amqp_vhost: str = field(metadata=_connection("the broker's virtual host of the fleet"))
+    amqp_username: str = field(metadata=_connection("the job's broker user"))
+    amqp_password: str = field(metadata=_connection("the job's broker password"))
+    amqp_queue: str = field(metadata=about(doc="the telemetry queue the job reads", group="source"))
     amqp_status_queue: str = setting("fleet.status", doc="the status queue the job reads", group="source")
     amqp_prefetch: int = setting(
         30_000,
@@ -66,12 +66,14 @@ class IngestJobSettings:
         # Without it a job that keeps up polls each delivery on its own and pays the per-record cost per message.
         doc="how long a bundle's oldest message waits for more (latency vs CPU)",
     )
-    cassandra_host: str = _connection("a Cassandra contact point")
-    cassandra_port: int = _connection("its CQL port")
-    cassandra_username: str = _connection("the job's own Cassandra user (empty: a cluster without login)", "")
-    cassandra_password: str = _connection("its password", "")
-    keyspace: str = _connection("the keyspace the job writes")
-    connector_jar: str = _connection("the AMQP source connector's jar")
+    cassandra_host: str = field(metadata=_connection("a Cassandra contact point"))
+    cassandra_port: int = field(metadata=_connection("its CQL port"))
+    cassandra_username: str = field(
+        default="", metadata=_connection("the job's own Cassandra user (empty: a cluster without login)")
+    )
+    cassandra_password: str = field(default="", metadata=_connection("its password"))
+    keyspace: str = field(metadata=_connection("the keyspace the job writes"))
+    connector_jar: str = field(metadata=_connection("the AMQP source connector's jar"))
     checkpoint_interval_ms: int = setting(
         1000, least=10, unit="ms", group="flink", doc="how often Flink checkpoints (10 ms is Flink's own minimum)"
     )
@@ -138,7 +140,7 @@ class IngestJobSettings:
         doc="bytes per batch: keep it under the cluster's batch_size_fail_threshold_in_kb (50 by default)",
     )
     stream: StreamSettings = field(default_factory=StreamSettings)  # the `stream` group, named flat in the file
-    job_name: str = _connection("the Flink job's name", "fleetsense-telemetry-ingest")
+    job_name: str = field(default="fleetsense-telemetry-ingest", metadata=_connection("the Flink job's name"))
 
     def __post_init__(self) -> None:
         """Refuse values the job could not run with, naming the setting, before anything is submitted."""

@@ -13,7 +13,7 @@ from typing import Any
 from fleetsense import settings_spec
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
-from fleetsense.settings_spec import REQUIRED, setting
+from fleetsense.settings_spec import REQUIRED, about, setting
 from fleetsense.wire import MAX_MESSAGE_BYTES
 
 # The annotations are strings (PEP 563); every field of a section is one of these scalars.
@@ -22,9 +22,9 @@ SCALAR_TYPES = settings_spec.SCALARS
 
 @dataclass(frozen=True, kw_only=True)
 class BrokerConfig:
-    host: str = setting(doc="the MQTT broker's host")
+    host: str = field(metadata=about(doc="the MQTT broker's host"))
     port: int = setting(1883, least=1, most=65535, doc="its MQTT port (8883 with TLS)")
-    username: str = setting(doc="the device's broker user: its vehicle id")
+    username: str = field(metadata=about(doc="the device's broker user: its vehicle id"))
     password: str = setting("", doc="empty when the device logs in with its client certificate")
     keepalive_s: int = setting(30, unit="s", doc="MQTT keep-alive")
     tls: bool = setting(False, doc="connect with TLS")
@@ -131,7 +131,7 @@ class ClockConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class StorageConfig:
-    state_dir: str = setting(doc="where the outbox and the agent's state live")
+    state_dir: str = field(metadata=about(doc="where the outbox and the agent's state live"))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,8 +1,9 @@
 """Settings declared once, as frozen descriptions (floor: used by the ingest job's settings, the stream's settings and
 the edge's device configuration).
 
-A setting is a field of a frozen dataclass whose default is `setting(...)`: the field gives its name and type, the
-description its default, bounds, unit, group and doc. Everything else is derived from the one declaration: the
+A setting is a field of a frozen dataclass declared with `setting(default, ...)` (or, when required,
+`field(metadata=about(...))`): the field gives its name, type and default, the description its bounds, unit, group
+and doc. Everything else is derived from the one declaration: the
 check of a value (with an error that says what is wrong, what is allowed and what to do), the parsing of
 `name=value` text from a command line, and the docs' tables (`markdown_table`). Cross-field rules (a parallelism no
 larger than the shard count, a password with a user name) stay code in the dataclass's `__post_init__`.
@@ -30,7 +31,7 @@ SCALARS: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool
 class Setting:
     name: str = ""  # the field's name (filled in by `describe`)
     type: type = object  # the field's type (filled in by `describe`)
-    default: Any = REQUIRED
+    default: Any = None  # the field's (filled in by `describe`; REQUIRED when it has none)
     least: float | None = None
     most: float | None = None
     choices: tuple[str, ...] = ()
@@ -91,7 +92,7 @@ class Setting:
 
 
 def setting(
-    default: Any = REQUIRED,
+    default: Any,
     *,
     doc: str,
     least: float | None = None,
@@ -101,11 +102,25 @@ def setting(
     group: str = "",
     settable: bool = True,
 ) -> Any:
-    """A dataclass field declared as a setting (`name: int = setting(100, least=1, unit="Hz", doc=...)`)."""
-    spec = Setting(
-        default=default, least=least, most=most, choices=choices, unit=unit, group=group, settable=settable, doc=doc
-    )
-    return dataclasses.field(default=default, metadata={_SPEC: spec})
+    """A dataclass field declared as a setting with a default (`rate_hz: int = setting(100, least=1, doc=...)`)."""
+    spec = about(least=least, most=most, choices=choices, unit=unit, group=group, settable=settable, doc=doc)
+    return dataclasses.field(default=default, metadata=spec)
+
+
+def about(
+    *,
+    doc: str,
+    least: float | None = None,
+    most: float | None = None,
+    choices: tuple[str, ...] = (),
+    unit: str = "",
+    group: str = "",
+    settable: bool = True,
+) -> dict[str, Setting]:
+    """The description of a setting as field metadata. A required setting is written
+    `host: str = field(metadata=about(doc=...))`: a direct `field()` call without a default, so that mypy still
+    sees the field as required (it cannot see through a wrapper)."""
+    return {_SPEC: Setting(least=least, most=most, choices=choices, unit=unit, group=group, settable=settable, doc=doc)}
 
 
 def describe(cls: type) -> tuple[Setting, ...]:
@@ -118,7 +133,7 @@ def describe(cls: type) -> tuple[Setting, ...]:
 def _describe(cls: Any) -> tuple[Setting, ...]:
     hints = typing.get_type_hints(cls)
     return tuple(
-        dataclasses.replace(f.metadata[_SPEC], name=f.name, type=hints[f.name])
+        dataclasses.replace(f.metadata[_SPEC], name=f.name, type=hints[f.name], default=f.default)
         for f in dataclasses.fields(cls)
         if _SPEC in f.metadata
     )
