@@ -175,6 +175,7 @@ class DrivingEventDetector:
             (d.kind, d.level_g(thresholds), d.signal == "longitudinal", d.negate, _extreme_index(d))
             for d in HORIZONTAL_DETECTORS
         )
+        self._bump_g = DETECTOR_OF["bump"].level_g(thresholds)
 
     @property
     def horizontal_open(self) -> bool:
@@ -223,9 +224,8 @@ class DrivingEventDetector:
     def push_vertical(self, t_us: IntArray, vertical_dynamic_g: FloatArray, period_us: int) -> list[DrivingEvent]:
         magnitude_g = np.abs(vertical_dynamic_g)
         if "bump" not in self._open:
-            t = self.thresholds
-            level_g = DETECTOR_OF["bump"].level_g(t)
-            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), level_g, t.bump_hysteresis):
+            hysteresis = self.thresholds.bump_hysteresis
+            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), self._bump_g, hysteresis):
                 return []
         return [_event("bump", run) for run in self._push("bump", t_us, magnitude_g, period_us)]
 
