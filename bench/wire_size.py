@@ -24,8 +24,8 @@ from itertools import pairwise
 from typing import TypeVar
 
 from fleetsense import wire
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
-STANDARD_GRAVITY_M_S2 = 9.80665
 ACCEL_COUNTS_PER_G = 16384  # MPU-6050, ±2 g
 GYRO_COUNTS_PER_DEG_S = 131.0  # MPU-6050, ±250 °/s
 IMU_SCALES = (STANDARD_GRAVITY_M_S2 / ACCEL_COUNTS_PER_G,) * 3 + (math.radians(1.0) / GYRO_COUNTS_PER_DEG_S,) * 3

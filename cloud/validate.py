@@ -18,16 +18,10 @@ from functools import lru_cache
 import numpy as np
 from fleetsense.cloud.decode import DecodedBatch, decode_batch
 
-from fleetsense import wire
+from fleetsense import quantities, wire
 from fleetsense.errors import FleetsenseError
 from fleetsense.ids import vehicle_from_routing_key
 
-STANDARD_GRAVITY_M_S2 = 9.80665
-# The sensors' full-scale ranges plus 10 %: beyond them a value cannot come from the chip.
-MAX_ACCEL_M_S2 = 16 * STANDARD_GRAVITY_M_S2 * 1.1  # MPU-6050 at +-16 g
-MAX_GYRO_RAD_S = np.deg2rad(2000) * 1.1  # MPU-6050 at +-2000 deg/s
-PRESSURE_RANGE_PA = (30_000.0, 110_000.0)  # BMP280: 300-1100 hPa
-TEMPERATURE_RANGE_C = (-40.0, 85.0)  # BMP280's operating range
 MAX_FUTURE_US = 5 * 60 * 1_000_000  # clocks drift; more than this ahead is a wrong clock
 MAX_AGE_US = 30 * 86_400 * 1_000_000  # the outbox holds about two days; older data is a wrong clock
 # The two clock rules, as their reasons word them (docs/wire-format.md, "What the cloud enforces", rule 6).
@@ -35,12 +29,10 @@ IN_THE_FUTURE = "in the future"
 TOO_OLD = "more than 30 days old"
 CLOCK_RULES = (IN_THE_FUTURE, TOO_OLD)
 
-# Per-channel bounds (low, high) for each kind, in wire channel order.
-_ACCEL = [(-MAX_ACCEL_M_S2, MAX_ACCEL_M_S2)] * 3
+# Per-channel bounds (low, high) for each kind, in wire channel order: what the sensor can measure at all
+# (fleetsense.quantities: the chips' widest ranges plus a margin).
 CHANNEL_BOUNDS: dict[wire.Kind, list[tuple[float, float]]] = {
-    wire.Kind.ACCEL: _ACCEL,
-    wire.Kind.IMU: _ACCEL + [(-MAX_GYRO_RAD_S, MAX_GYRO_RAD_S)] * 3,
-    wire.Kind.BARO: [PRESSURE_RANGE_PA, TEMPERATURE_RANGE_C],
+    kind: [quantities.BY_KEY[name].possible for name in names] for kind, names in wire.CHANNEL_NAMES.items()
 }
 
 

@@ -20,6 +20,7 @@ from fleetsense.cloud.analytics.vehicle_analyzer import AnalysisOutput, Analyzer
 from fleetsense.cloud.decode import DecodedBatch, decode_batch
 from fleetsense.cloud.sequencer import Decision, Released, Sequencer, Verdict
 from fleetsense.cloud.store import Write, hour_bucket_ms
+from fleetsense.cloud.stream_settings import StreamSettings as StreamSettings  # its callers name it here too
 from fleetsense.cloud.validate import check_message
 from fleetsense.cloud.vehicle_state_versions import VehicleLayout
 
@@ -51,16 +52,6 @@ PAST_EPOCHS = 8  # earlier sequences remembered per vehicle
 RECENT_CRCS = 32  # seqs whose content is remembered (about 16 s of IMU and barometer batches)
 
 
-@dataclass(frozen=True, kw_only=True)
-class StreamSettings:
-    vehicle_class: str = "van"
-    gap_wait_ms: int = 10_000  # how long a batch waits for a missing one before the gap is skipped
-    max_waiting: int = 600
-    # A vehicle silent this long (processing time) has its analysis flushed: the samples the filter holds back
-    # are counted and open events closed, instead of waiting for a next batch that may come tomorrow.
-    idle_flush_ms: int = 15_000
-
-
 @dataclass
 class VehicleState:
     """Everything per vehicle except the waiting batches' bytes: small, pickled into one keyed state value."""
@@ -77,7 +68,7 @@ class VehicleState:
     # Minute rows not yet written, by minute start (us): the running minute changes with every batch but is
     # written with the other summaries (every 10 s of samples, or at once on an event); a closed one at once.
     pending_minutes: dict[int, MinuteAggregate] = field(default_factory=dict)
-    idle_flush_ms: int = 15_000
+    idle_flush_ms: int = StreamSettings.idle_flush_ms  # the setting's default (a state older than the field)
     profile_ms: int = -1  # when the vehicle profile last applied was set (profiles.Profile.updated_ms)
     # CRC-32 of each of the last RECENT_CRCS accepted messages, by seq: a seq that comes again with other content
     # is a conflict (recorded), not a duplicate (dropped).

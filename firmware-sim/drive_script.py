@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Self
 
 from fleetsense.sim.ground_truth import Axis, GroundTruthLog, GroundTruthRecord, ManoeuvreKind
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 # Ordinary driving stays below these and harsh manoeuvres at or above HARSH_MIN_G, so a detector threshold
 # anywhere between them separates the two without ambiguity.
@@ -293,7 +294,7 @@ class DriveScriptBuilder:
         self, direction: Direction, *, peak_g: float = 0.55, duration_s: float = 3.0, ramp_s: float = 0.6
     ) -> Self:
         _check_peak_g("sharp_corner", peak_g, HARSH_MIN_G, 1.2)
-        kind: ManoeuvreKind = "sharp_corner_left" if direction == "left" else "sharp_corner_right"
+        kind: ManoeuvreKind = "harsh_corner_left" if direction == "left" else "harsh_corner_right"
         return self._corner(kind, peak_g, duration_s, ramp_s)
 
     def stop(self, duration_s: float) -> Self:

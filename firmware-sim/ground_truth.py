@@ -13,31 +13,22 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-ManoeuvreKind = Literal[
-    "harsh_brake",
-    "harsh_acceleration",
-    "sharp_corner_left",
-    "sharp_corner_right",
-    "stop",
-    "bump",
-    "cruise",
-    "accelerate",
-    "decelerate",
-    "corner_left",
-    "corner_right",
-]
+from fleetsense import event_kinds
+
+# A manoeuvre's kind: an event kind found in the vehicle's motion (fleetsense.event_kinds, under the very key the
+# cloud stores it with, so truth and detections compare without a table) or one of the ordinary manoeuvres.
+ManoeuvreKind = str
+OrdinaryManoeuvre = Literal["cruise", "accelerate", "decelerate", "corner_left", "corner_right"]
 # Which acceleration a record's peak_g is about, in the vehicle frame (x forward, y left, z up).
 Axis = Literal["longitudinal", "lateral", "vertical", "none"]
 
-MANOEUVRE_KINDS: frozenset[str] = frozenset(get_args(ManoeuvreKind))
+# What the cloud is expected to report; the ordinary kinds are driving it must stay quiet about.
+EVENT_KINDS: frozenset[str] = frozenset(event_kinds.MOTION_KINDS)
+HARSH_KINDS: frozenset[str] = frozenset(event_kinds.HARSH_KINDS)
+MANOEUVRE_KINDS: frozenset[str] = EVENT_KINDS | frozenset(get_args(OrdinaryManoeuvre))
 AXES: frozenset[str] = frozenset(get_args(Axis))
-# What the cloud is expected to report; the other kinds are ordinary driving it must stay quiet about.
-EVENT_KINDS: frozenset[str] = frozenset(
-    {"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right", "stop", "bump"}
-)
-HARSH_KINDS: frozenset[str] = frozenset(
-    {"harsh_brake", "harsh_acceleration", "sharp_corner_left", "sharp_corner_right"}
-)
+# The simulator's names for two kinds before it used the cloud's keys: ground-truth files written then still read.
+RENAMED_KINDS = {"sharp_corner_left": "harsh_corner_left", "sharp_corner_right": "harsh_corner_right"}
 
 
 class GroundTruthError(ValueError):
@@ -55,6 +46,10 @@ class GroundTruthRecord:
     start_speed_m_s: float
     end_speed_m_s: float
 
+    def __post_init__(self) -> None:
+        if self.kind not in MANOEUVRE_KINDS:
+            raise GroundTruthError(f"unknown manoeuvre kind {self.kind!r}; expected one of {sorted(MANOEUVRE_KINDS)}")
+
     @property
     def is_event(self) -> bool:
         return self.kind in EVENT_KINDS
@@ -65,6 +60,9 @@ class GroundTruthRecord:
     @classmethod
     def from_json(cls, line: str) -> GroundTruthRecord:
         row: dict[str, Any] = json.loads(line)
+        kind = row.get("kind")
+        if isinstance(kind, str):
+            row["kind"] = RENAMED_KINDS.get(kind, kind)
         if row.get("kind") not in MANOEUVRE_KINDS:
             raise GroundTruthError(
                 f"unknown manoeuvre kind {row.get('kind')!r}; expected one of {sorted(MANOEUVRE_KINDS)}"

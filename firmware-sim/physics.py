@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-STANDARD_GRAVITY_M_S2 = 9.80665
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 Vec3 = tuple[float, float, float]
 

@@ -37,14 +37,3 @@ def harsh_events_drive() -> DriveScript:
         .cruise(5.0)
         .build()
     )
-
-
-# Ground-truth kinds (fleetsense.sim.ground_truth) -> the cloud's event kinds (cloud/analytics/events.py).
-CLOUD_EVENT_KIND = {
-    "harsh_brake": "harsh_brake",
-    "harsh_acceleration": "harsh_acceleration",
-    "sharp_corner_left": "harsh_corner_left",
-    "sharp_corner_right": "harsh_corner_right",
-    "bump": "bump",
-    "stop": "stop",
-}

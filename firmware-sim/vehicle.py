@@ -18,7 +18,9 @@ from statistics import NormalDist
 from fleetsense.sim.drive_script import DriveScript, Segment
 from fleetsense.sim.ground_truth import GroundTruthLog
 from fleetsense.sim.mounting import Mounting
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2, Environment, ImuReading, Vec3
+from fleetsense.sim.physics import Environment, ImuReading, Vec3
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 SEA_LEVEL_PRESSURE_PA = 101_325.0
 

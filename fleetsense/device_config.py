@@ -10,34 +10,45 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetsense import settings_spec
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
+from fleetsense.settings_spec import REQUIRED, about, setting
 from fleetsense.wire import MAX_MESSAGE_BYTES
 
-REQUIRED = dataclasses.MISSING
 # The annotations are strings (PEP 563); every field of a section is one of these scalars.
-SCALAR_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+SCALAR_TYPES = settings_spec.SCALARS
 
 
 @dataclass(frozen=True, kw_only=True)
 class BrokerConfig:
-    host: str
-    port: int = 1883
-    username: str
-    password: str = ""  # empty when the device logs in with its client certificate
-    keepalive_s: int = 30
-    tls: bool = False
-    ca_file: str = ""  # the CA that signed the broker's certificate; empty: the system's trust store
+    host: str = field(metadata=about(doc="the MQTT broker's host"))
+    port: int = setting(1883, least=1, most=65535, doc="its MQTT port (8883 with TLS)")
+    username: str = field(metadata=about(doc="the device's broker user: its vehicle id"))
+    password: str = setting("", doc="empty when the device logs in with its client certificate")
+    keepalive_s: int = setting(30, unit="s", doc="MQTT keep-alive")
+    tls: bool = setting(False, doc="connect with TLS")
+    ca_file: str = setting("", doc="the CA that signed the broker's certificate; empty: the system's trust store")
     # Certificate login (TLS only): the broker takes the identity from the certificate's common name.
-    client_cert_file: str = ""
-    client_key_file: str = ""
-    max_message_bytes: int = MAX_MESSAGE_BYTES  # larger batches are set aside, never sent: the broker refuses them
+    client_cert_file: str = setting("", doc="the device's client certificate (TLS only; login by its common name)")
+    client_key_file: str = setting("", doc="its key")
+    max_message_bytes: int = setting(
+        MAX_MESSAGE_BYTES,
+        least=1024,
+        most=MAX_MESSAGE_BYTES,  # the gateway's limit
+        unit="bytes",
+        doc="larger batches are set aside, never sent: the broker refuses them",
+    )
     # Reconnect pacing (edge/backoff.py): full jitter between 0 and base * 2^failures, at most the cap. A
     # connection counts as a success (and resets the backoff) only once a publish was acknowledged on it or it
     # stayed up for stable_connection_s: a broker that takes logins but refuses publishes is a failure.
-    reconnect_base_s: float = 1.0
-    reconnect_cap_s: float = 60.0
-    stable_connection_s: float = 60.0
+    reconnect_base_s: float = setting(
+        1.0, least=0.01, most=60, unit="s", doc="reconnect backoff: full jitter up to base x 2^failures"
+    )
+    reconnect_cap_s: float = setting(60.0, most=3600, unit="s", doc="the backoff's cap (at least reconnect_base_s)")
+    stable_connection_s: float = setting(
+        60.0, least=1, most=3600, unit="s", doc="up this long (or a publish acknowledged): a success"
+    )
 
     @property
     def uses_client_cert(self) -> bool:
@@ -49,10 +60,12 @@ class BrokerConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SamplingConfig:
-    imu_rate_hz: int = 100
-    baro_rate_hz: int = 10
-    batch_window_s: float = 1.0
-    drain_interval_ms: int = 100  # how often the IMU's FIFO is emptied; the FIFO holds ~85 samples
+    imu_rate_hz: int = setting(100, least=1, most=1000, unit="Hz", doc="IMU samples per second")
+    baro_rate_hz: int = setting(10, least=1, most=50, unit="Hz", doc="barometer samples per second")
+    batch_window_s: float = setting(1.0, least=0.1, most=60, unit="s", doc="one batch per sensor per window")
+    drain_interval_ms: int = setting(
+        100, least=10, most=500, unit="ms", doc="how often the IMU's FIFO is emptied; the FIFO holds ~85 samples"
+    )
 
     @property
     def sample_period_us(self) -> int:
@@ -65,43 +78,60 @@ class SamplingConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class SensorsConfig:
-    bus: str = ""  # "smbus:1" (a Raspberry Pi's header), "sim" (firmware-sim); empty: $FLEETSENSE_I2C_BUS
-    imu_address: int = 0x68
-    baro_address: int = 0x76  # 0: no barometer fitted
+    bus: str = setting("", doc='"smbus:1" (a Raspberry Pi\'s header), "sim" (firmware-sim); empty: $FLEETSENSE_I2C_BUS')
+    imu_address: int = setting(0x68, doc="the MPU-6050's I2C address: 0x68 or 0x69")
+    baro_address: int = setting(0x76, doc="the BMP280's I2C address: 0x76, 0x77 or 0 (no barometer fitted)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class OutboxConfig:
-    # The outbox's whole footprint on disk (segments, small files); 64 MiB holds about 23 h of 100 Hz IMU + 10 Hz
-    # barometer batches (docs/edge-agent.md, "Bound").
-    max_bytes: int = 64 * 1024 * 1024
-    replay_rate_per_s: float = 50.0  # batches per second while draining a backlog
-    max_inflight: int = 20
-    ack_timeout_s: float = 30.0  # a PUBACK later than this means a broken connection: reconnect and resend
-    memory_batches: int = 600  # held in memory while storage fails (disk full, read-only, I/O errors): ~5 min
-    # Group commit: batches are made durable (one fdatasync) by groups of commit_batches, or after
-    # commit_interval_s; a power cut loses at most that much (docs/edge-agent.md, "Durability").
-    commit_batches: int = 4
-    commit_interval_s: float = 2.0
+    # 64 MiB holds about 23 h of 100 Hz IMU + 10 Hz barometer batches (docs/edge-agent.md, "Bound").
+    max_bytes: int = setting(
+        64 * 1024 * 1024, least=65536, unit="bytes", doc="the outbox's whole footprint on disk (segments, small files)"
+    )
+    replay_rate_per_s: float = setting(50.0, unit="batches/s", doc="while draining a backlog; must be positive")
+    max_inflight: int = setting(20, least=1, most=1000, unit="batches", doc="sent and not yet acknowledged, at most")
+    ack_timeout_s: float = setting(
+        30.0, least=1, unit="s", doc="a PUBACK later than this means a broken connection: reconnect and resend"
+    )
+    memory_batches: int = setting(
+        600,
+        least=1,
+        most=100_000,
+        unit="batches",
+        doc="held in memory while storage fails (disk full, read-only, I/O errors): ~5 min",
+    )
+    # Group commit: a power cut loses at most this much (docs/edge-agent.md, "Durability").
+    commit_batches: int = setting(4, least=1, most=64, unit="batches", doc="made durable (one fdatasync) together")
+    commit_interval_s: float = setting(
+        2.0, least=0.1, most=60, unit="s", doc="or after this long, whichever comes first"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class StatusConfig:
-    heartbeat_s: float = 30.0
+    heartbeat_s: float = setting(30.0, least=1, unit="s", doc="how often the device publishes its status")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClockConfig:
-    # Trust the wall clock even when the kernel says it is not synchronised (e.g. GPS time or a container).
-    assume_synced: bool = False
-    # Batches taken while the clock is not synchronised are held on the device and re-timed when it syncs; after
-    # this long without sync they are sent as they are, flagged CLOCK_UNSYNCED (docs/edge-agent.md, "Time").
-    hold_unsynced_s: float = 3600.0
+    assume_synced: bool = setting(
+        False, doc="trust the wall clock even when the kernel says it is not synchronised (GPS time, a container)"
+    )
+    # docs/edge-agent.md, "Time".
+    hold_unsynced_s: float = setting(
+        3600.0,
+        least=0,
+        most=7 * 86_400,
+        unit="s",
+        doc="batches taken while the clock is not synchronised are held this long for re-timing, then sent flagged "
+        "CLOCK_UNSYNCED (0: never hold)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class StorageConfig:
-    state_dir: str
+    state_dir: str = field(metadata=about(doc="where the outbox and the agent's state live"))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,8 +220,10 @@ def load(path: Path) -> EdgeConfig:
 
 
 def check_ranges(config: EdgeConfig, where: str) -> None:
+    """Each key within its declared bounds (settings_spec), then the rules that tie keys together."""
+    for name in SECTIONS:
+        settings_spec.check(getattr(config, name), what=f"{where}: [{name}]")
     checks = [
-        (0 < config.broker.port < 65536, f"[broker] port {config.broker.port} is not a TCP port"),
         (
             bool(config.broker.password) or config.broker.uses_client_cert,
             "[broker] needs a password or a client certificate (client_cert_file and client_key_file)",
@@ -201,30 +233,12 @@ def check_ranges(config: EdgeConfig, where: str) -> None:
             "[broker] client_cert_file and client_key_file go together",
         ),
         (config.broker.tls or not config.broker.uses_client_cert, "[broker] a client certificate needs tls = true"),
-        (
-            1024 <= config.broker.max_message_bytes <= MAX_MESSAGE_BYTES,
-            f"[broker] max_message_bytes must be 1024..{MAX_MESSAGE_BYTES} (the gateway's limit)",
-        ),
-        (1 <= config.sampling.imu_rate_hz <= 1000, "[sampling] imu_rate_hz must be 1..1000"),
-        (1 <= config.sampling.baro_rate_hz <= 50, "[sampling] baro_rate_hz must be 1..50"),
-        (0.1 <= config.sampling.batch_window_s <= 60, "[sampling] batch_window_s must be 0.1..60 s"),
         (config.sampling.samples_per_window <= 65535, "[sampling] more than 65535 samples per batch window"),
-        (10 <= config.sampling.drain_interval_ms <= 500, "[sampling] drain_interval_ms must be 10..500"),
-        (config.outbox.max_bytes >= 65536, "[outbox] max_bytes must be at least 65536 (64 KiB)"),
-        (1 <= config.outbox.commit_batches <= 64, "[outbox] commit_batches must be 1..64"),
-        (0.1 <= config.outbox.commit_interval_s <= 60, "[outbox] commit_interval_s must be 0.1..60 s"),
         (config.outbox.replay_rate_per_s > 0, "[outbox] replay_rate_per_s must be positive"),
-        (1 <= config.outbox.max_inflight <= 1000, "[outbox] max_inflight must be 1..1000"),
-        (config.outbox.ack_timeout_s >= 1, "[outbox] ack_timeout_s must be at least 1"),
-        (config.status.heartbeat_s >= 1, "[status] heartbeat_s must be at least 1"),
-        (0.01 <= config.broker.reconnect_base_s <= 60, "[broker] reconnect_base_s must be 0.01..60 s"),
         (
-            config.broker.reconnect_base_s <= config.broker.reconnect_cap_s <= 3600,
+            config.broker.reconnect_base_s <= config.broker.reconnect_cap_s,
             "[broker] reconnect_cap_s must be reconnect_base_s..3600 s",
         ),
-        (1 <= config.broker.stable_connection_s <= 3600, "[broker] stable_connection_s must be 1..3600 s"),
-        (1 <= config.outbox.memory_batches <= 100_000, "[outbox] memory_batches must be 1..100000"),
-        (0 <= config.clock.hold_unsynced_s <= 7 * 86_400, "[clock] hold_unsynced_s must be 0..604800 s (7 days)"),
         (config.sensors.imu_address in (0x68, 0x69), "[sensors] imu_address must be 0x68 or 0x69"),
         (config.sensors.baro_address in (0, 0x76, 0x77), "[sensors] baro_address must be 0x76, 0x77 or 0"),
     ]

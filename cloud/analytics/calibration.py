@@ -21,8 +21,9 @@ import numpy.typing as npt
 from fleetsense.cloud.analytics.lowpass import AlignedChunk
 from fleetsense.cloud.analytics.state_versions import Piece, StateVersionError
 
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
+
 FloatArray = npt.NDArray[np.float64]
-STANDARD_GRAVITY_M_S2 = 9.80665
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -39,9 +39,14 @@ class EnvironmentSettings:
     bridge_s: float = 60.0  # within-band or missing data shorter than this does not split an excursion
 
 
+# The event kind (fleetsense.event_kinds) of an excursion on each side of the band.
+EXCURSION_KINDS: dict[str, str] = {"high": "temperature_excursion_high", "low": "temperature_excursion_low"}
+
+
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentEvent:
-    kind: str  # "temperature_excursion"
+    key: str  # its event kind, as stored: one of EXCURSION_KINDS' values
+    kind: str  # "temperature_excursion" (the family; rows take `key`)
     direction: str  # "high" or "low"
     start_us: int
     end_us: int
@@ -107,6 +112,7 @@ class TemperatureExcursions:
     def _event(self, direction: str, run: Run) -> EnvironmentEvent:
         high = direction == "high"
         return EnvironmentEvent(
+            key=EXCURSION_KINDS[direction],
             kind="temperature_excursion",
             direction=direction,
             start_us=run.start_us,

@@ -10,8 +10,9 @@ where they come from are in docs/analytics.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -23,7 +24,8 @@ from fleetsense.event_kinds import COUNTED_KINDS
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-# The kinds this detector finds are the counted kinds of fleetsense.event_kinds (harsh ones and bumps).
+# The kinds this detector finds are the counted kinds of fleetsense.event_kinds (harsh ones and bumps); DETECTORS
+# below says how each is found, and a test holds the two to the same kinds in the same order.
 DRIVING_EVENT_KINDS = COUNTED_KINDS
 
 
@@ -43,11 +45,37 @@ class EventThresholds:
     bump_merge_gap_ms: int = 300  # a pothole's dip and kick are one bump
 
     def __post_init__(self) -> None:
-        levels = (self.harsh_brake_g, self.harsh_acceleration_g, self.harsh_corner_g, self.bump_g)
-        if min(levels) <= 0.0:
+        levels = {detector.kind: detector.level_g(self) for detector in DETECTORS}
+        if min(levels.values()) <= 0.0:
             raise ValueError(f"event thresholds must be positive g values, got {levels}")
         if not (0.0 < self.hysteresis <= 1.0 and 0.0 < self.bump_hysteresis <= 1.0):
             raise ValueError("hysteresis is the fraction of the threshold an event leaves at: pass a value in (0, 1]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class KindDetector:
+    """How one kind is found: which vehicle-frame signal, which way, and which of EventThresholds' levels it enters
+    at (an explicit link, not a naming convention). Vertical detectors use the bump_* timing, the others the shared
+    harsh timing (hysteresis, min_duration_ms, merge_gap_ms)."""
+
+    kind: str
+    signal: Literal["longitudinal", "lateral", "vertical"]  # vertical: |vertical specific force - 1 g|, unfiltered
+    negate: bool  # the detector runs on -signal (braking is negative longitudinal, a right corner negative lateral)
+    level_g: Callable[[EventThresholds], float]
+
+
+# In DRIVING_EVENT_KINDS order.
+DETECTORS: tuple[KindDetector, ...] = (
+    KindDetector(kind="harsh_brake", signal="longitudinal", negate=True, level_g=lambda t: t.harsh_brake_g),
+    KindDetector(
+        kind="harsh_acceleration", signal="longitudinal", negate=False, level_g=lambda t: t.harsh_acceleration_g
+    ),
+    KindDetector(kind="harsh_corner_left", signal="lateral", negate=False, level_g=lambda t: t.harsh_corner_g),
+    KindDetector(kind="harsh_corner_right", signal="lateral", negate=True, level_g=lambda t: t.harsh_corner_g),
+    KindDetector(kind="bump", signal="vertical", negate=False, level_g=lambda t: t.bump_g),
+)
+DETECTOR_OF: dict[str, KindDetector] = {detector.kind: detector for detector in DETECTORS}
+HORIZONTAL_DETECTORS: tuple[KindDetector, ...] = tuple(d for d in DETECTORS if d.signal != "vertical")
 
 
 # Light vehicles reach higher g in everyday driving than loaded vans; trucks cannot brake or corner as hard, and
@@ -101,15 +129,27 @@ def _detector(level_g: float, hysteresis: float, min_duration_ms: int, merge_gap
 
 def _levels(thresholds: EventThresholds, kind: str) -> tuple[float, float, int, int]:
     """(threshold g, hysteresis, min duration ms, merge gap ms) of one kind's detector."""
-    t = thresholds
-    if kind == "bump":
-        return t.bump_g, t.bump_hysteresis, t.bump_min_duration_ms, t.bump_merge_gap_ms
-    level_g = t.harsh_corner_g
-    if kind == "harsh_brake":
-        level_g = t.harsh_brake_g
-    elif kind == "harsh_acceleration":
-        level_g = t.harsh_acceleration_g
-    return level_g, t.hysteresis, t.min_duration_ms, t.merge_gap_ms
+    t, detector = thresholds, DETECTOR_OF[kind]
+    if detector.signal == "vertical":
+        return detector.level_g(t), t.bump_hysteresis, t.bump_min_duration_ms, t.bump_merge_gap_ms
+    return detector.level_g(t), t.hysteresis, t.min_duration_ms, t.merge_gap_ms
+
+
+# A candidate's kind, once the frame is known: its dominant horizontal signal and whether it was negative.
+# The first detector of each direction is the one a candidate becomes (a later kind on the same signal and direction,
+# at a higher level, is not told apart without the signal's shape, which a candidate does not keep).
+_HORIZONTAL_BY_DIRECTION: dict[tuple[str, bool], KindDetector] = {}
+for _kind_detector in HORIZONTAL_DETECTORS:
+    _HORIZONTAL_BY_DIRECTION.setdefault((_kind_detector.signal, _kind_detector.negate), _kind_detector)
+
+
+def _extreme_index(detector: KindDetector) -> int:
+    """Where push_horizontal's extremes_g (min, max longitudinal, min, max lateral) hold the detector's peak."""
+    return (0 if detector.signal == "longitudinal" else 2) + (0 if detector.negate else 1)
+
+
+def _lowest_horizontal_g(thresholds: EventThresholds) -> float:
+    return min(d.level_g(thresholds) for d in HORIZONTAL_DETECTORS)
 
 
 def _is_quiet(peak: float, level_g: float, hysteresis: float) -> bool:
@@ -135,10 +175,17 @@ class DrivingEventDetector:
     def __init__(self, thresholds: EventThresholds) -> None:
         self.thresholds = thresholds
         self._open: dict[str, HysteresisDetector] = {}
+        # (kind, level g, on longitudinal, negated, which of push_horizontal's extremes_g is its peak) of each
+        # horizontal detector: a negated signal's peak is minus the minimum.
+        self._horizontal = tuple(
+            (d.kind, d.level_g(thresholds), d.signal == "longitudinal", d.negate, _extreme_index(d))
+            for d in HORIZONTAL_DETECTORS
+        )
+        self._bump_g = DETECTOR_OF["bump"].level_g(thresholds)
 
     @property
     def horizontal_open(self) -> bool:
-        return any(kind != "bump" for kind in self._open)
+        return any(DETECTOR_OF[kind].signal != "vertical" for kind in self._open)
 
     def state(self) -> OpenRuns:
         return OpenRuns(
@@ -159,37 +206,34 @@ class DrivingEventDetector:
         longitudinal_g: FloatArray,
         lateral_g: FloatArray,
         period_us: int,
-        peaks_g: tuple[float, float, float, float] | None = None,
+        extremes_g: tuple[float, float, float, float] | None = None,
     ) -> list[DrivingEvent]:
-        """`peaks_g`: each harsh kind's largest signal value in the batch in HARSH_KINDS order (-min and max of
-        longitudinal, max and -min of lateral), if the caller has them already."""
+        """`extremes_g`: the batch's (min, max) longitudinal then (min, max) lateral, if the caller has them already
+        (each detector's quiet check reads its own: the max of the signal it runs on)."""
         if t_us.size == 0:
             return []
-        if peaks_g is None:
-            peaks_g = (
-                -float(longitudinal_g.min()),
+        if extremes_g is None:
+            extremes_g = (
+                float(longitudinal_g.min()),
                 float(longitudinal_g.max()),
+                float(lateral_g.min()),
                 float(lateral_g.max()),
-                -float(lateral_g.min()),
             )
-        t = self.thresholds
+        hysteresis = self.thresholds.hysteresis
         events: list[DrivingEvent] = []
-        for kind, peak, level_g, signal, negate in (
-            ("harsh_brake", peaks_g[0], t.harsh_brake_g, longitudinal_g, True),
-            ("harsh_acceleration", peaks_g[1], t.harsh_acceleration_g, longitudinal_g, False),
-            ("harsh_corner_left", peaks_g[2], t.harsh_corner_g, lateral_g, False),
-            ("harsh_corner_right", peaks_g[3], t.harsh_corner_g, lateral_g, True),
-        ):
-            if kind not in self._open and _is_quiet(peak, level_g, t.hysteresis):
+        for kind, level_g, longitudinal, negate, extreme in self._horizontal:
+            peak = -extremes_g[extreme] if negate else extremes_g[extreme]
+            if kind not in self._open and _is_quiet(peak, level_g, hysteresis):
                 continue
+            signal = longitudinal_g if longitudinal else lateral_g
             events += [_event(kind, run) for run in self._push(kind, t_us, -signal if negate else signal, period_us)]
         return events
 
     def push_vertical(self, t_us: IntArray, vertical_dynamic_g: FloatArray, period_us: int) -> list[DrivingEvent]:
         magnitude_g = np.abs(vertical_dynamic_g)
         if "bump" not in self._open:
-            t = self.thresholds
-            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), t.bump_g, t.bump_hysteresis):
+            hysteresis = self.thresholds.bump_hysteresis
+            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), self._bump_g, hysteresis):
                 return []
         return [_event("bump", run) for run in self._push("bump", t_us, magnitude_g, period_us)]
 
@@ -268,8 +312,7 @@ class PrecalibrationCandidates:
         detector = self._detector
         if detector is None:
             t = self._thresholds
-            lowest_g = min(t.harsh_brake_g, t.harsh_acceleration_g, t.harsh_corner_g)
-            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), lowest_g, t.hysteresis):
+            if magnitude_g.size == 0 or _is_quiet(float(magnitude_g.max()), _lowest_horizontal_g(t), t.hysteresis):
                 return
             detector = self._new_detector()
         runs = detector.push(t_us, magnitude_g, period_us, payload=accel_m_s2)
@@ -283,8 +326,7 @@ class PrecalibrationCandidates:
 
     def _new_detector(self) -> HysteresisDetector:
         t = self._thresholds
-        lowest_g = min(t.harsh_brake_g, t.harsh_acceleration_g, t.harsh_corner_g)
-        return _detector(lowest_g, t.hysteresis, t.min_duration_ms, t.merge_gap_ms)
+        return _detector(_lowest_horizontal_g(t), t.hysteresis, t.min_duration_ms, t.merge_gap_ms)
 
     def _keep(self, runs: list[Run]) -> None:
         self._runs += runs
@@ -299,13 +341,11 @@ class PrecalibrationCandidates:
         for run in self._runs:
             forward_m_s2, left_m_s2, _ = vehicle_from_sensor @ np.asarray(run.peak_payload)
             longitudinal_g, lateral_g = forward_m_s2 / gravity_m_s2, left_m_s2 / gravity_m_s2
-            if abs(longitudinal_g) >= abs(lateral_g):
-                kind = "harsh_acceleration" if longitudinal_g > 0 else "harsh_brake"
-                level, peak_g = (t.harsh_acceleration_g if longitudinal_g > 0 else t.harsh_brake_g), abs(longitudinal_g)
-            else:
-                kind = "harsh_corner_left" if lateral_g > 0 else "harsh_corner_right"
-                level, peak_g = t.harsh_corner_g, abs(lateral_g)
-            if peak_g >= level:
-                events.append(_event(kind, Run(run.start_us, run.end_us, peak_g), recovered=True))
+            along = abs(longitudinal_g) >= abs(lateral_g)
+            signal, value_g = ("longitudinal", longitudinal_g) if along else ("lateral", lateral_g)
+            detector = _HORIZONTAL_BY_DIRECTION[signal, not bool(value_g > 0)]
+            peak_g = abs(value_g)
+            if peak_g >= detector.level_g(t):
+                events.append(_event(detector.kind, Run(run.start_us, run.end_us, peak_g), recovered=True))
         self._runs = []
         return events

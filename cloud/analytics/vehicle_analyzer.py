@@ -346,11 +346,11 @@ class VehicleAnalyzer:
             return None
         horizontal = chunk.filtered @ to_horizontal_g
         longitudinal_g, lateral_g = horizontal[:, 0], horizontal[:, 1]
-        # One max and one min per column serve the four detectors' quiet checks and the minute row's peaks.
+        # One max and one min per column serve the detectors' quiet checks and the minute row's peaks.
         max_longitudinal_g, max_lateral_g = horizontal.max(axis=0).tolist()
         min_longitudinal_g, min_lateral_g = horizontal.min(axis=0).tolist()
-        peaks_g = (-min_longitudinal_g, max_longitudinal_g, max_lateral_g, -min_lateral_g)
-        self._add_events(self._detectors.push_horizontal(chunk.t_us, longitudinal_g, lateral_g, period_us, peaks_g))
+        extremes_g = (min_longitudinal_g, max_longitudinal_g, min_lateral_g, max_lateral_g)
+        self._add_events(self._detectors.push_horizontal(chunk.t_us, longitudinal_g, lateral_g, period_us, extremes_g))
         # max |x| = max(max x, -min x), bit for bit; abs() only turns the -0.0 of an all -0.0 column into 0.0.
         abs_peaks_g = (abs(max(max_longitudinal_g, -min_longitudinal_g)), abs(max(max_lateral_g, -min_lateral_g)))
         return longitudinal_g, lateral_g, abs_peaks_g

@@ -147,7 +147,6 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         import gc
 
         from fleetsense.cloud.store import CassandraWriter
-        from fleetsense.cloud.vehicle_stream import StreamSettings
 
         # Thousands of live vehicle states are long-lived objects: collect the young generation less often, and
         # leave what is loaded now (modules, the driver) out of every collection.
@@ -162,9 +161,7 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             batch_rows=self.settings.write_batch_rows,
             batch_bytes=self.settings.write_batch_kb * 1000,
         )
-        self._stream_settings = StreamSettings(
-            vehicle_class=self.settings.vehicle_class, gap_wait_ms=self.settings.gap_wait_ms
-        )
+        self._stream_settings = self.settings.stream
         # Pickled values: with PRIMITIVE_ARRAY(BYTE()) thread mode stores the bytes as Object[], which fails
         # every checkpoint taken while a batch waits (ClassCastException to byte[], seen).
         vehicles = runtime_context.get_map_state(

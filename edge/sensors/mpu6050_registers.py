@@ -11,6 +11,8 @@ import math
 
 from fleetsense.edge.sensors import BitField
 
+from fleetsense.quantities import MPU6050_ACCEL_RANGES_G, MPU6050_GYRO_RANGES_DPS, STANDARD_GRAVITY_M_S2
+
 ADDRESSES = (0x68, 0x69)  # AD0 low / high (RM 4.32, PS 9)
 
 # Register addresses.
@@ -67,12 +69,12 @@ FIFO_SIZE_BYTES = 1024  # PS 7 (FIFO), RM 4.30
 ACCEL_GYRO_FIFO = ACCEL_FIFO_EN.value() | XG_FIFO_EN.value() | YG_FIFO_EN.value() | ZG_FIFO_EN.value()
 SAMPLE_BYTES = 12  # accel x,y,z then gyro x,y,z: FIFO order follows register order (RM 4.31)
 
+# The ranges themselves are declared in fleetsense.quantities, which the cloud's validator reads too.
 ACCEL_LSB_PER_G = (16384, 8192, 4096, 2048)  # by AFS_SEL (PS 6.2)
-ACCEL_RANGES_G = (2, 4, 8, 16)
+ACCEL_RANGES_G = MPU6050_ACCEL_RANGES_G
 GYRO_LSB_PER_DPS = (131.0, 65.5, 32.8, 16.4)  # by FS_SEL (PS 6.1)
-GYRO_RANGES_DPS = (250, 500, 1000, 2000)
+GYRO_RANGES_DPS = MPU6050_GYRO_RANGES_DPS
 DLPF_BANDWIDTH_HZ = (260, 184, 94, 44, 21, 10, 5)  # accelerometer bandwidth by DLPF_CFG 0..6 (RM 4.3)
-STANDARD_GRAVITY_M_S2 = 9.80665  # what Adafruit's driver scales by too
 
 
 def accel_m_s2_per_count(afs_sel: int) -> float:

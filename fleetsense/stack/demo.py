@@ -76,7 +76,7 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     from fleetsense.edge.runtime import send_outbox
     from fleetsense.load.virtual_drive import record_drive
     from fleetsense.sim.mounting import Mounting
-    from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
+    from fleetsense.sim.scenarios import harsh_events_drive
     from fleetsense.sim.vehicle import SensorErrors, Vehicle
     from fleetsense.stack.cassandra_auth import READER, session_as
 
@@ -89,7 +89,7 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     print(f"\n[extra] {vehicle_id}: a {seconds:.0f} s scripted drive (Pi mounted at a random angle) sent as a backlog")
     record_drive(edge, seconds=seconds, start_wall_ns=start_ns, vehicle=vehicle)
     send_outbox(edge, timeout_s=120)
-    truth = sorted((start_ns / 1e9 + r.start_s, CLOUD_EVENT_KIND[r.kind]) for r in vehicle.ground_truth.events())
+    truth = sorted((start_ns / 1e9 + r.start_s, r.kind) for r in vehicle.ground_truth.events())
     found: list[tuple[float, str]] = []
     with session_as(config, READER) as session:
         deadline = time.monotonic() + 60

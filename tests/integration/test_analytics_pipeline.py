@@ -16,7 +16,7 @@ from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.cloud.store import day_buckets
 from fleetsense.edge.runtime import send_outbox
 from fleetsense.sim.mounting import Mounting
-from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
+from fleetsense.sim.scenarios import harsh_events_drive
 from fleetsense.sim.vehicle import SensorErrors, Vehicle
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -48,9 +48,7 @@ def record_scripted_drive(config: EdgeConfig, *, seed: int, hours_ago: float = 0
     seconds = script.duration_s + 5.0
     start_wall_ns = time.time_ns() - int((seconds + hours_ago * 3600) * 1e9)
     record_drive(config, seconds=seconds, start_wall_ns=start_wall_ns, vehicle=vehicle)
-    expected = sorted(
-        (CLOUD_EVENT_KIND[r.kind], start_wall_ns / 1e9 + r.start_s) for r in vehicle.ground_truth.events()
-    )
+    expected = sorted((r.kind, start_wall_ns / 1e9 + r.start_s) for r in vehicle.ground_truth.events())
     start_s = start_wall_ns / 1e9
     return ScriptedDrive(config, outbox_batches(config), expected, start_s, start_s + seconds)
 

@@ -10,9 +10,9 @@ import pytest
 from fleetsense.cloud.analytics import VehicleAnalyzer
 from fleetsense.sim.drive_script import DriveScript
 from fleetsense.sim.mounting import Mounting
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
 from fleetsense.sim.vehicle import SensorErrors, Vehicle
 
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 from tests.unit.test_analytics_drives import feed, record, rotation_error_deg, scripted_recording
 
 SEEDS = [1, 2, 3, 4, 5, 6]

@@ -11,18 +11,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from fleetsense.cloud.analytics import AnalysisOutput, DrivingEvent, MinuteAggregate, Stop, Trip, VehicleAnalyzer
+from fleetsense.cloud.analytics import (
+    DRIVING_EVENT_KINDS,
+    AnalysisOutput,
+    DrivingEvent,
+    MinuteAggregate,
+    Stop,
+    Trip,
+    VehicleAnalyzer,
+)
 from fleetsense.sim.drive_script import DriveScript
 from fleetsense.sim.ground_truth import GroundTruthRecord
 from fleetsense.sim.mounting import Mounting
-from fleetsense.sim.scenarios import CLOUD_EVENT_KIND, harsh_events_drive
+from fleetsense.sim.scenarios import harsh_events_drive
 from fleetsense.sim.vehicle import SensorErrors, Vehicle
 
 EPOCH_US = 1_700_000_000_000_000  # the drive's t = 0 in UTC microseconds (2023-11-14T22:13:20Z)
 RATE_HZ = 100
 PERIOD_US = 1_000_000 // RATE_HZ
-# The cloud's kind for each ground-truth kind it must report as a driving event (stops come separately).
-CLOUD_KIND = {truth: cloud for truth, cloud in CLOUD_EVENT_KIND.items() if truth != "stop"}
+# The ground-truth kinds the cloud must report as driving events (stops come separately), under the same keys.
+DRIVING_TRUTH_KINDS = frozenset(DRIVING_EVENT_KINDS)
 
 
 def scripted_drive() -> DriveScript:
@@ -120,7 +128,7 @@ def reportable(records: Iterable[GroundTruthRecord], until_s: float = math.inf) 
     """Ground-truth records the cloud must report, with back-to-back bumps (one longer pothole) merged."""
     kept: list[GroundTruthRecord] = []
     for r in records:
-        if r.kind not in CLOUD_KIND or r.start_s >= until_s:
+        if r.kind not in DRIVING_TRUTH_KINDS or r.start_s >= until_s:
             continue
         if r.kind == "bump" and kept and kept[-1].kind == "bump" and abs(kept[-1].end_s - r.start_s) < 1e-6:
             continue
@@ -136,7 +144,7 @@ def unmatched(
     missed = []
     for r in truth:
         match = next(
-            (e for e in free if e.kind == CLOUD_KIND[r.kind] and abs(seconds(e.start_us) - r.start_s) <= tolerance_s),
+            (e for e in free if e.kind == r.kind and abs(seconds(e.start_us) - r.start_s) <= tolerance_s),
             None,
         )
         if match is None:
@@ -156,7 +164,7 @@ def test_the_scripted_drive_has_what_the_event_tests_assume() -> None:
     truth = scripted_drive().ground_truth()
     kinds = [r.kind for r in truth]
     assert kinds.count("harsh_brake") == 3 and kinds.count("harsh_acceleration") == 2
-    assert kinds.count("sharp_corner_left") == 1 and kinds.count("sharp_corner_right") == 1
+    assert kinds.count("harsh_corner_left") == 1 and kinds.count("harsh_corner_right") == 1
     assert kinds.count("stop") == 1 and kinds.count("bump") == 1
     ordinary = [r for r in truth if r.kind in ("accelerate", "decelerate", "corner_left", "corner_right")]
     assert {r.kind for r in ordinary} == {"accelerate", "decelerate", "corner_left", "corner_right"}

@@ -15,9 +15,9 @@ from fleetsense.edge.sensors.bus import DeviceAbsentError, WrongChipError
 from fleetsense.edge.sensors.mpu6050 import Mpu6050Config
 from fleetsense.edge.sources import Health, SampleBlock
 from fleetsense.sim.bus import Fault
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
 
 from fleetsense.errors import ConfigError
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 from .test_sensor_rig import BACKENDS, Rig, Swaying, open_rig, within_half_count
 

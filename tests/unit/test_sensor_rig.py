@@ -23,7 +23,9 @@ from fleetsense.edge.sensors.mpu6050 import Mpu6050Config, Mpu6050Source
 from fleetsense.sim.bus import SimulatedBus, VirtualClock
 from fleetsense.sim.chips.bmp280 import SimulatedBmp280
 from fleetsense.sim.chips.mpu6050 import SimulatedMpu6050
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2, AtRest, Environment, ImuReading
+from fleetsense.sim.physics import AtRest, Environment, ImuReading
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 HIL_PREFIX = "hil:"  # backend "hil:<spec>": the bus FLEETSENSE_I2C_BUS names, on the real clock
 

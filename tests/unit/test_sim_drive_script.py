@@ -21,7 +21,8 @@ from fleetsense.sim.drive_script import (
     Terrain,
 )
 from fleetsense.sim.ground_truth import HARSH_KINDS, GroundTruthError, GroundTruthLog
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 G = STANDARD_GRAVITY_M_S2
 
@@ -136,7 +137,7 @@ def test_random_drives_have_a_few_harsh_events_per_hour_and_routine_driving_belo
     harsh_per_h = sum(counts[k] for k in HARSH_KINDS) / hours
     assert 3.0 <= harsh_per_h <= 8.0, counts
     assert counts["stop"] / hours > 5 and counts["bump"] / hours > 2
-    assert counts["sharp_corner_left"] > 0 and counts["sharp_corner_right"] > 0
+    assert counts["harsh_corner_left"] > 0 and counts["harsh_corner_right"] > 0
 
 
 def test_random_harsh_events_last_long_enough_to_be_unambiguous() -> None:

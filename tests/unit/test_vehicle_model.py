@@ -12,7 +12,7 @@ import pytest
 from fleetsense.sim.drive_script import DriveScript, Hill, Terrain
 from fleetsense.sim.ground_truth import GroundTruthRecord
 from fleetsense.sim.mounting import Mounting, MountingError
-from fleetsense.sim.physics import STANDARD_GRAVITY_M_S2, EnvironmentPhysics, ImuPhysics
+from fleetsense.sim.physics import EnvironmentPhysics, ImuPhysics
 from fleetsense.sim.vehicle import (
     CabinClimate,
     RoadVibration,
@@ -20,6 +20,8 @@ from fleetsense.sim.vehicle import (
     Vehicle,
     pressure_at_altitude_pa,
 )
+
+from fleetsense.quantities import STANDARD_GRAVITY_M_S2
 
 G = STANDARD_GRAVITY_M_S2
 NO_VIBRATION = RoadVibration(vertical_g_at_reference=0.0)
@@ -76,7 +78,7 @@ def test_the_model_implements_both_physics_protocols() -> None:
 def test_scripted_events_are_in_the_ground_truth_with_known_counts() -> None:
     kinds = [r.kind for r in scripted_drive().ground_truth()]
     assert kinds.count("harsh_brake") == 3 and kinds.count("harsh_acceleration") == 2
-    assert kinds.count("sharp_corner_left") == 1 and kinds.count("sharp_corner_right") == 1
+    assert kinds.count("harsh_corner_left") == 1 and kinds.count("harsh_corner_right") == 1
     assert kinds.count("stop") == 1 and kinds.count("bump") == 1
 
 
@@ -159,9 +161,9 @@ def test_forward_acceleration_follows_the_mounting_yaw() -> None:
 def test_lateral_acceleration_is_speed_times_yaw_rate_in_any_mounting() -> None:
     mounting = Mounting.random(3)
     vehicle = ideal(scripted_drive(), mounting=mounting)
-    corners = vehicle.ground_truth.of_kind("sharp_corner_left", "sharp_corner_right")
+    corners = vehicle.ground_truth.of_kind("harsh_corner_left", "harsh_corner_right")
     for record in corners:
-        sign = 1.0 if record.kind == "sharp_corner_left" else -1.0  # y and yaw both positive to the left
+        sign = 1.0 if record.kind == "harsh_corner_left" else -1.0  # y and yaw both positive to the left
         for i in range(1, 40):
             t_s = record.start_s + record.duration_s * i / 40
             reading = vehicle.imu_at(t_s)
