@@ -10,7 +10,7 @@ from typing import Any
 from fleetsense.cloud import tables as t
 from fleetsense.cloud.store import Write, day_bucket, hour_bucket_ms, rejected_message_id, rejected_row
 
-from fleetsense import wire
+from fleetsense import event_kinds, wire
 from fleetsense.errors import FleetsenseError
 from fleetsense.ids import vehicle_from_routing_key
 
@@ -50,20 +50,20 @@ def vehicle_write(vehicle_id: str, seq: int, end_us: int) -> Write:
 
 
 def event_writes(vehicle_id: str, event: Any, *, detected_at_ms: int) -> list[Write]:
-    """A driving event (peak in g) or an environment event (peak in degC), by vehicle and by fleet."""
+    """A driving event (peak in g) or an environment event (peak in degC), by vehicle and by fleet; the peak's
+    unit is its kind's (fleetsense.event_kinds)."""
     if hasattr(event, "peak_g"):
-        return _event_rows(vehicle_id, event, event.kind, float(event.peak_g), "g", detected_at_ms)
-    return _event_rows(
-        vehicle_id, event, f"{event.kind}_{event.direction}", float(event.peak_c), "degC", detected_at_ms
-    )
+        return _event_rows(vehicle_id, event, event.kind, float(event.peak_g), detected_at_ms)
+    return _event_rows(vehicle_id, event, event.key, float(event.peak_c), detected_at_ms)
 
 
 def stop_writes(vehicle_id: str, stop: Any, *, detected_at_ms: int) -> list[Write]:
     """A stop is an event of kind "stop" whose peak is its length in seconds."""
-    return _event_rows(vehicle_id, stop, "stop", float(stop.duration_s), "s", detected_at_ms)
+    return _event_rows(vehicle_id, stop, "stop", float(stop.duration_s), detected_at_ms)
 
 
-def _event_rows(vehicle_id: str, event: Any, kind: str, peak: float, unit: str, detected_at_ms: int) -> list[Write]:
+def _event_rows(vehicle_id: str, event: Any, kind: str, peak: float, detected_at_ms: int) -> list[Write]:
+    unit = event_kinds.BY_KEY[kind].peak_unit
     day = day_bucket(event.start_us)
     start_ms, end_ms = event.start_us // 1000, event.end_us // 1000
     duration_ms = int((event.end_us - event.start_us) // 1000)

@@ -46,7 +46,6 @@ EXCURSION_KINDS: dict[str, str] = {"high": "temperature_excursion_high", "low": 
 @dataclass(frozen=True, kw_only=True)
 class EnvironmentEvent:
     key: str  # its event kind, as stored: one of EXCURSION_KINDS' values
-    kind: str  # "temperature_excursion" (the family; rows take `key`)
     direction: str  # "high" or "low"
     start_us: int
     end_us: int
@@ -113,7 +112,6 @@ class TemperatureExcursions:
         high = direction == "high"
         return EnvironmentEvent(
             key=EXCURSION_KINDS[direction],
-            kind="temperature_excursion",
             direction=direction,
             start_us=run.start_us,
             end_us=run.end_us,
