@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 from fleetsense.cloud.analytics.events import DRIVING_EVENT_KINDS
 from fleetsense.cloud.analytics.score import ScoreWeights, driver_score
-from fleetsense.cloud.analytics.state_versions import Piece
+from fleetsense.cloud.analytics.state_versions import UNRECORDED_KINDS_ORDER, Piece, reorder_counts
 
 from fleetsense.event_kinds import COUNTED_KINDS
 
@@ -92,7 +92,10 @@ def _minute_aggregate(*values: object) -> MinuteAggregate:
     """Rows pickled before minute rows carried a version (60ddf97: version 1's 14 values; af6abb6: version 2's
     10 values, unversioned): the name their pickles call."""
     version = 1 if len(values) == len(_MINUTE_AGGREGATE_FIELDS) + 4 else 2
-    return minute_row((version, *values))
+    # Their counts are in the order of the kinds of their day, which a kind added since must not shift.
+    unpacked = list(MINUTE_ROW.unpack((version, *values)))
+    unpacked[_COUNTS_AT] = reorder_counts(unpacked[_COUNTS_AT], UNRECORDED_KINDS_ORDER)
+    return minute_row((MINUTE_ROW.version, *unpacked))
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fleetsense.cloud.analytics.aggregates import AGGREGATES, with_counts
 from fleetsense.cloud.analytics.events import DrivingEvent
-from fleetsense.cloud.analytics.state_versions import Piece, reorder_counts
+from fleetsense.cloud.analytics.state_versions import UNRECORDED_KINDS_ORDER, Piece, reorder_counts
 from fleetsense.cloud.analytics.trips import TRIP, Stop, Trip
 
 from fleetsense.event_kinds import COUNTED_KINDS
@@ -43,7 +43,7 @@ class AnalyzerState(NamedTuple):
 
 
 # DRIVING_EVENT_KINDS of the analyzer's version 2 layout (60ddf97), which did not record the order.
-_V2_KINDS = ("harsh_brake", "harsh_acceleration", "harsh_corner_left", "harsh_corner_right", "bump")
+_V2_KINDS = UNRECORDED_KINDS_ORDER
 
 
 def _analyzer_from_v2(values: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -102,6 +102,10 @@ def counts_in_kinds_order(counts: Mapping[str, int], kinds: tuple[str, ...]) -> 
     return tuple(counts.get(kind, 0) for kind in COUNTED_KINDS)
 
 
+# The counted kinds' order of every state written before states recorded it (60ddf97 and af6abb6).
+UNRECORDED_KINDS_ORDER = ("harsh_brake", "harsh_acceleration", "harsh_corner_left", "harsh_corner_right", "bump")
+
+
 def reorder_counts(counts: tuple[int, ...], stored_kinds: tuple[str, ...]) -> tuple[int, ...]:
     """A counts tuple stored in `stored_kinds` order, in today's COUNTED_KINDS order."""
     if stored_kinds == COUNTED_KINDS:

@@ -20,6 +20,7 @@ from fleetsense.cloud.analytics import (
     VehicleAnalyzer,
 )
 
+from fleetsense import event_kinds
 from tests.unit.test_analytics_drives import EPOCH_US, RATE_HZ, Recording, random_recording, scripted_recording
 
 # Measured ~2.1-2.3 KB for a vehicle that has driven a few minutes (the filter's 16 carried samples are 0.9 KB of
@@ -121,8 +122,7 @@ def test_minute_rows_pickle_compactly_and_unchanged() -> None:
     row = MinuteAggregate(
         minute_start_us=EPOCH_US // 60_000_000 * 60_000_000, sample_count=6000, driving_s=42.25,
         max_longitudinal_g=0.31, max_lateral_g=None, rms_vertical_g=0.0203,
-        event_counts={"harsh_brake": 1, "harsh_acceleration": 0, "harsh_corner_left": 0, "harsh_corner_right": 2,
-                      "bump": 0},
+        event_counts=event_kinds.zero_counts() | {"harsh_brake": 1, "harsh_corner_right": 2},
         environment_sample_count=600, mean_temperature_c=21.5, altitude_change_m=None,
     )  # fmt: skip
     blob = pickle.dumps({row.minute_start_us: row})
