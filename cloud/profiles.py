@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from fleetsense.cloud import tables
 from fleetsense.cloud.analytics.events import VEHICLE_CLASSES
 
 from fleetsense.errors import ConfigError
@@ -25,11 +26,10 @@ def check_vehicle_class(vehicle_class: str) -> str:
 
 def set_vehicle_class(session: Any, keyspace: str, vehicle_ids: Sequence[str], vehicle_class: str) -> None:
     check_vehicle_class(vehicle_class)
+    insert = session.prepare(tables.VEHICLE_PROFILES.insert_cql().format(ks=keyspace))
     for vehicle_id in vehicle_ids:
-        session.execute(
-            f"INSERT INTO {keyspace}.vehicle_profiles (vehicle_id, vehicle_class, updated_at) VALUES (%s, %s, %s)",
-            (validate_vehicle_id(vehicle_id), vehicle_class, datetime.now(UTC)),
-        )
+        row = {"vehicle_id": validate_vehicle_id(vehicle_id), "vehicle_class": vehicle_class}
+        session.execute(insert, row | {"updated_at": datetime.now(UTC)})  # bound by column name
 
 
 class Profile(NamedTuple):
@@ -37,10 +37,14 @@ class Profile(NamedTuple):
     updated_ms: int  # when it was set: of two readings of one vehicle's profile, the later-set one wins
 
 
+_PROFILE_OF = tables.VEHICLE_PROFILES.select("vehicle_class", "updated_at", where=("vehicle_id",))
+_EVERY_PROFILE = tables.VEHICLE_PROFILES.select("vehicle_id", "vehicle_class", "updated_at")
+
+
 def profiles_of(session: Any, keyspace: str, vehicle_ids: Sequence[str]) -> dict[str, Profile]:
     """The profiles of those of `vehicle_ids` that have one, read concurrently (a bundle can bring hundreds of
     vehicles the job has not seen yet, e.g. right after it starts)."""
-    statement = f"SELECT vehicle_class, updated_at FROM {keyspace}.vehicle_profiles WHERE vehicle_id = %s"
+    statement = _PROFILE_OF.format(ks=keyspace)
     futures = [(vehicle_id, session.execute_async(statement, (vehicle_id,))) for vehicle_id in vehicle_ids]
     profiles: dict[str, Profile] = {}
     for vehicle_id, future in futures:
@@ -54,9 +58,7 @@ def all_profiles(session: Any, keyspace: str, *, page_rows: int = 5_000) -> dict
     """Every vehicle's profile: one row per vehicle, read a page at a time."""
     from cassandra.query import SimpleStatement
 
-    statement = SimpleStatement(
-        f"SELECT vehicle_id, vehicle_class, updated_at FROM {keyspace}.vehicle_profiles", fetch_size=page_rows
-    )
+    statement = SimpleStatement(_EVERY_PROFILE.format(ks=keyspace), fetch_size=page_rows)
     profiles: dict[str, Profile] = {}
     for row in session.execute(statement):
         if profile := _profile(row.vehicle_class, row.updated_at):

@@ -31,6 +31,9 @@ from enum import Enum
 from typing import Any
 
 from fleetsense.cloud.analytics.state_versions import Piece
+from fleetsense.cloud.stream_settings import StreamSettings
+
+_DEFAULTS = StreamSettings()  # the settings' declarations hold the defaults (docs/operations.md)
 
 SKIPPED_RANGES_KEPT = 64  # the most recent skipped gaps remembered, to tell a late batch from a duplicate
 
@@ -57,8 +60,8 @@ class Decision:
 
 @dataclass
 class Sequencer:
-    gap_wait_ms: int = 10_000
-    max_waiting: int = 600  # ten minutes of 1 s batches
+    gap_wait_ms: int = _DEFAULTS.gap_wait_ms
+    max_waiting: int = _DEFAULTS.max_waiting
     next_seq: int | None = None  # every seq below it was released or skipped
     waiting: list[int] = field(default_factory=list)  # sorted
     waiting_gap_flag: dict[int, bool] = field(default_factory=dict)

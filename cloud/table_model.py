@@ -153,17 +153,17 @@ class Table:
 
     # --- reading ---------------------------------------------------------------------------------------------
 
-    def select(self, *columns: str, where: Sequence[str] = ()) -> str:
-        """A reader's SELECT (keyspace left as `{ks}`, `%s` markers for `where`): each column must be one the table
-        has now (`writetime(column)` too), each `where` column one of its key columns, or this raises when the
-        reader's module is imported."""
+    def select(self, *columns: str, where: Sequence[str] = (), marker: str = "%s") -> str:
+        """A reader's SELECT (keyspace left as `{ks}`, `marker`s for `where`: "?" to prepare it): each column must
+        be one the table has now (`writetime(column)` too), each `where` column one of its key columns, or this
+        raises when the reader's module is imported."""
         for selected in columns:
             writetime = _WRITETIME.fullmatch(selected)
             self._check_current(writetime.group(1) if writetime else selected)
         for key in where:
             if key not in self.key_names:
                 raise KeyError(f"{self.name}.{key} is not a key column: a reader may not filter on it")
-        condition = " WHERE " + " AND ".join(f"{name} = %s" for name in where) if where else ""
+        condition = " WHERE " + " AND ".join(f"{name} = {marker}" for name in where) if where else ""
         return f"SELECT {', '.join(columns)} FROM {{ks}}.{self.name}{condition}"
 
     def _check_current(self, name: str) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from fleetsense.cloud import tables
 from fleetsense.cloud.amqp_source import (
     ENVELOPE_TYPE_INFO,
     AmqpSourceSettings,
@@ -294,8 +295,9 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
         # restart row; read from vehicle_status for a vehicle this instance has not met (after a restore too).
         self._restarts: dict[str, Any] = {}
         self._stored_restarts = self._session.prepare(
-            f"SELECT epoch, restarts, unclean_restarts FROM {self.settings.keyspace}.vehicle_status "
-            "WHERE vehicle_id = ?"
+            tables.VEHICLE_STATUS.select(
+                "epoch", "restarts", "unclean_restarts", where=("vehicle_id",), marker="?"
+            ).format(ks=self.settings.keyspace)
         )
         group = runtime_context.get_metrics_group()
         counters = ("statuses", "rejected", "rejections_unrecorded", "agent_restarts")
