@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from fleetsense.cloud.table_model import Column, Order, Table, Ttl
 
+from fleetsense import quantities
 from fleetsense.wire import CHANNEL_NAMES, Kind
 
 # --- CQL types: spelled here only, so a move to a newer Cassandra changes them in one place -----------------------
@@ -64,9 +65,6 @@ REJECTION = (
 )
 
 
-_UNITS = {"m_s2": "m/s²", "rad_s": "rad/s", "pa": "Pa", "c": "degC"}  # of a wire channel, by its name's suffix
-
-
 def _sample_table(name: str, kind: Kind, *, since: int) -> Table:
     """A per-sample table of migrations 1-2: its value columns are the wire format's channel names."""
     return Table(
@@ -83,8 +81,8 @@ def _sample_table(name: str, kind: Kind, *, since: int) -> Table:
                 _col(
                     channel,
                     DOUBLE if channel == "pressure_pa" else FLOAT,
-                    "the channel",
-                    _UNITS[channel.split("_", 1)[1]],
+                    quantities.BY_KEY[channel].description,
+                    quantities.BY_KEY[channel].unit,
                 )
                 for channel in CHANNEL_NAMES[kind]
             ),
