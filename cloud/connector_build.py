@@ -73,6 +73,7 @@ def maven_command(mvn: str, maven_dir: Path, goals: Sequence[str], *, offline: b
         mvn,
         "-B",
         "-q",
+        "-Dstyle.color=never",
         *(["-o"] if offline else []),
         "-f",
         str(POM),
