@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine: install whatever is missing (apt packages, the
-# virtualenv and pip extras, the npm Cassandra, the Java connector build), then run the demo or the tests.
+# virtualenv and pip extras, the npm Cassandra, the Java connector's Maven build), then run the demo or the tests.
 #
 #   bash scripts/dev.sh demo [fleetsense demo options]
 #   bash scripts/dev.sh test [pytest options]
@@ -25,7 +25,7 @@ as_root() {
 # --- 1. system packages (only what is missing) -----------------------------------------------------
 missing=()
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
-[ -f /usr/share/java/amqp-client.jar ] || missing+=(librabbitmq-client-java)
+command -v mvn >/dev/null || missing+=(maven)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v npm >/dev/null || missing+=(npm)
 command -v curl >/dev/null || missing+=(curl)
@@ -77,13 +77,15 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# --- 3. the Cassandra distribution (npm) and the Java AMQP connector (javac) ------------------------
+# --- 3. the Cassandra distribution (npm) and the Java AMQP connector (Maven) ------------------------
 fleetsense stack prepare
 
 # --- 4. run ----------------------------------------------------------------------------------------
 case "$MODE" in
   demo)  exec fleetsense demo "$@" ;;
-  test)  exec python -m pytest "$@" ;;
+  test)  # The connector's JUnit tests (mvn test, offline once ~/.m2 holds the artifacts), then Python's.
+         python -m fleetsense.cloud.connector_build --test
+         exec python -m pytest "$@" ;;
   setup) say "set up; activate with: source .venv/bin/activate" ;;
   *)     die "usage: bash scripts/dev.sh demo|test|setup [options]" ;;
 esac

@@ -1,5 +1,6 @@
 """`fleetsense stack prepare`: what the stack needs on disk before it can start (idempotent, offline after
-the first run): the Cassandra distribution from npm and the AMQP connector jar built with javac."""
+the first run): the Cassandra distribution from npm and the AMQP connector jar built with Maven
+(cloud/connector/pom.xml)."""
 
 from __future__ import annotations
 

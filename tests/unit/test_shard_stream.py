@@ -39,6 +39,22 @@ def test_a_bundle_splits_into_its_messages_in_order() -> None:
     assert split_bundle(record) == (7, messages) and bundle_shard(record) == 7
 
 
+# The same bytes AmqpBundleTest.BUNDLE_HEX pins on the Java side (cloud/connector/src/test/java): the encoder
+# and this decoder are held to one literal record, not only to each other's description of the layout.
+JAVA_BUNDLE_HEX = (
+    "00070003"
+    "0011666c6565742e612e74656c656d65747279000000036f6e65"
+    "0011666c6565742e622e74656c656d6574727900000000"
+    "0012666c6565742ec3a42e74656c656d6574727900000003000000"
+)
+
+
+def test_the_bundle_the_java_encoder_writes_decodes() -> None:
+    messages = [("fleet.a.telemetry", b"one"), ("fleet.b.telemetry", b""), ("fleet.ä.telemetry", b"\x00" * 3)]
+    assert split_bundle(bytes.fromhex(JAVA_BUNDLE_HEX)) == (7, messages)
+    assert bundle(7, messages).hex() == JAVA_BUNDLE_HEX
+
+
 @pytest.mark.parametrize("cut", [1, 3, 5, 10, 25])
 def test_a_truncated_or_padded_bundle_is_refused_with_a_reason(cut: int) -> None:
     record = bundle(1, [("fleet.a.telemetry", b"x" * 10)])

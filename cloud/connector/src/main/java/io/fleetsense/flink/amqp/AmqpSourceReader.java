@@ -52,7 +52,8 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
     private final Counter bundles;
     private final Counter bundledMessages;
 
-    private volatile AmqpConsumerSession session;
+    private final AmqpConsumer.Factory consumers;
+    private volatile AmqpConsumer session;
     private volatile Exception fatalError;
     private volatile boolean closed;
     private final long lingerNanos;
@@ -69,7 +70,12 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
     private PendingAck lastAckRequested;
 
     AmqpSourceReader(AmqpConnectionConfig config, SourceReaderContext context) {
+        this(config, context, AmqpConsumerSession::new);
+    }
+
+    AmqpSourceReader(AmqpConnectionConfig config, SourceReaderContext context, AmqpConsumer.Factory consumers) {
         this.config = config;
+        this.consumers = consumers;
         this.context = context;
         this.clientName = config.connectionName() + "-" + context.getIndexOfSubtask();
         this.buffer = new ArrayBlockingQueue<>(config.prefetch());
@@ -99,7 +105,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         if (session == null && !splits.isEmpty()) {
             // One consumer per reader, however many slots it holds after a scale-down: the slots
             // only say that someone consumes, the queue itself is shared.
-            AmqpConsumerSession s = new AmqpConsumerSession(config, clientName, this, reconnects, ackFailures);
+            AmqpConsumer s = consumers.open(config, clientName, this, reconnects, ackFailures);
             session = s;
             s.start();
         }
@@ -120,7 +126,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         if (delivery == null) {
             return InputStatus.NOTHING_AVAILABLE;
         }
-        AmqpConsumerSession s = session;
+        AmqpConsumer s = session;
         if (s == null || delivery.generation != s.activeGeneration()) {
             // Its channel died: the tag cannot be acked any more and the broker redelivers the message.
             staleDropped.inc();
@@ -155,7 +161,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         if (drained.isEmpty()) {
             return InputStatus.NOTHING_AVAILABLE;
         }
-        AmqpConsumerSession s = session;
+        AmqpConsumer s = session;
         Map<Integer, List<AmqpDelivery>> byShard = new LinkedHashMap<>();
         AmqpDelivery last = null;
         int emitted = 0;
@@ -222,7 +228,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
     }
 
     /** Batches acks: when the buffer runs dry, or every half prefetch so the broker keeps sending. */
-    private void ackOnEmit(AmqpConsumerSession s) {
+    private void ackOnEmit(AmqpConsumer s) {
         long acked = lastAckRequested != null && lastAckRequested.generation == lastEmittedGeneration
                 ? lastAckRequested.deliveryTag : 0;
         if (buffer.isEmpty() || lastEmittedTag - acked >= Math.max(1, config.prefetch() / 2)) {
@@ -253,7 +259,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
 
     @Override
     public void onDelivery(AmqpDelivery delivery) throws InterruptedException {
-        AmqpConsumerSession s = session;
+        AmqpConsumer s = session;
         while (!closed && s != null && delivery.generation == s.activeGeneration()) {
             if (buffer.offer(delivery, OFFER_WAIT_MS, TimeUnit.MILLISECONDS)) {
                 signalAvailable();
@@ -304,13 +310,13 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         // older entries (also from aborted checkpoints) are subsumed by it.
         Map.Entry<Long, PendingAck> highest = covered.lastEntry();
         covered.clear();
-        AmqpConsumerSession s = session;
+        AmqpConsumer s = session;
         if (s != null) {
             requestAck(s, highest.getValue());
         }
     }
 
-    private void requestAck(AmqpConsumerSession s, PendingAck ack) {
+    private void requestAck(AmqpConsumer s, PendingAck ack) {
         lastAckRequested = ack;
         s.ack(ack.generation, ack.deliveryTag);
     }
@@ -325,7 +331,7 @@ final class AmqpSourceReader implements SourceReader<byte[], AmqpSplit>, AmqpCon
         closed = true;
         lingerTimer.shutdownNow();
         signalAvailable();
-        AmqpConsumerSession s = session;
+        AmqpConsumer s = session;
         if (s != null) {
             s.close();
         }

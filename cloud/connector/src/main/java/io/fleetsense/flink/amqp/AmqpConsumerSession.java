@@ -30,7 +30,7 @@ import org.slf4j.LoggerFactory;
  * number; a delivery tag is only acked on the channel generation that produced it. When a channel
  * dies, its buffered deliveries and pending acks are void and the broker redelivers them.
  */
-final class AmqpConsumerSession implements AutoCloseable {
+final class AmqpConsumerSession implements AmqpConsumer {
     private static final Logger LOG = LoggerFactory.getLogger(AmqpConsumerSession.class);
 
     static final long MIN_BACKOFF_MS = 500;
@@ -80,16 +80,18 @@ final class AmqpConsumerSession implements AutoCloseable {
         this.dispatch = Executors.newSingleThreadExecutor(daemon(clientName + "-dispatch"));
     }
 
-    void start() {
+    @Override
+    public void start() {
         submit(this::connect);
     }
 
-    long activeGeneration() {
+    @Override
+    public long activeGeneration() {
         return activeGeneration.get();
     }
 
-    /** Acks every delivery up to {@code deliveryTag} (multiple=true) if its channel is still alive. */
-    void ack(long generation, long deliveryTag) {
+    @Override
+    public void ack(long generation, long deliveryTag) {
         submit(() -> doAck(generation, deliveryTag));
     }
 
