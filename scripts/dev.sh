@@ -77,7 +77,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# --- 3. the Cassandra distribution (npm) and the Java AMQP connector (javac) ------------------------
+# --- 3. Cassandra's jars (mvn, from Maven Central) and the Java AMQP connector (javac) ---------------
 fleetsense stack prepare
 
 # --- 4. run ----------------------------------------------------------------------------------------
