@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine: install whatever is missing (apt packages, the
-# virtualenv and pip extras, the npm Cassandra, the Java connector build), then run the demo or the tests.
+# virtualenv and pip extras, Cassandra's jars via mvn, the Java connector build), then run the demo or the tests.
 #
 #   bash scripts/dev.sh demo [fleetsense demo options]
 #   bash scripts/dev.sh test [pytest options]
@@ -27,7 +27,7 @@ missing=()
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
 [ -f /usr/share/java/amqp-client.jar ] || missing+=(librabbitmq-client-java)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
-command -v npm >/dev/null || missing+=(npm)
+command -v mvn >/dev/null || missing+=(maven)  # fetches Cassandra's jars (cassandra_runtime/pom.xml)
 command -v curl >/dev/null || missing+=(curl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)

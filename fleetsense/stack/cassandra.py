@@ -20,7 +20,14 @@ from fleetsense.stack.cassandra_auth import (
     provision_users,
     session_as,
 )
-from fleetsense.stack.cassandra_dist import JAVA17_FLAGS, cassandra_version, complete, jamm_agent, lib_dir
+from fleetsense.stack.cassandra_dist import (
+    JAVA17_FLAGS,
+    cassandra_version,
+    complete,
+    data_dir_problem,
+    jamm_agent,
+    lib_dir,
+)
 from fleetsense.stack.component import ComponentStatus
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 
@@ -207,6 +214,7 @@ class Cassandra:
             {"cql": ports.cql, "storage": ports.cassandra_storage},
             how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
         )
+        self._claim_data_dir()
         self.write_config()
         self.pid_file.unlink(missing_ok=True)
         pid = process.spawn_detached(
@@ -221,6 +229,21 @@ class Cassandra:
             still_running=lambda: process.pid_alive(pid),
         )
         self._secure_logins()
+
+    def _claim_data_dir(self) -> None:
+        """Refuse data another release line wrote (5.0 fails on 2.1's files deep in its start), then record ours."""
+        version = cassandra_version()
+        release_file = self.state_dir / "release"
+        recorded = release_file.read_text().strip() if release_file.is_file() else None
+        data = self.state_dir / "data"
+        problem = data_dir_problem(recorded, data.is_dir() and any(data.iterdir()), version)
+        if problem is not None:
+            raise StackError(
+                f"Cassandra cannot start on {self.state_dir}: {problem}",
+                hint=f"the local stack's data is disposable: `fleetsense stack down`, then move {self.state_dir} "
+                "away (or delete it) and run `fleetsense stack up` again",
+            )
+        release_file.write_text(f"{version}\n")
 
     def _secure_logins(self) -> None:
         if login_required(self.config):

@@ -136,3 +136,21 @@ def jamm_agent(lib: Path) -> Path:
     if not jars:
         raise StackError(f"no jamm jar in {lib}", hint="run `fleetsense stack prepare` again")
     return jars[-1]
+
+
+def release_line(version: str) -> str:
+    """A release's major.minor ("5.0" of "5.0.9"): patch releases of one line read each other's data files."""
+    return ".".join(version.split(".")[:2])
+
+
+def data_dir_problem(recorded: str | None, has_data: bool, version: str) -> str | None:
+    """Why a node of `version` must not start on a data directory that `recorded` (its release file, None when
+    missing) last ran, or None. Data without a release file was written by the stack's earlier Cassandra 2.1,
+    whose files 5.0 cannot read (an upgrade steps through 3.x and 4.x; a local stack's data is not worth it)."""
+    if not has_data:
+        return None
+    if recorded is None:
+        return f"it holds data of an older Cassandra (2.1, before the stack recorded releases), not of {version}"
+    if release_line(recorded) != release_line(version):
+        return f"it holds data of Cassandra {recorded}, and this stack runs {version}"
+    return None
