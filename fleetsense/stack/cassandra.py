@@ -214,8 +214,8 @@ class Cassandra:
             {"cql": ports.cql, "storage": ports.cassandra_storage},
             how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
         )
-        self._claim_data_dir()
         self.write_config()
+        self._claim_data_dir()
         self.pid_file.unlink(missing_ok=True)
         pid = process.spawn_detached(
             self.java_command(lib), env=_java_env(), log_file=self.log_dir / "stdout.log", cwd=self.state_dir

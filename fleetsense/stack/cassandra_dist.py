@@ -21,12 +21,14 @@ from fleetsense.stack.layout import StackConfig
 
 POM_NAMESPACE = {"m": "http://maven.apache.org/POM/4.0.0"}
 MAIN_ARTIFACT = "cassandra-all"
-# A runtime dependency of cassandra-all that must also be the JVM's -javaagent: Cassandra measures objects with it
-# (memtables, caches, prepared statements) and refuses to start without it.
+# A runtime dependency of cassandra-all that is also the JVM's -javaagent, as Cassandra's own scripts pass it: it
+# measures objects (memtables, caches, prepared statements) through Instrumentation. Without the agent 5.0.9 still
+# started here (jamm 0.4 falls back to Unsafe-based estimates), so the agent is for fidelity, not for starting.
 JAMM_PREFIX = "jamm-"
 
-# From Cassandra 5.0's conf/jvm17-server.options, "JPMS" and "Netty" sections: without them the JVM dies at start
-# (InaccessibleObjectException, often with no message in system.log).
+# From Cassandra 5.0's conf/jvm17-server.options, "JPMS" and "Netty" sections. Without them 5.0.9 dies at once:
+# "FATAL: Cassandra is unable to access required classes" (IllegalAccessException on sun.nio.ch.DirectBuffer.cleaner
+# in FileUtils' static initialiser), exit code 3.
 JAVA17_FLAGS = [
     "-Djdk.attach.allowAttachSelf=true",
     *[

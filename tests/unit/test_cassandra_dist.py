@@ -9,6 +9,7 @@ import pytest
 from fleetsense.cloud.cassandra_session import PROTOCOL_ENV, protocol_version
 
 from fleetsense.errors import FleetsenseError, StackError
+from fleetsense.stack.cassandra import Cassandra
 from fleetsense.stack.cassandra_dist import (
     cassandra_version,
     complete,
@@ -17,6 +18,7 @@ from fleetsense.stack.cassandra_dist import (
     release_line,
     runtime_pom,
 )
+from fleetsense.stack.layout import StackConfig
 
 POM = """<project xmlns="http://maven.apache.org/POM/4.0.0"><dependencies>
   <dependency><groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId><version>1.7.36</version></dependency>
@@ -71,3 +73,17 @@ def test_a_malformed_protocol_setting_is_a_clear_error(monkeypatch: pytest.Monke
     monkeypatch.setenv(PROTOCOL_ENV, "v4")
     with pytest.raises(FleetsenseError, match="must be 'auto' or a CQL protocol version"):
         protocol_version()
+
+
+def test_a_fresh_node_records_its_release_and_a_2_1_data_directory_is_refused(tmp_path: Path) -> None:
+    node = Cassandra(StackConfig.for_tests(tmp_path / "fresh"))
+    node.write_config()
+    node._claim_data_dir()
+    assert (node.state_dir / "release").read_text() == f"{cassandra_version()}\n"
+
+    old = Cassandra(StackConfig.for_tests(tmp_path / "old"))
+    (old.state_dir / "data" / "system").mkdir(parents=True)  # what the stack's Cassandra 2.1 left, no release file
+    old.write_config()
+    with pytest.raises(StackError, match="older Cassandra") as caught:
+        old._claim_data_dir()
+    assert "stack down" in (caught.value.hint or "")
