@@ -23,7 +23,6 @@ from fleetsense.cloud.store import CassandraWriter
 from fleetsense.errors import FleetsenseError
 from fleetsense.stack import jobs
 from fleetsense.stack.cassandra import Cassandra
-from fleetsense.stack.cassandra_dist import cassandra_version
 from fleetsense.stack.cassandra_auth import (
     CREDENTIALS_ENV,
     DEFAULT_SUPERUSER,
@@ -35,6 +34,7 @@ from fleetsense.stack.cassandra_auth import (
     login,
     session_as,
 )
+from fleetsense.stack.cassandra_dist import cassandra_version
 from fleetsense.stack.layout import StackConfig
 from fleetsense.stack.process import pid_alive
 from fleetsense.stack.report import print_vehicle_report
