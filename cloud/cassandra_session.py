@@ -43,13 +43,18 @@ class CqlLogin:
 
 
 def protocol_version() -> int | None:
-    """The CQL protocol to speak; None lets the driver negotiate.
-
-    Cassandra 2.1 speaks v3 and the driver's downgrade from v5 does not reach it cleanly, so v3 is the default;
-    set FLEETSENSE_CQL_PROTOCOL=4 (or 5) for a 4.x/5.x cluster.
-    """
-    text = os.environ.get(PROTOCOL_ENV, "3")
-    return None if text == "auto" else int(text)
+    """The CQL protocol to pin; None (the default, or FLEETSENSE_CQL_PROTOCOL=auto) lets the driver negotiate: it
+    offers its newest (v5) and steps down to what the node speaks (v5 on Cassandra 4.0+ and 5.0, v4 on 2.2-3.x).
+    Pin a number (3, 4, 5) only for a node whose downgrade fails, as Cassandra 2.1's does (pin 3 there)."""
+    text = os.environ.get(PROTOCOL_ENV, "auto").strip()
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise FleetsenseError(
+            f"{PROTOCOL_ENV} must be 'auto' or a CQL protocol version (3, 4, 5), got {text!r}",
+            hint=f"unset {PROTOCOL_ENV} to let the driver negotiate",
+        )
+    return int(text)
 
 
 def open_cluster(contact: tuple[str, int], *, login: Login | None = None, connect_timeout_s: float = 10.0) -> Any:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh Debian/Ubuntu machine: install whatever is missing (apt packages, the
-# virtualenv and pip extras, the npm Cassandra, the Java connector's Maven build), then run the demo or the tests.
+# virtualenv and pip extras, Cassandra's jars and the Java connector, both built or fetched with Maven), then run the
+# demo or the tests.
 #
 #   bash scripts/dev.sh demo [fleetsense demo options]
 #   bash scripts/dev.sh test [pytest options]
@@ -25,9 +26,8 @@ as_root() {
 # --- 1. system packages (only what is missing) -----------------------------------------------------
 missing=()
 [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || missing+=(rabbitmq-server)
-command -v mvn >/dev/null || missing+=(maven)
 command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
-command -v npm >/dev/null || missing+=(npm)
+command -v mvn >/dev/null || missing+=(maven)  # Cassandra's jars and the connector build (two poms)
 command -v curl >/dev/null || missing+=(curl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
@@ -77,7 +77,7 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
 fi
 export PATH="$VENV/bin:$PATH"
 
-# --- 3. the Cassandra distribution (npm) and the Java AMQP connector (Maven) ------------------------
+# --- 3. Cassandra's jars (Maven Central) and the Java AMQP connector (Maven build) -----------------
 fleetsense stack prepare
 
 # --- 4. run ----------------------------------------------------------------------------------------

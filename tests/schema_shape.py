@@ -50,12 +50,28 @@ def declared_shape(version: int, release_version: str) -> Shape:
     return dict(sorted(shape.items()))
 
 
+def compaction_class(options: dict[str, Any]) -> str:
+    """The compaction strategy's class in either server's options: 2.1's compaction_strategy_class, or the class
+    in 3.0+'s compaction map (system_schema.tables)."""
+    if "compaction_strategy_class" in options:
+        return str(options["compaction_strategy_class"])
+    return str(options["compaction"]["class"])
+
+
 def comparable(live: Shape) -> Shape:
-    """`live` with only the options the declarations set (TTL and compaction strategy)."""
+    """`live` with only the options the declarations set (TTL and compaction strategy), in 2.1's option names."""
     return {
         name: {
             **table,
-            "options": {key: table["options"][key] for key in ("default_time_to_live", "compaction_strategy_class")},
+            "options": {
+                "default_time_to_live": table["options"]["default_time_to_live"],
+                "compaction_strategy_class": compaction_class(table["options"]),
+            },
         }
         for name, table in live.items()
     }
+
+
+def structure(shape: Shape) -> Shape:
+    """`shape` without table options: columns, their types, keys and clustering order, the same on every release."""
+    return {name: {key: value for key, value in table.items() if key != "options"} for name, table in shape.items()}

