@@ -176,11 +176,6 @@ class Cassandra:
             "-Dcassandra-foreground=yes",
             # Create the default superuser as CQL opens, not 10 s later: `up` replaces it at once.
             "-Dcassandra.superuser_setup_delay_ms=0",
-            # 5.0 refuses a second password change of one role within 5 s ("Password for role operator can only be
-            # changed every 5000ms", as an Overloaded error); provisioning creates a user and then sets its password
-            # again at once (cassandra_auth.user_statements). An external 5.0 cluster still has the limit: see
-            # docs/operations.md, The local Cassandra.
-            "-Dcassandra.role_password_update_min_interval_in_ms=0",
             f"-Dcassandra-pidfile={self.pid_file}",
             f"-Dcassandra.storagedir={self.state_dir}",
             f"-Dcassandra.logdir={self.log_dir}",

@@ -123,17 +123,34 @@ def checked_username(name: str) -> str:
     return name
 
 
-def user_statements(user: CqlUser, creds: Credentials, *, keyspace: str) -> list[tuple[str, tuple[str, ...]]]:
+def user_statements(
+    user: CqlUser, creds: Credentials, *, keyspace: str, exists: bool
+) -> list[tuple[str, tuple[str, ...]]]:
     """CQL (with its bound values) making `creds.username` exist with this password, the superuser status and the
-    grants of `user`; every statement is idempotent, so `stack up` runs them all every time."""
+    grants of `user`; safe to run every `stack up`.
+
+    The password is set by exactly one statement: CREATE for a new user, ALTER for an existing one (the file is the
+    truth: a rotated password, or a user first made by hand, is brought in line). Cassandra 5.0 refuses a second
+    password change of one role within role_password_update_min_interval (5 s by default), so CREATE then ALTER
+    would fail on any 5.0 cluster that keeps the default."""
     name = checked_username(creds.username)
     status = "SUPERUSER" if user.superuser else "NOSUPERUSER"
+    verb = f"ALTER USER {name}" if exists else f"CREATE USER IF NOT EXISTS {name}"
     return [
-        (f"CREATE USER IF NOT EXISTS {name} WITH PASSWORD %s {status}", (creds.password,)),
-        # The file is the truth: a rotated password, or a user first made by hand, is brought in line.
-        (f"ALTER USER {name} WITH PASSWORD %s {status}", (creds.password,)),
+        (f"{verb} WITH PASSWORD %s {status}", (creds.password,)),
         *((f"GRANT {permission} ON KEYSPACE {keyspace} TO {name}", ()) for permission in user.keyspace_permissions),
     ]
+
+
+def user_exists(session: Any, username: str) -> bool:
+    rows = session.execute("SELECT role FROM system_auth.roles WHERE role = %s", (username,))
+    return rows.one() is not None
+
+
+def ensure_user(session: Any, user: CqlUser, creds: Credentials, *, keyspace: str) -> None:
+    exists = user_exists(session, creds.username)
+    for statement, values in user_statements(user, creds, keyspace=keyspace, exists=exists):
+        session.execute(statement, values)
 
 
 @contextmanager
@@ -180,8 +197,7 @@ def bootstrap_operator(config: StackConfig, *, default_user_wait_s: float = 20.0
     while True:
         try:
             with connect(config.cql_contact, login=DEFAULT_SUPERUSER) as session:
-                for statement, values in user_statements(USERS[OPERATOR], operator, keyspace=KEYSPACE):
-                    session.execute(statement, values)
+                ensure_user(session, USERS[OPERATOR], operator, keyspace=KEYSPACE)
             break
         except CassandraLoginRefused as exc:
             if time.monotonic() > deadline:
@@ -211,7 +227,6 @@ def provision_users(config: StackConfig, session: Any, keyspace: str) -> list[st
         creds = login(config, user.role)
         if creds is None:
             continue
-        for statement, values in user_statements(user, creds, keyspace=keyspace):
-            session.execute(statement, values)
+        ensure_user(session, user, creds, keyspace=keyspace)
         done.append(creds.username)
     return done
