@@ -124,22 +124,29 @@ def checked_username(name: str) -> str:
 
 
 def user_statements(
-    user: CqlUser, creds: Credentials, *, keyspace: str, exists: bool
+    user: CqlUser, creds: Credentials, *, keyspace: str, exists: bool, password_current: bool = False
 ) -> list[tuple[str, tuple[str, ...]]]:
     """CQL (with its bound values) making `creds.username` exist with this password, the superuser status and the
     grants of `user`; safe to run every `stack up`.
 
-    The password is set by exactly one statement: CREATE for a new user, ALTER for an existing one (the file is the
-    truth: a rotated password, or a user first made by hand, is brought in line). Cassandra 5.0 refuses a second
-    password change of one role within role_password_update_min_interval (5 s by default), so CREATE then ALTER
-    would fail on any 5.0 cluster that keeps the default."""
+    The password is set by at most one statement: CREATE for a new user, ALTER for an existing one whose password
+    is not already this one (the file is the truth: a rotated password, or a user first made by hand, is brought
+    in line), none when it already logs in with it. Cassandra 5.0 refuses a second password change of one role
+    within role_password_update_min_interval (5 s by default): CREATE then ALTER, or two `stack up`s in a row that
+    both set it, would fail on any 5.0 cluster that keeps the default."""
     name = checked_username(creds.username)
     status = "SUPERUSER" if user.superuser else "NOSUPERUSER"
-    verb = f"ALTER USER {name}" if exists else f"CREATE USER IF NOT EXISTS {name}"
-    return [
-        (f"{verb} WITH PASSWORD %s {status}", (creds.password,)),
-        *((f"GRANT {permission} ON KEYSPACE {keyspace} TO {name}", ()) for permission in user.keyspace_permissions),
+    statements: list[tuple[str, tuple[str, ...]]]
+    if not exists:
+        statements = [(f"CREATE USER IF NOT EXISTS {name} WITH PASSWORD %s {status}", (creds.password,))]
+    elif not password_current:
+        statements = [(f"ALTER USER {name} WITH PASSWORD %s {status}", (creds.password,))]
+    else:
+        statements = [(f"ALTER USER {name} {status}", ())]
+    grants: list[tuple[str, tuple[str, ...]]] = [
+        (f"GRANT {permission} ON KEYSPACE {keyspace} TO {name}", ()) for permission in user.keyspace_permissions
     ]
+    return statements + grants
 
 
 def user_exists(session: Any, username: str) -> bool:
@@ -147,9 +154,23 @@ def user_exists(session: Any, username: str) -> bool:
     return rows.one() is not None
 
 
-def ensure_user(session: Any, user: CqlUser, creds: Credentials, *, keyspace: str) -> None:
-    exists = user_exists(session, creds.username)
-    for statement, values in user_statements(user, creds, keyspace=keyspace, exists=exists):
+def logs_in(config: StackConfig, creds: Credentials) -> bool:
+    """Whether `creds` can log in now (a refused login is the answer no; a node that does not answer raises)."""
+    from fleetsense.cloud.cassandra_session import CassandraLoginRefused, connect
+
+    try:
+        with connect(config.cql_contact, login=creds):
+            return True
+    except CassandraLoginRefused:
+        return False
+
+
+def ensure_user(
+    config: StackConfig, session: Any, user: CqlUser, creds: Credentials, *, keyspace: str, known_absent: bool = False
+) -> None:
+    exists = not known_absent and user_exists(session, creds.username)
+    current = exists and logs_in(config, creds)
+    for statement, values in user_statements(user, creds, keyspace=keyspace, exists=exists, password_current=current):
         session.execute(statement, values)
 
 
@@ -197,7 +218,10 @@ def bootstrap_operator(config: StackConfig, *, default_user_wait_s: float = 20.0
     while True:
         try:
             with connect(config.cql_contact, login=DEFAULT_SUPERUSER) as session:
-                ensure_user(session, USERS[OPERATOR], operator, keyspace=KEYSPACE)
+                # The operator's own login was refused just now: create it, or set its password (once).
+                exists = user_exists(session, operator.username)
+                for statement, values in user_statements(USERS[OPERATOR], operator, keyspace=KEYSPACE, exists=exists):
+                    session.execute(statement, values)
             break
         except CassandraLoginRefused as exc:
             if time.monotonic() > deadline:
@@ -227,6 +251,6 @@ def provision_users(config: StackConfig, session: Any, keyspace: str) -> list[st
         creds = login(config, user.role)
         if creds is None:
             continue
-        ensure_user(session, user, creds, keyspace=keyspace)
+        ensure_user(config, session, user, creds, keyspace=keyspace)
         done.append(creds.username)
     return done
