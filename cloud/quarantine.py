@@ -1,6 +1,6 @@
 """The time quarantine's readers: what is held (per vehicle and day of arrival), and re-admission.
 
-The job keeps every telemetry message it rejects for its sample times whole in `time_quarantine`
+The job keeps every telemetry message it rejects for its sample times whole in `quarantined_messages`
 (cloud/result_rows.quarantine_writes). `readmit` publishes such messages again, to the exchange and routing key
 the MQTT plugin uses, re-timed by a shift (and flagged CLOCK_STEPPED) or as they were, and deletes each from the
 quarantine only once the broker has confirmed it. The job then treats it like any batch: stored and analysed if
@@ -100,7 +100,7 @@ def quarantined(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[
     held = [
         Quarantined(
             vehicle_id=row.vehicle_id,
-            day=row.day_bucket,
+            day=str(row.day_bucket),  # a cassandra.util.Date: its text is YYYY-MM-DD, which binds back to a date
             message_id=row.message_id,
             received_at=row.received_at,
             routing_key=row.routing_key,
@@ -165,7 +165,7 @@ def readmit(
     result = ReadmitResult()
     # At the row's own write time: a copy quarantined again meanwhile (written later) survives the delete.
     delete = session.prepare(
-        f"DELETE FROM {keyspace}.time_quarantine USING TIMESTAMP ? "
+        f"DELETE FROM {keyspace}.{TIME_QUARANTINE.name} USING TIMESTAMP ? "
         "WHERE vehicle_id = ? AND day_bucket = ? AND message_id = ?"
     )
     deleting: list[Any] = []
@@ -197,7 +197,7 @@ def forget_empty_day(session: Any, keyspace: str, vehicle_id: str, day: str, ind
     if left is not None:
         return False
     session.execute(
-        f"DELETE FROM {keyspace}.quarantine_days USING TIMESTAMP %s WHERE day_bucket = %s AND vehicle_id = %s",
+        f"DELETE FROM {keyspace}.{QUARANTINE_DAYS.name} USING TIMESTAMP %s WHERE day_bucket = %s AND vehicle_id = %s",
         (index_written_us, day, vehicle_id),
     )
     return True

@@ -9,7 +9,7 @@ import logging
 import struct
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fleetsense.cloud.table_model import Write as Write
@@ -26,11 +26,13 @@ def hour_bucket_ms(time_us: int) -> int:
     return (time_us - time_us % HOUR_US) // 1000
 
 
-def day_bucket(time_us: int) -> str:
-    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d")
+def day_bucket(time_us: int) -> date:
+    """The UTC day of a time: a day key (CQL `date`; the driver binds a datetime.date and reads back a
+    cassandra.util.Date, which compares equal to it)."""
+    return datetime.fromtimestamp(time_us / 1e6, UTC).date()
 
 
-def day_buckets(start_us: int, end_us: int) -> list[str]:
+def day_buckets(start_us: int, end_us: int) -> list[date]:
     """Every UTC day bucket that [start_us, end_us] touches, oldest first: a drive across midnight has rows in two."""
     if end_us < start_us:
         raise ValueError(f"end_us {end_us} is before start_us {start_us}")
