@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fleetsense.cloud.cassandra_session import statement
+from fleetsense.cloud.table_model import Read
 from fleetsense.cloud.tables import QUARANTINE_DAYS, TIME_QUARANTINE
 from fleetsense.cloud.validate import clock_rule
 
@@ -24,12 +26,16 @@ from fleetsense import wire
 from fleetsense.errors import ConfigError, FleetsenseError
 
 # The readers' statements, checked against the declarations (cloud/tables.py) when this module is imported.
-_HELD = TIME_QUARANTINE.select(
-    *TIME_QUARANTINE.written_columns, "writetime(message)", where=("vehicle_id", "day_bucket")
-)
+_HELD = TIME_QUARANTINE.read(*TIME_QUARANTINE.written_columns, "writetime(message)", where=("vehicle_id", "day_bucket"))
 _ANY_HELD = TIME_QUARANTINE.select("message_id", where=("vehicle_id", "day_bucket"))
-_DAYS = QUARANTINE_DAYS.select("vehicle_id", "writetime(last_at)", where=("day_bucket",))
-_DAY_OF = QUARANTINE_DAYS.select("vehicle_id", "writetime(last_at)", where=("day_bucket", "vehicle_id"))
+_DAYS = QUARANTINE_DAYS.read("vehicle_id", "writetime(last_at)", where=("day_bucket",))
+_DAY_OF = QUARANTINE_DAYS.read("vehicle_id", "writetime(last_at)", where=("day_bucket", "vehicle_id"))
+PAGE_ROWS = 500  # a day of a vehicle's quarantine may hold thousands of whole messages: read a page at a time
+
+
+def _rows(session: Any, keyspace: str, read: Read, params: Sequence[Any]) -> Any:
+    cql = read.cql.format(ks=keyspace)
+    return session.execute(statement(cql, consistency=read.consistency, fetch_size=PAGE_ROWS), params)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,16 +93,16 @@ def held_days(
     found: list[tuple[str, str, int]] = []
     for day in days:
         if vehicle_id is None:
-            rows = session.execute(_DAYS.format(ks=keyspace), (day,))
+            rows = _rows(session, keyspace, _DAYS, (day,))
         else:
-            rows = session.execute(_DAY_OF.format(ks=keyspace), (day, vehicle_id))
+            rows = _rows(session, keyspace, _DAY_OF, (day, vehicle_id))
         found += [(day, row[0], row[1]) for row in rows]
     return found
 
 
 def quarantined(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Quarantined]:
     """The vehicle's messages quarantined on `day`, in (epoch, seq) order."""
-    rows = session.execute(_HELD.format(ks=keyspace), (vehicle_id, day))
+    rows = _rows(session, keyspace, _HELD, (vehicle_id, day))
     held = [
         Quarantined(
             vehicle_id=row.vehicle_id,

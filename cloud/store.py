@@ -101,7 +101,7 @@ class CassandraWriter:
     ) -> None:
         self._session = session
         self._keyspace = keyspace
-        self._prepared = {name: session.prepare(cql.format(ks=keyspace)) for name, cql in STATEMENTS.items()}
+        self._prepared = {name: _prepare(session, keyspace, name) for name in STATEMENTS}
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.max_in_flight = max_in_flight
@@ -148,7 +148,7 @@ class CassandraWriter:
             if self.batch_rows <= 1:
                 requests.append((bound, None))
                 continue
-            by_replica.setdefault(self._replica(bound), []).append(bound)
+            by_replica.setdefault((self._replica(bound), bound.consistency_level), []).append(bound)
         for rows in by_replica.values():
             requests += [(batch, None) for batch in _batches(rows, self.batch_rows, self.batch_bytes)]
         return requests
@@ -181,6 +181,15 @@ class CassandraWriter:
 Request = tuple[Any, Any]  # (prepared statement or batch, bound values or None)
 
 
+def _prepare(session: Any, keyspace: str, name: str) -> Any:
+    """The statement prepared at its table's write consistency (cloud/tables.py); its bound rows inherit it."""
+    from cassandra import ConsistencyLevel
+
+    prepared = session.prepare(STATEMENTS[name].format(ks=keyspace))
+    prepared.consistency_level = ConsistencyLevel.name_to_value[WRITTEN[name].write_consistency]
+    return prepared
+
+
 def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
     """Consecutive [start, end) runs of rows, each at most `max_rows` rows and `max_bytes` bytes (a single row
     larger than that still goes, alone)."""
@@ -204,7 +213,8 @@ def _batches(rows: list[Any], max_rows: int, max_bytes: int) -> list[Any]:
         if end - start == 1:
             batches.append(rows[start])  # a batch of one is only overhead
             continue
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        # Rows of one batch share a consistency level (`requests` groups them by it).
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=rows[start].consistency_level)
         for row in rows[start:end]:
             batch.add(row)
         batches.append(batch)

@@ -4,6 +4,7 @@ created, indexed and filled by a copy that keeps each cell's write time and TTL 
 from __future__ import annotations
 
 from datetime import date
+from types import SimpleNamespace
 
 import pytest
 from fleetsense.cloud import schema
@@ -96,3 +97,17 @@ def test_each_table_declares_its_consistency_by_level_name_and_a_wrong_name_is_r
     assert t.VEHICLE_PROFILES.read_consistency == LOCAL_ONE and t.VEHICLE_PROFILES.consistency_why
     with pytest.raises(ValueError, match="'QUORUMISH' is no consistency level"):
         Table(name="x", why="", columns=(), partition_key=(), since=1, write_consistency="QUORUMISH")
+
+
+def test_the_python_writer_prepares_each_statement_at_its_tables_write_consistency() -> None:
+    from cassandra import ConsistencyLevel
+    from fleetsense.cloud.store import CassandraWriter
+
+    class PreparingSession:
+        def prepare(self, cql: str) -> SimpleNamespace:
+            return SimpleNamespace(cql=cql, consistency_level=None)
+
+    writer = CassandraWriter(PreparingSession(), "ks")
+    for name, table in t.WRITTEN.items():
+        level = writer._prepared[name].consistency_level
+        assert level == ConsistencyLevel.name_to_value[table.write_consistency] == ConsistencyLevel.LOCAL_QUORUM
