@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
+from fleetsense.cloud.cassandra_session import statement
 from fleetsense.cloud.table_model import Table
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,7 @@ def _is_collection(table: Table, column: str) -> bool:
 
 
 def cell_parts(table: Table, column: str) -> list[str]:
+    """What the copy selects of one non-key column: its value, write time and (not of a collection) TTL."""
     parts = [column, f"writetime({column})"]
     return parts if _is_collection(table, column) else [*parts, f"ttl({column})"]
 
@@ -107,7 +109,15 @@ def row_writes(target: Table, row: Sequence[Any], converts: dict[str, Convert]) 
 
 
 def _converted(name: str, value: Any, converts: dict[str, Convert]) -> Any:
-    return converts[name](value) if name in converts and value is not None else value
+    if name not in converts or value is None:
+        return value
+    try:
+        return converts[name](value)
+    except ValueError as exc:
+        raise CopyError(
+            f"a stored {name} {value!r} cannot be converted ({exc}): correct or delete that row in the old table, "
+            "then run the migration again (the copy starts over and rewrites what it copied, harmlessly)"
+        ) from exc
 
 
 def _newest(written_us: Any) -> int | None:
@@ -119,10 +129,14 @@ def _newest(written_us: Any) -> int | None:
 
 def copy_table(session: Any, keyspace: str, source: Table, target: Table, *, page_rows: int | None = None) -> int:
     """Copy every row of `source` into `target` (its successor); returns how many rows were copied."""
-    from cassandra.query import SimpleStatement
+    from cassandra import ConsistencyLevel
 
     converts = conversions(source, target)
-    read = SimpleStatement(copy_cql(source, target, keyspace), fetch_size=page_rows or PAGE_ROWS)
+    # At the tables' own levels: the read sees every write the old job had acknowledged, the copy lasts as its writes.
+    read = statement(
+        copy_cql(source, target, keyspace), consistency=source.read_consistency, fetch_size=page_rows or PAGE_ROWS
+    )
+    level = ConsistencyLevel.name_to_value[target.write_consistency]
     prepared: dict[tuple[tuple[str, ...], bool], Any] = {}
     copied = 0
     pending: list[Any] = []
@@ -132,6 +146,7 @@ def copy_table(session: Any, keyspace: str, source: Table, target: Table, *, pag
             stamped = written_us is not None
             if (names, stamped) not in prepared:
                 prepared[(names, stamped)] = session.prepare(_insert(keyspace, target, names, stamped=stamped))
+                prepared[(names, stamped)].consistency_level = level
             bound = [value for _, value in cells] + ([written_us, ttl_s] if stamped else [])
             pending.append(session.execute_async(prepared[(names, stamped)], bound))
             if len(pending) >= IN_FLIGHT:

@@ -111,3 +111,10 @@ def test_the_python_writer_prepares_each_statement_at_its_tables_write_consisten
     for name, table in t.WRITTEN.items():
         level = writer._prepared[name].consistency_level
         assert level == ConsistencyLevel.name_to_value[table.write_consistency] == ConsistencyLevel.LOCAL_QUORUM
+
+
+def test_a_stored_day_that_is_no_date_stops_the_copy_with_what_to_do() -> None:
+    old, new = t.REJECTED_SOURCES_V7, t.REJECTED_SOURCES
+    row = ("2026-13-06", "van-1", "bad", 100, 50, None, None, None)
+    with pytest.raises(CopyError, match=r"day_bucket '2026-13-06' cannot be converted .* correct or delete that row"):
+        row_writes(new, row, conversions(old, new))
