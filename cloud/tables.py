@@ -591,3 +591,5 @@ TABLES: tuple[Table, ...] = (
 
 # The job's statements: name -> the table it writes.
 WRITTEN: dict[str, Table] = {table.write: table for table in TABLES if table.write is not None}
+# Each statement's write consistency (a CQL level name): what the Python writer and the Java sink prepare it at.
+WRITE_CONSISTENCY: dict[str, str] = {name: table.write_consistency for name, table in WRITTEN.items()}

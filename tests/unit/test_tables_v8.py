@@ -94,6 +94,7 @@ def test_a_copy_into_a_table_with_a_column_its_source_lacks_or_cannot_convert_is
 
 def test_each_table_declares_its_consistency_by_level_name_and_a_wrong_name_is_refused() -> None:
     assert {table.write_consistency for table in t.WRITTEN.values()} == {LOCAL_QUORUM}
+    assert t.WRITE_CONSISTENCY["minute"] == t.MINUTE_AGGREGATES.write_consistency == "LOCAL_QUORUM"
     assert t.VEHICLE_PROFILES.read_consistency == LOCAL_ONE and t.VEHICLE_PROFILES.consistency_why
     with pytest.raises(ValueError, match="'QUORUMISH' is no consistency level"):
         Table(name="x", why="", columns=(), partition_key=(), since=1, write_consistency="QUORUMISH")
