@@ -85,6 +85,21 @@ def open_cluster(contact: tuple[str, int], *, login: Login | None = None, connec
     return Cluster(**kwargs)
 
 
+def statement(cql: str, *, consistency: str, fetch_size: int | None = None) -> Any:
+    """A statement at a consistency level named as cloud/tables.py declares it ("LOCAL_QUORUM"), read `fetch_size`
+    rows a page (the driver fetches the next page as the rows are iterated)."""
+    from cassandra import ConsistencyLevel
+    from cassandra.query import SimpleStatement
+
+    level = ConsistencyLevel.name_to_value[consistency]
+    return SimpleStatement(cql, consistency_level=level, fetch_size=fetch_size)
+
+
+def negotiated_protocol(session: Any) -> int:
+    """The CQL native protocol version the session's connections speak (what the driver and node agreed on)."""
+    return int(session.cluster.protocol_version)
+
+
 class _TranslatedByConnect(logging.Filter):
     """Drops the driver's ERROR logs (one with a traceback) of a failed first connection or login: connect() raises
     them as a CassandraUnavailable or CassandraLoginRefused that says what to do, and a waiting `stack up` expects

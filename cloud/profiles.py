@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 from fleetsense.cloud import tables
 from fleetsense.cloud.analytics.events import VEHICLE_CLASSES
+from fleetsense.cloud.cassandra_session import statement
 
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
@@ -25,8 +26,11 @@ def check_vehicle_class(vehicle_class: str) -> str:
 
 
 def set_vehicle_class(session: Any, keyspace: str, vehicle_ids: Sequence[str], vehicle_class: str) -> None:
+    from cassandra import ConsistencyLevel
+
     check_vehicle_class(vehicle_class)
     insert = session.prepare(tables.VEHICLE_PROFILES.insert_cql().format(ks=keyspace))
+    insert.consistency_level = ConsistencyLevel.name_to_value[tables.VEHICLE_PROFILES.write_consistency]
     for vehicle_id in vehicle_ids:
         row = {"vehicle_id": validate_vehicle_id(vehicle_id), "vehicle_class": vehicle_class}
         session.execute(insert, row | {"updated_at": datetime.now(UTC)})  # bound by column name
@@ -37,15 +41,16 @@ class Profile(NamedTuple):
     updated_ms: int  # when it was set: of two readings of one vehicle's profile, the later-set one wins
 
 
-_PROFILE_OF = tables.VEHICLE_PROFILES.select("vehicle_class", "updated_at", where=("vehicle_id",))
-_EVERY_PROFILE = tables.VEHICLE_PROFILES.select("vehicle_id", "vehicle_class", "updated_at")
+# Read at the table's read consistency (LOCAL_ONE: a missed setting is read at the next refresh).
+_PROFILE_OF = tables.VEHICLE_PROFILES.read("vehicle_class", "updated_at", where=("vehicle_id",))
+_EVERY_PROFILE = tables.VEHICLE_PROFILES.read("vehicle_id", "vehicle_class", "updated_at")
 
 
 def profiles_of(session: Any, keyspace: str, vehicle_ids: Sequence[str]) -> dict[str, Profile]:
     """The profiles of those of `vehicle_ids` that have one, read concurrently (a bundle can bring hundreds of
     vehicles the job has not seen yet, e.g. right after it starts)."""
-    statement = _PROFILE_OF.format(ks=keyspace)
-    futures = [(vehicle_id, session.execute_async(statement, (vehicle_id,))) for vehicle_id in vehicle_ids]
+    select = statement(_PROFILE_OF.cql.format(ks=keyspace), consistency=_PROFILE_OF.consistency)
+    futures = [(vehicle_id, session.execute_async(select, (vehicle_id,))) for vehicle_id in vehicle_ids]
     profiles: dict[str, Profile] = {}
     for vehicle_id, future in futures:
         row = future.result().one()
@@ -56,11 +61,10 @@ def profiles_of(session: Any, keyspace: str, vehicle_ids: Sequence[str]) -> dict
 
 def all_profiles(session: Any, keyspace: str, *, page_rows: int = 5_000) -> dict[str, Profile]:
     """Every vehicle's profile: one row per vehicle, read a page at a time."""
-    from cassandra.query import SimpleStatement
-
-    statement = SimpleStatement(_EVERY_PROFILE.format(ks=keyspace), fetch_size=page_rows)
+    cql, level = _EVERY_PROFILE.cql.format(ks=keyspace), _EVERY_PROFILE.consistency
+    every = statement(cql, consistency=level, fetch_size=page_rows)
     profiles: dict[str, Profile] = {}
-    for row in session.execute(statement):
+    for row in session.execute(every):
         if profile := _profile(row.vehicle_class, row.updated_at):
             profiles[row.vehicle_id] = profile
     return profiles

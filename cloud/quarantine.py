@@ -1,6 +1,6 @@
 """The time quarantine's readers: what is held (per vehicle and day of arrival), and re-admission.
 
-The job keeps every telemetry message it rejects for its sample times whole in `time_quarantine`
+The job keeps every telemetry message it rejects for its sample times whole in `quarantined_messages`
 (cloud/result_rows.quarantine_writes). `readmit` publishes such messages again, to the exchange and routing key
 the MQTT plugin uses, re-timed by a shift (and flagged CLOCK_STEPPED) or as they were, and deletes each from the
 quarantine only once the broker has confirmed it. The job then treats it like any batch: stored and analysed if
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fleetsense.cloud.cassandra_session import statement
+from fleetsense.cloud.table_model import Read
 from fleetsense.cloud.tables import QUARANTINE_DAYS, TIME_QUARANTINE
 from fleetsense.cloud.validate import clock_rule
 
@@ -24,12 +26,16 @@ from fleetsense import wire
 from fleetsense.errors import ConfigError, FleetsenseError
 
 # The readers' statements, checked against the declarations (cloud/tables.py) when this module is imported.
-_HELD = TIME_QUARANTINE.select(
-    *TIME_QUARANTINE.written_columns, "writetime(message)", where=("vehicle_id", "day_bucket")
-)
+_HELD = TIME_QUARANTINE.read(*TIME_QUARANTINE.written_columns, "writetime(message)", where=("vehicle_id", "day_bucket"))
 _ANY_HELD = TIME_QUARANTINE.select("message_id", where=("vehicle_id", "day_bucket"))
-_DAYS = QUARANTINE_DAYS.select("vehicle_id", "writetime(last_at)", where=("day_bucket",))
-_DAY_OF = QUARANTINE_DAYS.select("vehicle_id", "writetime(last_at)", where=("day_bucket", "vehicle_id"))
+_DAYS = QUARANTINE_DAYS.read("vehicle_id", "writetime(last_at)", where=("day_bucket",))
+_DAY_OF = QUARANTINE_DAYS.read("vehicle_id", "writetime(last_at)", where=("day_bucket", "vehicle_id"))
+PAGE_ROWS = 500  # a day of a vehicle's quarantine may hold thousands of whole messages: read a page at a time
+
+
+def _rows(session: Any, keyspace: str, read: Read, params: Sequence[Any]) -> Any:
+    cql = read.cql.format(ks=keyspace)
+    return session.execute(statement(cql, consistency=read.consistency, fetch_size=PAGE_ROWS), params)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,20 +93,20 @@ def held_days(
     found: list[tuple[str, str, int]] = []
     for day in days:
         if vehicle_id is None:
-            rows = session.execute(_DAYS.format(ks=keyspace), (day,))
+            rows = _rows(session, keyspace, _DAYS, (day,))
         else:
-            rows = session.execute(_DAY_OF.format(ks=keyspace), (day, vehicle_id))
+            rows = _rows(session, keyspace, _DAY_OF, (day, vehicle_id))
         found += [(day, row[0], row[1]) for row in rows]
     return found
 
 
 def quarantined(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Quarantined]:
     """The vehicle's messages quarantined on `day`, in (epoch, seq) order."""
-    rows = session.execute(_HELD.format(ks=keyspace), (vehicle_id, day))
+    rows = _rows(session, keyspace, _HELD, (vehicle_id, day))
     held = [
         Quarantined(
             vehicle_id=row.vehicle_id,
-            day=row.day_bucket,
+            day=str(row.day_bucket),  # a cassandra.util.Date: its text is YYYY-MM-DD, which binds back to a date
             message_id=row.message_id,
             received_at=row.received_at,
             routing_key=row.routing_key,
@@ -165,7 +171,7 @@ def readmit(
     result = ReadmitResult()
     # At the row's own write time: a copy quarantined again meanwhile (written later) survives the delete.
     delete = session.prepare(
-        f"DELETE FROM {keyspace}.time_quarantine USING TIMESTAMP ? "
+        f"DELETE FROM {keyspace}.{TIME_QUARANTINE.name} USING TIMESTAMP ? "
         "WHERE vehicle_id = ? AND day_bucket = ? AND message_id = ?"
     )
     deleting: list[Any] = []
@@ -197,7 +203,7 @@ def forget_empty_day(session: Any, keyspace: str, vehicle_id: str, day: str, ind
     if left is not None:
         return False
     session.execute(
-        f"DELETE FROM {keyspace}.quarantine_days USING TIMESTAMP %s WHERE day_bucket = %s AND vehicle_id = %s",
+        f"DELETE FROM {keyspace}.{QUARANTINE_DAYS.name} USING TIMESTAMP %s WHERE day_bucket = %s AND vehicle_id = %s",
         (index_written_us, day, vehicle_id),
     )
     return True

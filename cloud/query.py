@@ -1,15 +1,22 @@
-"""Read-side queries over what the job stored in Cassandra (the serving layer's first reader)."""
+"""Read-side queries over what the job stored in Cassandra (the serving layer's first reader).
+
+Every reader reads at its table's declared consistency (cloud/tables.py; a reader that may be stale says so beside
+its statement) and `PAGE_ROWS` rows a page, iterating every page: none assumes its answer fits in one. A reader
+that wants a bounded answer says LIMIT. Day keys are dates (`store.day_bucket`); rows carry the driver's values
+(a `date` column as a cassandra.util.Date, which compares equal to the datetime.date)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fleetsense.cloud import tables as t
+from fleetsense.cloud.cassandra_session import statement
 from fleetsense.cloud.decode import decode_batch
 from fleetsense.cloud.store import day_buckets
+from fleetsense.cloud.table_model import LOCAL_ONE, Read
 
 from fleetsense import wire
 
@@ -43,40 +50,53 @@ class VehicleSummary:
     event_counts: dict[str, int]
 
 
+PAGE_ROWS = 500  # rows a page: a partition of 1,000 batches (an hour of a busy vehicle) is two round trips
+
 # The readers' statements, checked against the declarations (cloud/tables.py) when this module is imported.
-_VEHICLE_IDS = t.VEHICLES.select("vehicle_id")
-_HOURS = t.VEHICLE_HOURS.select("hour_bucket", where=("vehicle_id",))
+_VEHICLE_IDS = t.VEHICLES.read("vehicle_id")
+_HOURS = t.VEHICLE_HOURS.read("hour_bucket", where=("vehicle_id",))
 _BATCH = ("epoch", "seq", "kind", "sample_count", "start_time")
-_BLOCKS = t.BATCHES.select(*_BATCH, where=("vehicle_id", "hour_bucket"))
-_BLOCKS_WITH_MESSAGE = t.BATCHES.select(*_BATCH, "message", where=("vehicle_id", "hour_bucket"))
-_NEWEST_BLOCKS = t.BATCHES.select("seq", "message", "start_time", where=("vehicle_id", "hour_bucket"))
+_BLOCKS = t.BATCHES.read(*_BATCH, where=("vehicle_id", "hour_bucket"))
+_BLOCKS_WITH_MESSAGE = t.BATCHES.read(*_BATCH, "message", where=("vehicle_id", "hour_bucket"))
+_NEWEST_BLOCKS = t.BATCHES.read("seq", "message", "start_time", where=("vehicle_id", "hour_bucket"))
 _EVENT = ("start_time", "kind", "end_time", "duration_ms", "peak", "peak_unit")
-_EVENTS = t.EVENTS_BY_VEHICLE.select(*_EVENT, where=("vehicle_id", "day_bucket"))
-_LATEST_SEEN = t.VEHICLES.select("last_seq", "last_sample_time", where=("vehicle_id",))
-_DAY_COUNTS = t.DRIVER_SCORES.select("event_counts", where=("vehicle_id",))
+_EVENTS = t.EVENTS_BY_VEHICLE.read(*_EVENT, where=("vehicle_id", "day_bucket"))
+_EVENTS_OF_KIND = t.EVENTS_BY_VEHICLE.read(*_EVENT, where=("vehicle_id", "day_bucket", "kind"))  # SAI on kind
+_FLEET_EVENT = ("day_bucket", "hour", "start_time", "vehicle_id", "kind", "end_time", "duration_ms", "peak")
+_FLEET_EVENTS_OF_KIND = t.EVENTS_BY_FLEET.read(*_FLEET_EVENT, where=("day_bucket", "hour", "kind"))  # SAI on kind
+_LATEST_SEEN = t.VEHICLES.read("last_seq", "last_sample_time", where=("vehicle_id",))
+_DAY_COUNTS = t.DRIVER_SCORES.read("event_counts", where=("vehicle_id",))
 _REJECTION = ("routing_key", "reason", "received_at", "size_bytes", "excerpt")
-_REJECTED = t.REJECTED_BY_SOURCE.select(*_REJECTION, where=("source", "day_bucket"))
-_STATUS = t.VEHICLE_STATUS.select(*t.VEHICLE_STATUS.written_columns, where=("vehicle_id",))
+_REJECTED = t.REJECTED_BY_SOURCE.read(*_REJECTION, where=("source", "day_bucket"))
+# A status a heartbeat old is as good as the newest for the report: one replica answers.
+_STATUS = t.VEHICLE_STATUS.read(*t.VEHICLE_STATUS.written_columns, where=("vehicle_id",), consistency=LOCAL_ONE)
 _RESTART = ("epoch", "restart", "started_at", "unclean", "lost_ms", "reported_at")
-_RESTARTS = t.AGENT_RESTARTS.select(*_RESTART, where=("vehicle_id",))
+_RESTARTS = t.AGENT_RESTARTS.read(*_RESTART, where=("vehicle_id",))
+
+
+def rows_of(session: Any, keyspace: str, read: Read, params: Sequence[Any] = (), *, limit: int | None = None) -> Any:
+    """The rows of a reader's statement, at its consistency, `PAGE_ROWS` a page: iterating them fetches every page
+    in turn; `limit` bounds the answer."""
+    cql = read.cql.format(ks=keyspace) + (f" LIMIT {int(limit)}" if limit is not None else "")
+    return session.execute(statement(cql, consistency=read.consistency, fetch_size=PAGE_ROWS), params)
 
 
 def vehicle_ids(session: Any, keyspace: str) -> list[str]:
-    return sorted(row.vehicle_id for row in session.execute(_VEHICLE_IDS.format(ks=keyspace)))
+    return sorted(row.vehicle_id for row in rows_of(session, keyspace, _VEHICLE_IDS))
 
 
 def _hours(session: Any, keyspace: str, vehicle_id: str) -> list[Any]:
-    rows = session.execute(_HOURS.format(ks=keyspace), (vehicle_id,))
+    rows = rows_of(session, keyspace, _HOURS, (vehicle_id,))
     return [row.hour_bucket for row in rows]  # newest first
 
 
 def blocks(session: Any, keyspace: str, vehicle_id: str, *, with_message: bool = False) -> list[Any]:
     """Every stored batch of a vehicle, newest first: epoch, seq, kind, sample_count, start_time (and the message
     if asked)."""
-    select = (_BLOCKS_WITH_MESSAGE if with_message else _BLOCKS).format(ks=keyspace)
+    select = _BLOCKS_WITH_MESSAGE if with_message else _BLOCKS
     found: list[Any] = []
     for hour in _hours(session, keyspace, vehicle_id):
-        rows = session.execute(select, (vehicle_id, hour))
+        rows = rows_of(session, keyspace, select, (vehicle_id, hour))
         # Within an hour the rows are ordered by (epoch, seq): a replaced device's new sequence may sort first.
         found += sorted(rows, key=lambda row: row.start_time, reverse=True)
     return found
@@ -92,9 +112,21 @@ def sample_keys(session: Any, keyspace: str, vehicle_id: str, kind: wire.Kind = 
     }
 
 
-def events(session: Any, keyspace: str, vehicle_id: str, day: str) -> list[Any]:
-    """A vehicle's events of one UTC day (YYYY-MM-DD), oldest first."""
-    rows = session.execute(_EVENTS.format(ks=keyspace), (vehicle_id, day))
+def events(session: Any, keyspace: str, vehicle_id: str, day: date, *, kind: str | None = None) -> list[Any]:
+    """A vehicle's events of one UTC day (of one kind if given: the SAI index on kind finds them), oldest first."""
+    if kind is None:
+        rows = rows_of(session, keyspace, _EVENTS, (vehicle_id, day))
+    else:
+        rows = rows_of(session, keyspace, _EVENTS_OF_KIND, (vehicle_id, day, kind))
+    return _oldest_first(rows)
+
+
+def fleet_events(session: Any, keyspace: str, day: date, hour: int, *, kind: str) -> list[Any]:
+    """The whole fleet's events of one kind that started in one UTC hour (SAI on kind), oldest first."""
+    return _oldest_first(rows_of(session, keyspace, _FLEET_EVENTS_OF_KIND, (day, hour, kind)))
+
+
+def _oldest_first(rows: Iterable[Any]) -> list[Any]:
     return sorted(rows, key=lambda r: (r.start_time, r.kind))
 
 
@@ -106,7 +138,7 @@ def events_between(session: Any, keyspace: str, vehicle_id: str, start_us: int, 
 
 def latest_seen(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
     """The vehicle's `vehicles` row (last_seq, last_sample_time as naive UTC), None before its first batch."""
-    return session.execute(_LATEST_SEEN.format(ks=keyspace), (vehicle_id,)).one()
+    return rows_of(session, keyspace, _LATEST_SEEN, (vehicle_id,)).one()
 
 
 def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
@@ -140,7 +172,7 @@ def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) 
             break
     state = latest_seen(session, keyspace, vehicle_id)
     counts: dict[str, int] = {}
-    for row in session.execute(_DAY_COUNTS.format(ks=keyspace), (vehicle_id,)):
+    for row in rows_of(session, keyspace, _DAY_COUNTS, (vehicle_id,)):
         for kind, n in (row.event_counts or {}).items():
             counts[kind] = counts.get(kind, 0) + n
     return VehicleSummary(
@@ -164,29 +196,29 @@ def _newest_time(newest: list[LatestSample], environment: LatestEnvironment | No
 
 def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20) -> list[Any]:
     for hour in _hours(session, keyspace, vehicle_id):
-        rows = session.execute(_NEWEST_BLOCKS.format(ks=keyspace), (vehicle_id, hour))
+        rows = rows_of(session, keyspace, _NEWEST_BLOCKS, (vehicle_id, hour))
         newest = sorted(rows, key=lambda row: row.start_time, reverse=True)[:limit]
         if newest:
             return newest
     return []
 
 
-def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[str]) -> list[Any]:
+def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[date]) -> list[Any]:
     """The rejection rows recorded for `vehicle_id` (a source) on the given UTC days (`store.day_buckets`), newest
     first: routing_key, reason, received_at, size_bytes, excerpt."""
     rows: list[Any] = []
     for day in days:
-        rows += session.execute(_REJECTED.format(ks=keyspace), (vehicle_id, day))
+        rows += rows_of(session, keyspace, _REJECTED, (vehicle_id, day))
     return sorted(rows, key=lambda row: row.received_at, reverse=True)
 
 
 def status(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
     """The vehicle's latest status (vehicle_status, every column: online, reason, received_at, outbox depth,
     dropped_total, and what it says about restarts and storage), None before its first."""
-    return session.execute(_STATUS.format(ks=keyspace), (vehicle_id,)).one()
+    return rows_of(session, keyspace, _STATUS, (vehicle_id,)).one()
 
 
 def restarts(session: Any, keyspace: str, vehicle_id: str, *, limit: int = 20) -> list[Any]:
     """The vehicle's latest restarts (agent_restarts), newest first: epoch, restart, started_at, unclean (None: not
     known), lost_ms (None: not known), reported_at."""
-    return list(session.execute(f"{_RESTARTS.format(ks=keyspace)} LIMIT {int(limit)}", (vehicle_id,)))
+    return list(rows_of(session, keyspace, _RESTARTS, (vehicle_id,), limit=limit))

@@ -42,7 +42,7 @@ class RejectionLimiter:
 
 def limit(writes: Sequence[Write], limiter: RejectionLimiter | None, *, now_ms: int) -> tuple[list[Write], int]:
     """`writes` with the rejection rows the limiter refuses taken out, and each kept one's source marked in
-    rejected_sources; returns the kept writes and how many rows were left unrecorded."""
+    rejection_sources; returns the kept writes and how many rows were left unrecorded."""
     kept: list[Write] = []
     unrecorded = 0
     for write in writes:

@@ -1,10 +1,11 @@
 """The Cassandra schema, applied idempotently as numbered migrations derived from the declarations in
-cloud/tables.py: migration N creates each table declared `since=N` with the columns it had at N, adds each column
-declared `since=N` to an older table, drops each table declared `dropped=N`, and copies each column a new one
-`replaces` (Cassandra 2.1 renames no column). A migration is only a version and a description here.
+cloud/tables.py: migration N creates each table declared `since=N` with the columns it had at N and its indexes,
+adds each column and index declared `since=N` to an older table, drops each table declared `dropped=N`, copies each
+column a new one `replaces` (Cassandra 2.1 renamed no column) and each table a new one `replaces` (a key's type
+cannot change). A migration is only a version and a description here.
 
-Every statement must run on Cassandra 2.1 (the local stack) and on 4.x/5.x (production): CQL 3.2 only, so no
-`date` type, no materialized views, no GROUP BY.
+The server is Cassandra 5.0: migration 8 creates `date` keys and storage-attached indexes (SAI). Migrations 1-7
+are the CQL 3.2 that Cassandra 2.1 ran, so an installation of any age upgrades by the same steps.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fleetsense.cloud.column_copy import copy_column
-from fleetsense.cloud.table_model import Column, Table
+from fleetsense.cloud.table_copy import copy_table
+from fleetsense.cloud.table_model import Column, Index, Table
 from fleetsense.cloud.tables import QUARANTINE_TTL_S, REJECTED_TTL_S, SAMPLE_TTL_S, TABLES
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="minute_aggregates.driving_s (the analytics' and driver_scores' name), copied from moving_s, "
         "which is no longer written",
     ),
+    Migration(
+        version=8,
+        description="day keys as CQL dates: each table keyed by a day gets a successor with a date key, holding a copy "
+        "of its rows (write times and TTLs kept); SAI indexes on the events' kind (Cassandra 5.0)",
+    ),
 )
 
 
@@ -86,6 +93,15 @@ class AddColumn:
 
 
 @dataclass(frozen=True)
+class CreateIndex:
+    table: Table
+    index: Index
+
+    def cql(self, compaction: Callable[[int], str]) -> str:
+        return self.table.create_index_cql(self.index)
+
+
+@dataclass(frozen=True)
 class DropTable:
     table: Table
 
@@ -102,18 +118,33 @@ class CopyColumn:
     target: str
 
 
-Step = CreateTable | AddColumn | DropTable | CopyColumn
+@dataclass(frozen=True)
+class CopyTable:
+    """Fill a new table from the one it `replaces` (cloud/table_copy.py): idempotent, paged, times kept."""
+
+    source: Table
+    target: Table
+
+
+Step = CreateTable | CreateIndex | AddColumn | DropTable | CopyColumn | CopyTable
+Statement = CreateTable | CreateIndex | AddColumn | DropTable  # the steps that are one CQL statement
 
 
 def steps(version: int) -> list[Step]:
-    """What migration `version` does, in order: create tables, add columns, drop tables, copy columns."""
+    """What migration `version` does, in order: create tables and indexes, add columns, drop tables, copy columns
+    and tables."""
     created: list[Step] = [CreateTable(t, version) for t in TABLES if t.since == version]
+    indexed: list[Step] = [
+        CreateIndex(t, i) for t in TABLES if t.exists_at(version) for i in t.indexes if (i.since or t.since) == version
+    ]
     added: list[Step] = [AddColumn(t, c) for t in TABLES if t.since < version for c in t.columns if c.since == version]
     dropped: list[Step] = [DropTable(t) for t in TABLES if t.dropped == version]
     copied: list[Step] = [
         CopyColumn(t, c.replaces, c.name) for t in TABLES for c in t.columns if c.since == version and c.replaces
     ]
-    return [*created, *added, *dropped, *copied]
+    by_name = {t.name: t for t in TABLES}
+    copied += [CopyTable(by_name[t.replaces], t) for t in TABLES if t.since == version and t.replaces]
+    return [*created, *indexed, *added, *dropped, *copied]
 
 
 def time_series_compaction(release_version: str, window_hours: int) -> str:
@@ -131,7 +162,7 @@ def time_series_compaction(release_version: str, window_hours: int) -> str:
     return "{'class': 'SizeTieredCompactionStrategy'}"
 
 
-def cql_of(step: CreateTable | AddColumn | DropTable, keyspace: str, release_version: str) -> str:
+def cql_of(step: Statement, keyspace: str, release_version: str) -> str:
     """The statement of a schema step for a keyspace on a server of `release_version`."""
     return step.cql(lambda window_hours: time_series_compaction(release_version, window_hours)).replace(
         "{ks}", keyspace
@@ -145,7 +176,8 @@ def replication() -> str:
 def apply_schema(session: Any, *, keyspace: str = KEYSPACE, up_to: int | None = None) -> list[int]:
     """Create the keyspace and run every migration not yet recorded (up to version `up_to`, default all); returns
     the versions applied now. A migration cut off halfway (a crash, a lost connection) is simply run again: tables
-    are created IF NOT EXISTS, a column is added only if missing, and a copy skips what it has copied."""
+    and indexes are created IF NOT EXISTS, a column is added only if missing, a column copy skips what it has
+    copied, and a table copy writes the same cells at the same timestamps again."""
     session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication()}")
     session.execute(
         f"""CREATE TABLE IF NOT EXISTS {keyspace}.schema_migrations (
@@ -165,6 +197,9 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE, up_to: int | None = 
             if isinstance(step, CopyColumn):
                 copied = copy_column(session, keyspace, step.table, source=step.source, target=step.target)
                 log.info("migration %d: %d %s row(s) copied", migration.version, copied, step.table.name)
+            elif isinstance(step, CopyTable):
+                copied = copy_table(session, keyspace, step.source, step.target)
+                log.info("migration %d: %d row(s) of %s copied", migration.version, copied, step.source.name)
             elif not (isinstance(step, AddColumn) and step.column.name in _columns(session, keyspace, step.table)):
                 session.execute(cql_of(step, keyspace, release))
         # The time comes from the client: dateOf() is gone in 5.0 and toTimestamp() is missing in 2.1.

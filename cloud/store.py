@@ -9,7 +9,7 @@ import logging
 import struct
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from fleetsense.cloud.table_model import Write as Write
@@ -26,11 +26,13 @@ def hour_bucket_ms(time_us: int) -> int:
     return (time_us - time_us % HOUR_US) // 1000
 
 
-def day_bucket(time_us: int) -> str:
-    return datetime.fromtimestamp(time_us / 1e6, UTC).strftime("%Y-%m-%d")
+def day_bucket(time_us: int) -> date:
+    """The UTC day of a time: a day key (CQL `date`; the driver binds a datetime.date and reads back a
+    cassandra.util.Date, which compares equal to it)."""
+    return datetime.fromtimestamp(time_us / 1e6, UTC).date()
 
 
-def day_buckets(start_us: int, end_us: int) -> list[str]:
+def day_buckets(start_us: int, end_us: int) -> list[date]:
     """Every UTC day bucket that [start_us, end_us] touches, oldest first: a drive across midnight has rows in two."""
     if end_us < start_us:
         raise ValueError(f"end_us {end_us} is before start_us {start_us}")
@@ -99,7 +101,7 @@ class CassandraWriter:
     ) -> None:
         self._session = session
         self._keyspace = keyspace
-        self._prepared = {name: session.prepare(cql.format(ks=keyspace)) for name, cql in STATEMENTS.items()}
+        self._prepared = {name: _prepare(session, keyspace, name) for name in STATEMENTS}
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.max_in_flight = max_in_flight
@@ -146,7 +148,7 @@ class CassandraWriter:
             if self.batch_rows <= 1:
                 requests.append((bound, None))
                 continue
-            by_replica.setdefault(self._replica(bound), []).append(bound)
+            by_replica.setdefault((self._replica(bound), bound.consistency_level), []).append(bound)
         for rows in by_replica.values():
             requests += [(batch, None) for batch in _batches(rows, self.batch_rows, self.batch_bytes)]
         return requests
@@ -179,6 +181,15 @@ class CassandraWriter:
 Request = tuple[Any, Any]  # (prepared statement or batch, bound values or None)
 
 
+def _prepare(session: Any, keyspace: str, name: str) -> Any:
+    """The statement prepared at its table's write consistency (cloud/tables.py); its bound rows inherit it."""
+    from cassandra import ConsistencyLevel
+
+    prepared = session.prepare(STATEMENTS[name].format(ks=keyspace))
+    prepared.consistency_level = ConsistencyLevel.name_to_value[WRITTEN[name].write_consistency]
+    return prepared
+
+
 def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:
     """Consecutive [start, end) runs of rows, each at most `max_rows` rows and `max_bytes` bytes (a single row
     larger than that still goes, alone)."""
@@ -202,7 +213,8 @@ def _batches(rows: list[Any], max_rows: int, max_bytes: int) -> list[Any]:
         if end - start == 1:
             batches.append(rows[start])  # a batch of one is only overhead
             continue
-        batch = BatchStatement(batch_type=BatchType.UNLOGGED)
+        # Rows of one batch share a consistency level (`requests` groups them by it).
+        batch = BatchStatement(batch_type=BatchType.UNLOGGED, consistency_level=rows[start].consistency_level)
         for row in rows[start:end]:
             batch.add(row)
         batches.append(batch)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fleetsense.cloud.schema import MIGRATIONS
 from fleetsense.cloud.table_model import Table, Ttl
-from fleetsense.cloud.tables import TABLES
+from fleetsense.cloud.tables import READ_CONSISTENCY_WHY, TABLES, WRITE_CONSISTENCY_WHY
 
 BEGIN = "<!-- tables: generated from cloud/tables.py by `python -m fleetsense.cloud.table_docs`; do not edit -->"
 END = "<!-- end of generated tables -->"
@@ -37,10 +37,18 @@ def table_section(table: Table) -> list[str]:
         options.append(f"time-series compaction, {table.compaction_window_hours} h windows")
     if table.own_timestamp:
         options.append("written `USING TIMESTAMP` (the row's own time)")
+    options += [f"SAI index on `{i.column}`: {i.why}" for i in table.indexes]
+    if table.replaces:
+        options.append(
+            f"holds a copy of `{table.replaces}`'s rows (migration {table.since}, write times and TTLs kept)"
+        )
     retired = f", retired in {table.retired}" if table.retired else ""
     lines = [f"#### `{table.name}` (migration {table.since}{retired})", "", f"{table.why[0].upper()}{table.why[1:]}."]
     lines.append("")
-    lines += ["; ".join(options) + ".", "", "| column | type | unit | meaning |", "|---|---|---|---|"]
+    lines += ["; ".join(options) + ".", ""]
+    if table.retired is None:
+        lines += [_consistency(table), ""]
+    lines += ["| column | type | unit | meaning |", "|---|---|---|---|"]
     replaced = {c.replaces for c in table.columns}
     for c in table.columns:
         # A pipe inside a cell would end it (|lateral g|); a type in backticks keeps map<text, int> from being HTML.
@@ -50,10 +58,20 @@ def table_section(table: Table) -> list[str]:
     return [*lines, ""]
 
 
+def _consistency(table: Table) -> str:
+    levels = f"Writes `{table.write_consistency}`, reads `{table.read_consistency}`"
+    return f"{levels}: {table.consistency_why}." if table.consistency_why else f"{levels}."
+
+
 def render() -> str:
     latest = MIGRATIONS[-1].version
     current = [t for t in TABLES if t.exists_at(latest)]
-    lines = [BEGIN, "", f"Schema version {latest}. Tables the job writes:", ""]
+    lines = [BEGIN, "", f"Schema version {latest}.", ""]
+    lines += [
+        f"Consistency, unless a table says otherwise: writes {WRITE_CONSISTENCY_WHY}; reads {READ_CONSISTENCY_WHY}."
+    ]
+    lines += ["With replication factor 1 (the local stack) every level is the same; on a ring of 3 they are not.", ""]
+    lines += ["Tables the job writes:", ""]
     for table in current:
         if table.write is not None:
             lines += table_section(table)

@@ -57,11 +57,29 @@ class Column:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Index:
+    """A storage-attached index (SAI, Cassandra 5.0) on one column, so a reader can filter on it inside a partition
+    or across partitions without ALLOW FILTERING; `why` names the reader."""
+
+    column: str
+    why: str
+    since: int | None = None  # the migration that adds it to an existing table (None: created with the table)
+
+
+# CQL consistency levels, by the names the drivers use (ConsistencyLevel.name_to_value, DefaultConsistencyLevel).
+LOCAL_QUORUM = "LOCAL_QUORUM"
+LOCAL_ONE = "LOCAL_ONE"
+CONSISTENCY_LEVELS = frozenset({LOCAL_QUORUM, LOCAL_ONE, "ONE", "QUORUM", "ALL", "EACH_QUORUM"})
+
+
+@dataclass(frozen=True, kw_only=True)
 class Table:
     """One table: columns in the order its rows are written (key columns first), keys, options, and why it exists.
 
     `since`/`retired`/`dropped` are migration versions; `write` names the job's statement for it (None: nothing
-    writes it any more, or it is written elsewhere)."""
+    writes it any more, or it is written elsewhere); `replaces` names the table whose rows migration `since` copies
+    into it (a key column's type cannot change in place). `write_consistency`/`read_consistency` are CQL level names
+    its writers and readers use; `consistency_why` says why they are what they are."""
 
     name: str
     why: str
@@ -75,6 +93,11 @@ class Table:
     retired: int | None = None  # no longer written from this migration on (kept: its rows age out or stay)
     write: str | None = None
     own_timestamp: bool = False  # written USING TIMESTAMP its last bound value (`USING_TIMESTAMP`)
+    replaces: str | None = None
+    indexes: tuple[Index, ...] = ()
+    write_consistency: str = LOCAL_QUORUM
+    read_consistency: str = LOCAL_QUORUM
+    consistency_why: str = ""
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
     _written: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _written_set: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -88,6 +111,14 @@ class Table:
         keys = self.key_names
         if tuple(c.name for c in self.columns[: len(keys)]) != keys:
             raise ValueError(f"{self.name}: the key columns {keys} must come first, in key order")
+        for level in (self.write_consistency, self.read_consistency):
+            if level not in CONSISTENCY_LEVELS:
+                raise ValueError(
+                    f"{self.name}: {level!r} is no consistency level ({', '.join(sorted(CONSISTENCY_LEVELS))})"
+                )
+        for index in self.indexes:
+            if index.column not in by_name:
+                raise ValueError(f"{self.name}: an index on an undeclared column {index.column!r}")
         for column in self.columns:
             if column.replaces is not None and (column.replaces not in by_name or column.since is None):
                 raise ValueError(f"{self.name}.{column.name} replaces an undeclared column or has no migration")
@@ -118,6 +149,9 @@ class Table:
 
     def columns_at(self, version: int) -> tuple[Column, ...]:
         return tuple(c for c in self.columns if c.since is None or c.since <= version)
+
+    def indexes_at(self, version: int) -> tuple[Index, ...]:
+        return tuple(i for i in self.indexes if i.since is None or i.since <= version)
 
     def exists_at(self, version: int) -> bool:
         return self.since <= version and (self.dropped is None or self.dropped > version)
@@ -155,16 +189,25 @@ class Table:
 
     def select(self, *columns: str, where: Sequence[str] = (), marker: str = "%s") -> str:
         """A reader's SELECT (keyspace left as `{ks}`, `marker`s for `where`: "?" to prepare it): each column must
-        be one the table has now (`writetime(column)` too), each `where` column one of its key columns, or this
-        raises when the reader's module is imported."""
+        be one the table has now (`writetime(column)` too), each `where` column one of its key columns or an indexed
+        one, or this raises when the reader's module is imported."""
         for selected in columns:
             writetime = _WRITETIME.fullmatch(selected)
             self._check_current(writetime.group(1) if writetime else selected)
+        indexed = {index.column for index in self.indexes}
         for key in where:
-            if key not in self.key_names:
-                raise KeyError(f"{self.name}.{key} is not a key column: a reader may not filter on it")
+            if key not in self.key_names and key not in indexed:
+                raise KeyError(f"{self.name}.{key} is neither a key column nor indexed: a reader may not filter on it")
         condition = " WHERE " + " AND ".join(f"{name} = {marker}" for name in where) if where else ""
         return f"SELECT {', '.join(columns)} FROM {{ks}}.{self.name}{condition}"
+
+    def read(self, *columns: str, where: Sequence[str] = (), consistency: str | None = None) -> Read:
+        """A reader's statement: `select(...)`, read at the table's `read_consistency` unless the reader says
+        otherwise (beside its statement, with the reason)."""
+        level = consistency or self.read_consistency
+        if level not in CONSISTENCY_LEVELS:
+            raise ValueError(f"a read of {self.name}: {level!r} is no consistency level")
+        return Read(self.select(*columns, where=where), level)
 
     def _check_current(self, name: str) -> None:
         if name not in self._written:
@@ -190,6 +233,21 @@ class Table:
         body = ",\n    ".join(lines)
         with_options = f" WITH {' AND '.join(options)}" if options else ""
         return f"CREATE TABLE IF NOT EXISTS {{ks}}.{self.name} (\n    {body}\n){with_options}"
+
+    def index_name(self, index: Index) -> str:
+        return f"{self.name}_{index.column}_sai"
+
+    def create_index_cql(self, index: Index) -> str:
+        """The index as a storage-attached index (Cassandra 5.0; keyspace left as `{ks}`)."""
+        return f"CREATE INDEX IF NOT EXISTS {self.index_name(index)} ON {{ks}}.{self.name} ({index.column}) USING 'sai'"
+
+
+@dataclass(frozen=True)
+class Read:
+    """A reader's statement: its SELECT (keyspace left as `{ks}`) and the consistency level it reads at."""
+
+    cql: str
+    consistency: str
 
 
 _WRITETIME = re.compile(r"writetime\((\w+)\)")

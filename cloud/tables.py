@@ -1,17 +1,21 @@
 """Every Cassandra table fleetsense has ever had, declared once as data: columns (type, unit, meaning), keys and
-their order, TTL, compaction, why the table exists, the migration that made it (and dropped it), and the job's
-statement that writes it. Everything else is derived (cloud/table_model.py): the migrations' CREATE and ALTER
-statements (cloud/schema.py), the prepared INSERTs and their key lengths (cloud/store.py), the rows built by
-column name (cloud/result_rows.py, cloud/status_rows.py), readers' SELECTs and the table reference in
-docs/cloud-etl.md (cloud/table_docs.py).
+their order, TTL, compaction, SAI indexes, the consistency its writers and readers use, why the table exists, the
+migration that made it (and dropped it), and the job's statement that writes it. Everything else is derived
+(cloud/table_model.py): the migrations' CREATE, ALTER and CREATE INDEX statements and table copies
+(cloud/schema.py), the prepared INSERTs and their key lengths (cloud/store.py), the rows built by column name
+(cloud/result_rows.py, cloud/status_rows.py), readers' SELECTs and the table reference in docs/cloud-etl.md
+(cloud/table_docs.py).
 
 Adding a column is one `Column(..., since=N)` here plus `Migration(version=N, ...)` in cloud/schema.py.
-Every type is one of the constants below: CQL 3.2 (Cassandra 2.1, the local stack) and 4.x/5.x alike.
+Every type is one of the constants below. The server is Cassandra 5.0 (migration 8 on needs it: `date`, SAI);
+the tables of migrations 1-7 are declared as CQL 3.2 (Cassandra 2.1) built them.
 """
 
 from __future__ import annotations
 
-from fleetsense.cloud.table_model import Column, Order, Table, Ttl
+from dataclasses import replace
+
+from fleetsense.cloud.table_model import LOCAL_ONE, Column, Index, Order, Table, Ttl
 
 from fleetsense import quantities
 from fleetsense.wire import CHANNEL_NAMES, Kind
@@ -26,8 +30,19 @@ BOOLEAN = "boolean"
 BLOB = "blob"
 TIMEUUID = "timeuuid"
 TIMESTAMP = "timestamp"  # bound as ms since 1970 (UTC), read back as a naive UTC datetime
-DAY = TEXT  # a UTC day, "YYYY-MM-DD": CQL 3.2 has no `date` type
+DAY = "date"  # a UTC day: bound as a datetime.date, read back as a cassandra.util.Date (== the datetime.date)
+DAY_TEXT = TEXT  # a UTC day as text, "YYYY-MM-DD": the day keys of migrations 3-7 (CQL 3.2 has no `date`)
 COUNTS = "map<text, int>"  # event kind -> events (every counted kind of fleetsense.event_kinds)
+
+# --- consistency: writes LOCAL_QUORUM, reads LOCAL_QUORUM unless a declaration says why not -------------------------
+# With replication factor 1 (the local stack) every level is the same; on a ring of 3 (issue 16) they are not.
+WRITE_CONSISTENCY_WHY = (
+    "LOCAL_QUORUM: the job acknowledges its input to the broker once its writes are acknowledged, so a write held by "
+    "one replica that fails before the others have it would be lost for good"
+)
+READ_CONSISTENCY_WHY = (
+    "LOCAL_QUORUM: a quorum read overlaps every quorum write, so a reader sees whatever was stored before it asked"
+)
 
 # --- TTLs ---------------------------------------------------------------------------------------------------------
 REJECTED_TTL = Ttl(30 * 86_400)
@@ -47,7 +62,8 @@ def _col(
 
 # Columns several tables share, with the same meaning everywhere.
 VEHICLE_ID = _col("vehicle_id", TEXT, "the vehicle, as its routing key names it (the broker authenticated it)")
-DAY_BUCKET = _col("day_bucket", DAY, "UTC day of the row's time, YYYY-MM-DD")
+DAY_BUCKET = _col("day_bucket", DAY, "UTC day of the row's time")
+DAY_TEXT_BUCKET = _col("day_bucket", DAY_TEXT, "UTC day of the row's time, YYYY-MM-DD")
 HOUR_BUCKET = _col("hour_bucket", TIMESTAMP, "start of the UTC hour of the batch's first sample", "ms")
 EPOCH = _col("epoch", BIGINT, "the vehicle's sequence epoch (a replaced device counts from 0 again in a new one)")
 SEQ = _col("seq", BIGINT, "the batch's sequence number within its epoch")
@@ -102,7 +118,7 @@ REJECTED_MESSAGES = Table(
     name="rejected_messages",
     why="rejected messages under a random key (replaced by rejected_by_day's content hash in migration 3)",
     columns=(
-        DAY_BUCKET,
+        DAY_TEXT_BUCKET,
         _col("received_at", TIMEUUID, "when it arrived, made unique"),
         *(c for c in REJECTION if c.name not in ("message_id", "received_at")),
     ),
@@ -179,12 +195,12 @@ _EVENT_COLUMNS = (
 )
 EVENT_START = _col("start_time", TIMESTAMP, "when the event started", "ms")
 
-EVENTS_BY_VEHICLE = Table(
+EVENTS_BY_VEHICLE_V7 = Table(
     name="events_by_vehicle",
     why="a vehicle's events of a UTC day; keyed by start and kind, so a replay overwrites",
     columns=(
         VEHICLE_ID,
-        DAY_BUCKET,
+        DAY_TEXT_BUCKET,
         EVENT_START,
         EVENT_KIND,
         *_EVENT_COLUMNS,
@@ -194,14 +210,14 @@ EVENTS_BY_VEHICLE = Table(
     clustering=(("start_time", DESC), ("kind", ASC)),
     compaction_window_hours=24,
     since=3,
-    write="event_by_vehicle",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
-EVENTS_BY_FLEET = Table(
+EVENTS_BY_FLEET_V7 = Table(
     name="events_by_fleet",
     why="the whole fleet's events of one UTC hour: bounded partitions, a day is 24 reads",
     columns=(
-        DAY_BUCKET,
+        DAY_TEXT_BUCKET,
         _col("hour", INT, "UTC hour of day of the start, 0-23"),
         EVENT_START,
         VEHICLE_ID,
@@ -212,15 +228,15 @@ EVENTS_BY_FLEET = Table(
     clustering=(("start_time", DESC), ("vehicle_id", ASC), ("kind", ASC)),
     compaction_window_hours=24,
     since=3,
-    write="event_by_fleet",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
-MINUTE_AGGREGATES = Table(
+MINUTE_AGGREGATES_V7 = Table(
     name="minute_aggregates",
     why="running totals of each minute, upserted after every batch (idempotent: a replay rewrites the same)",
     columns=(
         VEHICLE_ID,
-        DAY_BUCKET,
+        DAY_TEXT_BUCKET,
         _col("minute", TIMESTAMP, "start of the UTC minute", "ms"),
         _col("sample_count", INT, "IMU samples analysed in the minute"),
         # Its old name: the analytics call it driving_s, as driver_scores does. Cassandra 2.1 renames no column, so
@@ -240,7 +256,7 @@ MINUTE_AGGREGATES = Table(
     clustering=(("minute", DESC),),
     compaction_window_hours=24,
     since=3,
-    write="minute",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
 TRIPS = Table(
@@ -261,12 +277,12 @@ TRIPS = Table(
     write="trip",
 )
 
-DRIVER_SCORES = Table(
+DRIVER_SCORES_V7 = Table(
     name="driver_scores",
     why="a vehicle's score per UTC day, rewritten as the day goes on",
     columns=(
         VEHICLE_ID,
-        DAY_BUCKET,
+        DAY_TEXT_BUCKET,
         _col("score", FLOAT, "the day's driver score, 0-100 (docs/analytics.md)", "points"),
         _col("driving_s", FLOAT, "time the vehicle was moving that day", "s"),
         EVENT_COUNTS,
@@ -275,7 +291,7 @@ DRIVER_SCORES = Table(
     partition_key=("vehicle_id",),
     clustering=(("day_bucket", DESC),),
     since=3,
-    write="score",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
 VEHICLE_STATUS = Table(
@@ -352,7 +368,7 @@ LATE_ARRIVALS = Table(
 REJECTED_BY_DAY = Table(
     name="rejected_by_day",
     why="rejections of a day keyed by content hash (replaced by per-source partitions in migration 5)",
-    columns=(DAY_BUCKET, *REJECTION),
+    columns=(DAY_TEXT_BUCKET, *REJECTION),
     partition_key=("day_bucket",),
     clustering=(("message_id", ASC),),
     since=3,
@@ -369,33 +385,36 @@ VEHICLE_PROFILES = Table(
     ),
     partition_key=("vehicle_id",),
     since=4,
+    read_consistency=LOCAL_ONE,
+    consistency_why="the job re-reads every profile each 60 s: a read that misses a setting just made sees it at the "
+    "next refresh",
 )
 
-REJECTED_BY_SOURCE = Table(
+REJECTED_BY_SOURCE_V7 = Table(
     name="rejected_by_source",
     why="rejected input, one partition per source (the vehicle its routing key names) and UTC day: a noisy device "
     "fills only its own; at most a few rows a minute per source (cloud/rejections.py), every rejection counted",
-    columns=(_col("source", TEXT, "the vehicle the routing key names, or '' for none"), DAY_BUCKET, *REJECTION),
+    columns=(_col("source", TEXT, "the vehicle the routing key names, or '' for none"), DAY_TEXT_BUCKET, *REJECTION),
     partition_key=("source", "day_bucket"),
     clustering=(("message_id", ASC),),
     ttl=REJECTED_TTL,
     since=5,
-    write="rejected",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
 _LAST = (
     _col("last_reason", TEXT, "the reason of the latest"),
     _col("last_at", TIMESTAMP, "when the latest was received", "ms"),
 )
-REJECTED_SOURCES = Table(
+REJECTED_SOURCES_V7 = Table(
     name="rejected_sources",
     why="which sources had rejections on a day, so a reader never scans",
-    columns=(DAY_BUCKET, _col("source", TEXT, "the vehicle the routing key names, or '' for none"), *_LAST),
+    columns=(DAY_TEXT_BUCKET, _col("source", TEXT, "the vehicle the routing key names, or '' for none"), *_LAST),
     partition_key=("day_bucket",),
     clustering=(("source", ASC),),
     ttl=REJECTED_TTL,
     since=5,
-    write="rejected_source",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
 SEQ_CONFLICTS = Table(
@@ -433,13 +452,13 @@ SEQUENCE_RESTARTS = Table(
     write="restart",
 )
 
-TIME_QUARANTINE = Table(
+TIME_QUARANTINE_V7 = Table(
     name="time_quarantine",
     why="every message rejected for its sample times, whole, so `fleetsense quarantine readmit` can publish it "
     "again, re-timed; one partition per vehicle and UTC day of arrival (the batch's own times are what is wrong)",
     columns=(
         _col("vehicle_id", TEXT, "the vehicle its routing key names (the payload names the same)"),
-        _col("day_bucket", DAY, "UTC day the cloud received it, YYYY-MM-DD"),
+        _col("day_bucket", DAY_TEXT, "UTC day the cloud received it, YYYY-MM-DD"),
         REJECTION[0],
         _col("received_at", TIMESTAMP, "when the job received it", "ms"),
         _col("routing_key", TEXT, "fleet.<vehicle>.telemetry: where a readmission publishes it"),
@@ -456,18 +475,18 @@ TIME_QUARANTINE = Table(
     clustering=(("message_id", ASC),),
     ttl=QUARANTINE_TTL,
     since=6,
-    write="quarantine",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
-QUARANTINE_DAYS = Table(
+QUARANTINE_DAYS_V7 = Table(
     name="quarantine_days",
     why="which vehicles have quarantined messages on a day, so a reader never scans",
-    columns=(DAY_BUCKET, VEHICLE_ID, *_LAST),
+    columns=(DAY_TEXT_BUCKET, VEHICLE_ID, *_LAST),
     partition_key=("day_bucket",),
     clustering=(("vehicle_id", ASC),),
     ttl=QUARANTINE_TTL,
     since=6,
-    write="quarantine_day",
+    retired=8,  # its day key is text: copied into its successor (a CQL date key) in migration 8
 )
 
 AGENT_RESTARTS = Table(
@@ -488,6 +507,49 @@ AGENT_RESTARTS = Table(
     write="agent_restart",
 )
 
+# --- migration 8: every table keyed by a day gets a successor keyed by a CQL date -----------------------------------
+# A key column's type cannot be altered, so each is a new table with the same columns (those its predecessor still
+# writes), its day key a `date`, and migration 8 copies its predecessor's rows (cloud/table_copy.py). The job writes
+# the successor under the statement name its predecessor had.
+
+
+def _dated(old: Table, *, name: str, write: str, indexes: tuple[Index, ...] = ()) -> Table:
+    """The successor of `old` (a table keyed by a text day): the columns it still writes, its day a CQL date."""
+    columns = tuple(
+        replace(
+            c,
+            cql_type=DAY if c.cql_type == DAY_TEXT and c.name == "day_bucket" else c.cql_type,
+            meaning=c.meaning.replace(", YYYY-MM-DD", ""),
+            since=None,
+            replaces=None,
+        )
+        for c in old.columns
+        if c.name in old.written_columns
+    )
+    return replace(
+        old, name=name, columns=columns, since=8, retired=None, write=write, replaces=old.name, indexes=indexes
+    )
+
+
+EVENTS_BY_VEHICLE = _dated(
+    EVENTS_BY_VEHICLE_V7,
+    name="vehicle_events",
+    write="event_by_vehicle",
+    indexes=(Index(column="kind", why="a vehicle's events of one kind on a day, without ALLOW FILTERING"),),
+)
+EVENTS_BY_FLEET = _dated(
+    EVENTS_BY_FLEET_V7,
+    name="fleet_events",
+    write="event_by_fleet",
+    indexes=(Index(column="kind", why="the fleet's events of one kind, in an hour or across every partition"),),
+)
+MINUTE_AGGREGATES = _dated(MINUTE_AGGREGATES_V7, name="vehicle_minutes", write="minute")
+DRIVER_SCORES = _dated(DRIVER_SCORES_V7, name="daily_scores", write="score")
+REJECTED_BY_SOURCE = _dated(REJECTED_BY_SOURCE_V7, name="source_rejections", write="rejected")
+REJECTED_SOURCES = _dated(REJECTED_SOURCES_V7, name="rejection_sources", write="rejected_source")
+TIME_QUARANTINE = _dated(TIME_QUARANTINE_V7, name="quarantined_messages", write="quarantine")
+QUARANTINE_DAYS = _dated(QUARANTINE_DAYS_V7, name="quarantined_vehicles", write="quarantine_day")
+
 # In the order the migrations first created them.
 TABLES: tuple[Table, ...] = (
     ACCEL_SAMPLES,
@@ -497,11 +559,11 @@ TABLES: tuple[Table, ...] = (
     IMU_SAMPLES,
     ENVIRONMENT_SAMPLES,
     SAMPLE_BLOCKS,
-    EVENTS_BY_VEHICLE,
-    EVENTS_BY_FLEET,
-    MINUTE_AGGREGATES,
+    EVENTS_BY_VEHICLE_V7,
+    EVENTS_BY_FLEET_V7,
+    MINUTE_AGGREGATES_V7,
     TRIPS,
-    DRIVER_SCORES,
+    DRIVER_SCORES_V7,
     VEHICLE_STATUS,
     SEQUENCE_GAPS,
     LATE_BATCHES,
@@ -510,14 +572,24 @@ TABLES: tuple[Table, ...] = (
     BATCHES,
     SEQ_GAPS,
     LATE_ARRIVALS,
-    REJECTED_BY_SOURCE,
-    REJECTED_SOURCES,
+    REJECTED_BY_SOURCE_V7,
+    REJECTED_SOURCES_V7,
     SEQ_CONFLICTS,
     SEQUENCE_RESTARTS,
+    TIME_QUARANTINE_V7,
+    QUARANTINE_DAYS_V7,
+    AGENT_RESTARTS,
+    EVENTS_BY_VEHICLE,
+    EVENTS_BY_FLEET,
+    MINUTE_AGGREGATES,
+    DRIVER_SCORES,
+    REJECTED_BY_SOURCE,
+    REJECTED_SOURCES,
     TIME_QUARANTINE,
     QUARANTINE_DAYS,
-    AGENT_RESTARTS,
 )
 
 # The job's statements: name -> the table it writes.
 WRITTEN: dict[str, Table] = {table.write: table for table in TABLES if table.write is not None}
+# Each statement's write consistency (a CQL level name): what the Python writer and the Java sink prepare it at.
+WRITE_CONSISTENCY: dict[str, str] = {name: table.write_consistency for name, table in WRITTEN.items()}

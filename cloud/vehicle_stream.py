@@ -32,7 +32,7 @@ COUNTERS = (
     "samples",
     "rejected",
     "rejections_unrecorded",  # rejections beyond a source's rate of rejection rows (cloud/rejections.py)
-    "quarantined",  # rejected for their sample times only: kept whole in time_quarantine (never rate-limited)
+    "quarantined",  # rejected for their sample times only: kept whole in quarantined_messages (never rate-limited)
     "errors",  # messages whose processing raised (a fault of ours): rejected, kept whole
     "duplicate",
     "conflicts",  # a seq that came again with other content

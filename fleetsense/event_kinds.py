@@ -18,7 +18,7 @@ Sensor = Literal["imu", "barometer"]
 
 @dataclass(frozen=True, kw_only=True)
 class EventKindDescription:
-    key: str  # as stored (events_by_vehicle.kind, the event_counts maps) and as readers name it
+    key: str  # as stored (vehicle_events.kind, the event_counts maps) and as readers name it
     peak_unit: str  # the unit of the event's `peak`
     sensor: Sensor  # whose data it is found in: "imu" kinds are the vehicle's motion (what the simulator scripts)
     harsh: bool = False  # a driving behaviour the driver is judged on

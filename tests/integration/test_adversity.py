@@ -222,7 +222,7 @@ def test_a_replaced_device_counting_from_0_again_is_stored_and_analysed(
         total = 0
         for day in day_buckets(start_us, start_us + 70_000_000):
             rows = cql.execute(
-                f"SELECT sample_count FROM {KEYSPACE}.minute_aggregates WHERE vehicle_id = %s AND day_bucket = %s",
+                f"SELECT sample_count FROM {KEYSPACE}.vehicle_minutes WHERE vehicle_id = %s AND day_bucket = %s",
                 (vid, day),
             )
             total += sum(row.sample_count for row in rows)

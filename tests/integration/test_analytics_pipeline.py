@@ -68,7 +68,7 @@ def minute_rows(cql: Any, vid: str, drive: ScriptedDrive) -> list[Any]:
         row
         for day in day_buckets(*drive_window_us(drive))
         for row in cql.execute(
-            f"SELECT minute, sample_count, event_counts FROM {KEYSPACE}.minute_aggregates WHERE vehicle_id = %s "
+            f"SELECT minute, sample_count, event_counts FROM {KEYSPACE}.vehicle_minutes WHERE vehicle_id = %s "
             "AND day_bucket = %s",
             (vid, day),
         )

@@ -46,7 +46,7 @@ def minute_samples(cql: Any, vid: str, start_us: int) -> int:
     total = 0
     for day in day_buckets(start_us, start_us + 10 * 60_000_000):
         rows = cql.execute(
-            f"SELECT sample_count FROM {KEYSPACE}.minute_aggregates WHERE vehicle_id = %s AND day_bucket = %s",
+            f"SELECT sample_count FROM {KEYSPACE}.vehicle_minutes WHERE vehicle_id = %s AND day_bucket = %s",
             (vid, day),
         )
         total += sum(row.sample_count for row in rows)
@@ -130,7 +130,7 @@ def test_batches_with_a_wrong_clock_are_quarantined_whole_and_readmitted_once_wi
         assert counted == 500
         assert held(cql, vid) == []
         index = cql.execute(
-            f"SELECT vehicle_id FROM {KEYSPACE}.quarantine_days WHERE day_bucket = %s AND vehicle_id = %s",
+            f"SELECT vehicle_id FROM {KEYSPACE}.quarantined_vehicles WHERE day_bucket = %s AND vehicle_id = %s",
             (day_bucket(time.time_ns() // 1000), vid),
         ).one()
         assert index is None, "an emptied day keeps its index row"

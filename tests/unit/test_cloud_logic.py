@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import numpy as np
 import pytest
@@ -196,15 +197,11 @@ def test_job_settings_refuse_values_the_job_cannot_run_with(overrides: dict[str,
 
 def test_day_buckets_cover_every_utc_day_a_range_touches() -> None:
     midnight_us = 1_795_737_600_000_000  # 2026-11-27T00:00:00Z
-    assert day_buckets(midnight_us - 13_000_000, midnight_us - 1) == ["2026-11-26"]
-    assert day_buckets(midnight_us - 13_000_000, midnight_us + 160_000_000) == ["2026-11-26", "2026-11-27"]
-    assert day_buckets(midnight_us, midnight_us) == ["2026-11-27"]
-    assert day_buckets(midnight_us - 1, midnight_us + 2 * 86_400_000_000) == [
-        "2026-11-26",
-        "2026-11-27",
-        "2026-11-28",
-        "2026-11-29",
-    ]
+    nov = [date(2026, 11, day) for day in (26, 27, 28, 29)]
+    assert day_buckets(midnight_us - 13_000_000, midnight_us - 1) == nov[:1]
+    assert day_buckets(midnight_us - 13_000_000, midnight_us + 160_000_000) == nov[:2]
+    assert day_buckets(midnight_us, midnight_us) == nov[1:2]
+    assert day_buckets(midnight_us - 1, midnight_us + 2 * 86_400_000_000) == nov
     with pytest.raises(ValueError, match="before"):
         day_buckets(midnight_us, midnight_us - 1)
 

@@ -4,6 +4,7 @@ SELECTs, the migrations, the prepared statements and the doc's table reference."
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ LATEST = schema.MIGRATIONS[-1].version
 MINUTE: dict[str, Any] = {
     **{column: None for column in t.MINUTE_AGGREGATES.written_columns},
     "vehicle_id": "van-7",
-    "day_bucket": "2026-12-06",
+    "day_bucket": date(2026, 12, 6),
     "minute": 60_000,
     "driving_s": 42.5,
     "event_counts": {"harsh_brake": 1},
@@ -40,9 +41,9 @@ def test_a_row_is_built_by_column_name_and_travels_in_the_declared_order() -> No
 
 def test_a_row_missing_a_column_or_naming_an_unknown_one_fails_when_it_is_built() -> None:
     without = {k: v for k, v in MINUTE.items() if k != "driving_s"}
-    with pytest.raises(RowError, match=r"minute_aggregates row .* missing driving_s"):
+    with pytest.raises(RowError, match=r"vehicle_minutes row .* missing driving_s"):
         t.MINUTE_AGGREGATES.row(**without)
-    # The replaced name is refused: nothing writes moving_s any more.
+    # The old name is refused: migration 8's table has no moving_s at all.
     with pytest.raises(RowError, match="missing driving_s; unknown moving_s"):
         t.MINUTE_AGGREGATES.row(**without, moving_s=42.5)
     with pytest.raises(RowError, match="unknown max_speed_m_s"):
@@ -64,14 +65,15 @@ def test_a_table_nothing_writes_any_more_refuses_rows() -> None:
 
 def test_a_readers_select_names_only_columns_the_table_has_now_and_filters_on_keys() -> None:
     assert t.MINUTE_AGGREGATES.select("minute", "driving_s", where=("vehicle_id", "day_bucket")) == (
-        "SELECT minute, driving_s FROM {ks}.minute_aggregates WHERE vehicle_id = %s AND day_bucket = %s"
+        "SELECT minute, driving_s FROM {ks}.vehicle_minutes WHERE vehicle_id = %s AND day_bucket = %s"
     )
+    assert t.EVENTS_BY_FLEET.select("vehicle_id", where=("kind",)).endswith("WHERE kind = %s")  # indexed (SAI)
     assert "writetime(message)" in t.TIME_QUARANTINE.select("writetime(message)")
     with pytest.raises(KeyError, match="replaced by another column"):
-        t.MINUTE_AGGREGATES.select("moving_s")
+        t.MINUTE_AGGREGATES_V7.select("moving_s")
     with pytest.raises(KeyError, match="has no column 'max_speed_m_s'"):
         t.MINUTE_AGGREGATES.select("max_speed_m_s")
-    with pytest.raises(KeyError, match="not a key column"):
+    with pytest.raises(KeyError, match="neither a key column nor indexed"):
         t.MINUTE_AGGREGATES.select("minute", where=("sample_count",))
 
 
@@ -90,7 +92,7 @@ def test_a_declaration_lists_its_key_columns_first_and_each_column_once() -> Non
 def test_the_statements_and_key_lengths_are_the_written_tables() -> None:
     assert set(STATEMENTS) == set(KEY_VALUES) == set(t.WRITTEN)
     assert STATEMENTS["minute"].startswith(
-        "INSERT INTO {ks}.minute_aggregates (vehicle_id, day_bucket, minute, sample_count, driving_s, "
+        "INSERT INTO {ks}.vehicle_minutes (vehicle_id, day_bucket, minute, sample_count, driving_s, "
     )
     assert KEY_VALUES["event_by_fleet"] == 5 and KEY_VALUES["status"] == 1
     assert STATEMENTS["vehicle"].endswith("USING TIMESTAMP ?") and {"vehicle"} == OWN_TIMESTAMP
@@ -98,13 +100,15 @@ def test_the_statements_and_key_lengths_are_the_written_tables() -> None:
         assert table.exists_at(LATEST) and table.retired is None, name
 
 
-def test_every_type_is_cql_3_2_and_declared_once() -> None:
+def test_every_type_is_declared_once_and_the_tables_of_migrations_1_to_7_are_cql_3_2() -> None:
     types = {t.TEXT, t.INT, t.BIGINT, t.FLOAT, t.DOUBLE, t.BOOLEAN, t.BLOB, t.TIMEUUID, t.TIMESTAMP, t.DAY, t.COUNTS}
     for table in t.TABLES:
         for column in table.columns:
             assert column.cql_type in types, f"{table.name}.{column.name}"
-    # CQL 3.2 (Cassandra 2.1) has no date/time types, which 5.0 would accept.
-    assert not types & {"date", "time", "duration", "smallint", "tinyint"}
+            # CQL 3.2 (Cassandra 2.1) had no date/time types: what migrations 1-7 built never uses them.
+            if table.since < 8:
+                assert column.cql_type not in {"date", "time", "duration", "smallint", "tinyint"}, table.name
+    assert t.DAY == "date" and t.DAY_TEXT == t.TEXT
 
 
 def test_every_version_a_declaration_names_has_its_migration_and_each_migration_does_something() -> None:
@@ -118,10 +122,10 @@ def test_every_version_a_declaration_names_has_its_migration_and_each_migration_
 
 
 def test_migration_7_adds_driving_s_and_copies_moving_s_into_it() -> None:
-    driving_s = t.MINUTE_AGGREGATES.column("driving_s")
+    driving_s = t.MINUTE_AGGREGATES_V7.column("driving_s")
     assert schema.steps(7) == [
-        schema.AddColumn(t.MINUTE_AGGREGATES, driving_s),
-        schema.CopyColumn(t.MINUTE_AGGREGATES, "moving_s", "driving_s"),
+        schema.AddColumn(t.MINUTE_AGGREGATES_V7, driving_s),
+        schema.CopyColumn(t.MINUTE_AGGREGATES_V7, "moving_s", "driving_s"),
     ]
     assert schema.steps(7)[0].cql(str) == "ALTER TABLE {ks}.minute_aggregates ADD driving_s float"
 
@@ -136,7 +140,7 @@ def test_the_declarations_at_version_6_are_the_schema_the_old_migrations_built_o
 def test_every_schema_statement_renders_for_a_keyspace_on_every_server(release: str) -> None:
     for version in range(1, LATEST + 1):
         for step in schema.steps(version):
-            if not isinstance(step, schema.CopyColumn):
+            if not isinstance(step, schema.CopyColumn | schema.CopyTable):
                 cql = schema.cql_of(step, "k", release)
                 assert "{" not in cql.replace("{'class'", "") and " k." in cql, cql
                 for newer in ("MATERIALIZED VIEW", "GROUP BY", "toTimestamp", "dateOf"):
@@ -148,8 +152,8 @@ def test_the_create_statements_render_keys_order_ttl_and_compaction() -> None:
     assert "PRIMARY KEY ((vehicle_id, hour_bucket), epoch, seq)" in cql
     assert f"WITH CLUSTERING ORDER BY (epoch ASC, seq DESC) AND default_time_to_live = {t.SAMPLE_TTL_S}" in cql
     assert cql.endswith("AND compaction = <1 h>") and cql.startswith("CREATE TABLE IF NOT EXISTS {ks}.batches (")
-    assert "driving_s" not in t.MINUTE_AGGREGATES.create_cql(6, str)
-    assert "driving_s float" in t.MINUTE_AGGREGATES.create_cql(7, str)
+    assert "driving_s" not in t.MINUTE_AGGREGATES_V7.create_cql(6, str)
+    assert "driving_s float" in t.MINUTE_AGGREGATES_V7.create_cql(7, str)
     assert "PRIMARY KEY (vehicle_id)\n)" in t.VEHICLES.create_cql(1, str)
     assert t.EVENTS_BY_FLEET.clustering[1] == ("vehicle_id", Order.ASC)
 

@@ -3,7 +3,7 @@ what the rejection limiter may not drop, and how `fleetsense quarantine` re-time
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -55,7 +55,7 @@ def test_a_message_rejected_for_its_time_is_quarantined_whole_besides_its_reject
     assert [name for name, _ in writes] == ["rejected", "quarantine", "quarantine_day"]
     values = dict(writes)["quarantine"]
     header = wire.decode_header(body)
-    assert values[0:2] == ("van-7", "2026-09-21")  # vehicle and the UTC day it arrived
+    assert values[0:2] == ("van-7", date(2026, 9, 21))  # vehicle and the UTC day it arrived
     assert values[2] == dict(writes)["rejected"][2]  # the rejection's message id
     assert rule in values[5]
     assert values[6:10] == (77, header.seq, int(wire.Kind.IMU), header.start_time_us)
