@@ -28,6 +28,7 @@ class CassandraSinkSettings:
     max_in_flight: int = 128
     attempts: int = 5
     first_backoff_ms: int = FIRST_BACKOFF_MS
+    request_timeout_ms: int = 10_000  # a write not answered by then is retried (as the Python driver's default)
 
     def __repr__(self) -> str:  # never let a password reach a log line
         return f"CassandraSinkSettings({self.host}:{self.port}, keyspace={self.keyspace!r})"
@@ -53,7 +54,11 @@ def cassandra_sink(settings: CassandraSinkSettings) -> Sink:
         builder = builder.setLogin(settings.login.username, settings.login.password)
     for name, cql in STATEMENTS.items():
         builder = builder.addStatement(name, cql.format(ks=settings.keyspace), WRITE_CONSISTENCY[name])
-    builder = builder.setMaxInFlight(settings.max_in_flight).setRetries(settings.attempts, settings.first_backoff_ms)
+    builder = (
+        builder.setMaxInFlight(settings.max_in_flight)
+        .setRetries(settings.attempts, settings.first_backoff_ms)
+        .setRequestTimeoutMs(settings.request_timeout_ms)
+    )
     try:
         return Sink(builder.build())
     except Exception as exc:  # Py4JJavaError carries the Java validation message

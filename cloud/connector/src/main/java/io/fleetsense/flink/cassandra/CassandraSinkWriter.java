@@ -43,7 +43,6 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
     private final ScheduledExecutorService retryTimer;
     private final AsyncWrites<BoundStatement> writes;
     private final WriteTimestamps timestamps = new WriteTimestamps(System::currentTimeMillis);
-    private final Counter recordsIn;
     private final Counter writesSent;
 
     private CassandraSinkWriter(CassandraSink sink, CqlSession session, SinkWriterMetricGroup metrics) {
@@ -61,7 +60,6 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
         });
         this.writes = new AsyncWrites<>(session::executeAsync, CassandraSinkWriter::retryable, retryTimer,
                 sink.maxInFlight, sink.attempts, sink.firstBackoffMs);
-        this.recordsIn = metrics.getIOMetricGroup().getNumRecordsInCounter();
         this.writesSent = metrics.getNumRecordsSendCounter();
         metrics.gauge("cassandraWritesInFlight", writes::inFlight);
         metrics.gauge("cassandraWritesAcknowledged", writes.acknowledged::get);
@@ -101,7 +99,6 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
 
     @Override
     public void write(byte[] record, Context context) throws IOException, InterruptedException {
-        recordsIn.inc();
         List<SinkRecord.Write> rows = SinkRecord.decode(record);
         for (SinkRecord.Write row : rows) {
             writes.submit(bind(row));
