@@ -47,8 +47,8 @@ def _latest(vehicle: str, version: int, *, sample_ms: int) -> tuple[str, Any]:
 
 def _run_sink(stack: StackConfig, records: list[bytes], *, request_timeout_ms: int) -> float:
     """Write `records` through the sink in a local Flink job at parallelism 1; the job's run time in seconds."""
-    from pyflink.common import Types
-    from pyflink.datastream import StreamExecutionEnvironment
+    from pyflink.datastream import DataStream, StreamExecutionEnvironment
+    from pyflink.java_gateway import get_gateway
 
     job = ingest_settings(stack)
     env = StreamExecutionEnvironment.get_execution_environment()
@@ -67,7 +67,11 @@ def _run_sink(stack: StackConfig, records: list[bytes], *, request_timeout_ms: i
             request_timeout_ms=request_timeout_ms,
         )
     )
-    env.from_collection(records, type_info=Types.PRIMITIVE_ARRAY(Types.BYTE())).sink_to(sink).name("sink")
+    # The records as Java byte[] (PyFlink's from_collection cannot carry byte arrays: ClassCastException).
+    java_records = get_gateway().jvm.java.util.ArrayList()
+    for record in records:
+        java_records.add(record)
+    DataStream(env._j_stream_execution_environment.fromCollection(java_records)).sink_to(sink).name("sink")
     started = time.monotonic()
     env.execute("cassandra sink write order")
     return time.monotonic() - started

@@ -29,6 +29,8 @@ import java.util.concurrent.ScheduledExecutorService;
 import org.apache.flink.api.connector.sink2.SinkWriter;
 import org.apache.flink.metrics.Counter;
 import org.apache.flink.metrics.groups.SinkWriterMetricGroup;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One sink subtask: one driver session, the job's statements prepared once, each record's writes bound from
@@ -37,16 +39,21 @@ import org.apache.flink.metrics.groups.SinkWriterMetricGroup;
  * {@link WriteTimestamps} order them (docs/cloud-etl.md, "Write order").
  */
 final class CassandraSinkWriter implements SinkWriter<byte[]> {
+    private static final Logger LOG = LoggerFactory.getLogger(CassandraSinkWriter.class);
+    private static final Duration SESSION_REQUEST_TIMEOUT = Duration.ofSeconds(30);
+
     private final CqlSession session;
     private final Map<String, PreparedStatement> prepared;
     private final Map<String, ConsistencyLevel> consistency;
     private final ScheduledExecutorService retryTimer;
     private final AsyncWrites<BoundStatement> writes;
     private final WriteTimestamps timestamps = new WriteTimestamps(System::currentTimeMillis);
+    private final Duration writeTimeout;
     private final Counter writesSent;
 
     private CassandraSinkWriter(CassandraSink sink, CqlSession session, SinkWriterMetricGroup metrics) {
         this.session = session;
+        this.writeTimeout = Duration.ofMillis(sink.requestTimeoutMs);
         this.prepared = new HashMap<>();
         this.consistency = new HashMap<>();
         for (Map.Entry<String, String> statement : sink.cql.entrySet()) {
@@ -69,7 +76,8 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
     static CassandraSinkWriter open(CassandraSink sink, SinkWriterMetricGroup metrics, ClassLoader classLoader)
             throws IOException {
         DriverConfigLoader config = DriverConfigLoader.programmaticBuilder(classLoader)
-                .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, Duration.ofMillis(sink.requestTimeoutMs))
+                // Preparing and the driver's own requests; each write has the sink's request time-out.
+                .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, SESSION_REQUEST_TIMEOUT)
                 // The contact point's datacenter is the local one: no datacenter name to configure.
                 .withString(DefaultDriverOption.LOAD_BALANCING_POLICY_CLASS, "DcInferringLoadBalancingPolicy")
                 // One connection per node carries 2,048 requests at once on protocol v3+: enough for maxInFlight.
@@ -125,6 +133,7 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
         }
         return bound.setConsistencyLevel(consistency.get(row.statement))
                 .setIdempotence(Boolean.TRUE)
+                .setTimeout(writeTimeout)
                 .setQueryTimestamp(timestamps.next())
                 .build();
     }
@@ -136,6 +145,8 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
 
     @Override
     public void close() {
+        LOG.info("Cassandra sink closing: {} writes acknowledged, {} retried, {} in flight", writes.acknowledged.get(),
+                writes.retries.get(), writes.inFlight());
         retryTimer.shutdownNow();
         session.close();
     }
