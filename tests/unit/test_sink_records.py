@@ -100,3 +100,29 @@ def test_every_statement_has_a_write_consistency_the_sink_accepts() -> None:
     accepted = {"ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_ONE", "LOCAL_QUORUM", "EACH_QUORUM", "ANY"}
     assert WRITE_CONSISTENCY.keys() == STATEMENTS.keys()
     assert set(WRITE_CONSISTENCY.values()) <= accepted
+
+
+def test_the_analysis_operator_sends_a_bundles_writes_as_one_record_or_with_sink_python_writes_them() -> None:
+    from fleetsense.cloud.jobs.telemetry_ingest import ShardStream
+
+    from tests.unit.test_cloud_logic import _job_settings
+
+    writes = [_hour("van", 1_795_000_000_000_000), _hour("bus", 1_795_000_000_000_000)]
+    java = ShardStream(_job_settings())
+    assert java.settings.sink == "java"  # the default
+    java._writer, java._binder = None, Binder(PreparingSession(), "ks")
+    [record] = list(java._write(writes))
+    assert [name for name, _ in decode(record)] == ["hour", "hour"]
+    assert list(java._write([])) == []  # nothing to write: no record
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.written: list[Any] = []
+
+        def write_all(self, writes: Sequence[Any]) -> None:
+            self.written += writes
+
+    python, recorder = ShardStream(_job_settings(sink="python")), Recorder()
+    python._writer, python._binder = recorder, Binder(PreparingSession(), "ks")  # type: ignore[assignment]
+    assert list(python._write(writes)) == []
+    assert recorder.written == writes
