@@ -101,3 +101,38 @@ def test_rapid_rewrites_of_the_same_rows_through_the_sink_store_the_newest(stack
         assert trip.duration_s == REWRITES - 1, f"{vehicle}: an older rewrite of the open trip won"
         latest = cql.execute(VEHICLES.select("last_seq", where=("vehicle_id",)).format(ks=KEYSPACE), (vehicle,)).one()
         assert latest.last_seq == REWRITES - 1, f"{vehicle}: an older latest-seen row won"
+
+
+def test_an_upgrade_from_the_python_writer_to_the_java_sink_mid_stream_loses_and_duplicates_nothing(
+    stack: StackConfig, operator_client: Any, cql: Any, tmp_path: Path
+) -> None:
+    """An installation running the job of before the sink (its savepoint has the old sink operator) upgrades onto
+    the Java sink: the vehicles' state carries over and every sample and event is stored once."""
+    import dataclasses
+    import threading
+
+    from fleetsense.cloud.query import sample_keys
+    from fleetsense.edge.runtime import send_outbox
+
+    from fleetsense import wire
+    from fleetsense.stack import jobs
+
+    from .helpers import expected_keys, provision_vehicle
+    from .test_analytics_pipeline import assert_events_match, record_scripted_drive, wait_for_events
+
+    jobs.cancel_ingest(stack)
+    job_id, _ = jobs.submit_ingest(stack, {"sink": "python"})
+    jobs.cluster(stack).wait_running(job_id, timeout_s=120)
+    config = provision_vehicle(operator_client, stack, unique_vehicle("sink-upgrade"), tmp_path)
+    config = dataclasses.replace(config, outbox=dataclasses.replace(config.outbox, replay_rate_per_s=8.0))
+    drive = record_scripted_drive(config, seed=29)
+    left: list[int] = []
+    sender = threading.Thread(target=lambda: left.append(send_outbox(drive.config, timeout_s=240)))
+    sender.start()
+    time.sleep(8)
+    old, savepoint, new = jobs.upgrade_ingest(stack, {"sink": "java"})
+    sender.join()
+    assert left == [0] and old != new and savepoint
+    assert jobs.submitted_setting(stack, "sink") == "java"
+    assert_events_match(wait_for_events(cql, drive, timeout_s=120), drive.expected_events)
+    assert sample_keys(cql, KEYSPACE, drive.config.vehicle_id) == expected_keys(drive.batches, wire.Kind.IMU)
