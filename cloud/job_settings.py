@@ -128,16 +128,30 @@ class IngestJobSettings:
         group="state",
         doc="how often each analysis subtask re-reads every vehicle's profile (class)",
     )
+    sink: str = setting(
+        "java",
+        choices=("java", "python"),
+        group="sink",
+        doc="who writes the analysis' rows: `java`, the connector's asynchronous Cassandra sink after the Python "
+        "operator, or `python`, the operator itself, waiting for each bundle's writes (for comparison)",
+    )
     max_writes: int = setting(128, least=1, unit="writes", group="sink", doc="Cassandra writes in flight per subtask")
+    write_attempts: int = setting(
+        5,
+        least=1,
+        unit="attempts",
+        group="sink",
+        doc="sends of a write that times out (back-off 0.1 s, doubling) before the job restarts from its checkpoint",
+    )
     write_batch_rows: int = setting(
-        16, least=1, unit="rows", group="sink", doc="rows per unlogged batch (1: every row alone)"
+        16, least=1, unit="rows", group="sink", doc="python sink: rows per unlogged batch (1: every row alone)"
     )
     write_batch_kb: int = setting(
         40,
         least=1,
         unit="kB",
         group="sink",
-        doc="bytes per batch: keep it under the cluster's batch_size_fail_threshold_in_kb (50 by default)",
+        doc="python sink: bytes per batch; keep it under the cluster's batch_size_fail_threshold_in_kb (50 by default)",
     )
     stream: StreamSettings = field(default_factory=StreamSettings)  # the `stream` group, named flat in the file
     job_name: str = field(default="fleetsense-telemetry-ingest", metadata=_connection("the Flink job's name"))

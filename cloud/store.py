@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from fleetsense.cloud.table_model import Write as Write
-from fleetsense.cloud.tables import REJECTED_BY_SOURCE, WRITTEN
+from fleetsense.cloud.tables import REJECTED_BY_SOURCE, WRITE_CONSISTENCY, WRITTEN
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +85,55 @@ def coalesce(writes: Sequence[Write]) -> list[Write]:
     return list(last.values())
 
 
+# Each statement's write consistency, read here only (the Python writer and the Java sink both take it from here).
+# Issue 15 A declares it on the table (`Table.write_consistency`, a CQL level name); until that lands every write is
+# LOCAL_QUORUM: with the local stack's replication factor 1 it is the same as ONE, on a 3-replica ring it means a
+# reader at LOCAL_QUORUM sees every write that was acknowledged.
+class Binder:
+    """The job's prepared statements and the binding of a write to one: values serialised by the driver for their
+    columns, at each statement's write consistency."""
+
+    def __init__(self, session: Any, keyspace: str) -> None:
+        from cassandra import ConsistencyLevel
+
+        self.keyspace = keyspace
+        self.prepared: dict[str, Any] = {}
+        for name, cql in STATEMENTS.items():
+            prepared = session.prepare(cql.format(ks=keyspace))
+            prepared.consistency_level = ConsistencyLevel.name_to_value[WRITE_CONSISTENCY[name]]
+            self.prepared[name] = prepared
+        self.unwritable = 0  # rows whose values could not be bound, recorded as rejections instead
+
+    def bind(self, name: str, values: Sequence[Any]) -> tuple[str, Any]:
+        """(statement name, bound statement); a row whose values its columns cannot hold (a fault of ours:
+        validation should have stopped them) becomes a rejection row saying so, instead of failing the bundle and
+        restarting the job on the same input for ever."""
+        try:
+            return name, self.prepared[name].bind(values)
+        except (TypeError, ValueError, OverflowError, struct.error) as exc:
+            self.unwritable += 1
+            log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
+            reason = f"the job produced a {name} row its table cannot hold: {type(exc).__name__}: {exc}"
+            rejected, row = rejected_row(
+                "", f"({name} row)", repr(values).encode(), reason, now_ms=int(time.time() * 1000)
+            )
+            return rejected, self.prepared[rejected].bind(row)
+
+    def sink_record(self, writes: Sequence[Write]) -> bytes | None:
+        """The record of `writes` for the Java Cassandra sink (cloud/sink_records.py), each row once (`coalesce`),
+        None when there is nothing to write."""
+        from fleetsense.cloud.sink_records import encode
+
+        rows = coalesce(writes)
+        if not rows:
+            return None
+        bound = [self.bind(name, values) for name, values in rows]
+        return encode([(name, statement.values) for name, statement in bound])
+
+
 class CassandraWriter:
-    """Executes named writes concurrently (at most `max_in_flight` at once) and waits for all of them."""
+    """Executes named writes concurrently (at most `max_in_flight` at once) and waits for all of them: the
+    Python write path (job setting `sink=python`; StoreStatus always), beside the Java sink."""
 
     def __init__(
         self,
@@ -101,14 +148,17 @@ class CassandraWriter:
     ) -> None:
         self._session = session
         self._keyspace = keyspace
-        self._prepared = {name: _prepare(session, keyspace, name) for name in STATEMENTS}
+        self.binder = Binder(session, keyspace)
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.max_in_flight = max_in_flight
         self.attempts = attempts
         self.first_backoff_s = first_backoff_s
         self.retries = 0  # time-outs retried since start (a metric)
-        self.unwritable = 0  # rows whose values could not be bound, recorded as rejections instead
+
+    @property
+    def unwritable(self) -> int:
+        return self.binder.unwritable
 
     def write_all(self, writes: Sequence[Write]) -> None:
         """Return once every write is acknowledged; raise if one still fails after the retries, so that the job
@@ -137,14 +187,14 @@ class CassandraWriter:
 
     def requests(self, writes: Sequence[Write]) -> list[Request]:
         """What `write_all` sends for `writes`: their rows in unlogged batches of up to `batch_rows` rows and
-        `batch_bytes`, one batch per replica, because the driver's CPU per request was a fifth of the job's Python
-        time. Each row goes once (`coalesce`), so a batch's one timestamp cannot reorder two writes of a row; a row
-        written with its own timestamp (USING TIMESTAMP) keeps it inside a batch (Cassandra takes a statement's
-        timestamp over the batch's)."""
+        `batch_bytes`, one batch per replica and consistency level, because the driver's CPU per request was a
+        fifth of the job's Python time. Each row goes once (`coalesce`), so a batch's one timestamp cannot reorder
+        two writes of a row; a row written with its own timestamp (USING TIMESTAMP) keeps it inside a batch
+        (Cassandra takes a statement's timestamp over the batch's)."""
         requests: list[Request] = []
         by_replica: dict[Any, list[Any]] = {}
         for name, values in coalesce(writes):
-            bound = self._bind(name, values)
+            bound = self.binder.bind(name, values)[1]
             if self.batch_rows <= 1:
                 requests.append((bound, None))
                 continue
@@ -152,21 +202,6 @@ class CassandraWriter:
         for rows in by_replica.values():
             requests += [(batch, None) for batch in _batches(rows, self.batch_rows, self.batch_bytes)]
         return requests
-
-    def _bind(self, name: str, values: Sequence[Any]) -> Any:
-        """The bound statement; a row whose values its columns cannot hold (a fault of ours: validation should
-        have stopped them) becomes a rejection row saying so, instead of failing the bundle and restarting the
-        job on the same input for ever."""
-        try:
-            return self._prepared[name].bind(values)
-        except (TypeError, ValueError, OverflowError, struct.error) as exc:
-            self.unwritable += 1
-            log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
-            reason = f"the job produced a {name} row its table cannot hold: {type(exc).__name__}: {exc}"
-            rejected, row = rejected_row(
-                "", f"({name} row)", repr(values).encode(), reason, now_ms=int(time.time() * 1000)
-            )
-            return self._prepared[rejected].bind(row)
 
     def _replica(self, bound: Any) -> Any:
         """The first replica of the row's partition (None on a single node): a batch of one replica's rows is
@@ -179,15 +214,6 @@ class CassandraWriter:
 
 
 Request = tuple[Any, Any]  # (prepared statement or batch, bound values or None)
-
-
-def _prepare(session: Any, keyspace: str, name: str) -> Any:
-    """The statement prepared at its table's write consistency (cloud/tables.py); its bound rows inherit it."""
-    from cassandra import ConsistencyLevel
-
-    prepared = session.prepare(STATEMENTS[name].format(ks=keyspace))
-    prepared.consistency_level = ConsistencyLevel.name_to_value[WRITTEN[name].write_consistency]
-    return prepared
 
 
 def batch_slices(row_bytes: Sequence[int], max_rows: int, max_bytes: int) -> list[tuple[int, int]]:

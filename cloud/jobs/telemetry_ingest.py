@@ -1,14 +1,19 @@
 """PyFlink job: AMQP queues -> per-vehicle validation, deduplication, ordering and analytics -> Cassandra.
 
-    telemetry queue --(readers: bundles by shard)--> key by shard --> ShardStream (keyed state) --> Cassandra
+    telemetry queue --(readers: bundles by shard)--> key by shard --> ShardStream (keyed state)
+                                                        --(forward: one record of writes per bundle)--> CassandraSink
     status queue ------------------------------------------------> StoreStatus ----------------> Cassandra
 
 The telemetry source emits bundles: all messages of one shard (a fixed hash of the vehicle id) that had arrived
 when it polled, so Flink's and PyFlink's per-record cost is paid per bundle, not per message, and a vehicle
 always lands on the same subtask. Every decision lives in tested modules (cloud/shard_stream.py,
 cloud/vehicle_stream.py, cloud/status_rows.py); this file is the glue.
-Writes finish inside the element's processing, so they are durable before the checkpoint whose completion
-acknowledges their input to the broker. Submitted by `fleetsense job submit` as
+ShardStream computes each bundle's writes and sends them on as one record (cloud/sink_records.py) to the
+connector's Java sink, which writes asynchronously and has every write acknowledged before Flink forwards a
+checkpoint barrier, so they are durable before the checkpoint whose completion acknowledges their input to the
+broker. With the job setting `sink=python` ShardStream writes them itself and waits (the path before the sink, kept
+for comparison); StoreStatus always does (low volume, and its restart rows must be stored before the status row
+that counts them). Submitted by `fleetsense job submit` as
 `flink run --python <this file> --settings <json>`.
 """
 
@@ -147,7 +152,7 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
     def open(self, runtime_context: RuntimeContext) -> None:
         import gc
 
-        from fleetsense.cloud.store import CassandraWriter
+        from fleetsense.cloud.store import Binder, CassandraWriter
 
         # Thousands of live vehicle states are long-lived objects: collect the young generation less often, and
         # leave what is loaded now (modules, the driver) out of every collection.
@@ -155,13 +160,18 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         gc.set_threshold(20_000, 20, 20)
         self._cluster = _connect(self.settings)
         self._session = self._cluster.connect()
-        self._writer = CassandraWriter(
-            self._session,
-            self.settings.keyspace,
-            max_in_flight=self.settings.max_writes,
-            batch_rows=self.settings.write_batch_rows,
-            batch_bytes=self.settings.write_batch_kb * 1000,
-        )
+        # The Java sink writes (this only binds each value for it), or with sink=python this operator does.
+        self._writer: CassandraWriter | None = None
+        self._binder = Binder(self._session, self.settings.keyspace)
+        if self.settings.sink == "python":
+            self._writer = CassandraWriter(
+                self._session,
+                self.settings.keyspace,
+                max_in_flight=self.settings.max_writes,
+                attempts=self.settings.write_attempts,
+                batch_rows=self.settings.write_batch_rows,
+                batch_bytes=self.settings.write_batch_kb * 1000,
+            )
         self._stream_settings = self.settings.stream
         # Pickled values: with PRIMITIVE_ARRAY(BYTE()) thread mode stores the bytes as Object[], which fails
         # every checkpoint taken while a batch waits (ClassCastException to byte[], seen).
@@ -219,7 +229,7 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         try:
             _, messages = split_bundle(bytes(value))
         except ValueError as exc:
-            self._bad_bundle(bytes(value), str(exc), now_ms)
+            yield from self._bad_bundle(bytes(value), str(exc), now_ms)
             return
         deadlines = self._deadlines.value() or {}
         result = on_bundle(
@@ -232,23 +242,32 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             known_profiles=self._profiles,
             resumed_ms=self._resumed_ms,
         )
-        self._finish(result, deadlines, ctx)
+        yield from self._finish(result, deadlines, ctx)
         self._counters["bundles"].inc()
-        yield from ()
 
     def _profiles_of(self, vehicle_ids: Any) -> dict[str, Any]:
         from fleetsense.cloud.profiles import profiles_of
 
         return profiles_of(self._session, self.settings.keyspace, vehicle_ids) if vehicle_ids else {}
 
-    def _bad_bundle(self, record: bytes, reason: str, now_ms: int) -> None:
+    def _bad_bundle(self, record: bytes, reason: str, now_ms: int) -> Iterator[bytes]:
         """A record the connector framed wrongly cannot be split into messages: kept whole as one rejected row."""
         from fleetsense.cloud.result_rows import rejected_write
 
-        self._writer.write_all(
+        yield from self._write(
             [rejected_write("", record, f"unreadable AMQP bundle: {reason}", now_ms=now_ms, whole=True)]
         )
         self._counters["bad_bundles"].inc()
+
+    def _write(self, writes: list[Any]) -> Iterator[bytes]:
+        """The writes as one record for the Java sink, or (sink=python) written here, waiting for every ack; the
+        writer raises after its retries, and the job restarts from a checkpoint."""
+        if self._writer is not None:
+            self._writer.write_all(writes)
+            return
+        record = self._binder.sink_record(writes)
+        if record is not None:
+            yield record
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterator[Any]:
         from fleetsense.cloud.shard_stream import on_shard_timer
@@ -259,17 +278,16 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
             # deadlines computed from its timestamp could lie at or before now and re-fire it for ever.
             now_ms = ctx.timer_service().current_processing_time()
             result = on_shard_timer(self._store, deadlines, now_ms=now_ms, resumed_ms=self._resumed_ms)
-            self._finish(result, deadlines, ctx)
-        yield from ()
+            yield from self._finish(result, deadlines, ctx)
 
-    def _finish(self, result: Any, deadlines: dict[str, int], ctx: Any) -> None:
+    def _finish(self, result: Any, deadlines: dict[str, int], ctx: Any) -> Iterator[bytes]:
         from fleetsense.cloud.rejections import limit
 
         now_ms = ctx.timer_service().current_processing_time()
         writes, unrecorded = limit(result.writes, self._rejections, now_ms=now_ms)
         if unrecorded:
             result.count("rejections_unrecorded", unrecorded)
-        self._writer.write_all(writes)  # raises after its retries: the job restarts from a checkpoint
+        yield from self._write(writes)
         self._deadlines.update(deadlines)
         if result.timer_ms is not None:
             ctx.timer_service().register_processing_time_timer(result.timer_ms)
@@ -289,7 +307,9 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
 
         self._cluster = _connect(self.settings)
         self._session = self._cluster.connect()
-        self._writer = CassandraWriter(self._session, self.settings.keyspace)
+        self._writer = CassandraWriter(
+            self._session, self.settings.keyspace, attempts=self.settings.write_attempts
+        )  # not the Java sink: low volume, and restart rows must be stored before the status row counting them
         self._rejections = RejectionLimiter()
         # Each vehicle's restart counts as last stored, so a status resent (every heartbeat repeats them) writes no
         # restart row; read from vehicle_status for a vehicle this instance has not met (after a restore too).
@@ -299,6 +319,12 @@ class StoreStatus(MapFunction):  # type: ignore[misc]
                 "epoch", "restarts", "unclean_restarts", where=("vehicle_id",), marker="?"
             ).format(ks=self.settings.keyspace)
         )
+        # Its own last status, read back after a restore: at the level it was written at (LOCAL_QUORUM on a ring, so
+        # a read quorum overlaps the write quorum), not the reader's default LOCAL_ONE, which may miss it.
+        from cassandra import ConsistencyLevel
+
+        level = tables.VEHICLE_STATUS.write_consistency
+        self._stored_restarts.consistency_level = ConsistencyLevel.name_to_value[level]
         group = runtime_context.get_metrics_group()
         counters = ("statuses", "rejected", "rejections_unrecorded", "agent_restarts")
         self._counters = {name: group.counter(name) for name in counters}
@@ -374,6 +400,21 @@ def _source(
     return stream.set_parallelism(readers)
 
 
+def _cassandra_sink(settings: IngestJobSettings) -> Any:
+    from fleetsense.cloud.cassandra_sink import CassandraSinkSettings, cassandra_sink
+
+    return cassandra_sink(
+        CassandraSinkSettings(
+            host=settings.cassandra_host,
+            port=settings.cassandra_port,
+            keyspace=settings.keyspace,
+            login=settings.cassandra_login(),
+            max_in_flight=settings.max_writes,
+            attempts=settings.write_attempts,
+        )
+    )
+
+
 def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
     env.enable_checkpointing(settings.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     # One failed checkpoint (a slow disk, a time-out) is no reason to restart the job; several in a row are.
@@ -394,12 +435,18 @@ def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
     analysed = (
         _source(env, settings, settings.amqp_queue, settings.readers, bundles=True)
         .key_by(ShardKey(settings.shards), key_type=Types.INT())
-        .process(ShardStream(settings), output_type=Types.STRING())
+        .process(ShardStream(settings), output_type=ENVELOPE_TYPE_INFO)  # bytes: cloud/sink_records.py
         .set_max_parallelism(MAX_PARALLELISM)
-        .name("validate, deduplicate, analyse, store")
+        .name("validate, deduplicate, analyse" + ("" if settings.sink == "java" else ", store"))
         .uid("shard-stream")  # stable ids: a savepoint taken by `job upgrade` maps back onto the new job
     )
-    analysed.add_sink(SinkFunction(discard())).name("done").uid("vehicle-stream-done")
+    if settings.sink == "java":
+        # Same parallelism, no re-keying: a forward connection (chained), so each analysis subtask has its own
+        # sink writer and a vehicle's writes all pass through one of them (docs/cloud-etl.md, "Write order").
+        sink = analysed.sink_to(_cassandra_sink(settings)).set_parallelism(settings.parallelism)
+        sink.name("cassandra sink").uid("cassandra-sink")
+    else:
+        analysed.add_sink(SinkFunction(discard())).name("done").uid("vehicle-stream-done")
     statuses = (
         _source(env, settings, settings.amqp_status_queue, 1, bundles=False)
         .map(StoreStatus(settings), output_type=Types.STRING())

@@ -61,7 +61,8 @@ def test_a_settings_file_written_before_the_grouping_is_read_as_it_was(tmp_path:
     path.write_text(json.dumps(old))
     settings = IngestJobSettings.from_file(path)
     assert settings.stream == StreamSettings(vehicle_class="car")
-    assert json.loads(settings.to_json()) == old | {"max_waiting": 600, "idle_flush_ms": 15_000}
+    new_defaults = {"max_waiting": 600, "idle_flush_ms": 15_000, "sink": "java", "write_attempts": 5}
+    assert json.loads(settings.to_json()) == old | new_defaults
 
 
 def test_an_out_of_range_setting_says_what_is_allowed_and_what_to_do() -> None:

@@ -1,0 +1,66 @@
+"""The connector's Java Cassandra sink (io.fleetsense.flink.cassandra.CassandraSink) as a PyFlink Sink, given the
+job's prepared INSERTs and their consistency levels from the table declarations (cloud/store.py STATEMENTS,
+WRITE_CONSISTENCY), so the Java side repeats nothing about a table. Its records are cloud/sink_records.py's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fleetsense.cloud.cassandra_session import Login
+from fleetsense.cloud.store import STATEMENTS
+from fleetsense.cloud.tables import WRITE_CONSISTENCY
+
+from fleetsense.errors import ConfigError, FleetsenseError
+
+if TYPE_CHECKING:
+    from pyflink.datastream.connectors import Sink
+
+JAVA_SINK_CLASS = "io.fleetsense.flink.cassandra.CassandraSink"
+FIRST_BACKOFF_MS = 100  # the first retry's wait, doubling (the Python writer's too)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CassandraSinkSettings:
+    host: str
+    port: int
+    keyspace: str
+    login: Login | None = None
+    max_in_flight: int = 128
+    attempts: int = 5
+    first_backoff_ms: int = FIRST_BACKOFF_MS
+    request_timeout_ms: int = 10_000  # a write not answered by then is retried (as the Python driver's default)
+
+    def __repr__(self) -> str:  # never let a password reach a log line
+        return f"CassandraSinkSettings({self.host}:{self.port}, keyspace={self.keyspace!r})"
+
+
+def cassandra_sink(settings: CassandraSinkSettings) -> Sink:
+    """The Java sink for `stream.sink_to(...)`; the connector jar must be on the job's classpath (env.add_jars)."""
+    from py4j.java_gateway import JavaClass
+    from pyflink.datastream.connectors import Sink
+    from pyflink.java_gateway import get_gateway
+
+    java_class: Any = get_gateway().jvm
+    for part in JAVA_SINK_CLASS.split("."):
+        java_class = getattr(java_class, part)
+    if not isinstance(java_class, JavaClass):  # Py4J turns an unknown class into a package object
+        raise FleetsenseError(
+            f"the Cassandra sink class {JAVA_SINK_CLASS} is not on the JVM classpath",
+            hint="build the connector with `python -m fleetsense.cloud.connector_build` and call"
+            " env.add_jars(jar_path.as_uri()) first",
+        )
+    builder = java_class.builder().setContact(settings.host, settings.port)
+    if settings.login is not None:
+        builder = builder.setLogin(settings.login.username, settings.login.password)
+    for name, cql in STATEMENTS.items():
+        builder = builder.addStatement(name, cql.format(ks=settings.keyspace), WRITE_CONSISTENCY[name])
+    builder = (
+        builder.setMaxInFlight(settings.max_in_flight)
+        .setRetries(settings.attempts, settings.first_backoff_ms)
+        .setRequestTimeoutMs(settings.request_timeout_ms)
+    )
+    try:
+        return Sink(builder.build())
+    except Exception as exc:  # Py4JJavaError carries the Java validation message
+        raise ConfigError(f"Cassandra sink settings rejected: {exc}", hint=f"check {settings!r}") from exc
