@@ -85,13 +85,10 @@ def coalesce(writes: Sequence[Write]) -> list[Write]:
     return list(last.values())
 
 
-# Each statement's write consistency, read here only (the Python writer and the Java sink both take it from here).
-# Issue 15 A declares it on the table (`Table.write_consistency`, a CQL level name); until that lands every write is
-# LOCAL_QUORUM: with the local stack's replication factor 1 it is the same as ONE, on a 3-replica ring it means a
-# reader at LOCAL_QUORUM sees every write that was acknowledged.
 class Binder:
     """The job's prepared statements and the binding of a write to one: values serialised by the driver for their
-    columns, at each statement's write consistency."""
+    columns, at each statement's write consistency as its table declares it (tables.WRITE_CONSISTENCY, which the
+    Java sink is given too)."""
 
     def __init__(self, session: Any, keyspace: str) -> None:
         from cassandra import ConsistencyLevel

@@ -110,7 +110,7 @@ def test_the_python_writer_prepares_each_statement_at_its_tables_write_consisten
 
     writer = CassandraWriter(PreparingSession(), "ks")
     for name, table in t.WRITTEN.items():
-        level = writer._prepared[name].consistency_level
+        level = writer.binder.prepared[name].consistency_level
         assert level == ConsistencyLevel.name_to_value[table.write_consistency] == ConsistencyLevel.LOCAL_QUORUM
 
 
