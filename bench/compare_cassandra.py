@@ -23,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sides", default="2.1,5.0", help="which sides, in the order they alternate")
     parser.add_argument("--job-setting", action="append", default=[], metavar="KEY=VALUE",
                         help="ingest job setting of the 5.0 side (repeatable), e.g. a write path")  # fmt: skip
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                        help="one more side on the 5.0 stack with other job settings, e.g. 5.0-python:sink=python; "
+                        "it runs after the sides of --sides (repeatable)")  # fmt: skip
     parser.add_argument("--vehicles", default="100,500,1000,2000", help="pipeline fleet sizes ('' for none)")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=90.0)
@@ -182,10 +185,16 @@ def make_sides(args: argparse.Namespace) -> list[Side]:
         "5.0": Side(label="5.0", src=args.src.absolute(), data_dir=root / "compare-5.0", ports_offset=offsets["5.0"],
                     job_settings=args.job_setting),
     }  # fmt: skip
-    unknown = [s for s in args.sides.split(",") if s not in known]
+    for spec in args.variant:  # the same tree and stack as the 5.0 side, only the job's settings differ
+        name, _, settings = spec.partition(":")
+        if not name or name in known or not settings:
+            raise SystemExit(f"--variant {spec!r}: give NAME:KEY=VALUE[,KEY=VALUE] with a new name")
+        known[name] = replace(known["5.0"], label=name, job_settings=settings.split(","))
+    wanted = args.sides.split(",") + [spec.partition(":")[0] for spec in args.variant]
+    unknown = [s for s in wanted if s not in known]
     if unknown:
         raise SystemExit(f"--sides: unknown {unknown}; use 2.1 and/or 5.0")
-    return [known[s] for s in args.sides.split(",")]
+    return [known[s] for s in wanted]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,9 +216,10 @@ def main(argv: list[str] | None = None) -> int:
     runner, started = Runner(), list[Side]()
     try:
         for side in sides:
-            set_up(side)
-            started.append(side)
-            stack(runner, side, "up")
+            if all(side.data_dir != other.data_dir for other in started):  # variants share the 5.0 side's stack
+                set_up(side)
+                started.append(side)
+                stack(runner, side, "up")
         for step, vehicles in steps(args):
             for side in sides:
                 entry: dict[str, Any] = {"side": side.label, "step": step, "vehicles": vehicles,
