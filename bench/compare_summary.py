@@ -161,7 +161,7 @@ def markdown(report: dict[str, Any]) -> str:
                          f" | {_n(run['with_writes_wall_us_per_message'], 1)} |")  # fmt: skip
     lines += [""] + [
         f"- Cassandra {label}: largest fleet with p99 <= 2 s: {side['largest_fleet_p99_within_2s'] or 'none measured'}"
-        + (f"; errors: {side['errors']}" if side.get("errors") else "")
+        + "".join(f"; failed: {e['step']} {e['vehicles']}: {e['error'][:100]}" for e in side.get("errors", []))
         for label, side in sides.items()
     ]
     return "\n".join(lines)
