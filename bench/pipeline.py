@@ -40,6 +40,9 @@ from fleetsense.stack.rabbitmq import RabbitMQ
 from fleetsense.stack.secrets import new_password, write_private
 
 ROOT = repo_root() or Path.cwd()
+# The bench's own scripts are taken from beside this file, not from the source tree whose fleetsense is imported: so
+# bench/compare_cassandra.py can run one bench against an older tree (Cassandra 2.1) and a newer one (5.0).
+BENCH_DIR = Path(__file__).resolve().parent
 NAIVE_USER = NAIVE_CLIENT_ID = "fleetsense-bench-naive"
 NAIVE_QUEUE = f"mqtt-subscription-{NAIVE_CLIENT_ID}qos1"  # what RabbitMQ's MQTT plugin names a QoS 1 subscription
 FLEET_PREFIX = "bench"
@@ -115,6 +118,31 @@ def cores_used(before: dict[str, float], after: dict[str, float], seconds: float
     used = {name: round((after[name] - before.get(name, 0.0)) / seconds, 2) for name in after}
     used["other"] = round(used["machine_busy"] - sum(v for k, v in used.items() if k != "machine_busy"), 2)
     return used
+
+
+def jvm_memory_mib(pids: list[int]) -> dict[str, float | None]:
+    """Resident memory of a JVM (VmRSS summed over `pids`) and its heap's size and use from `jcmd <pid>
+    GC.heap_info` (JDK 17's tool; None where it cannot attach)."""
+    rss_kib = 0
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        if status.exists():
+            line = next((x for x in status.read_text().splitlines() if x.startswith("VmRSS:")), "VmRSS: 0 kB")
+            rss_kib += int(line.split()[1])
+    heap: dict[str, float | None] = {"heap_total_mib": None, "heap_used_mib": None}
+    try:
+        text = subprocess.run(["jcmd", str(pids[0]), "GC.heap_info"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, IndexError, subprocess.TimeoutExpired):
+        text = ""
+    for line in text.splitlines():  # " garbage-first heap   total 524288K, used 301234K [0x..."
+        words = line.replace(",", " ").split()
+        if "heap" in words and "total" in words and "used" in words:
+            total, used = words[words.index("total") + 1], words[words.index("used") + 1]
+            if total.endswith("K") and used.endswith("K"):
+                heap = {"heap_total_mib": round(int(total[:-1]) / 1024, 1),
+                        "heap_used_mib": round(int(used[:-1]) / 1024, 1)}  # fmt: skip
+                break
+    return {"rss_mib": round(rss_kib / 1024, 1), **heap}
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -351,9 +379,8 @@ class Bench:
         say(f"naive, {count} vehicles: cancelling the job, unbinding {TELEMETRY_QUEUE}, starting the subscriber")
         jobs.cancel_ingest(self.config)
         self.client.unbind(FLEET_VHOST, MQTT_EXCHANGE, TELEMETRY_QUEUE, "fleet.*.telemetry")
-        if self._naive_table_exists():  # earlier runs used the same vehicle ids: keep the read-back small
-            self.session.execute("TRUNCATE fleetsense_naive.naive_samples", timeout=120)
-        naive = JsonLines("naive", [sys.executable, str(ROOT / "bench" / "naive_subscriber.py"),
+        self._truncate_naive_table()  # earlier runs used the same vehicle ids: keep the read-back small
+        naive = JsonLines("naive", [sys.executable, str(BENCH_DIR / "naive_subscriber.py"),
                                     "--config", str(self.naive_config)])  # fmt: skip
         try:
             naive.wait_for("stats", 60)
@@ -402,6 +429,7 @@ class Bench:
             cpu_before, counter_before = cpu_seconds(pids), counter()
             _sleep_until(end_s)
             cpu_after, counter_after = cpu_seconds(pids), counter()
+            cassandra_memory = jvm_memory_mib(pids.get("cassandra", []))
             pressure = _backpressure(self.config, backpressure) if backpressure else None
             summary = generator.wait_for("summary", 60 + args.warmup)
         finally:
@@ -443,6 +471,7 @@ class Bench:
             },
             "drain": {"seconds": drain_s, "drained": is_drained, "purged_messages": purged},
             "cpu_cores": cores_used(cpu_before, cpu_after, seconds),
+            "cassandra_memory_at_window_end": cassandra_memory,
             "generator": {key: summary.get(key) for key in ("connect", "unacked_at_end", "errors", "cpu_s")},
             "_backpressure": pressure,
         }
@@ -467,11 +496,15 @@ class Bench:
         self.client.request("DELETE", f"queues/{FLEET_VHOST}/{TELEMETRY_QUEUE}/contents")
         return int(queue.get("messages", 0))
 
-    def _naive_table_exists(self) -> bool:
-        rows = self.session.execute(
-            "SELECT columnfamily_name FROM system.schema_columnfamilies WHERE keyspace_name = 'fleetsense_naive'"
-        )
-        return any(row.columnfamily_name == "naive_samples" for row in rows)
+    def _truncate_naive_table(self) -> None:
+        """Empty the naive table if it exists. Asking the server is what works on 2.1 and 5.0 alike (their schema
+        tables differ: system.schema_columnfamilies against system_schema.tables)."""
+        from cassandra import InvalidRequest
+
+        try:
+            self.session.execute("TRUNCATE fleetsense_naive.naive_samples", timeout=120)
+        except InvalidRequest:
+            pass  # no such keyspace or table yet: the subscriber creates it
 
     def _newest_vehicle_rows(self) -> Callable[[list[str]], dict[str, tuple[int, float]]]:
         query = self.session.prepare("SELECT last_seq, last_sample_time FROM fleetsense.vehicles WHERE vehicle_id = ?")
@@ -611,6 +644,22 @@ def stack(config: StackConfig, *, keep: bool) -> Iterator[None]:
             manager.down(config, say=say)
 
 
+def stack_only(config: StackConfig, action: str) -> int:
+    """`--stack-only up|down`: what bench/compare_cassandra.py calls around its runs."""
+    from fleetsense.stack.prepare import prepare
+
+    try:
+        if action == "up":
+            prepare(config, say=say)
+            manager.up(config, say=say)
+        else:
+            manager.down(config, say=say)
+    except FleetsenseError as exc:
+        say(exc.render())
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vehicles", default="100,500,2000", help="fleet sizes, comma-separated")
@@ -620,6 +669,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=ROOT / ".fleetsense-bench")
     parser.add_argument("--ports-offset", type=int, default=500)
     parser.add_argument("--keep-stack", action="store_true")
+    parser.add_argument("--stack-only", choices=("up", "down"),
+                        help="only start (prepare + up) or stop this data dir's stack, then exit")  # fmt: skip
     parser.add_argument("--connect-rate", type=float, default=100.0, help="new MQTT connections per second")
     parser.add_argument("--latency-vehicles", type=int, default=20)
     parser.add_argument("--drain-timeout", type=float, default=180.0)
@@ -631,6 +682,8 @@ def main(argv: list[str] | None = None) -> int:
     phases = args.phases.split(",")
     overrides = dict(item.split("=", 1) for item in args.job_setting)
     config = StackConfig(data_dir=args.data_dir.absolute(), ports=Ports().offset(args.ports_offset))
+    if args.stack_only:
+        return stack_only(config, args.stack_only)
     report: dict[str, Any] = {"machine": machine(), "settings": {**vars(args), "data_dir": str(args.data_dir)}}
     report["runs"] = runs = []
     try:
