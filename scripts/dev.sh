@@ -31,6 +31,9 @@ command -v mvn >/dev/null || missing+=(maven)  # Cassandra's jars and the connec
 command -v curl >/dev/null || missing+=(curl)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)  # the cluster's Flink HA (fleetsense cluster)
+command -v docker-compose >/dev/null || missing+=(docker-compose)  # validates deploy/compose offline, no daemon
+command -v ip >/dev/null || missing+=(iproute2)  # the cluster's hosts are network namespaces
 if [ "${#missing[@]}" -gt 0 ]; then
   say "installing system packages: ${missing[*]}"
   rabbit_was_missing=0
