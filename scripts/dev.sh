@@ -88,7 +88,11 @@ case "$MODE" in
   demo)  exec fleetsense demo "$@" ;;
   test)  # The connector's JUnit tests (mvn test, offline once ~/.m2 holds the artifacts), then Python's.
          python -m fleetsense.cloud.connector_build --test
-         exec python -m pytest "$@" ;;
+         [ "$#" -gt 0 ] && exec python -m pytest "$@"
+         # Two groups, one after the other, so the single-node test stack is down before the cluster of namespaces
+         # comes up (2 cores): everything else, then the cluster's fault scenarios (tests/integration/cluster).
+         python -m pytest -m "not cluster"
+         if [ -d tests/integration/cluster ]; then exec python -m pytest -m cluster tests/integration/cluster; fi ;;
   setup) say "set up; activate with: source .venv/bin/activate" ;;
   *)     die "usage: bash scripts/dev.sh demo|test|setup [options]" ;;
 esac
