@@ -41,8 +41,14 @@ def k8s_object(kind: str, name: str) -> dict[str, Any]:
 def compose_config() -> dict[str, Any]:
     """The compose file as docker-compose itself resolves it (anchors merged, paths made absolute)."""
     done = subprocess.run(
-        ["docker-compose", "--project-directory", str(COMPOSE_DIR), "-f", str(COMPOSE_DIR / "docker-compose.yml"),
-         "config"],
+        [
+            "docker-compose",
+            "--project-directory",
+            str(COMPOSE_DIR),
+            "-f",
+            str(COMPOSE_DIR / "docker-compose.yml"),
+            "config",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -50,6 +56,25 @@ def compose_config() -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     config: dict[str, Any] = yaml.safe_load(done.stdout)
     return config
+
+
+def mounts(service: dict[str, Any]) -> dict[str, str]:
+    """A resolved service's volumes as target -> source (docker-compose 1.29 prints them as "source:target:mode")."""
+    pairs = [volume.split(":")[:2] for volume in service.get("volumes", [])]
+    return {target: source for source, target in pairs}
+
+
+def published_ports(service: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """A resolved service's published ports as (host address, published, target); "" is every address. 1.29
+    prints short entries as "127.0.0.1:8081:8081/tcp" and others as mappings."""
+    found = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            found.append((port.get("host_ip", ""), int(port["published"]), int(port["target"])))
+        else:
+            *host, published, target = port.removesuffix("/tcp").split(":")
+            found.append(((host or [""])[0], int(published), int(target)))
+    return found
 
 
 def env_file(path: Path) -> dict[str, str]:
@@ -81,7 +106,9 @@ def compose_job_settings() -> dict[str, Any]:
 
 
 def k8s_job_settings() -> dict[str, Any]:
-    settings: dict[str, Any] = json.loads(k8s_object("ConfigMap", "fleetsense-job-settings")["data"]["job-settings.json"])
+    settings: dict[str, Any] = json.loads(
+        k8s_object("ConfigMap", "fleetsense-job-settings")["data"]["job-settings.json"]
+    )
     return settings
 
 
