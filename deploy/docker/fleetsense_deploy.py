@@ -2,8 +2,13 @@
 
     fleetsense_deploy.py settings --out FILE   the job's settings file (0600): the settings JSON + the secret files
     fleetsense_deploy.py bootstrap             broker topology and job user; Cassandra superuser, schema, users
-    fleetsense_deploy.py submit                the ingest job on a session cluster, unless it runs (compose)
-    fleetsense_deploy.py upgrade               stop it with a savepoint, apply the schema, run this image's code
+    fleetsense_deploy.py submit                the ingest job on a session cluster, unless it runs (compose);
+                                               from the savepoint `stop` left, when there is one
+    fleetsense_deploy.py stop                  stop the job with a savepoint and leave its path for `submit`
+
+An upgrade is `stop`, then the new image on every Flink host (the TaskManagers run the installed package's Python),
+then `bootstrap` (the new code's migrations, while no job writes) and `submit`: on compose `docker-compose build &&
+docker-compose up -d` does the last three (docs/deployment.md, Upgrading the job).
 
 Every command reads the job's non-secret settings from $FLEETSENSE_JOB_SETTINGS (a JSON file named like
 IngestJobSettings' fields: compose's config/job-settings.json, the k8s ConfigMap) and each secret from its own file in
@@ -33,7 +38,8 @@ SECRETS_DIR_ENV = "FLEETSENSE_SECRETS_DIR"
 MANAGEMENT_URL_ENV = "FLEETSENSE_RABBITMQ_MANAGEMENT_URL"  # e.g. http://rmq1:15672
 ADMIN_USER_ENV = "FLEETSENSE_RABBITMQ_ADMIN_USER"
 FLINK_REST_ENV = "FLEETSENSE_FLINK_REST"  # host:port of every JobManager, comma-separated: the leader answers
-SAVEPOINT_DIR_ENV = "FLEETSENSE_SAVEPOINT_DIR"  # where `upgrade` puts its savepoint (shared by every Flink host)
+SAVEPOINT_DIR_ENV = "FLEETSENSE_SAVEPOINT_DIR"  # where `stop` puts its savepoint (shared by every Flink host)
+PENDING_SAVEPOINT = "stopped-for-upgrade"  # in the savepoint dir: the path `submit` resumes from, once
 
 # Secret file -> what it holds. Compose's secrets and the k8s Secrets use exactly these names.
 JOB_SECRETS = {"amqp_password": "flink-amqp-password", "cassandra_password": "cassandra-job-password"}
@@ -196,13 +202,29 @@ def flink_cluster(log_dir: Path) -> Any:
     raise ConfigError("no JobManager answers: " + "; ".join(errors), hint=f"check ${FLINK_REST_ENV} and the JMs")
 
 
-def submit(settings_file: Path, settings: IngestJobSettings, *, savepoint: str | None = None) -> str:
+def pending_savepoint(savepoint_dir: Path) -> Path:
+    return savepoint_dir / PENDING_SAVEPOINT
+
+
+def stop(cluster: Any, settings: IngestJobSettings, savepoint_dir: Path) -> str:
+    running = cluster.running(settings.job_name)
+    if running is None:
+        raise ConfigError(f"no running job {settings.job_name} to stop", hint="`submit` starts it")
+    savepoint = str(cluster.stop_with_savepoint(running.job_id, savepoint_dir))
+    pending_savepoint(savepoint_dir).write_text(savepoint + "\n")
+    return f"stopped {running.job_id} with savepoint {savepoint}; the next `submit` resumes from it"
+
+
+def submit(cluster: Any, settings_file: Path, settings: IngestJobSettings, savepoint_dir: Path) -> str:
+    """Submit the job unless it runs; after a `stop`, from its savepoint, which is then marked used (a second
+    submit never goes back to it)."""
     from fleetsense.cloud.jobs import telemetry_ingest_path
 
-    cluster = flink_cluster(settings_file.parent / "flink-client-log")
     running = cluster.running(settings.job_name)
     if running:
         return f"already running: {settings.job_name} as job {running.job_id}"
+    pending = pending_savepoint(savepoint_dir)
+    savepoint = pending.read_text().strip() if pending.exists() else None
     write_private(settings_file, settings.to_json())
     job_id = cluster.submit_python(
         telemetry_ingest_path(),
@@ -211,12 +233,14 @@ def submit(settings_file: Path, settings: IngestJobSettings, *, savepoint: str |
         savepoint=savepoint,
     )
     cluster.wait_running(job_id)
-    return f"submitted: {settings.job_name} as job {job_id}"
+    if savepoint:
+        pending.rename(pending.with_name(f"resumed-by-{job_id}"))
+    return f"submitted: {settings.job_name} as job {job_id}" + (f" from {savepoint}" if savepoint else "")
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="fleetsense_deploy")
-    parser.add_argument("action", choices=["settings", "bootstrap", "submit", "upgrade"])
+    parser.add_argument("action", choices=["settings", "bootstrap", "submit", "stop"])
     parser.add_argument("--out", type=Path, default=Path("/opt/fleetsense/run/job-settings.json"))
     args = parser.parse_args(argv)
     try:
@@ -227,19 +251,13 @@ def main(argv: list[str]) -> int:
             print(f"job settings written to {args.out} (mode 0600)")
         elif args.action == "bootstrap":
             bootstrap(settings, secrets_dir)
-        elif args.action == "submit":
-            print(submit(args.out, settings))
         else:
             cluster = flink_cluster(args.out.parent / "flink-client-log")
-            running = cluster.running(settings.job_name)
-            if running is None:
-                raise ConfigError("no running ingest job to upgrade", hint="run `fleetsense_deploy.py submit` first")
-            savepoint = cluster.stop_with_savepoint(running.job_id, Path(env(SAVEPOINT_DIR_ENV)))
-            bootstrap_cassandra(settings, secrets_dir)  # the new code's migrations, while no job writes
-            print(
-                f"stopped {running.job_id} with savepoint {savepoint}; "
-                + submit(args.out, settings, savepoint=savepoint)
-            )
+            savepoint_dir = Path(env(SAVEPOINT_DIR_ENV))
+            if args.action == "submit":
+                print(submit(cluster, args.out, settings, savepoint_dir))
+            else:
+                print(stop(cluster, settings, savepoint_dir))
     except FleetsenseError as exc:
         print(exc.render(), file=sys.stderr)
         return 2
