@@ -202,8 +202,19 @@ def flink_cluster(log_dir: Path) -> Any:
     raise ConfigError("no JobManager answers: " + "; ".join(errors), hint=f"check ${FLINK_REST_ENV} and the JMs")
 
 
-def pending_savepoint(savepoint_dir: Path) -> Path:
-    return savepoint_dir / PENDING_SAVEPOINT
+def record_savepoint(savepoint_dir: Path, savepoint: str) -> None:
+    """The savepoint the next `submit` resumes from (a second `stop` before a submit replaces it: it is newer)."""
+    (savepoint_dir / PENDING_SAVEPOINT).write_text(savepoint + "\n")
+
+
+def pending_savepoint(savepoint_dir: Path) -> str | None:
+    path = savepoint_dir / PENDING_SAVEPOINT
+    return path.read_text().strip() if path.exists() else None
+
+
+def savepoint_used(savepoint_dir: Path, job_id: str) -> None:
+    """Kept, renamed after the job that resumed from it: a later submit never goes back to it."""
+    (savepoint_dir / PENDING_SAVEPOINT).rename(savepoint_dir / f"resumed-by-{job_id}")
 
 
 def stop(cluster: Any, settings: IngestJobSettings, savepoint_dir: Path) -> str:
@@ -211,7 +222,7 @@ def stop(cluster: Any, settings: IngestJobSettings, savepoint_dir: Path) -> str:
     if running is None:
         raise ConfigError(f"no running job {settings.job_name} to stop", hint="`submit` starts it")
     savepoint = str(cluster.stop_with_savepoint(running.job_id, savepoint_dir))
-    pending_savepoint(savepoint_dir).write_text(savepoint + "\n")
+    record_savepoint(savepoint_dir, savepoint)
     return f"stopped {running.job_id} with savepoint {savepoint}; the next `submit` resumes from it"
 
 
@@ -223,8 +234,7 @@ def submit(cluster: Any, settings_file: Path, settings: IngestJobSettings, savep
     running = cluster.running(settings.job_name)
     if running:
         return f"already running: {settings.job_name} as job {running.job_id}"
-    pending = pending_savepoint(savepoint_dir)
-    savepoint = pending.read_text().strip() if pending.exists() else None
+    savepoint = pending_savepoint(savepoint_dir)
     write_private(settings_file, settings.to_json())
     job_id = cluster.submit_python(
         telemetry_ingest_path(),
@@ -234,7 +244,7 @@ def submit(cluster: Any, settings_file: Path, settings: IngestJobSettings, savep
     )
     cluster.wait_running(job_id)
     if savepoint:
-        pending.rename(pending.with_name(f"resumed-by-{job_id}"))
+        savepoint_used(savepoint_dir, job_id)
     return f"submitted: {settings.job_name} as job {job_id}" + (f" from {savepoint}" if savepoint else "")
 
 

@@ -87,3 +87,14 @@ def test_a_host_list_is_split_on_commas(text: str, expected: list[str]) -> None:
 def test_an_empty_host_list_is_refused() -> None:
     with pytest.raises(ConfigError, match="no host in ' , '"):
         deploy_script().hosts(" , ")
+
+
+def test_a_recorded_savepoint_is_resumed_from_once(tmp_path: Path) -> None:
+    script = deploy_script()
+    assert script.pending_savepoint(tmp_path) is None  # a first submit starts afresh
+    script.record_savepoint(tmp_path, "file:/flink-shared/savepoints/savepoint-1")
+    script.record_savepoint(tmp_path, "file:/flink-shared/savepoints/savepoint-2")  # a second stop: the newer one
+    assert script.pending_savepoint(tmp_path) == "file:/flink-shared/savepoints/savepoint-2"
+    script.savepoint_used(tmp_path, "a1b2")
+    assert script.pending_savepoint(tmp_path) is None
+    assert (tmp_path / "resumed-by-a1b2").read_text().strip() == "file:/flink-shared/savepoints/savepoint-2"
