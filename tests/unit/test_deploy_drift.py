@@ -342,6 +342,16 @@ def test_every_flink_host_sees_the_shared_state() -> None:
         assert any(targets.startswith(target) for target in mounts(compose_config()["services"][name])), name
 
 
+def test_compose_names_its_hosts_as_the_namespace_cluster_does(tmp_path: Path) -> None:
+    """docs/deployment.md maps one onto the other by name: rmq1..3, cas1..3, jm1 and jm2 in both."""
+    from fleetsense.cluster.plan import ClusterPlan, Role
+
+    plan = ClusterPlan(data_dir=tmp_path)
+    for role, prefix in ((Role.BROKER, "rmq"), (Role.CASSANDRA, "cas"), (Role.JOBMANAGER, "jm")):
+        assert sorted(services(prefix)) == [host.name for host in plan.hosts(role)], role
+        assert all(spec["hostname"] == name for name, spec in services(prefix).items())
+
+
 def test_every_object_kind_in_the_manifests_is_one_the_tests_know() -> None:
     kinds = {obj["kind"] for _, obj in k8s_objects()}
     assert {"FlinkDeployment", "RabbitmqCluster", "CassandraDatacenter", "Secret", "ConfigMap", "Service"} <= kinds

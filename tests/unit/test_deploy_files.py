@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -149,3 +150,16 @@ def test_no_secret_or_key_of_the_compose_stack_is_tracked_by_git() -> None:
 def test_both_job_settings_files_are_json_objects() -> None:
     assert isinstance(compose_job_settings(), dict)
     assert isinstance(k8s_job_settings(), dict)
+
+
+def test_no_password_is_passed_in_an_environment_variable() -> None:
+    """Secrets reach the containers as files (compose secrets, mounted k8s Secrets), never in the environment, where
+    `docker inspect`, `kubectl describe` and every child process would see them."""
+    # A variable naming where secrets are (FLEETSENSE_SECRETS_DIR) is not one.
+    secretish = re.compile(r"^(?!.*_(DIR|FILE)$).*(PASS|SECRET|COOKIE|TOKEN|KEY)", re.IGNORECASE)
+    for name, spec in compose_config()["services"].items():
+        assert not [key for key in spec.get("environment", {}) if secretish.search(key)], name
+    assert not [key for key in env_file(COMPOSE_DIR / "fleetsense.env") if secretish.search(key)]
+    for _, obj in k8s_objects():
+        if obj["kind"] == "ConfigMap":
+            assert not [key for key in obj["data"] if secretish.search(key)], obj["metadata"]["name"]
