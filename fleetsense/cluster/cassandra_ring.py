@@ -12,6 +12,7 @@ Hinted handoff stays on (window 3 h, the default): a node back within it gets th
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from typing import Any
@@ -91,6 +92,7 @@ def node_view(host: Host, *, timeout_s: float = 5.0) -> dict[str, Any] | None:
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
+    logging.getLogger("cassandra").setLevel(logging.ERROR)  # its protocol-downgrade warnings, as open_cluster does
     profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host.address]))
     cluster = Cluster(
         [host.address], port=CQL_PORT, connect_timeout=timeout_s, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
