@@ -24,7 +24,7 @@ from fleetsense.cluster.service import ServiceStatus
 from fleetsense.errors import StackError
 from fleetsense.stack import process
 from fleetsense.stack.cassandra import Cassandra, _java_env, cassandra_yaml
-from fleetsense.stack.cassandra_dist import cassandra_version, complete, lib_dir
+from fleetsense.stack.cassandra_dist import JAVA17_FLAGS, cassandra_version, complete, lib_dir
 
 DATACENTER = "dc1"
 SEED_COUNT = 2  # two seeds: a ring whose one seed is down cannot admit a restarted node
@@ -248,7 +248,9 @@ def nodetool(plan: ClusterPlan, host: Host, *args: str, timeout_s: float = 600.0
     config = host_config(plan, host)
     lib = lib_dir(config)
     java = process.require_binary("java", hint="install Java 17: `apt-get install openjdk-17-jdk-headless`")
-    cmd = [java, "-Xmx128m", "-cp", f"{lib}/*", "org.apache.cassandra.tools.NodeTool"]
+    # The server's JPMS flags (FileUtils needs them in the tool too); its history file goes to the host's disk.
+    home = f"-Duser.home={config.data_dir}"
+    cmd = [java, "-Xmx128m", home, *JAVA17_FLAGS, "-cp", f"{lib}/*", "org.apache.cassandra.tools.NodeTool"]
     done = netns.run(
         host,
         [*cmd, "-h", "127.0.0.1", "-p", str(JMX_PORT), *args],

@@ -21,6 +21,9 @@ Say = Callable[[str], None]
 # CPU overlaps the brokers' and the ring's waits on each other).
 FLINK_STEPS = (Role.ZOOKEEPER, Role.JOBMANAGER, Role.TASKMANAGER)
 STOP_ORDER = (Role.TASKMANAGER, Role.JOBMANAGER, Role.ZOOKEEPER, Role.CASSANDRA, Role.BROKER)
+# Stopped one at a time, last host first: the first host is the last to stop and boots alone next time (broker_lane).
+STOP_ONE_BY_ONE = {Role.BROKER}
+BROKER_HEAD_START_S = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,18 +77,28 @@ def _raise_first(errors: dict[str, FleetsenseError]) -> None:
 
 
 def broker_lane(plan: ClusterPlan, say: Say) -> None:
+    """rmq1 first, then the others together. A brand-new rmq1 forms the cluster alone and the others join it
+    (started together, each could form a cluster of its own). A cluster that ran before: `down` stopped rmq1 last,
+    so it boots without waiting for its peers' tables; if it was not the last to stop (a crash), it waits for them,
+    and the others follow after BROKER_HEAD_START_S without it.
+    Known cost (RabbitMQ 3.10): a restarted node's MQTT plugin asks its peers for their client-id Raft members
+    before restarting its own member, so when every node restarts, MQTT waits for its 100 s timeout (measured:
+    warm `up` ~110 s, of which 100 s in that wait; one node restarted alone rejoins in ~5 s)."""
     from fleetsense.cluster.brokers import BrokerNode
 
     hosts = plan.hosts(Role.BROKER)
     nodes = [BrokerNode(plan, host) for host in hosts]
-    if nodes and nodes[0].fresh():
-        # A brand-new cluster: the first node forms it alone, then the others join it through peer discovery
-        # (started together, each could otherwise form a cluster of its own). A cluster that ran before starts
-        # all at once: each node waits for the others' tables, so one at a time would deadlock.
-        _start_group(nodes[:1], hosts[:1])
-        nodes, hosts = nodes[1:], hosts[1:]
-    _start_group(nodes, hosts)
-    say(f"  brokers: {len(plan.hosts(Role.BROKER))} nodes up")
+    if not nodes:
+        return
+    first_errors: dict[str, FleetsenseError] = {}
+    first = threading.Thread(target=lambda: first_errors.update(_parallel([(hosts[0].name, nodes[0].start)])))
+    first.start()
+    first.join(timeout=None if nodes[0].fresh() else BROKER_HEAD_START_S)
+    _raise_first(first_errors)
+    rest = _parallel([(host.name, node.start) for host, node in zip(hosts[1:], nodes[1:], strict=True)])
+    first.join()
+    _raise_first({**first_errors, **rest})
+    say(f"  brokers: {len(hosts)} nodes up")
 
 
 def ring_lane(plan: ClusterPlan, say: Say) -> None:
@@ -157,7 +170,12 @@ def down(plan: ClusterPlan, *, say: Say = print) -> list[str]:
         hosts = [host for host in plan.hosts(role) if host.namespace in netns.namespaces()]
         services = _services(plan, role, say) if hosts else []
         running = [(h.name, s.stop) for h, s in zip(plan.hosts(role), services, strict=False) if h in hosts]
-        errors = _parallel(running)
+        if role in STOP_ONE_BY_ONE:
+            errors = {}
+            for task in reversed(running):
+                errors.update(_parallel([task]))
+        else:
+            errors = _parallel(running)
         for name, error in errors.items():
             say(f"  {name}: clean stop failed ({error.message}); removing the host kills it")
         if running:
