@@ -36,6 +36,13 @@ JMX_PORT = 7199  # on the namespace's loopback only: nodetool (repair) runs on t
 START_TIMEOUT_S = 300.0  # three JVMs start together on two cores
 HINT_WINDOW = "3h"
 SCHEMA_AGREEMENT_TIMEOUT_S = 120.0
+TOOL_LOGBACK_XML = """<configuration>
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target><encoder><pattern>%-5level %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDERR" /></root>
+</configuration>
+"""
 
 
 def seeds(plan: ClusterPlan) -> list[str]:
@@ -282,9 +289,12 @@ def nodetool(plan: ClusterPlan, host: Host, *args: str, timeout_s: float = 600.0
     config = host_config(plan, host)
     lib = lib_dir(config)
     java = process.require_binary("java", hint="install Java 17: `apt-get install openjdk-17-jdk-headless`")
-    # The server's JPMS flags (FileUtils needs them in the tool too); its history file goes to the host's disk.
-    home = f"-Duser.home={config.data_dir}"
-    cmd = [java, "-Xmx128m", home, *JAVA17_FLAGS, "-cp", f"{lib}/*", "org.apache.cassandra.tools.NodeTool"]
+    # The server's JPMS flags (FileUtils needs them in the tool too); its history file goes to the host's disk;
+    # warnings only (without a logback file of its own, the tool logs Netty's DEBUG lines to stdout).
+    logback = config.data_dir / "nodetool-logback.xml"
+    logback.write_text(TOOL_LOGBACK_XML)
+    flags = [f"-Duser.home={config.data_dir}", f"-Dlogback.configurationFile={logback}", *JAVA17_FLAGS]
+    cmd = [java, "-Xmx128m", *flags, "-cp", f"{lib}/*", "org.apache.cassandra.tools.NodeTool"]
     done = netns.run(
         host,
         [*cmd, "-h", "127.0.0.1", "-p", str(JMX_PORT), *args],
