@@ -250,3 +250,12 @@ def leader(plan: ClusterPlan) -> Host:
 def rest_url(plan: ClusterPlan) -> str:
     """The leading JobManager's REST API."""
     return f"http://{leader(plan).address}:{REST_PORT}"
+
+
+def submit_ingest_job(plan: ClusterPlan) -> str:
+    """The ingest job on the cluster (fleetsense.cluster.job.submit_ingest): what `cluster up` and the cluster
+    tests' session fixture call once Flink runs. Returns its id (the running one's when it already runs)."""
+    from fleetsense.cluster import job
+
+    job_id, _ = job.submit_ingest(plan)
+    return job_id

@@ -46,9 +46,17 @@ def _services(plan: ClusterPlan) -> list[ZooKeeperNode | JobManagerNode | TaskMa
 
 @pytest.fixture(scope="module")
 def flink_plan() -> Iterator[ClusterPlan]:
-    """zk1, jm1, jm2, tm1, tm2 (no brokers, Cassandra or fleet): the Flink side of the plan alone."""
+    """zk1, jm1, jm2, tm1, tm2 (no brokers, Cassandra or fleet): the Flink side of the plan alone, apart from the
+    session's `cluster`."""
     base = ClusterPlan.for_tests(_data_dir())
-    plan = replace(base, counts={role: base.counts[role] for role in FLINK_ROLES})
+    # Its own prefix and subnet ("ft6f", 10.186.0.x beside the session cluster's "ft6", 10.86.0.x): these tests
+    # kill JobManagers and TaskManagers and fill the slots, which the session cluster's ingest job must not feel.
+    plan = replace(
+        base,
+        prefix=f"{base.prefix}f",
+        subnet=base.subnet + 100,
+        counts={role: base.counts[role] for role in FLINK_ROLES},
+    )
     netns.remove_all(plan)
     shutil.rmtree(plan.data_dir, ignore_errors=True)  # old HA state would recover an old run's jobs
     try:
