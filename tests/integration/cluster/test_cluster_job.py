@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
 
 from fleetsense import wire
-from fleetsense.cluster import flink_ha, job
+from fleetsense.cluster import flink_ha, job, jvm, netns
 from fleetsense.cluster.endpoints import provision_vehicle
-from fleetsense.cluster.flink_ha import JobManagerNode
+from fleetsense.cluster.flink_ha import JobManagerNode, TaskManagerNode
 from fleetsense.cluster.plan import ClusterPlan, Role
+from fleetsense.cluster.zookeeper import ZooKeeperNode
 from fleetsense.device_config import EdgeConfig, load
 from tests.integration.helpers import eventually, expected_keys, unique_vehicle
 from tests.integration.test_analytics_pipeline import assert_events_match, record_scripted_drive, wait_for_events
@@ -84,3 +86,33 @@ def test_a_drive_survives_the_leading_jobmanagers_kill(cluster: ClusterPlan, rin
         JobManagerNode(cluster, leader).start()  # back, as the standby
     assert left == [0]
     _assert_stored_exactly(ring, drive)
+
+
+def test_the_job_rescales_through_a_savepoint_onto_an_added_taskmanager_and_stores_exactly(
+    cluster: ClusterPlan, ring: Any, tmp_path: Path
+) -> None:
+    wider = replace(cluster, counts={**cluster.counts, Role.TASKMANAGER: cluster.counts[Role.TASKMANAGER] + 1})
+    added = wider.hosts(Role.TASKMANAGER)[-1]
+    netns.create_host(wider, added)
+    TaskManagerNode(wider, added).start()
+    old_id = job.running_job(wider)
+    new_parallelism = 6  # more than the 4 slots of one TaskManager, at most the 16 shards
+    started = time.monotonic()
+    rescaled = job.rescale(wider, new_parallelism)
+    print(f"\ningest job rescaled 4 -> {new_parallelism} through a savepoint in {time.monotonic() - started:.1f} s")
+    assert rescaled.old_job_id == old_id and rescaled.new_job_id != old_id
+    assert job.parallelism(wider, rescaled.new_job_id) == new_parallelism
+    restored = job.restored_checkpoint(wider, rescaled.new_job_id)
+    assert restored is not None and restored["is_savepoint"]
+    assert job.submitted_settings(wider)["parallelism"] == new_parallelism
+
+    drive = _vehicle(wider, tmp_path, "cjrs", seed=53)
+    assert send_outbox(drive.config, timeout_s=180) == 0
+    _assert_stored_exactly(ring, drive)
+    for service in [
+        *(ZooKeeperNode(wider, h) for h in wider.hosts(Role.ZOOKEEPER)),
+        *(JobManagerNode(wider, h) for h in wider.hosts(Role.JOBMANAGER)),
+        *(TaskManagerNode(wider, h) for h in wider.hosts(Role.TASKMANAGER)),
+    ]:
+        sizes = ", ".join(f"{jvm.rss_mb(pid):.0f}" for pid in service.pids())
+        print(f"RSS {service.host.name} {service.name}: {sizes} MiB (each process of the service)")
