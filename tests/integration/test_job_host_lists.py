@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fleetsense.cloud.query import sample_keys
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
@@ -23,8 +24,9 @@ from .test_analytics_pipeline import assert_events_match, record_scripted_drive,
 DEAD_HOSTS = "127.0.0.2,127.0.0.3"
 
 
+@pytest.mark.parametrize("sink", ["java", "python"])
 def test_the_job_runs_on_the_next_hosts_when_the_first_of_each_list_are_dead(
-    stack: StackConfig, operator_client: Any, cql: Any, tmp_path: Path
+    stack: StackConfig, operator_client: Any, cql: Any, tmp_path: Path, sink: str
 ) -> None:
     flink = jobs.cluster(stack)
     jobs.cancel_ingest(stack)  # the session's job, if an earlier test started it: one job consumes the queue
@@ -37,14 +39,14 @@ def test_the_job_runs_on_the_next_hosts_when_the_first_of_each_list_are_dead(
         cassandra_port=cql_port,
         cql_login=cassandra_auth.login(stack, cassandra_auth.JOB),
         connector_jar=connector_jar(stack),
-        overrides={"cassandra_local_dc": "datacenter1"},
+        overrides={"cassandra_local_dc": "datacenter1", "sink": sink},
     )
-    # Both sinks: the Java one (the default) and the Python writer take the list; the Python writer is the job's
-    # reader of vehicle profiles in either case.
+    # The Java sink (the default) or the Python writer writes; the Python driver also reads the vehicles' profiles
+    # in either case: each is given the list.
     job_id, submitted = jobs.submit_settings(flink, settings, tmp_path / "settings.json")
     assert submitted
     try:
-        config = provision_vehicle(operator_client, stack, unique_vehicle("hosts"), tmp_path)
+        config = provision_vehicle(operator_client, stack, unique_vehicle(f"hosts{sink}"), tmp_path)
         drive = record_scripted_drive(config, seed=41)
         assert send_outbox(config, timeout_s=120) == 0
         wanted = expected_keys(drive.batches, wire.Kind.IMU)
