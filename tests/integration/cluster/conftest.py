@@ -40,9 +40,16 @@ def submit_ingest_job(plan: ClusterPlan) -> str | None:
     return str(submit(plan))
 
 
+def cluster_data_dir() -> Path:
+    """Beside the single-node stack's test dir, not in it: the `stack` fixture empties its dir when it starts,
+    which must not pull the disks from under a cluster of the same session."""
+    stack_dir = test_data_dir()
+    return stack_dir.with_name(f"{stack_dir.name}-cluster")
+
+
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[ClusterPlan]:
-    plan = ClusterPlan.for_tests(test_data_dir() / "cluster")
+    plan = ClusterPlan.for_tests(cluster_data_dir())
     try:
         netns.require_root()
         manager.down(plan, say=lambda _: None)  # what a killed run left

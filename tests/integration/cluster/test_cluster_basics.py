@@ -80,6 +80,12 @@ def test_status_shows_every_host_running(cluster: ClusterPlan) -> None:
     assert "UN dc1/rack1" in (rows["cas1"].service.detail if rows["cas1"].service else "")
 
 
+def test_a_full_repair_of_the_keyspace_runs_from_a_node(cluster: ClusterPlan) -> None:
+    output = cassandra_ring.repair(cluster, cluster.by_name("cas1"))
+    assert "Repair completed successfully" in output
+    assert " DEBUG " not in output  # the tool's own logging stays out of its answer
+
+
 def test_a_killed_broker_node_leaves_the_cluster_and_rejoins_after_start(cluster: ClusterPlan, tmp_path: Path) -> None:
     vehicle_id, password = device(cluster, tmp_path)
     victim, survivor = cluster.by_name("rmq3"), cluster.by_name("rmq1")
