@@ -6,7 +6,6 @@ the other, and the job is rescaled through a savepoint onto a TaskManager host a
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from fleetsense.errors import FleetsenseError
 from fleetsense.stack.layout import default_build_dir
 from fleetsense.stack.process import pid_alive
 
+from .conftest import cluster_data_dir
+
 pytestmark = pytest.mark.cluster
 
 PROBE_JOB = Path(__file__).with_name("probe_job.py")
@@ -32,8 +33,10 @@ FLINK_ROLES = (Role.ZOOKEEPER, Role.JOBMANAGER, Role.TASKMANAGER)
 
 
 def _data_dir() -> Path:
-    root = Path(os.environ.get("FLEETSENSE_TEST_DATA_DIR", Path(__file__).parents[3] / ".fleetsense-test"))
-    return root / "cluster-flink"
+    # Beside the session cluster's (<test dir>-cluster), not inside the single-node stack's test dir, which its
+    # fixture empties at start.
+    cluster_dir = cluster_data_dir()
+    return cluster_dir.with_name(f"{cluster_dir.name}-flink-ha")
 
 
 def _services(plan: ClusterPlan) -> list[ZooKeeperNode | JobManagerNode | TaskManagerNode]:
