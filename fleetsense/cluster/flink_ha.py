@@ -158,14 +158,14 @@ class _FlinkProcess:
     def kill(self) -> list[int]:
         return jvm.kill(self.pids())
 
-    def _status(self, detail: str) -> ServiceStatus:
+    def _status(self, detail: str, *, healthy: bool) -> ServiceStatus:
         pids = tuple(self.pids())
         if not pids:
             state, detail = "stopped", "-"
         elif not netns.link_up(self.host):
             state = "partitioned"
         else:
-            state = "running" if detail not in ("", "not answering") else "degraded"
+            state = "running" if healthy else "degraded"
         return ServiceStatus(host=self.host.name, service=self.name, state=state, pids=pids, detail=detail)
 
 
@@ -188,12 +188,12 @@ class JobManagerNode(_FlinkProcess):
 
     def status(self) -> ServiceStatus:
         if not self.answering():
-            return self._status("not answering")
+            return self._status("not answering", healthy=False)
         try:
             leading = leader(self.plan) == self.host
         except StackError:
-            return self._status("no leader elected")
-        return self._status("leader" if leading else "standby")
+            return self._status("no leader elected", healthy=False)
+        return self._status("leader" if leading else "standby", healthy=True)
 
 
 class TaskManagerNode(_FlinkProcess):
@@ -213,7 +213,8 @@ class TaskManagerNode(_FlinkProcess):
         self._start_until(self.registered, what=what)
 
     def status(self) -> ServiceStatus:
-        return self._status("registered" if self.registered() else "not registered with the leader")
+        registered = self.registered()
+        return self._status("registered" if registered else "not registered with the leader", healthy=registered)
 
 
 def leader_address(plan: ClusterPlan) -> str | None:
