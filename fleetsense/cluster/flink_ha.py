@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -215,6 +216,16 @@ class TaskManagerNode(_FlinkProcess):
     def status(self) -> ServiceStatus:
         registered = self.registered()
         return self._status("registered" if registered else "not registered with the leader", healthy=registered)
+
+
+def add_taskmanager(plan: ClusterPlan) -> ClusterPlan:
+    """One more tm host (its namespace on the bridge, its TaskManager registered with the leader): returns the plan
+    that has it, for the commands that follow (a rescale, `cluster down`, which removes every host of the prefix)."""
+    wider = replace(plan, counts={**plan.counts, Role.TASKMANAGER: plan.counts.get(Role.TASKMANAGER, 0) + 1})
+    added = wider.hosts(Role.TASKMANAGER)[-1]
+    netns.create_host(wider, added)
+    TaskManagerNode(wider, added).start()
+    return wider
 
 
 def leader_address(plan: ClusterPlan) -> str | None:

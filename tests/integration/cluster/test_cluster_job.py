@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
 
 from fleetsense import wire
-from fleetsense.cluster import flink_ha, job, jvm, netns
+from fleetsense.cluster import flink_ha, job, jvm
 from fleetsense.cluster.endpoints import provision_vehicle
 from fleetsense.cluster.flink_ha import JobManagerNode, TaskManagerNode
 from fleetsense.cluster.plan import ClusterPlan, Role
@@ -91,10 +90,7 @@ def test_a_drive_survives_the_leading_jobmanagers_kill(cluster: ClusterPlan, rin
 def test_the_job_rescales_through_a_savepoint_onto_an_added_taskmanager_and_stores_exactly(
     cluster: ClusterPlan, ring: Any, tmp_path: Path
 ) -> None:
-    wider = replace(cluster, counts={**cluster.counts, Role.TASKMANAGER: cluster.counts[Role.TASKMANAGER] + 1})
-    added = wider.hosts(Role.TASKMANAGER)[-1]
-    netns.create_host(wider, added)
-    TaskManagerNode(wider, added).start()
+    wider = flink_ha.add_taskmanager(cluster)
     old_id = job.running_job(wider)
     new_parallelism = 6  # more than the 4 slots of one TaskManager, at most the 16 shards
     started = time.monotonic()

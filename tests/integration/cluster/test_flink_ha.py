@@ -192,10 +192,8 @@ def _task_hosts(plan: ClusterPlan, job_id: str) -> set[str]:
 def test_the_job_rescales_through_a_savepoint_onto_an_added_taskmanager_host(
     flink_plan: ClusterPlan, probe_job: str
 ) -> None:
-    wider = replace(flink_plan, counts={**flink_plan.counts, Role.TASKMANAGER: 3})
+    wider = flink_ha.add_taskmanager(flink_plan)
     tm3 = wider.host(Role.TASKMANAGER, 3)
-    netns.create_host(wider, tm3)
-    TaskManagerNode(wider, tm3).start()
     assert job.total_slots(wider) == 3 * flink_ha.SLOTS_PER_TASKMANAGER
 
     job.wait_running(wider, probe_job)
