@@ -5,6 +5,7 @@ it and the load generator all read endpoints the same way."""
 from __future__ import annotations
 
 import re
+import reprlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ MAX_ENDPOINTS = 64  # a cluster of more brokers is a configuration mistake, not 
 # A DNS name or an IPv4 address; an IPv6 address is written in brackets ("[fd00::11]:1883").
 HOSTNAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$")
 IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
+SHOWN = reprlib.Repr()  # an entry as an error quotes it: short, whatever was written
+SHOWN.maxstring = SHOWN.maxother = 60
 FORMS = 'a list of "host:port" strings (or "host", which takes [broker] port) or {host = "...", port = N} tables'
 
 
@@ -35,7 +38,7 @@ def parse_endpoints(value: Any, *, default_port: int, where: str) -> tuple[Endpo
     """Endpoints from a TOML value (a list of strings or tables): a ConfigError that names the bad entry and the
     forms allowed, for anything else. Order is kept: with endpoint_order = "listed" it is the order tried."""
     if not isinstance(value, list):
-        raise ConfigError(f"{where} endpoints must be {FORMS}, got {value!r}")
+        raise ConfigError(f"{where} endpoints must be {FORMS}, got {SHOWN.repr(value)}")
     if not value:
         raise ConfigError(f"{where} endpoints is empty", hint='list at least one broker, e.g. ["10.77.0.11:1883"]')
     if len(value) > MAX_ENDPOINTS:
@@ -43,7 +46,7 @@ def parse_endpoints(value: Any, *, default_port: int, where: str) -> tuple[Endpo
     endpoints: list[Endpoint] = []
     seen: dict[tuple[str, int], int] = {}
     for position, entry in enumerate(value, start=1):
-        what = f"{where} endpoints entry {position} ({entry!r})"
+        what = f"{where} endpoints entry {position} ({SHOWN.repr(entry)})"
         endpoint = _entry(entry, default_port=default_port, what=what)
         if endpoint.key in seen:
             raise ConfigError(
@@ -71,15 +74,15 @@ def _entry(entry: Any, *, default_port: int, what: str) -> Endpoint:
             raise ConfigError(f"{what}: missing key 'host'")
         host, port = entry["host"], entry.get("port", default_port)
         if not isinstance(host, str):
-            raise ConfigError(f"{what}: 'host' must be a string, got {host!r}")
+            raise ConfigError(f"{what}: 'host' must be a string, got {SHOWN.repr(host)}")
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     else:
         raise ConfigError(f"{what} is neither a string nor a table", hint=f"endpoints must be {FORMS}")
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError(f"{what}: the port must be a whole number 1..65535, got {port!r}")
+        raise ConfigError(f"{what}: the port must be a whole number 1..65535, got {SHOWN.repr(port)}")
     if not (HOSTNAME.match(host) or (":" in host and IPV6.match(host))):
         raise ConfigError(
-            f"{what}: {host!r} is not a host name or an IP address",
+            f"{what}: {SHOWN.repr(host)} is not a host name or an IP address",
             hint="write host:port without a scheme or path (IPv6 in brackets: [fd00::11]:1883)",
         )
     return Endpoint(host, port)
