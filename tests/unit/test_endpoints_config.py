@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetsense.gateway import provision
+from fleetsense.gateway.management import ManagementError
 
 from fleetsense import device_config
 from fleetsense.endpoints import Endpoint, parse_endpoint_text
@@ -99,6 +101,48 @@ def test_a_config_built_in_code_with_both_forms_is_refused() -> None:
     )
     with pytest.raises(ConfigError, match=r"either host .* or endpoints"):
         device_config.check_ranges(config, "code")
+
+
+class NoAdmin:
+    """Provisioning's broker calls, accepted and forgotten: these tests look at the config file only."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+def test_provisioning_writes_every_endpoint_of_a_cluster_into_the_device_config(tmp_path: Path) -> None:
+    nodes = [provision.BrokerEndpoint(host=f"10.77.0.{i}", mqtt_port=1883) for i in (11, 12, 13)]
+    path = tmp_path / "van.toml"
+    made = provision.provision(NoAdmin(), VID, endpoints=nodes, config_path=path, state_dir=tmp_path, password="p")  # type: ignore[arg-type]
+    assert 'endpoints = ["10.77.0.11:1883", "10.77.0.12:1883", "10.77.0.13:1883"]' in path.read_text()
+    assert device_config.load(path) == made
+    # One broker is still written as host and port.
+    provision.provision(NoAdmin(), VID, endpoints=nodes[:1], config_path=path, state_dir=tmp_path, password="p")  # type: ignore[arg-type]
+    assert 'host = "10.77.0.11"' in path.read_text() and "endpoints" not in path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("endpoints", "complaint"),
+    [
+        ([], "no broker endpoint"),
+        (
+            [
+                provision.BrokerEndpoint(host="rmq1", mqtt_port=8883, tls=True, ca_file="/ca.pem"),
+                provision.BrokerEndpoint(host="rmq2", mqtt_port=1883),
+            ],
+            "differ in TLS or CA",
+        ),
+        ([provision.BrokerEndpoint(host="rmq1", mqtt_port=1883)] * 2, "listed twice"),
+    ],
+)
+def test_provisioning_refuses_endpoints_one_config_cannot_hold(
+    tmp_path: Path, endpoints: list[provision.BrokerEndpoint], complaint: str
+) -> None:
+    with pytest.raises(ManagementError, match=complaint):
+        provision.provision(
+            NoAdmin(), VID, endpoints=endpoints, config_path=tmp_path / "v.toml", state_dir=tmp_path, password="p"
+        )  # type: ignore[arg-type]
+    assert not (tmp_path / "v.toml").exists()
 
 
 # -- fuzz ------------------------------------------------------------------------------------------------
