@@ -63,6 +63,22 @@ class Failover:
         order = vehicle_order(broker.connect_to, broker.endpoint_order, vehicle_id)
         return cls(order, ReconnectPacer.from_config(broker, rng))
 
+    @classmethod
+    def for_endpoints(
+        cls,
+        endpoints: tuple[Endpoint, ...],
+        vehicle_id: str,
+        *,
+        base_s: float,
+        cap_s: float,
+        stable_s: float,
+        order: str = "shuffled",
+        rng: random.Random | None = None,
+    ) -> Failover:
+        """The same rules for a client without a device config (the load generator's simulated vehicles)."""
+        backoff = Backoff(base_s=base_s, cap_s=cap_s, rng=rng or random.Random())
+        return cls(vehicle_order(endpoints, order, vehicle_id), ReconnectPacer(backoff, stable_s))
+
     @property
     def current(self) -> Endpoint:
         return self.order[self.position]
