@@ -160,6 +160,8 @@ class Link:
     def _connect(self, client: mqtt.Client, endpoint: Endpoint, *, abort_on_stop: bool = True) -> bool:
         self.connected.clear()
         self.last_error = None
+        # One budget for TCP and CONNACK together: a silent node costs connect_timeout_s, not twice that.
+        deadline = time.monotonic() + self.connect_timeout_s
         try:
             client.connect(endpoint.host, endpoint.port, keepalive=self.config.broker.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
@@ -167,7 +169,6 @@ class Link:
             log.warning("%s", self.last_error)
             return False
         client.loop_start()
-        deadline = time.monotonic() + self.connect_timeout_s
         while not self.connected.wait(0.05):
             if self.last_error or time.monotonic() > deadline or (abort_on_stop and self._stop.is_set()):
                 log.warning("not connected to %s: %s", endpoint, self.last_error or "no CONNACK in time")
@@ -367,6 +368,10 @@ class Link:
                 # Our own disconnect at shutdown is normal; anything else is worth a warning.
                 failure = getattr(reason, "is_failure", True)
                 log.log(logging.WARNING if failure else logging.INFO, "disconnected from the broker: %s", reason)
+            elif not self.last_error:
+                # Closed before any CONNACK (a node still starting, or going down): this attempt is over now,
+                # not at the connect timeout, and the next endpoint is tried.
+                self.last_error = f"the connection closed before the broker answered ({reason})"
         finally:
             self.connected.clear()
             self._wake.set()
