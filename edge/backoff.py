@@ -20,13 +20,16 @@ class Backoff:
     cap_s: float = 60.0
     rng: random.Random = field(default_factory=random.Random)
     attempts: int = 0  # failures since the last healthy connection
+    # Failures that make one doubling: 1 for one broker; n for n endpoints (edge/failover.py), so the ceiling
+    # doubles once per round over all of them and a dead node costs the fleet one short pause, not a long one.
+    failures_per_step: int = 1
 
     @classmethod
     def from_config(cls, broker: BrokerConfig, rng: random.Random | None = None) -> Backoff:
         return cls(base_s=broker.reconnect_base_s, cap_s=broker.reconnect_cap_s, rng=rng or random.Random())
 
     def ceiling_s(self) -> float:
-        return min(self.cap_s, self.base_s * float(2 ** min(self.attempts, 30)))
+        return min(self.cap_s, self.base_s * float(2 ** min(self.attempts // self.failures_per_step, 30)))
 
     def next_delay_s(self) -> float:
         ceiling = self.ceiling_s()

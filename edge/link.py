@@ -1,6 +1,7 @@
 """The agent's MQTT link: one loop that connects, sends the outbox oldest-first, deletes a batch only when
 its PUBACK arrives, and reconnects with jittered exponential backoff that grows until a connection proves the
-broker usable (edge/backoff.py). A fresh paho client per connection keeps all retransmission decisions here,
+broker usable (edge/backoff.py), moving to the next broker endpoint when one fails (edge/failover.py: paho has
+no multi-host failover of its own). A fresh paho client per connection keeps all retransmission decisions here,
 where the outbox is, instead of in paho's memory."""
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from fleetsense.edge.backoff import Backoff, ConnectionOutcome, ReconnectPacer, TokenBucket
+from fleetsense.edge.failover import Failover
 from fleetsense.edge.mqtt_client import never_raises, new_client
 from fleetsense.edge.outbox import Entry, Gap, Outbox
 from fleetsense.edge.send_cursor import SendCursor
 
 from fleetsense import wire
 from fleetsense.device_config import EdgeConfig
+from fleetsense.endpoints import Endpoint
 from fleetsense.errors import FleetsenseError
 from fleetsense.ids import status_topic
 from fleetsense.status import VehicleStatus
@@ -46,16 +49,19 @@ class Link:
         status_source: StatusSource,
         *,
         backoff: ReconnectPacer | Backoff | None = None,
-        connect_timeout_s: float = 10.0,
+        connect_timeout_s: float | None = None,
         prepare: Prepare | None = None,
     ) -> None:
         self.config = config
         self.outbox = outbox
         self.status_source = status_source
+        self.failover = Failover.from_config(config.broker, config.vehicle_id)
         if isinstance(backoff, Backoff):
             backoff = ReconnectPacer(backoff, config.broker.stable_connection_s)
-        self.pacer = backoff or ReconnectPacer.from_config(config.broker)
-        self.connect_timeout_s = connect_timeout_s
+        if backoff is not None:
+            self.failover = Failover(self.failover.order, backoff)
+        # How long one endpoint gets (TCP connect, then CONNACK) before the attempt counts as failed.
+        self.connect_timeout_s = connect_timeout_s or config.broker.connect_timeout_s
         self.prepare = prepare or send_payload
         self.connected = threading.Event()
         self.last_error: str | None = None
@@ -115,7 +121,7 @@ class Link:
             client = self._new_client()
             self.attempts += 1
             outcome = ConnectionOutcome(connected=False)
-            if self._connect(client, abort_on_stop=not final):
+            if self._connect(client, self.failover.current, abort_on_stop=not final):
                 self.connects += 1
                 up_since = time.monotonic()
                 try:
@@ -134,10 +140,15 @@ class Link:
             if final:
                 return
             self.last_outcome = outcome
-            delay = self.pacer.delay_after_s(outcome)
-            log.info("reconnecting in %.1f s (%d failed connections in a row)", delay, self.pacer.backoff.attempts - 1)
+            attempt = self.failover.after(outcome)
+            log.info(
+                "reconnecting to %s in %.1f s (%d failed connections in a row)",
+                attempt.endpoint,
+                attempt.delay_s,
+                self.failover.backoff.attempts - 1,
+            )
             # A stop during the wait ends it early, for one last attempt to connect and drain.
-            self._stop.wait(delay)
+            self._stop.wait(attempt.delay_s)
 
     def _new_client(self) -> mqtt.Client:
         client = new_client(self.config, connect_timeout_s=self.connect_timeout_s)
@@ -146,21 +157,21 @@ class Link:
         client.on_publish = self._on_publish
         return client
 
-    def _connect(self, client: mqtt.Client, *, abort_on_stop: bool = True) -> bool:
-        broker = self.config.broker
+    def _connect(self, client: mqtt.Client, endpoint: Endpoint, *, abort_on_stop: bool = True) -> bool:
         self.connected.clear()
         self.last_error = None
+        # One budget for TCP and CONNACK together: a silent node costs connect_timeout_s, not twice that.
+        deadline = time.monotonic() + self.connect_timeout_s
         try:
-            client.connect(broker.host, broker.port, keepalive=broker.keepalive_s)
+            client.connect(endpoint.host, endpoint.port, keepalive=self.config.broker.keepalive_s)
         except (OSError, ssl.SSLError) as exc:
-            self.last_error = f"cannot reach {broker.host}:{broker.port}: {exc}"
+            self.last_error = f"cannot reach {endpoint}: {exc}"
             log.warning("%s", self.last_error)
             return False
         client.loop_start()
-        deadline = time.monotonic() + self.connect_timeout_s
         while not self.connected.wait(0.05):
             if self.last_error or time.monotonic() > deadline or (abort_on_stop and self._stop.is_set()):
-                log.warning("not connected: %s", self.last_error or "no CONNACK in time")
+                log.warning("not connected to %s: %s", endpoint, self.last_error or "no CONNACK in time")
                 client.loop_stop()
                 return False
         return True
@@ -344,7 +355,7 @@ class Link:
             self.last_error = f"the broker refused vehicle {self.config.broker.username!r}: {reason}"
             log.error("%s (check the credentials in the config, or re-provision the vehicle)", self.last_error)
             return
-        log.info("connected to %s:%d", self.config.broker.host, self.config.broker.port)
+        log.info("connected to %s", self.failover.current)
         self.connected.set()
         self._wake.set()
 
@@ -357,6 +368,10 @@ class Link:
                 # Our own disconnect at shutdown is normal; anything else is worth a warning.
                 failure = getattr(reason, "is_failure", True)
                 log.log(logging.WARNING if failure else logging.INFO, "disconnected from the broker: %s", reason)
+            elif not self.last_error:
+                # Closed before any CONNACK (a node still starting, or going down): this attempt is over now,
+                # not at the connect timeout, and the next endpoint is tried.
+                self.last_error = f"the connection closed before the broker answered ({reason})"
         finally:
             self.connected.clear()
             self._wake.set()

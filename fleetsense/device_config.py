@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetsense import settings_spec
+from fleetsense.endpoints import Endpoint, parse_endpoints
 from fleetsense.errors import ConfigError
 from fleetsense.ids import validate_vehicle_id
 from fleetsense.settings_spec import REQUIRED, about, setting
@@ -22,8 +23,11 @@ SCALAR_TYPES = settings_spec.SCALARS
 
 @dataclass(frozen=True, kw_only=True)
 class BrokerConfig:
-    host: str = field(metadata=about(doc="the MQTT broker's host"))
-    port: int = setting(1883, least=1, most=65535, doc="its MQTT port (8883 with TLS)")
+    # One broker (host, port) or several (endpoints, the nodes of one cluster): the agent fails over between them
+    # (edge/failover.py, docs/edge-agent.md "Failover"). `connect_to` is the list either way.
+    host: str = setting("", doc="the MQTT broker's host (one broker; several: endpoints instead)")
+    port: int = setting(1883, least=1, most=65535, doc="its MQTT port (8883 with TLS); endpoints without one take it")
+    endpoints: tuple[Endpoint, ...] = ()  # not a scalar setting: parsed by fleetsense/endpoints.py
     username: str = field(metadata=about(doc="the device's broker user: its vehicle id"))
     password: str = setting("", doc="empty when the device logs in with its client certificate")
     keepalive_s: int = setting(30, unit="s", doc="MQTT keep-alive")
@@ -49,13 +53,27 @@ class BrokerConfig:
     stable_connection_s: float = setting(
         60.0, least=1, most=3600, unit="s", doc="up this long (or a publish acknowledged): a success"
     )
+    connect_timeout_s: float = setting(
+        10.0, least=0.5, most=300, unit="s", doc="one endpoint's time to accept TCP and answer CONNECT, then the next"
+    )
+    endpoint_order: str = setting(
+        "shuffled",
+        choices=("shuffled", "listed"),
+        doc="endpoints tried in an order of the vehicle's own (a fleet spreads over the nodes), or as listed",
+    )
+
+    @property
+    def connect_to(self) -> tuple[Endpoint, ...]:
+        """The brokers to try: the endpoints, or the one host and port."""
+        return self.endpoints or (Endpoint(self.host, self.port),)
 
     @property
     def uses_client_cert(self) -> bool:
         return bool(self.client_cert_file)
 
     def __repr__(self) -> str:
-        return f"BrokerConfig(host={self.host!r}, port={self.port}, username={self.username!r}, tls={self.tls})"
+        where = ", ".join(map(str, self.connect_to))
+        return f"BrokerConfig(endpoints=[{where}], username={self.username!r}, tls={self.tls})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +187,8 @@ def _build(cls: type, table: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(fields)}")
     values: dict[str, Any] = {}
     for name, spec in fields.items():
+        if str(spec.type) not in SCALAR_TYPES:
+            continue  # a structured value, parsed by its section (_broker)
         if name not in table:
             if spec.default is REQUIRED and spec.default_factory is REQUIRED:
                 raise ConfigError(f"{where}: missing required key '{name}'")
@@ -199,9 +219,28 @@ def parse(data: dict[str, Any], where: str) -> EdgeConfig:
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: [{name}] must be a table")
         sections[name] = _build(cls, table, f"{where} [{name}]")
+        if name == "broker":
+            sections[name] = _broker(sections[name], table, f"{where} [{name}]")
     config = EdgeConfig(vehicle_id=vehicle_id, **sections)
     check_ranges(config, where)
     return config
+
+
+def _broker(broker: BrokerConfig, table: dict[str, Any], where: str) -> BrokerConfig:
+    """[broker] with its endpoints: `host` names one broker, `endpoints` several; exactly one of them."""
+    if "endpoints" not in table:
+        if not broker.host:
+            raise ConfigError(
+                f"{where}: missing key 'host' (one broker) or 'endpoints' (several)",
+                hint='e.g. host = "10.77.0.11", or endpoints = ["10.77.0.11:1883", "10.77.0.12:1883"]',
+            )
+        return broker
+    if "host" in table:
+        raise ConfigError(
+            f"{where}: both 'host' and 'endpoints'", hint="list every broker in endpoints and leave host out"
+        )
+    endpoints = parse_endpoints(table["endpoints"], default_port=broker.port, where=where)
+    return dataclasses.replace(broker, endpoints=endpoints)
 
 
 def load(path: Path) -> EdgeConfig:
@@ -224,6 +263,10 @@ def check_ranges(config: EdgeConfig, where: str) -> None:
     for name in SECTIONS:
         settings_spec.check(getattr(config, name), what=f"{where}: [{name}]")
     checks = [
+        (
+            bool(config.broker.host) != bool(config.broker.endpoints),
+            "[broker] needs either host (one broker) or endpoints (several), not both",
+        ),
         (
             bool(config.broker.password) or config.broker.uses_client_cert,
             "[broker] needs a password or a client certificate (client_cert_file and client_key_file)",
@@ -258,12 +301,27 @@ def render(config: EdgeConfig) -> str:
         lines += ["", f"[{name}]"]
         if name == "clock" and config.clock.assume_synced:
             lines.append("# true: this agent shares the cloud's host and clock (the local stack); a real device: false")
-        for key, value in dataclasses.asdict(getattr(config, name)).items():
+        for key, value in _rendered(getattr(config, name)).items():
             lines.append(f"{key} = {_toml_value(value)}")
     return "\n".join(lines) + "\n"
 
 
+def _rendered(section: object) -> dict[str, object]:
+    """A section's keys as the file writes them: [broker] with one broker as host and port, with several as
+    endpoints (so a config with one broker stays readable by agents that predate endpoints)."""
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}  # type: ignore[arg-type]
+    if isinstance(section, BrokerConfig):
+        if section.endpoints:
+            del values["host"]  # port stays: the default of an entry without one
+            values["endpoints"] = [str(endpoint) for endpoint in section.endpoints]
+        else:
+            del values["endpoints"]
+    return values
+
+
 def _toml_value(value: object) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +15,7 @@ from fleetsense.gateway.management import ManagementClient, ManagementError
 from fleetsense.gateway.topology import FLEET_VHOST, MQTT_EXCHANGE
 
 from fleetsense.device_config import BrokerConfig, ClockConfig, EdgeConfig, StorageConfig, render
+from fleetsense.endpoints import Endpoint
 from fleetsense.ids import TOPIC_KINDS, validate_vehicle_id
 
 
@@ -75,6 +77,25 @@ class BrokerEndpoint:
     ca_file: str = ""  # the CA the device must trust (TLS only)
 
 
+def broker_endpoints(endpoints: Sequence[BrokerEndpoint]) -> tuple[tuple[Endpoint, ...], BrokerEndpoint]:
+    """The endpoints a device config lists (the nodes of one cluster, tried in failover), and the one whose TLS
+    settings they all share: one device config has one TLS setting and one CA for all of its brokers."""
+    if not endpoints:
+        raise ManagementError("no broker endpoint to provision the device for", hint="give at least one")
+    first = endpoints[0]
+    for other in endpoints[1:]:
+        if (other.tls, other.ca_file) != (first.tls, first.ca_file):
+            raise ManagementError(
+                f"broker endpoints {first.host}:{first.mqtt_port} and {other.host}:{other.mqtt_port} differ in TLS"
+                " or CA",
+                hint="a device uses one TLS setting and one CA for all of its brokers",
+            )
+    listed = tuple(Endpoint(e.host, e.mqtt_port) for e in endpoints)
+    if len({e.key for e in listed}) < len(listed):
+        raise ManagementError(f"a broker endpoint is listed twice: {', '.join(map(str, listed))}")
+    return listed, first
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientCertificate:
     """A device certificate (common name = vehicle id) and its key, already issued by the operator's CA."""
@@ -90,7 +111,7 @@ def provision(
     client: ManagementClient,
     vehicle_id: str,
     *,
-    endpoint: BrokerEndpoint,
+    endpoints: Sequence[BrokerEndpoint],
     config_path: Path,
     state_dir: Path,
     password: str,
@@ -98,17 +119,22 @@ def provision(
     limits: DeviceLimits = DeviceLimits(),
     clock: ClockConfig = DEVICE_CLOCK,
 ) -> EdgeConfig:
-    """The device's broker user, its permissions and limits, and its edge config file. With `client_cert` the
-    device logs in with the certificate only: its user gets no password at all."""
+    """The device's broker user, its permissions and limits, and its edge config file listing `endpoints` (one
+    broker, or the nodes of a cluster the agent fails over between). With `client_cert` the device logs in with
+    the certificate only: its user gets no password at all."""
     validate_vehicle_id(vehicle_id)
+    listed, endpoint = broker_endpoints(endpoints)
     if client_cert and not endpoint.tls:
         raise ManagementError("certificate login needs the TLS listener", hint="provision with TLS")
     grant_device(client, vehicle_id, None if client_cert else password, limits)
+    # One broker is written as host and port, so its config stays readable by agents that predate endpoints.
+    single = len(listed) == 1
     config = EdgeConfig(
         vehicle_id=vehicle_id,
         broker=BrokerConfig(
-            host=endpoint.host,
+            host=endpoint.host if single else "",
             port=endpoint.mqtt_port,
+            endpoints=() if single else listed,
             username=vehicle_id,
             password="" if client_cert else password,
             tls=endpoint.tls,
@@ -139,7 +165,7 @@ def rotate(
     client: ManagementClient,
     vehicle_id: str,
     *,
-    endpoint: BrokerEndpoint,
+    endpoints: Sequence[BrokerEndpoint],
     config_path: Path,
     state_dir: Path,
     password: str,
@@ -157,7 +183,7 @@ def rotate(
     config = provision(
         client,
         vehicle_id,
-        endpoint=endpoint,
+        endpoints=endpoints,
         config_path=config_path,
         state_dir=state_dir,
         password=password,

@@ -14,6 +14,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from fleetsense.endpoints import parse_endpoint_text
 from fleetsense.load.provisioning import fleet_ids, load_credentials, provision_fleet, save_credentials
 from fleetsense.load.runner import LoadSettings, emit, run_load, say
 from fleetsense.load.vehicles import build_fleet
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     run = sub.add_parser("run", help="drive the fleet")
     run.add_argument("--host", default="127.0.0.1")
     run.add_argument("--port", type=int, default=1883)
+    run.add_argument("--endpoints", help='several brokers, "host:port,host:port": each vehicle fails over between them')
     run.add_argument("--credentials", type=Path, required=True)
     run.add_argument("--vehicles", type=int, help="use the first N vehicles of the credentials file")
     run.add_argument("--seconds", type=float, default=60.0)
@@ -54,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     credentials = load_credentials(args.credentials)
     if args.vehicles:
         credentials = dict(sorted(credentials.items())[: args.vehicles])
-    settings = LoadSettings(host=args.host, port=args.port, seconds=args.seconds, warmup_s=args.warmup,
-                            connect_rate_per_s=args.connect_rate, baro=args.baro,
+    endpoints = (
+        parse_endpoint_text(args.endpoints, default_port=args.port, where="--endpoints") if args.endpoints else ()
+    )
+    settings = LoadSettings(host=args.host, port=args.port, endpoints=endpoints, seconds=args.seconds,
+                            warmup_s=args.warmup, connect_rate_per_s=args.connect_rate, baro=args.baro,
                             stats_interval_s=args.stats_interval, tolerate_refused=args.tolerate_refused)  # fmt: skip
     started = time.monotonic()
     vehicles = build_fleet(credentials, pool_seeds=args.pool_seeds, pool_seconds=args.pool_seconds, baro=args.baro)

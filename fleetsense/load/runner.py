@@ -1,19 +1,22 @@
 """The load generator's run: connect the fleet at a steady rate, publish every vehicle's batch when its window
 ends (schedule.py), keep at most `max_inflight` QoS 1 publishes in flight per vehicle, resend what a lost
-connection left unacknowledged, and report. Prints JSON lines to stdout (`publishing`, `stats`, `summary`);
+connection left unacknowledged, fail over between broker endpoints as the agent does (edge/failover.py), and
+report. Prints JSON lines to stdout (`publishing`, `stats`, `summary`);
 progress and errors go to stderr."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
 import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from fleetsense.edge.backoff import ConnectionOutcome
+from fleetsense.edge.failover import Failover
+from fleetsense.endpoints import Endpoint
 from fleetsense.load.mqtt_link import MqttLink
 from fleetsense.load.mqtt_packets import CONNACK_REASONS, DISCONNECT_PACKET, PINGREQ_PACKET, publish_packet
 from fleetsense.load.schedule import Schedule
@@ -25,6 +28,10 @@ from fleetsense.load.vehicles import SimVehicle
 class LoadSettings:
     host: str = "127.0.0.1"
     port: int = 1883
+    endpoints: tuple[Endpoint, ...] = ()  # several brokers (a cluster's nodes) instead of host and port
+    reconnect_base_s: float = 1.0  # the agent's [broker] backoff: full jitter up to base x 2^rounds, the cap
+    reconnect_cap_s: float = 30.0
+    stable_connection_s: float = 60.0
     seconds: float = 60.0  # the measured window
     warmup_s: float = 10.0  # publishing before the window opens
     connect_rate_per_s: float = 100.0
@@ -37,6 +44,10 @@ class LoadSettings:
     drain_s: float = 30.0  # after the last batch, how long to wait for outstanding PUBACKs
     baro: bool = False
     tolerate_refused: bool = False
+
+    @property
+    def connect_to(self) -> tuple[Endpoint, ...]:
+        return self.endpoints or (Endpoint(self.host, self.port),)
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -62,6 +73,14 @@ class FleetLoad:
         self.in_window = False
         self.window_due = 0  # publish events due inside the window (the offered load)
         self._reconnecting: set[asyncio.Task[None]] = set()
+        for vehicle in vehicles:
+            vehicle.failover = Failover.for_endpoints(
+                settings.connect_to,
+                vehicle.vehicle_id,
+                base_s=settings.reconnect_base_s,
+                cap_s=settings.reconnect_cap_s,
+                stable_s=settings.stable_connection_s,
+            )
 
     # -- events from the links ------------------------------------------------------------------
 
@@ -72,6 +91,7 @@ class FleetLoad:
         pending = vehicle.inflight.pop(packet_id, None)
         if pending is None:
             return
+        vehicle.acked_here += 1
         latency_ms = (time.monotonic() - pending.sent_at) * 1000.0
         for counters in self._active():
             counters.acked += 1
@@ -83,16 +103,26 @@ class FleetLoad:
         if vehicle.link is not link:
             return
         was_connected, vehicle.connected, vehicle.link = vehicle.connected, False, None
-        # Clean session: the broker forgets unacknowledged publishes, so they go out again after reconnecting.
+        outcome = ConnectionOutcome(
+            connected=True,
+            up_s=time.monotonic() - vehicle.connected_at,
+            acknowledged=vehicle.acked_here,
+            in_flight_at_close=len(vehicle.inflight),
+        )
+        # Clean session: the broker forgets unacknowledged publishes, so they go out again after reconnecting
+        # (to whichever endpoint is next: a duplicate the cloud drops by seq, never a loss).
         for pending in sorted(vehicle.inflight.values(), key=lambda p: p.seq, reverse=True):
             vehicle.outbox.appendleft(pending)
         vehicle.inflight.clear()
         if was_connected and not self.stopping:
             for counters in self._active():
                 counters.reconnects += 1
-            task = asyncio.get_running_loop().create_task(self._reconnect(vehicle))
-            self._reconnecting.add(task)  # the loop keeps only a weak reference to a task
-            task.add_done_callback(self._reconnecting.discard)
+            self._start_reconnect(vehicle, outcome)
+
+    def _start_reconnect(self, vehicle: SimVehicle, outcome: ConnectionOutcome) -> None:
+        task = asyncio.get_running_loop().create_task(self._reconnect(vehicle, outcome))
+        self._reconnecting.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._reconnecting.discard)
 
     def _active(self) -> list[Counters]:
         return [self.total, self.interval, self.window] if self.in_window else [self.total, self.interval]
@@ -104,12 +134,14 @@ class FleetLoad:
     # -- connecting -----------------------------------------------------------------------------
 
     async def connect(self, vehicle: SimVehicle) -> str | None:
-        """Connect and log in; None on success, else the reason (also counted as refused)."""
+        """Connect to the vehicle's current endpoint and log in; None on success, else the reason."""
         loop = asyncio.get_running_loop()
         link: MqttLink | None = None
+        assert vehicle.failover is not None
+        endpoint = vehicle.failover.current
         try:
             _, opened = await asyncio.wait_for(
-                loop.create_connection(partial(self._link, vehicle), self.settings.host, self.settings.port),
+                loop.create_connection(partial(self._link, vehicle), endpoint.host, endpoint.port),
                 self.settings.connect_timeout_s,
             )
             link = vehicle.link = opened
@@ -121,27 +153,45 @@ class FleetLoad:
             reason = f"{type(exc).__name__}: {exc}"
         else:
             if code == 0:
-                vehicle.connected, vehicle.failures = True, 0
+                vehicle.connected, vehicle.connected_at, vehicle.acked_here = True, time.monotonic(), 0
                 self._send_queued(vehicle)
                 return None
             reason = f"CONNACK {code}: {CONNACK_REASONS.get(code, 'unknown return code')}"
         if link is not None:
             link.abort()
-        vehicle.failures += 1
-        self._refused(reason)
         return reason
+
+    async def connect_first(self, vehicle: SimVehicle) -> str | None:
+        """The first connection: each endpoint in the vehicle's order until one takes it (paced by the ramp, not
+        by the backoff); the last reason, counted as refused, when none does."""
+        assert vehicle.failover is not None
+        reasons = []
+        for _ in vehicle.failover.order:
+            reason = await self.connect(vehicle)
+            if reason is None:
+                return None
+            reasons.append(reason)
+            vehicle.failover.after(ConnectionOutcome(connected=False))
+        self._refused(reasons[-1])
+        return reasons[-1]
 
     def _link(self, vehicle: SimVehicle) -> MqttLink:
         return MqttLink(vehicle.login, keepalive_s=self.keepalive_s, on_puback=partial(self.on_puback, vehicle),
                         on_lost=partial(self.on_disconnect, vehicle), on_error=self.note_error)  # fmt: skip
 
-    async def _reconnect(self, vehicle: SimVehicle) -> None:
+    async def _reconnect(self, vehicle: SimVehicle, outcome: ConnectionOutcome) -> None:
+        """The agent's failover: the next endpoint (or the same, after a healthy connection) after the backoff."""
+        assert vehicle.failover is not None
         while not self.stopping and not vehicle.connected:
-            # Jittered exponential backoff, like the agent's link: 1 s doubling up to 30 s.
-            await asyncio.sleep(min(30.0, 2.0 ** min(vehicle.failures, 5)) * random.uniform(0.5, 1.0))
+            attempt = vehicle.failover.after(outcome)
+            await asyncio.sleep(attempt.delay_s)
             if self.stopping or vehicle.connected:
                 return
-            await self.connect(vehicle)
+            reason = await self.connect(vehicle)
+            if reason is None:
+                return
+            self._refused(reason)
+            outcome = ConnectionOutcome(connected=False)
 
     async def ramp_up(self) -> dict[str, Any]:
         """Connect every vehicle at `connect_rate_per_s`; returns what happened, refused logins by reason."""
@@ -149,7 +199,7 @@ class FleetLoad:
         tasks = []
         for index, vehicle in enumerate(self.vehicles):
             await _sleep_until(started + index / self.settings.connect_rate_per_s)
-            tasks.append(asyncio.create_task(self.connect(vehicle)))
+            tasks.append(asyncio.create_task(self.connect_first(vehicle)))
             if index and index % 500 == 0:
                 say(f"connecting: {index} of {len(self.vehicles)} started")
         outcomes = await asyncio.gather(*tasks)
@@ -157,6 +207,8 @@ class FleetLoad:
         for vehicle, reason in zip(self.vehicles, outcomes, strict=True):
             if reason is not None:
                 failed.setdefault(reason, []).append(vehicle.vehicle_id)
+                if self.settings.tolerate_refused:
+                    self._start_reconnect(vehicle, ConnectionOutcome(connected=False))  # keeps trying
         return {
             "connected": sum(v.connected for v in self.vehicles),
             "ramp_s": round(time.monotonic() - started, 2),

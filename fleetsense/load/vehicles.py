@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetsense import wire
+from fleetsense.edge.failover import Failover
 from fleetsense.ids import telemetry_topic
 from fleetsense.load.mqtt_link import Login, MqttLink
 from fleetsense.load.mqtt_packets import utf8_field
@@ -34,7 +35,9 @@ class SimVehicle:
         self.inflight: dict[int, Pending] = {}  # packet id -> batch, sent and waiting for its PUBACK
         self.link: MqttLink | None = None
         self.connected = False
-        self.failures = 0  # consecutive failed connection attempts (reconnect backoff)
+        self.failover: Failover | None = None  # which endpoint next, and when (set by the run: runner.py)
+        self.connected_at = 0.0  # monotonic time of the last CONNACK
+        self.acked_here = 0  # PUBACKs on the current connection (does it count as healthy: edge/backoff.py)
         self._packet_id = 0
 
     def make_batches(self, window: int, start_time_us: int, blocks_per_window: int) -> None:

@@ -70,7 +70,7 @@ def provision_vehicle(
     (prov.rotate if rotate else prov.provision)(
         client,
         vehicle_id,
-        endpoint=local_endpoint(config, tls=use_tls),
+        endpoints=[local_endpoint(config, tls=use_tls)],
         config_path=path,
         state_dir=path.with_suffix(""),
         password=new_password(),

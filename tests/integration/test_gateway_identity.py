@@ -212,7 +212,7 @@ def test_a_connection_beyond_the_device_limit_is_refused_and_the_reconnect_overl
     prov.provision(
         operator_client,
         single,
-        endpoint=manager.local_endpoint(stack, tls=False),
+        endpoints=[manager.local_endpoint(stack, tls=False)],
         config_path=tmp_path / f"{single}.toml",
         state_dir=tmp_path / single,
         password=(password := uuid.uuid4().hex),

@@ -163,7 +163,7 @@ def test_a_refusing_broker_gets_connects_at_the_cap_rate_then_the_backlog_and_th
                 outcome = vehicle.link.last_outcome
                 assert outcome is not None and outcome.connected and outcome.acknowledged == 0, outcome
                 assert outcome.in_flight_at_close >= 1 and outcome.up_s < 2.0, outcome  # killed on the refusal
-                assert vehicle.link.pacer.backoff.ceiling_s() == CAP_S
+                assert vehicle.link.failover.backoff.ceiling_s() == CAP_S
                 assert vehicle.outbox.stats().depth == BACKLOG  # nothing was lost meanwhile
 
         # The queue takes publishes again: within one cap every vehicle is back and its backlog drains ...
@@ -189,7 +189,7 @@ def test_a_refusing_broker_gets_connects_at_the_cap_rate_then_the_backlog_and_th
         for vehicle in fleet:
             outcome = vehicle.link.last_outcome
             assert outcome is not None and healthy(outcome, stable_s=vehicle.config.broker.stable_connection_s)
-            assert vehicle.link.pacer.backoff.attempts == 1  # reset, then one draw from [0, base]
+            assert vehicle.link.failover.backoff.attempts == 1  # reset, then one draw from [0, base]
 
 
 def test_an_acknowledge_that_raises_does_not_stop_the_link_and_its_batch_is_resent_on_the_next_connection(

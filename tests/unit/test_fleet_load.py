@@ -155,7 +155,7 @@ class RecordingAdmin:
 def test_bulk_provisioning_grants_exactly_what_gateway_provision_grants(tmp_path: Path) -> None:
     single: list[tuple[str, Any]] = []
     endpoint = provision.BrokerEndpoint(host="127.0.0.1", mqtt_port=1883)
-    provision.provision(RecordingAdmin(single), "van-042", endpoint=endpoint, config_path=tmp_path / "van.toml",  # type: ignore[arg-type]
+    provision.provision(RecordingAdmin(single), "van-042", endpoints=[endpoint], config_path=tmp_path / "van.toml",  # type: ignore[arg-type]
                         state_dir=tmp_path / "van", password="secret")  # fmt: skip
     bulk: list[tuple[str, Any]] = []
     provision_fleet(lambda: RecordingAdmin(bulk), {"van-042": "secret"}, workers=2)

@@ -4,7 +4,9 @@ RabbitMQ: tests/integration/test_refusing_broker.py.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from fleetsense.edge.send_cursor import SendCursor
 
 from fleetsense import wire
 from fleetsense.device_config import BrokerConfig, EdgeConfig, StorageConfig
+from fleetsense.endpoints import Endpoint
 from fleetsense.ids import telemetry_topic
 from fleetsense.status import VehicleStatus
 
@@ -196,3 +199,48 @@ def test_an_idle_connection_sleeps_until_woken_instead_of_polling(tmp_path: Path
     assert not pump.is_alive()
     assert len(reads) <= 10, f"{len(reads)} outbox reads in 1 s of an idle connection"
     box.close()
+
+
+def test_the_link_walks_its_endpoints_round_robin_when_none_answers(tmp_path: Path) -> None:
+    """Three "brokers" that take the TCP connection and hang up without a CONNACK: the link tries each in turn (in
+    the order listed), giving each the connect timeout at most, never the same one twice in a row."""
+    servers = [socket.create_server(("127.0.0.1", 0)) for _ in range(3)]
+    order: list[int] = []
+
+    def hang_up(index: int) -> None:
+        while True:
+            try:
+                conn, _ = servers[index].accept()
+            except OSError:
+                return
+            order.append(index)
+            conn.close()
+
+    for index in range(3):
+        threading.Thread(target=hang_up, args=(index,), daemon=True).start()
+    endpoints = tuple(Endpoint("127.0.0.1", s.getsockname()[1]) for s in servers)
+    base = config(tmp_path)
+    broker = dataclasses.replace(
+        base.broker,
+        host="",
+        endpoints=endpoints,
+        endpoint_order="listed",
+        reconnect_base_s=0.01,
+        reconnect_cap_s=0.05,
+        connect_timeout_s=1.0,
+    )
+    link = Link(dataclasses.replace(base, broker=broker), filled_outbox(tmp_path, 1), status)
+    started = time.monotonic()
+    link.start()
+    try:
+        while len(order) < 7 and time.monotonic() - started < 20:
+            time.sleep(0.01)
+        elapsed_s = time.monotonic() - started
+    finally:
+        link.stop(drain_timeout_s=0)
+        for server in servers:
+            server.close()
+    assert order[:7] == [0, 1, 2, 0, 1, 2, 0], order
+    assert link.connects == 0 and link.failover.switches >= 6
+    # Each attempt ends with the hang-up, not at the connect timeout.
+    assert elapsed_s < 7 * 0.5, f"{elapsed_s:.1f} s for 7 attempts"
