@@ -70,13 +70,12 @@ def provision_vehicle(plan: ClusterPlan, vehicle_id: str, *, out_dir: Path | Non
 
     validate_vehicle_id(vehicle_id)
     path = ((out_dir or vehicles_dir(plan)) / f"{vehicle_id}.toml").absolute()
-    address, port = endpoints(plan).mqtt[0]
-    # TODO(issue 16, failover helper): list every broker in the device config's `endpoints` field once it exists;
-    # until then the device knows the first broker only.
+    # Every broker node: the agent fails over between them (docs/edge-agent.md, failover).
+    brokers = [BrokerEndpoint(host=address, mqtt_port=port) for address, port in endpoints(plan).mqtt]
     provision(
         management_client(plan),
         vehicle_id,
-        endpoint=BrokerEndpoint(host=address, mqtt_port=port),
+        endpoints=brokers,
         config_path=path,
         state_dir=path.with_suffix(""),
         password=new_password(),
