@@ -25,7 +25,13 @@ def add_parser(sub: Any) -> None:
         "--for-tests", action="store_true", help="the test suite's plan ($FLEETSENSE_TEST_PORTS_OFFSET)"
     )
     actions = cluster.add_subparsers(dest="cluster_action", required=True)
-    actions.add_parser("up", help="create the hosts, start every service, apply topology and schema")
+    up = actions.add_parser(
+        "up", help="create the hosts, start every service, apply topology and schema, submit the job"
+    )
+    up.add_argument("--no-job", action="store_true", help="leave the ingest job unsubmitted")
+    job = actions.add_parser("job", help="the ingest job on the cluster's Flink")
+    job.add_argument("job_action", choices=["submit", "status", "rescale"])
+    job.add_argument("--parallelism", type=int, help="rescale: the analysis operator's new parallelism")
     actions.add_parser("down", help="stop every service, remove every host; nothing is left")
     actions.add_parser("status", help="a row per host: link, service state, pids, RSS, detail")
     actions.add_parser("endpoints", help="MQTT, AMQP, CQL and Flink REST addresses")
@@ -80,6 +86,12 @@ def cmd_cluster(args: argparse.Namespace) -> int:
             f"up in {timings.total_s:.0f} s (services {max(timings.services_s.values()):.0f} s, "
             f"topology and schema {timings.apply_s:.0f} s)"
         )
+        if not args.no_job:
+            from fleetsense.cluster.flink_ha import submit_ingest_job
+
+            print(f"ingest job running: {submit_ingest_job(plan)}")
+    elif action == "job":
+        return cmd_job(plan, args)
     elif action == "down":
         started = time.monotonic()
         manager.down(plan)
@@ -104,6 +116,26 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         print(repair(plan, plan.by_name(args.host)))
     elif action == "fault":
         return cmd_fault(plan, args)
+    return 0
+
+
+def cmd_job(plan: Any, args: argparse.Namespace) -> int:
+    from fleetsense.cluster import job
+    from fleetsense.cluster.flink_ha import leader, submit_ingest_job
+    from fleetsense.errors import ConfigError
+
+    if args.job_action == "submit":
+        print(f"ingest job running: {submit_ingest_job(plan)}")
+    elif args.job_action == "status":
+        job_id = job.running_job(plan)
+        print(f"ingest job {job_id} on the JobManager of {leader(plan).name}")
+        print(f"  parallelism {job.parallelism(plan, job_id)} of {job.total_slots(plan)} slots")
+        print(f"  restarts {job.restarts(plan, job_id)}, last checkpoint {job.last_completed_checkpoint(plan, job_id)}")
+    elif args.job_action == "rescale":
+        if not args.parallelism or args.parallelism < 1:
+            raise ConfigError("rescale needs --parallelism N (N >= 1)", hint="for example --parallelism 6")
+        done = job.rescale(plan, args.parallelism)
+        print(f"rescaled through {done.savepoint}: job {done.old_job_id} -> {done.new_job_id}")
     return 0
 
 
