@@ -1,0 +1,130 @@
+"""What the fault scenarios need to know of the cluster beyond `fleetsense cluster fault`: which TaskManager host runs
+the analysis, the running ingest job and its checkpoints through the leading JobManager, a broker's return into its
+queues, and a node's own copy of the rows (read at ONE from that node alone)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from fleetsense.cloud import tables as t
+from fleetsense.cloud.cassandra_session import connect, statement
+from fleetsense.cloud.schema import KEYSPACE
+from fleetsense.cluster.endpoints import endpoints
+from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
+
+from fleetsense.cluster import brokers, flink_ha
+from fleetsense.cluster.plan import ClusterPlan, Host, Role
+from fleetsense.stack.jobs import INGEST_JOB_NAME
+
+from ..helpers import eventually
+
+ANALYSIS_VERTEX = "analyse"  # in the name of the job's vertex that validates, deduplicates and analyses
+REST_TIMEOUT_S = 5.0
+_HOURS_AT_ONE = t.VEHICLE_HOURS.read("hour_bucket", where=("vehicle_id",), consistency="ONE")
+_SEQS_AT_ONE = t.BATCHES.read("seq", where=("vehicle_id", "hour_bucket"), consistency="ONE")
+
+
+def rest(plan: ClusterPlan, path: str) -> Any:
+    reply = requests.get(f"{flink_ha.rest_url(plan)}/{path}", timeout=REST_TIMEOUT_S)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def ingest_job(plan: ClusterPlan) -> dict[str, Any] | None:
+    """The ingest job as the leading JobManager lists it (id, state), None when it lists none that runs."""
+    for job in rest(plan, "jobs/overview")["jobs"]:
+        if job["name"] == INGEST_JOB_NAME and job["state"] not in {"CANCELED", "FAILED", "FINISHED"}:
+            return dict(job)
+    return None
+
+
+def wait_job_running(plan: ClusterPlan, *, timeout_s: float = 180.0) -> str:
+    def state() -> dict[str, Any] | None:
+        try:
+            return ingest_job(plan)
+        except (requests.RequestException, Exception):  # no leader yet, or its REST API not up yet
+            return None
+
+    job = eventually(state, lambda j: j is not None and j["state"] == "RUNNING", timeout_s=timeout_s)
+    assert job is not None and job["state"] == "RUNNING", f"the ingest job is not running again: {job}"
+    return str(job["jid"])
+
+
+def latest_checkpoints(plan: ClusterPlan, job_id: str) -> tuple[int, int]:
+    """(id of the latest completed checkpoint, id of the checkpoint the job last restored from; 0 for none)."""
+    latest = rest(plan, f"jobs/{job_id}/checkpoints").get("latest") or {}
+    completed = (latest.get("completed") or {}).get("id", 0)
+    restored = (latest.get("restored") or {}).get("id", 0)
+    return int(completed), int(restored)
+
+
+def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
+    """The TaskManager hosts running subtasks of the analysis vertex (a kill that misses them would test nothing)."""
+    by_address = {host.address: host for host in plan.hosts(Role.TASKMANAGER)}
+    found: list[Host] = []
+    for vertex in rest(plan, f"jobs/{job_id}")["vertices"]:
+        if ANALYSIS_VERTEX not in vertex["name"]:
+            continue
+        for tm in rest(plan, f"jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]:
+            address = str(tm.get("endpoint") or tm.get("host") or "").rsplit(":", 1)[0]
+            if address in by_address and by_address[address] not in found:
+                found.append(by_address[address])
+    assert found, f"no TaskManager host of {[h.name for h in plan.hosts(Role.TASKMANAGER)]} runs the analysis"
+    return found
+
+
+def telemetry_queue_in_sync(plan: ClusterPlan) -> bool:
+    """Every broker node is running and a member of the telemetry queue with its replica online again."""
+    info = brokers.api_get(plan, brokers.answering_broker(plan), f"queues/{FLEET_VHOST}/{TELEMETRY_QUEUE}")
+    count = len(plan.hosts(Role.BROKER))
+    return bool(info) and len(info.get("members", [])) == count and len(info.get("online", [])) == count
+
+
+def wait_brokers_in_sync(plan: ClusterPlan, *, timeout_s: float = 180.0) -> None:
+    def probe() -> bool:
+        try:
+            return telemetry_queue_in_sync(plan)
+        except Exception:  # no node answers yet
+            return False
+
+    assert eventually(probe, bool, timeout_s=timeout_s), "the telemetry queue did not get all its replicas back"
+
+
+@contextmanager
+def session_on(plan: ClusterPlan, host: Host | None = None) -> Iterator[Any]:
+    """A CQL session on the ring (dev profile: no login); with `host`, one that asks that node only."""
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+    from cassandra.policies import WhiteListRoundRobinPolicy
+
+    contact = (host.address if host else endpoints(plan).cql[0], endpoints(plan).cql_port)
+    with connect(contact) as session:
+        if host is not None:
+            profile = session.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
+            profile.load_balancing_policy = WhiteListRoundRobinPolicy([host.address])
+        yield session
+
+
+def seqs_at_one(session: Any, vehicle_id: str) -> list[int]:
+    """The vehicle's stored seqs as one replica has them: ONE, asked of a node that holds a replica of every
+    partition (RF 3 on 3 nodes) answers from its own data."""
+    hours = session.execute(statement(_HOURS_AT_ONE.cql.format(ks=KEYSPACE), consistency="ONE"), (vehicle_id,))
+    seqs: list[int] = []
+    for row in hours:
+        cql = _SEQS_AT_ONE.cql.format(ks=KEYSPACE)
+        seqs += [r.seq for r in session.execute(statement(cql, consistency="ONE"), (vehicle_id, row.hour_bucket))]
+    return sorted(seqs)
+
+
+def wait_replica_complete(session: Any, expected: dict[str, list[int]], *, timeout_s: float) -> dict[str, int]:
+    """Until the node behind `session` holds every expected seq; returns, per vehicle, how many it still misses."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = {vid: len(set(seqs) - set(seqs_at_one(session, vid))) for vid, seqs in expected.items()}
+        missing = {vid: n for vid, n in missing.items() if n}
+        if not missing or time.monotonic() > deadline:
+            return missing
+        time.sleep(2)
