@@ -1,6 +1,6 @@
 """What the fault scenarios need to know of the cluster beyond `fleetsense cluster fault`: which TaskManager host runs
-the analysis, the running ingest job and its checkpoints through the leading JobManager, a broker's return into its
-queues, and a node's own copy of the rows (read at ONE from that node alone)."""
+the analysis, the ingest job running again after a fault, a broker's return into its queues, a node's own copy of
+the rows (read at ONE from that node alone), and one more TaskManager host."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.cluster.endpoints import endpoints
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
 
-from fleetsense.cluster import brokers, flink_ha
+from fleetsense.cluster import brokers, flink_ha, job
 from fleetsense.cluster.plan import ClusterPlan, Host, Role
-from fleetsense.stack.jobs import INGEST_JOB_NAME
+from fleetsense.errors import FleetsenseError
 
 from ..helpers import eventually
 
@@ -28,48 +28,30 @@ _HOURS_AT_ONE = t.VEHICLE_HOURS.read("hour_bucket", where=("vehicle_id",), consi
 _SEQS_AT_ONE = t.BATCHES.read("seq", where=("vehicle_id", "hour_bucket"), consistency="ONE")
 
 
-def rest(plan: ClusterPlan, path: str) -> Any:
-    reply = requests.get(f"{flink_ha.rest_url(plan)}/{path}", timeout=REST_TIMEOUT_S)
-    reply.raise_for_status()
-    return reply.json()
-
-
-def ingest_job(plan: ClusterPlan) -> dict[str, Any] | None:
-    """The ingest job as the leading JobManager lists it (id, state), None when it lists none that runs."""
-    for job in rest(plan, "jobs/overview")["jobs"]:
-        if job["name"] == INGEST_JOB_NAME and job["state"] not in {"CANCELED", "FAILED", "FINISHED"}:
-            return dict(job)
-    return None
-
-
 def wait_job_running(plan: ClusterPlan, *, timeout_s: float = 180.0) -> str:
-    def state() -> dict[str, Any] | None:
+    """The ingest job's id once every task of it runs (following the leader across a failover)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
         try:
-            return ingest_job(plan)
-        except (requests.RequestException, Exception):  # no leader yet, or its REST API not up yet
-            return None
-
-    job = eventually(state, lambda j: j is not None and j["state"] == "RUNNING", timeout_s=timeout_s)
-    assert job is not None and job["state"] == "RUNNING", f"the ingest job is not running again: {job}"
-    return str(job["jid"])
-
-
-def latest_checkpoints(plan: ClusterPlan, job_id: str) -> tuple[int, int]:
-    """(id of the latest completed checkpoint, id of the checkpoint the job last restored from; 0 for none)."""
-    latest = rest(plan, f"jobs/{job_id}/checkpoints").get("latest") or {}
-    completed = (latest.get("completed") or {}).get("id", 0)
-    restored = (latest.get("restored") or {}).get("id", 0)
-    return int(completed), int(restored)
+            job_id = job.running_job(plan)
+            job.wait_running(plan, job_id, timeout_s=max(1.0, deadline - time.monotonic()))
+            return job_id
+        except FleetsenseError:  # no leader yet, its REST API not up, or the job not yet listed as running
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
 
 
 def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
     """The TaskManager hosts running subtasks of the analysis vertex (a kill that misses them would test nothing)."""
     by_address = {host.address: host for host in plan.hosts(Role.TASKMANAGER)}
+    rest = flink_ha.rest_url(plan)
     found: list[Host] = []
-    for vertex in rest(plan, f"jobs/{job_id}")["vertices"]:
+    for vertex in job.flink(plan).job_detail(job_id)["vertices"]:
         if ANALYSIS_VERTEX not in vertex["name"]:
             continue
-        for tm in rest(plan, f"jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]:
+        reply = requests.get(f"{rest}/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers", timeout=REST_TIMEOUT_S)
+        for tm in reply.json()["taskmanagers"]:
             address = str(tm.get("endpoint") or tm.get("host") or "").rsplit(":", 1)[0]
             if address in by_address and by_address[address] not in found:
                 found.append(by_address[address])
@@ -128,3 +110,20 @@ def wait_replica_complete(session: Any, expected: dict[str, list[int]], *, timeo
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(2)
+
+
+def add_taskmanager(plan: ClusterPlan) -> tuple[ClusterPlan, Host]:
+    """One more TaskManager host (the next tm<N>): its namespace on the bridge and its TaskManager, registered with
+    the leader. Returns the larger plan and the new host; `cluster down` removes it with the rest (every namespace of
+    the prefix). Neither core nor flink offers `cluster scale` yet: this is its minimum."""
+    from dataclasses import replace
+
+    from fleetsense.cluster import netns, roles
+
+    larger = replace(plan, counts={**plan.counts, Role.TASKMANAGER: len(plan.hosts(Role.TASKMANAGER)) + 1})
+    host = larger.hosts(Role.TASKMANAGER)[-1]
+    netns.create_host(larger, host)
+    service = roles.service_for(larger, host)
+    assert service is not None
+    service.start()
+    return larger, host

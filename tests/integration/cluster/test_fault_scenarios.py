@@ -16,15 +16,16 @@ from typing import Any
 import pytest
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.cluster.endpoints import provision_vehicle
+from fleetsense.gateway.topology import TELEMETRY_QUEUE
 
-from fleetsense.cluster import brokers, cassandra_ring, flink_ha, netns
+from fleetsense.cluster import brokers, cassandra_ring, fault, flink_ha, job, netns
 from fleetsense.cluster.plan import ClusterPlan, Host, Role
 from fleetsense.cluster.verdict import ScenarioRecord
 
 from .. import conftest as integration
 from .fault_ops import (
+    add_taskmanager,
     analysis_hosts,
-    latest_checkpoints,
     seqs_at_one,
     session_on,
     wait_brokers_in_sync,
@@ -84,10 +85,10 @@ def run_scenario(
     run = FleetRun(fleet, exec_prefix=netns.exec_prefix(fleet_host(plan)), speed=SPEED, timeout_s=900).start()
     try:
         run.wait_produced(BEFORE_FAULT)
-        fault = inject()
+        injected = inject()
         marks = run.produced_marks()
         recovery_s = time_until_current(
-            cql, fleet, marks, since_wall_s=fault.ended_wall_s, timeout_s=RECOVERY_TIMEOUT_S
+            cql, fleet, marks, since_wall_s=injected.ended_wall_s, timeout_s=RECOVERY_TIMEOUT_S
         )
         run.wait(RECOVERY_TIMEOUT_S + 300)
     finally:
@@ -98,7 +99,7 @@ def run_scenario(
         fleet,
         verdicts,
         scenario=scenario,
-        fault=fault.description,
+        fault=injected.description,
         promise=promise,
         recovery_s=recovery_s,
         started_monotonic=started,
@@ -108,18 +109,22 @@ def run_scenario(
     return fleet, result
 
 
-def kill_and_restart(service: Any, host: Host, *, outage_s: float = OUTAGE_S) -> Fault:
-    pids = service.kill()
-    assert pids, f"nothing of {service.name} ran on {host.name}"
+def kill_and_restart(plan: ClusterPlan, host: Host, service: str, *, outage_s: float = OUTAGE_S) -> Fault:
+    """`fleetsense cluster fault kill <host> <service>`, then `fault start <host>` after the outage."""
+    pids = fault.kill(plan, host.name, service)
+    assert pids, f"nothing of {service} ran on {host.name}"
     time.sleep(outage_s)
-    service.start()
-    return Fault(f"SIGKILL {service.name} on {host.name}, restarted {outage_s:.0f} s later", time.time())
+    fault.start_host(plan, host.name)
+    return Fault(f"SIGKILL {service} on {host.name}, restarted {outage_s:.0f} s later", time.time())
 
 
-def service_of(plan: ClusterPlan, host: Host) -> Any:
-    from fleetsense.cluster import roles
-
-    return roles.service_for(plan, host)
+def power_cycle(plan: ClusterPlan, host: Host, *, outage_s: float = OUTAGE_S) -> str:
+    """`fault stop <host>` (every process on it), then `fault start <host>` after the outage."""
+    killed = fault.stop_host(plan, host.name)
+    assert killed, f"nothing ran on {host.name}"
+    time.sleep(outage_s)
+    fault.start_host(plan, host.name)
+    return f"power off {host.name} (SIGKILL to its {len(killed)} processes), on again {outage_s:.0f} s later"
 
 
 # -- the scenarios, in the order they run ----------------------------------------------------------------------
@@ -129,10 +134,10 @@ def test_killing_the_broker_that_leads_the_telemetry_queue_loses_nothing(
     plan: ClusterPlan, cql: Any, tmp_path: Path
 ) -> None:
     def inject() -> Fault:
-        leader = brokers.queue_leader(plan, "fleet.telemetry")
-        fault = kill_and_restart(brokers.BrokerNode(plan, leader), leader)
+        leader = brokers.queue_leader(plan, TELEMETRY_QUEUE)
+        done = kill_and_restart(plan, leader, "rabbitmq")
         wait_brokers_in_sync(plan)
-        return Fault(fault.description + " (it led fleet.telemetry)", fault.ended_wall_s)
+        return Fault(done.description + f" (it led {TELEMETRY_QUEUE})", done.ended_wall_s)
 
     run_scenario(plan, cql, tmp_path, scenario="kill -9 the telemetry queue's leader broker", seed=100, inject=inject)
 
@@ -141,7 +146,7 @@ def test_a_killed_cassandra_node_catches_up_after_it_returns(plan: ClusterPlan, 
     victim = plan.hosts(Role.CASSANDRA)[-1]
 
     def inject() -> Fault:
-        return kill_and_restart(cassandra_ring.CassandraNode(plan, victim), victim, outage_s=30.0)
+        return kill_and_restart(plan, victim, "cassandra", outage_s=30.0)
 
     fleet, _ = run_scenario(
         plan, cql, tmp_path, scenario="kill -9 one Cassandra node during writes", seed=200, inject=inject
@@ -164,13 +169,9 @@ def test_killing_the_taskmanager_host_running_the_analysis_loses_nothing(
     def inject() -> Fault:
         job_id = wait_job_running(plan)
         victim = analysis_hosts(plan, job_id)[0]
-        killed = netns.kill_all(victim)  # the host's power switch: the TaskManager and its Python workers
-        time.sleep(OUTAGE_S)
-        service_of(plan, victim).start()
+        done = power_cycle(plan, victim)  # the TaskManager and its Python workers
         wait_job_running(plan)
-        return Fault(
-            f"SIGKILL every process on {victim.name} ({len(killed)} pids), back {OUTAGE_S:.0f} s later", time.time()
-        )
+        return Fault(done, time.time())
 
     run_scenario(
         plan, cql, tmp_path, scenario="kill the TaskManager host running the analysis", seed=300, inject=inject
@@ -185,14 +186,14 @@ def test_killing_the_active_jobmanager_hands_the_job_to_the_standby(
     def inject() -> Fault:
         job_id = wait_job_running(plan)
         leader = flink_ha.leader(plan)
-        seen["checkpoint_before"], _ = latest_checkpoints(plan, job_id)
+        seen["checkpoint_before"] = job.last_completed_checkpoint(plan, job_id) or 0
         killed_at = time.time()
-        netns.kill_all(leader)
+        fault.stop_host(plan, leader.name)
         new_leader = flink_ha.leader(plan) if _wait_new_leader(plan, leader) else leader
         seen.update(old=leader, new=new_leader, job_before=job_id, job_after=wait_job_running(plan))
-        seen["restored"] = latest_checkpoints(plan, seen["job_after"])[1]
-        service_of(plan, leader).start()  # back as the standby
-        return Fault(f"SIGKILL every process on {leader.name} (the leading JobManager)", killed_at)
+        seen["restored"] = (job.restored_checkpoint(plan, seen["job_after"]) or {}).get("id", 0)
+        fault.start_host(plan, leader.name)  # back, as the standby
+        return Fault(f"power off {leader.name} (the leading JobManager); on again once the standby led", killed_at)
 
     run_scenario(plan, cql, tmp_path, scenario="kill the active JobManager", seed=400, inject=inject)
     assert seen["new"] != seen["old"], "the standby did not take over"
@@ -228,7 +229,7 @@ def test_a_rolling_restart_of_every_broker_during_traffic_loses_nothing(
 
 
 PARTITIONED: dict[Role, Callable[[ClusterPlan], Host]] = {
-    Role.BROKER: lambda plan: brokers.queue_leader(plan, "fleet.telemetry"),
+    Role.BROKER: lambda plan: brokers.queue_leader(plan, TELEMETRY_QUEUE),
     Role.CASSANDRA: lambda plan: plan.hosts(Role.CASSANDRA)[-1],
     Role.ZOOKEEPER: lambda plan: plan.hosts(Role.ZOOKEEPER)[0],
     Role.JOBMANAGER: flink_ha.leader,
@@ -243,11 +244,7 @@ def test_a_partitioned_host_of_each_kind_loses_nothing_once_healed(
 ) -> None:
     def inject() -> Fault:
         host = PARTITIONED[role](plan)
-        netns.set_link(host, up=False)
-        try:
-            time.sleep(PARTITION_S)
-        finally:
-            netns.set_link(host, up=True)
+        fault.partition(plan, host.name, seconds=PARTITION_S)
         return Fault(f"{host.name} cut off (link down) for {PARTITION_S:.0f} s, then healed", time.time())
 
     run_scenario(
@@ -261,3 +258,26 @@ def test_a_partitioned_host_of_each_kind_loses_nothing_once_healed(
     if role in (Role.BROKER,):
         wait_brokers_in_sync(plan)
     wait_job_running(plan)  # the next scenario starts on a whole cluster
+
+
+def test_rescaling_the_job_through_a_savepoint_during_traffic_loses_nothing(
+    plan: ClusterPlan, cql: Any, tmp_path: Path
+) -> None:
+    """Last: it leaves the cluster with one more TaskManager and the job at a higher parallelism."""
+    seen: dict[str, Any] = {}
+
+    def inject() -> Fault:
+        job_id = wait_job_running(plan)
+        before = job.parallelism(plan, job_id)
+        larger, added = add_taskmanager(plan)
+        rescaled = job.rescale(larger, before + 1)
+        seen.update(before=before, after=job.parallelism(larger, rescaled.new_job_id), rescaled=rescaled)
+        return Fault(
+            f"{added.name} added; the job stopped with a savepoint and resubmitted at parallelism {before + 1} "
+            f"(was {before})",
+            time.time(),
+        )
+
+    run_scenario(plan, cql, tmp_path, scenario="rescale the job through a savepoint", seed=700, inject=inject)
+    assert seen["after"] == seen["before"] + 1
+    assert seen["rescaled"].new_job_id != seen["rescaled"].old_job_id and seen["rescaled"].savepoint
