@@ -57,8 +57,8 @@ Inject = Callable[[], Fault]
 
 
 @pytest.fixture(scope="module")
-def plan(cluster: Any) -> ClusterPlan:
-    return cluster if isinstance(cluster, ClusterPlan) else cluster.plan
+def plan(cluster: ClusterPlan) -> ClusterPlan:
+    return cluster  # the session's cluster (conftest.py): up once, the ingest job running
 
 
 @pytest.fixture(scope="module")
