@@ -295,6 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--vehicles", type=int, default=5)
     demo.add_argument("--seconds", type=int, default=30)
     demo.set_defaults(handler=cmd_demo)
+
+    from fleetsense.cluster.cli import add_parser as add_cluster_parser  # argparse only: the rest loads lazily
+
+    add_cluster_parser(sub)
     return parser
 
 

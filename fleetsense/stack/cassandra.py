@@ -6,6 +6,7 @@ In the secure profile the node requires a login; its users are in fleetsense/sta
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from fleetsense.errors import StackError
@@ -48,8 +49,11 @@ LOGBACK_XML = """<configuration scan="false">
 """
 
 
-def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
-    """Cassandra 5.0's settings (4.0+ names: durations and sizes carry their units)."""
+def cassandra_yaml(
+    config: StackConfig, state_dir: Path, *, address: str = LOOPBACK, seeds: Sequence[str] = (LOOPBACK,)
+) -> dict[str, object]:
+    """Cassandra 5.0's settings (4.0+ names: durations and sizes carry their units). `address` and `seeds` are the
+    single node's loopback unless a ring node (fleetsense/cluster/cassandra_ring.py) gives its own."""
     ports = config.ports
     secure = login_required(config)
     return {
@@ -71,11 +75,11 @@ def cassandra_yaml(config: StackConfig, state_dir: Path) -> dict[str, object]:
         "seed_provider": [
             {
                 "class_name": "org.apache.cassandra.locator.SimpleSeedProvider",
-                "parameters": [{"seeds": f"{LOOPBACK}:{ports.cassandra_storage}"}],
+                "parameters": [{"seeds": ",".join(f"{seed}:{ports.cassandra_storage}" for seed in seeds)}],
             }
         ],
-        "listen_address": LOOPBACK,
-        "rpc_address": LOOPBACK,
+        "listen_address": address,
+        "rpc_address": address,
         "storage_port": ports.cassandra_storage,
         "start_native_transport": True,
         "native_transport_port": ports.cql,

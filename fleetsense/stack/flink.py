@@ -45,10 +45,6 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "jobmanager.rpc.address": LOOPBACK,
         "jobmanager.rpc.port": str(ports.flink_rpc),
         "jobmanager.memory.process.size": "1024m",
-        "jobmanager.execution.failover-strategy": "region",
-        # One machine: a TaskManager that stops answering is gone (killed), so notice within seconds, not 50 s.
-        "heartbeat.interval": "2000",
-        "heartbeat.timeout": "10000",
         "blob.server.port": str(ports.flink_blob),
         "rest.address": LOOPBACK,
         "rest.bind-address": LOOPBACK,
@@ -60,13 +56,25 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "taskmanager.data.port": "0",
         "taskmanager.numberOfTaskSlots": str(config.flink_slots_per_taskmanager),
         "taskmanager.memory.process.size": "1728m",
-        "parallelism.default": "2",
         "metrics.internal.query-service.port": "0",
         # Prometheus on loopback: the JobManager and each TaskManager take one port of the range (the wheel's
         # reporter would bind every interface; see prometheus_reporter).
         "metrics.reporter.prom.factory.class": FACTORY_CLASS,
         "metrics.reporter.prom.host": LOOPBACK,
         "metrics.reporter.prom.port": f"{prom_first}-{prom_first + n}",
+        **shared_settings(state_dir),
+    }
+
+
+def shared_settings(state_dir: Path) -> dict[str, str]:
+    """What every Flink of fleetsense runs with, wherever it binds: the single-node stack's and each host's of
+    `fleetsense cluster` (fleetsense.cluster.flink_ha). Checkpoints and savepoints go under `state_dir`."""
+    return {
+        "jobmanager.execution.failover-strategy": "region",
+        # One machine: a TaskManager that stops answering is gone (killed), so notice within seconds, not 50 s.
+        "heartbeat.interval": "2000",
+        "heartbeat.timeout": "10000",
+        "parallelism.default": "2",
         "state.backend.type": "hashmap",
         "execution.checkpointing.dir": f"file://{state_dir / 'checkpoints'}",
         "execution.checkpointing.savepoint-dir": f"file://{state_dir / 'savepoints'}",
@@ -76,11 +84,49 @@ def flink_settings(config: StackConfig, state_dir: Path) -> dict[str, str]:
         "python.executable": venv_python(),
         "python.client.executable": venv_python(),
         # PEMJA (the thread-mode bridge) loads libpython once per JVM; Java 17 refuses a second load from a
-        # new job's class loader, so PEMJA must come from the TaskManager's own classpath (see lib_dir).
+        # new job's class loader, so PEMJA must come from the TaskManager's own classpath (see link_lib_dir).
         "classloader.parent-first-patterns.additional": "pemja.",
         "web.submit.enable": "false",
         "web.cancel.enable": "true",
     }
+
+
+def flink_env(
+    *, conf_dir: Path, log_dir: Path, pid_dir: Path, lib_dir: Path, plugins_dir: Path, ident: str
+) -> dict[str, str]:
+    """The environment Flink's scripts run with: our config, logs and jars, and our Python for the workers."""
+    env = dict(os.environ)
+    venv_bin = str(Path(venv_python()).parent)
+    env.update(
+        FLINK_HOME=str(flink_home()),
+        FLINK_CONF_DIR=str(conf_dir),
+        FLINK_LOG_DIR=str(log_dir),
+        FLINK_PID_DIR=str(pid_dir),
+        FLINK_LIB_DIR=str(lib_dir),
+        FLINK_PLUGINS_DIR=str(plugins_dir),
+        FLINK_IDENT_STRING=ident,
+        # PyFlink's workers start `python` from PATH unless told otherwise; make it ours.
+        PATH=f"{venv_bin}:{env.get('PATH', '')}",
+        PYFLINK_PYTHON=venv_python(),
+    )
+    env.pop("JAVA_TOOL_OPTIONS", None)
+    return env
+
+
+def java_opts(home: Path, log_dir: Path) -> str:
+    """The wheel's Java 17 flags, plus: a JVM that dies in native code (PEMJA) writes hs_err_pid<pid>.log into its
+    working directory, which is wherever Flink was started from; keep those reports with the other Flink logs."""
+    shipped = (home / "conf" / "config.yaml").read_text()
+    return f"{_java_opts_from_shipped(shipped)} -XX:ErrorFile={log_dir}/hs_err_pid%p.log".strip()
+
+
+def link_lib_dir(lib_dir: Path, home: Path) -> None:
+    """The wheel's lib/ plus flink-python from opt/, so Python UDFs in thread mode can run job after job
+    in one TaskManager (the wheel itself is left untouched)."""
+    shutil.rmtree(lib_dir, ignore_errors=True)
+    lib_dir.mkdir(parents=True)
+    for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
+        (lib_dir / jar.name).symlink_to(jar)
 
 
 class Flink:
@@ -128,42 +174,29 @@ class Flink:
         return logs[0] if logs else self.log_dir
 
     def env(self) -> dict[str, str]:
-        home = flink_home()
-        env = dict(os.environ)
-        venv_bin = str(Path(venv_python()).parent)
-        env.update(
-            FLINK_HOME=str(home),
-            FLINK_CONF_DIR=str(self.conf_dir),
-            FLINK_LOG_DIR=str(self.log_dir),
-            FLINK_PID_DIR=str(self.pid_dir),
-            FLINK_LIB_DIR=str(self.lib_dir),
-            FLINK_PLUGINS_DIR=str(self.plugins_dir),
-            FLINK_IDENT_STRING=self.config.name,
-            # PyFlink's workers start `python` from PATH unless told otherwise; make it ours.
-            PATH=f"{venv_bin}:{env.get('PATH', '')}",
-            PYFLINK_PYTHON=venv_python(),
+        return flink_env(
+            conf_dir=self.conf_dir,
+            log_dir=self.log_dir,
+            pid_dir=self.pid_dir,
+            lib_dir=self.lib_dir,
+            plugins_dir=self.plugins_dir,
+            ident=self.config.name,
         )
-        env.pop("JAVA_TOOL_OPTIONS", None)
-        return env
 
     def write_config(self) -> None:
         home = flink_home()
         self.conf_dir.mkdir(parents=True, exist_ok=True)
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        _copy_logging_config(home / "conf", self.conf_dir)
-        self._link_lib_dir(home)
+        copy_logging_config(home / "conf", self.conf_dir)
+        link_lib_dir(self.lib_dir, home)
         link_plugins_dir(self.plugins_dir, home, self.config.build_dir)
-        shipped = (home / "conf" / "config.yaml").read_text()
-        # A JVM that dies in native code (PEMJA) writes hs_err_pid<pid>.log into its working directory, which
-        # is wherever the stack was started from; keep those reports with the other Flink logs.
-        java_opts = f"{_java_opts_from_shipped(shipped)} -XX:ErrorFile={self.log_dir}/hs_err_pid%p.log".strip()
-        settings = {"env.java.opts.all": java_opts, **flink_settings(self.config, self.state_dir)}
+        settings = {"env.java.opts.all": java_opts(home, self.log_dir), **flink_settings(self.config, self.state_dir)}
         files = self.tls_files(create=True)
         if files is not None:
             settings.update(secure_settings(files, rest_keystore=files.rest_server_keystore))
         # 0600: in the secure profile it holds the keystores' password.
-        write_private(self.conf_dir / "config.yaml", _yaml(settings))
+        write_private(self.conf_dir / "config.yaml", flink_yaml(settings))
         if files is not None:
             self._write_client_conf(settings, files)
 
@@ -173,16 +206,8 @@ class Flink:
         client = {k: v for k, v in cluster_settings.items() if not k.startswith("metrics.reporter.")}
         client.update(secure_settings(files, rest_keystore=files.rest_client_keystore))
         self.client_conf_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _copy_logging_config(self.conf_dir, self.client_conf_dir)
-        write_private(self.client_conf_dir / "config.yaml", _yaml(client))
-
-    def _link_lib_dir(self, home: Path) -> None:
-        """The wheel's lib/ plus flink-python from opt/, so Python UDFs in thread mode can run job after job
-        in one TaskManager (the wheel itself is left untouched)."""
-        shutil.rmtree(self.lib_dir, ignore_errors=True)
-        self.lib_dir.mkdir(parents=True)
-        for jar in [*(home / "lib").glob("*.jar"), *(home / "opt").glob("flink-python-*.jar")]:
-            (self.lib_dir / jar.name).symlink_to(jar)
+        copy_logging_config(self.conf_dir, self.client_conf_dir)
+        write_private(self.client_conf_dir / "config.yaml", flink_yaml(client))
 
     def _pids(self, daemon: str) -> list[int]:
         pid_file = self.pid_dir / f"flink-{self.config.name}-{daemon}.pid"
@@ -278,15 +303,15 @@ class Flink:
         )
 
 
-def _copy_logging_config(source_dir: Path, target_dir: Path) -> None:
+def copy_logging_config(source_dir: Path, target_dir: Path) -> None:
     for source in source_dir.iterdir():
         if source.name.startswith("log4j") or source.name.startswith("logback"):
             shutil.copy(source, target_dir / source.name)
 
 
-def _yaml(settings: dict[str, str]) -> str:
+def flink_yaml(settings: dict[str, str]) -> str:
     # One flat `key: "value"` per line; a JSON string is a valid YAML double-quoted scalar.
-    lines = ["# Written by `fleetsense stack up`; edits are overwritten."]
+    lines = ["# Written by fleetsense (`stack up` or `cluster up`); edits are overwritten."]
     lines += [f"{key}: {json.dumps(value)}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 

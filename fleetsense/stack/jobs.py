@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fleetsense.cloud.cassandra_session import Login
 from fleetsense.cloud.job_settings import IngestJobSettings
 from fleetsense.cloud.jobctl import FlinkCluster, JobError
 from fleetsense.cloud.schema import KEYSPACE
@@ -30,20 +31,44 @@ def cluster(config: StackConfig) -> FlinkCluster:
 def ingest_settings(config: StackConfig, overrides: dict[str, str] | None = None) -> IngestJobSettings:
     creds = flink_job_credentials(config)
     cql_host, cql_port = config.cql_contact
-    cql_login = cassandra_auth.login(config, cassandra_auth.JOB)  # None: a cluster without logins
-    settings = IngestJobSettings(
+    return build_ingest_settings(
         amqp_host=LOOPBACK,
         amqp_port=config.ports.amqp,
-        amqp_vhost=FLEET_VHOST,
-        amqp_username=creds.username,
-        amqp_password=creds.password,
-        amqp_queue=TELEMETRY_QUEUE,
+        amqp_login=creds,
         cassandra_host=cql_host,
         cassandra_port=cql_port,
+        cql_login=cassandra_auth.login(config, cassandra_auth.JOB),  # None: a cluster without logins
+        connector_jar=connector_jar(config),
+        overrides=overrides,
+    )
+
+
+def build_ingest_settings(
+    *,
+    amqp_host: str,
+    amqp_port: int,
+    amqp_login: Login,
+    cassandra_host: str,
+    cassandra_port: int,
+    cql_login: Login | None,
+    connector_jar: Path,
+    overrides: dict[str, str] | None = None,
+) -> IngestJobSettings:
+    """The ingest job's settings for a place it runs: the single-node stack, or `fleetsense cluster` (whose hosts
+    are comma-separated lists: every broker, every Cassandra node)."""
+    settings = IngestJobSettings(
+        amqp_host=amqp_host,
+        amqp_port=amqp_port,
+        amqp_vhost=FLEET_VHOST,
+        amqp_username=amqp_login.username,
+        amqp_password=amqp_login.password,
+        amqp_queue=TELEMETRY_QUEUE,
+        cassandra_host=cassandra_host,
+        cassandra_port=cassandra_port,
         cassandra_username=cql_login.username if cql_login else "",
         cassandra_password=cql_login.password if cql_login else "",
         keyspace=KEYSPACE,
-        connector_jar=str(connector_jar(config)),
+        connector_jar=str(connector_jar),
         job_name=INGEST_JOB_NAME,
     )
     return settings.with_overrides(overrides or {})
@@ -54,12 +79,17 @@ def submit_ingest(
 ) -> tuple[str, bool]:
     """Submit the ingest job unless it already runs; returns (job id, whether it was submitted now)."""
     settings = ingest_settings(config, overrides)  # a bad setting is an error even when the job already runs
-    flink = cluster(config)
-    running = flink.running(INGEST_JOB_NAME)
+    return submit_settings(cluster(config), settings, _settings_path(config), savepoint=savepoint)
+
+
+def submit_settings(
+    flink: FlinkCluster, settings: IngestJobSettings, settings_path: Path, *, savepoint: str | None = None
+) -> tuple[str, bool]:
+    """Submit the ingest job with `settings` to `flink` unless it already runs there, and wait until it runs."""
+    running = flink.running(settings.job_name)
     if running:
         return running.job_id, False
     # The settings hold the job's broker and Cassandra secrets: a 0600 file, never a command-line argument.
-    settings_path = _settings_path(config)
     write_private(settings_path, settings.to_json())
     from fleetsense.cloud.jobs import telemetry_ingest_path
 

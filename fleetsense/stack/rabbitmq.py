@@ -8,6 +8,7 @@ import enum
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from fleetsense.errors import StackError
@@ -58,11 +59,24 @@ def authoriser_port(config: StackConfig) -> int:
 class RabbitMQ:
     name = "rabbitmq"
 
-    def __init__(self, config: StackConfig, *, auth_chain: AuthChain = AuthChain.CACHED) -> None:
+    def __init__(
+        self,
+        config: StackConfig,
+        *,
+        auth_chain: AuthChain = AuthChain.CACHED,
+        listen_address: str = LOOPBACK,
+        node_host: str = "localhost",
+        cluster_settings: Sequence[str] = (),
+    ) -> None:
+        """`listen_address`, `node_host` and `cluster_settings` are the single node's unless a cluster host
+        (fleetsense/cluster/brokers.py) gives its own: "0.0.0.0" in its namespace (its address and its loopback),
+        its host name, and the peer discovery lines."""
         self.config = config
         self.auth_chain = auth_chain
+        self.listen_address = listen_address
+        self.cluster_settings = tuple(cluster_settings)
         self.home = config.component_dir("rabbitmq")
-        self.node = f"{config.name}@localhost"
+        self.node = f"{config.name}@{node_host}"
         self.pid_file = self.home / "rabbitmq.pid"
         self.authoriser_pid_file = self.home / "authoriser.pid"
         self.log_dir = config.log_dir("rabbitmq")
@@ -100,16 +114,20 @@ class RabbitMQ:
             RABBITMQ_LOG_BASE=str(self.log_dir),
             RABBITMQ_PID_FILE=str(self.pid_file),
             RABBITMQ_DIST_PORT=str(ports.rabbitmq_dist),
-            # Our own epmd on loopback: `down` can stop it without touching anyone else's nodes.
             ERL_EPMD_PORT=str(ports.epmd),
-            ERL_EPMD_ADDRESS=LOOPBACK,
             # No scheduler busy-waiting: on a machine the broker shares with Flink and Cassandra, Erlang schedulers
             # spinning for work burn CPU the others need (RabbitMQ's runtime guide recommends this there).
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
-            " +sbwt none +sbwtdcpu none +sbwtdio none",
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=" +sbwt none +sbwtdcpu none +sbwtdio none",
             # The Erlang cookie lives in $HOME: a private HOME gives the node and our CLI calls their own.
             HOME=str(self.home),
         )
+        if self.listen_address == LOOPBACK:
+            # Our own epmd and distribution on loopback: `down` can stop it without touching anyone else's nodes.
+            # A cluster host's namespace holds only its own address and loopback, and its peers must reach both.
+            env["ERL_EPMD_ADDRESS"] = LOOPBACK
+            env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = (
+                "-kernel inet_dist_use_interface {127,0,0,1}" + env["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"]
+            )
         return env
 
     def write_config(self) -> None:
@@ -119,7 +137,7 @@ class RabbitMQ:
         operator = self.operator
         tls = ensure_local_ca(self.config.tls_dir)
         plain_mqtt = (
-            f"mqtt.listeners.tcp.default = {LOOPBACK}:{ports.mqtt}"
+            f"mqtt.listeners.tcp.default = {self.listen_address}:{ports.mqtt}"
             if self.config.profile != "secure"
             else "mqtt.listeners.tcp = none"
         )
@@ -130,9 +148,9 @@ class RabbitMQ:
         conf = "\n".join(
             [
                 "# Written by `fleetsense stack up`; edits are overwritten.",
-                f"listeners.tcp.default = {LOOPBACK}:{ports.amqp}",
+                f"listeners.tcp.default = {self.listen_address}:{ports.amqp}",
                 plain_mqtt,
-                f"mqtt.listeners.ssl.default = {LOOPBACK}:{ports.mqtts}",
+                f"mqtt.listeners.ssl.default = {self.listen_address}:{ports.mqtts}",
                 f"ssl_options.cacertfile = {tls.ca_cert}",
                 f"ssl_options.certfile = {tls.server_cert}",
                 f"ssl_options.keyfile = {tls.server_key}",
@@ -155,9 +173,9 @@ class RabbitMQ:
                 f"max_message_size = {MAX_MESSAGE_BYTES}",
                 f"mqtt.vhost = {FLEET_VHOST}",
                 "mqtt.exchange = amq.topic",
-                f"management.tcp.ip = {LOOPBACK}",
+                f"management.tcp.ip = {self.listen_address}",
                 f"management.tcp.port = {ports.rabbitmq_management}",
-                f"prometheus.tcp.ip = {LOOPBACK}",
+                f"prometheus.tcp.ip = {self.listen_address}",
                 f"prometheus.tcp.port = {ports.rabbitmq_prometheus}",
                 *self._authoriser_settings(),
                 # With a default user set the broker never creates `guest` on first boot.
@@ -170,6 +188,7 @@ class RabbitMQ:
                 "collect_statistics_interval = 1000",
                 "log.console = false",
                 "log.file.level = info",
+                *self.cluster_settings,
                 "",
             ]
         )
