@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from fleetsense.cloud.schema import KEYSPACE
-from fleetsense.cluster.endpoints import provision_vehicle
 from fleetsense.gateway.topology import TELEMETRY_QUEUE
 
 from fleetsense.cluster import brokers, cassandra_ring, fault, flink_ha, job, netns
+from fleetsense.cluster.endpoints import provision_vehicle
 from fleetsense.cluster.plan import ClusterPlan, Host, Role
 from fleetsense.cluster.verdict import ScenarioRecord
 
