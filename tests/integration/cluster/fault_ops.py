@@ -13,10 +13,10 @@ import requests
 from fleetsense.cloud import tables as t
 from fleetsense.cloud.cassandra_session import connect, statement
 from fleetsense.cloud.schema import KEYSPACE
-from fleetsense.cluster.endpoints import endpoints
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
 
 from fleetsense.cluster import brokers, flink_ha, job
+from fleetsense.cluster.endpoints import endpoints
 from fleetsense.cluster.plan import ClusterPlan, Host, Role
 from fleetsense.errors import FleetsenseError
 
@@ -78,16 +78,21 @@ def wait_brokers_in_sync(plan: ClusterPlan, *, timeout_s: float = 180.0) -> None
 
 @contextmanager
 def session_on(plan: ClusterPlan, host: Host | None = None) -> Iterator[Any]:
-    """A CQL session on the ring (dev profile: no login); with `host`, one that asks that node only."""
-    from cassandra.cluster import EXEC_PROFILE_DEFAULT
+    """A CQL session on the ring (dev profile: no login); with `host`, one that asks that node only (its policy set
+    when the driver's Cluster is built: a policy swapped in later knows no hosts)."""
+    if host is None:
+        with connect((endpoints(plan).cql[0], endpoints(plan).cql_port)) as session:
+            yield session
+        return
+    from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
-    contact = (host.address if host else endpoints(plan).cql[0], endpoints(plan).cql_port)
-    with connect(contact) as session:
-        if host is not None:
-            profile = session.cluster.profile_manager.profiles[EXEC_PROFILE_DEFAULT]
-            profile.load_balancing_policy = WhiteListRoundRobinPolicy([host.address])
-        yield session
+    only = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host.address]))
+    cluster = Cluster([host.address], port=endpoints(plan).cql_port, execution_profiles={EXEC_PROFILE_DEFAULT: only})
+    try:
+        yield cluster.connect()
+    finally:
+        cluster.shutdown()
 
 
 def seqs_at_one(session: Any, vehicle_id: str) -> list[int]:
