@@ -44,18 +44,23 @@ def wait_job_running(plan: ClusterPlan, *, timeout_s: float = 180.0) -> str:
 
 def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
     """The TaskManager hosts running subtasks of the analysis vertex (a kill that misses them would test nothing)."""
-    by_address = {host.address: host for host in plan.hosts(Role.TASKMANAGER)}
+    # A TaskManager names its host by address or by name, with or without a port, depending on the field (`host`,
+    # `endpoint`, `taskmanager-id` = "<host>:<port>-<suffix>"): match every one against both.
+    known = {key: host for host in plan.hosts(Role.TASKMANAGER) for key in (host.address, host.name)}
     rest = flink_ha.rest_url(plan)
     found: list[Host] = []
+    said: list[Any] = []
     for vertex in job.flink(plan).job_detail(job_id)["vertices"]:
         if ANALYSIS_VERTEX not in vertex["name"]:
             continue
         reply = requests.get(f"{rest}/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers", timeout=REST_TIMEOUT_S)
-        for tm in reply.json()["taskmanagers"]:
-            address = str(tm.get("endpoint") or tm.get("host") or "").rsplit(":", 1)[0]
-            if address in by_address and by_address[address] not in found:
-                found.append(by_address[address])
-    assert found, f"no TaskManager host of {[h.name for h in plan.hosts(Role.TASKMANAGER)]} runs the analysis"
+        said.append(reply.json())
+        for tm in said[-1]["taskmanagers"]:
+            names = {str(tm.get(field, "")).split(":", 1)[0] for field in ("host", "endpoint", "taskmanager-id")}
+            for name in sorted(names & known.keys()):
+                if known[name] not in found:
+                    found.append(known[name])
+    assert found, f"no TaskManager host of {sorted(known)} runs the analysis (REST said {said})"
     return found
 
 
