@@ -57,24 +57,33 @@ def protocol_version() -> int | None:
     return int(text)
 
 
-def open_cluster(contact: tuple[str, int], *, login: Login | None = None, connect_timeout_s: float = 10.0) -> Any:
-    """A driver Cluster for `contact` (not yet connected), logging in as `login` if given; the caller shuts it down."""
+def open_cluster(
+    contact: tuple[str, int],
+    *,
+    login: Login | None = None,
+    connect_timeout_s: float = 10.0,
+    local_dc: str | None = None,
+) -> Any:
+    """A driver Cluster for `contact` (not yet connected), logging in as `login` if given; the caller shuts it down.
+    `contact`'s host may be a ring's nodes separated by commas: each is a contact point, so the session opens while
+    any one answers. Requests go to `local_dc`'s nodes (None: the datacenter of the first contact point reached)."""
     from cassandra.auth import PlainTextAuthProvider
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
-    from cassandra.policies import RoundRobinPolicy, TokenAwarePolicy
+    from cassandra.policies import DCAwareRoundRobinPolicy, TokenAwarePolicy
+    from fleetsense.cloud.host_list import parse_host_list
 
     host, port = contact
-    # A single local node: keep the driver from warning about missing DC-aware settings.
+    # The driver logs at WARNING what it infers (the local datacenter) and each node it finds down; the errors
+    # that matter reach the caller as exceptions.
     logging.getLogger("cassandra").setLevel(logging.ERROR)
+    # Token-aware within the local datacenter: each write goes straight to a replica of its partition there (what
+    # LOCAL_QUORUM counts). Set through the default execution profile (the Cluster-level argument is deprecated).
+    policy = TokenAwarePolicy(DCAwareRoundRobinPolicy(local_dc=local_dc or ""))
     kwargs: dict[str, Any] = {
-        "contact_points": [host],
+        "contact_points": list(parse_host_list(host, what="the Cassandra contact points")),
         "port": port,
         "connect_timeout": connect_timeout_s,
-        # Token-aware: on a ring each write goes straight to a replica of its partition. Set through the default
-        # execution profile (the Cluster-level policy argument is deprecated in the driver).
-        "execution_profiles": {
-            EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=TokenAwarePolicy(RoundRobinPolicy()))
-        },
+        "execution_profiles": {EXEC_PROFILE_DEFAULT: ExecutionProfile(load_balancing_policy=policy)},
     }
     if login is not None:
         # SASL PLAIN: the password crosses the wire in clear unless the connection is TLS (loopback here).

@@ -22,9 +22,10 @@ FIRST_BACKOFF_MS = 100  # the first retry's wait, doubling (the Python writer's 
 
 @dataclass(frozen=True, kw_only=True)
 class CassandraSinkSettings:
-    host: str
+    host: str  # one node, or a ring's nodes separated by commas
     port: int
     keyspace: str
+    local_dc: str = ""  # the datacenter written to; "": the contact points'
     login: Login | None = None
     max_in_flight: int = 128
     attempts: int = 5
@@ -50,7 +51,7 @@ def cassandra_sink(settings: CassandraSinkSettings) -> Sink:
             hint="build the connector with `python -m fleetsense.cloud.connector_build` and call"
             " env.add_jars(jar_path.as_uri()) first",
         )
-    builder = java_class.builder().setContact(settings.host, settings.port)
+    builder = java_class.builder().setContact(settings.host, settings.port).setLocalDatacenter(settings.local_dc)
     if settings.login is not None:
         builder = builder.setLogin(settings.login.username, settings.login.password)
     for name, cql in STATEMENTS.items():

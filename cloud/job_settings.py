@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetsense.cloud.cassandra_session import CqlLogin
+from fleetsense.cloud.host_list import parse_host_list
 from fleetsense.cloud.stream_settings import StreamSettings
 
 from fleetsense import settings_spec
@@ -31,7 +32,9 @@ def _connection(doc: str) -> dict[str, Setting]:
 
 @dataclass(frozen=True, kw_only=True)
 class IngestJobSettings:
-    amqp_host: str = field(metadata=_connection("the broker's host"))
+    amqp_host: str = field(
+        metadata=_connection("the broker's host, or a cluster's brokers separated by commas (tried in turn)")
+    )
     amqp_port: int = field(metadata=_connection("the broker's AMQP port"))
     amqp_vhost: str = field(metadata=_connection("the broker's virtual host of the fleet"))
     amqp_username: str = field(metadata=_connection("the job's broker user"))
@@ -66,8 +69,16 @@ class IngestJobSettings:
         # Without it a job that keeps up polls each delivery on its own and pays the per-record cost per message.
         doc="how long a bundle's oldest message waits for more (latency vs CPU)",
     )
-    cassandra_host: str = field(metadata=_connection("a Cassandra contact point"))
+    cassandra_host: str = field(
+        metadata=_connection("a Cassandra contact point, or a ring's nodes separated by commas (each a contact point)")
+    )
     cassandra_port: int = field(metadata=_connection("its CQL port"))
+    cassandra_local_dc: str = setting(
+        "datacenter1",
+        group="sink",
+        # LOCAL_QUORUM counts the replicas of this datacenter, and the drivers send requests only to its nodes.
+        doc="the Cassandra datacenter the job writes to (a single node's is datacenter1; `cluster up`'s ring is dc1)",
+    )
     cassandra_username: str = field(
         default="", metadata=_connection("the job's own Cassandra user (empty: a cluster without login)")
     )
@@ -162,6 +173,10 @@ class IngestJobSettings:
         from fleetsense.cloud.shard_keys import MAX_PARALLELISM
 
         settings_spec.check(self, what=WHAT)
+        parse_host_list(self.amqp_host, what=f"{WHAT} amqp_host")
+        parse_host_list(self.cassandra_host, what=f"{WHAT} cassandra_host")
+        if not self.cassandra_local_dc.strip():
+            raise ConfigError(f"{WHAT} cassandra_local_dc is empty", hint="name the datacenter (nodetool status)")
         if self.parallelism > min(self.shards, MAX_PARALLELISM):
             raise ConfigError(
                 f"{WHAT} parallelism={self.parallelism} is more than the {self.shards} shards can use",

@@ -66,7 +66,11 @@ class ShardKey:
 def _connect(settings: IngestJobSettings) -> Any:
     from fleetsense.cloud.cassandra_session import open_cluster
 
-    return open_cluster((settings.cassandra_host, settings.cassandra_port), login=settings.cassandra_login())
+    return open_cluster(
+        (settings.cassandra_host, settings.cassandra_port),
+        login=settings.cassandra_login(),
+        local_dc=settings.cassandra_local_dc,
+    )
 
 
 def _shutdown(cluster: Any) -> None:
@@ -407,6 +411,7 @@ def _cassandra_sink(settings: IngestJobSettings) -> Any:
         CassandraSinkSettings(
             host=settings.cassandra_host,
             port=settings.cassandra_port,
+            local_dc=settings.cassandra_local_dc,
             keyspace=settings.keyspace,
             login=settings.cassandra_login(),
             max_in_flight=settings.max_writes,

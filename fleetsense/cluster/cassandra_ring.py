@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fleetsense.cluster import netns
@@ -33,6 +35,14 @@ CQL_PORT = 9042
 JMX_PORT = 7199  # on the namespace's loopback only: nodetool (repair) runs on the node's own host
 START_TIMEOUT_S = 300.0  # three JVMs start together on two cores
 HINT_WINDOW = "3h"
+SCHEMA_AGREEMENT_TIMEOUT_S = 120.0
+TOOL_LOGBACK_XML = """<configuration>
+  <appender name="STDERR" class="ch.qos.logback.core.ConsoleAppender">
+    <target>System.err</target><encoder><pattern>%-5level %msg%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDERR" /></root>
+</configuration>
+"""
 
 
 def seeds(plan: ClusterPlan) -> list[str]:
@@ -84,27 +94,43 @@ def cql_answers(host: Host) -> bool:
     return process.port_accepts(host.address, CQL_PORT)
 
 
-def node_view(host: Host, *, timeout_s: float = 5.0) -> dict[str, Any] | None:
-    """What the node itself says over CQL: its bootstrap state and the peers it knows; None when it does not
-    answer. Asked of that node alone (a whitelist policy), so a dead node is not answered for by another."""
-    if not cql_answers(host):
-        return None
+@contextmanager
+def node_session(
+    host: Host, *, timeout_s: float = 5.0, schema_agreement_wait_s: float = 10.0, request_timeout_s: float = 10.0
+) -> Iterator[Any]:
+    """A session whose every request goes to `host` alone (a whitelist policy): what that node says, not the
+    ring."""
     from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
     from cassandra.policies import WhiteListRoundRobinPolicy
 
     logging.getLogger("cassandra").setLevel(logging.ERROR)  # its protocol-downgrade warnings, as open_cluster does
-    profile = ExecutionProfile(load_balancing_policy=WhiteListRoundRobinPolicy([host.address]))
+    profile = ExecutionProfile(
+        load_balancing_policy=WhiteListRoundRobinPolicy([host.address]), request_timeout=request_timeout_s
+    )
     cluster = Cluster(
-        [host.address], port=CQL_PORT, connect_timeout=timeout_s, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
+        [host.address],
+        port=CQL_PORT,
+        connect_timeout=timeout_s,
+        execution_profiles={EXEC_PROFILE_DEFAULT: profile},
+        max_schema_agreement_wait=schema_agreement_wait_s,
     )
     try:
-        session = cluster.connect()
-        local = session.execute("SELECT bootstrapped, data_center, rack FROM system.local").one()
-        peers = [str(row.peer) for row in session.execute("SELECT peer FROM system.peers_v2")]
-    except Exception:  # any driver failure means: this node does not answer for itself
-        return None
+        yield cluster.connect()
     finally:
         cluster.shutdown()
+
+
+def node_view(host: Host, *, timeout_s: float = 5.0) -> dict[str, Any] | None:
+    """What the node itself says over CQL: its bootstrap state and the peers it knows; None when it does not
+    answer (a dead node is not answered for by another)."""
+    if not cql_answers(host):
+        return None
+    try:
+        with node_session(host, timeout_s=timeout_s) as session:
+            local = session.execute("SELECT bootstrapped, data_center, rack FROM system.local").one()
+            peers = [str(row.peer) for row in session.execute("SELECT peer FROM system.peers_v2")]
+    except Exception:  # any driver failure means: this node does not answer for itself
+        return None
     return {"bootstrapped": local.bootstrapped, "dc": local.data_center, "rack": local.rack, "peers": sorted(peers)}
 
 
@@ -132,14 +158,29 @@ def answering_node(plan: ClusterPlan) -> Host:
 
 def apply_schema(plan: ClusterPlan) -> None:
     """The keyspace with the ring's replication (created first, so cloud/schema.py's `IF NOT EXISTS` keeps it),
-    then the tables and migrations as on the single node."""
-    from fleetsense.cloud.cassandra_session import connect
+    then the tables and migrations as on the single node, through one coordinator. The driver waits for the ring
+    to agree after each change (measured: 75-112 s in all here); it cannot be skipped: a migration that copies a
+    table reads at LOCAL_QUORUM, and a replica that has not seen the new table fails the read (tried)."""
     from fleetsense.cloud.schema import KEYSPACE
     from fleetsense.cloud.schema import apply_schema as apply_tables
 
-    with connect((answering_node(plan).address, CQL_PORT)) as session:
+    with node_session(
+        answering_node(plan), timeout_s=10, schema_agreement_wait_s=SCHEMA_AGREEMENT_TIMEOUT_S
+    ) as session:
         session.execute(f"CREATE KEYSPACE IF NOT EXISTS {KEYSPACE} WITH replication = {replication(plan)}")
         apply_tables(session)
+        process.wait_until(
+            lambda: schema_agreed(session),
+            timeout_s=SCHEMA_AGREEMENT_TIMEOUT_S,
+            what="the ring's agreement on the schema",
+        )
+
+
+def schema_agreed(session: Any) -> bool:
+    """Whether the coordinator and every peer it knows report one schema version."""
+    local = session.execute("SELECT schema_version FROM system.local").one().schema_version
+    peers = [row.schema_version for row in session.execute("SELECT schema_version FROM system.peers_v2")]
+    return all(version == local for version in peers)
 
 
 def keyspace_replication(plan: ClusterPlan) -> dict[str, str]:
@@ -248,9 +289,12 @@ def nodetool(plan: ClusterPlan, host: Host, *args: str, timeout_s: float = 600.0
     config = host_config(plan, host)
     lib = lib_dir(config)
     java = process.require_binary("java", hint="install Java 17: `apt-get install openjdk-17-jdk-headless`")
-    # The server's JPMS flags (FileUtils needs them in the tool too); its history file goes to the host's disk.
-    home = f"-Duser.home={config.data_dir}"
-    cmd = [java, "-Xmx128m", home, *JAVA17_FLAGS, "-cp", f"{lib}/*", "org.apache.cassandra.tools.NodeTool"]
+    # The server's JPMS flags (FileUtils needs them in the tool too); its history file goes to the host's disk;
+    # warnings only (without a logback file of its own, the tool logs Netty's DEBUG lines to stdout).
+    logback = config.data_dir / "nodetool-logback.xml"
+    logback.write_text(TOOL_LOGBACK_XML)
+    flags = [f"-Duser.home={config.data_dir}", f"-Dlogback.configurationFile={logback}", *JAVA17_FLAGS]
+    cmd = [java, "-Xmx128m", *flags, "-cp", f"{lib}/*", "org.apache.cassandra.tools.NodeTool"]
     done = netns.run(
         host,
         [*cmd, "-h", "127.0.0.1", "-p", str(JMX_PORT), *args],

@@ -69,9 +69,9 @@ def partition(
     plan: ClusterPlan, name: str, *, seconds: float | None, sleep: Callable[[float], None] = time.sleep
 ) -> None:
     """Cut the host off; with `seconds`, heal it after that long (the link comes back whatever happens meanwhile)."""
-    host = _host(plan, name)
     if seconds is not None and seconds <= 0:
         raise ConfigError(f"--seconds must be positive, got {seconds:g}", hint="for example --seconds 60")
+    host = _host(plan, name)
     netns.set_link(host, up=False)
     if seconds is None:
         return
@@ -97,8 +97,9 @@ def netem_args(*, delay_ms: float, loss_pct: float) -> list[str]:
 def shape(plan: ClusterPlan, name: str, *, delay_ms: float, loss_pct: float) -> None:
     """Latency and loss on the host's link (both directions: the qdisc sits on the root end of its veth, which
     carries everything the host receives; replies are delayed once, as a slow link would)."""
+    qdisc = netem_args(delay_ms=delay_ms, loss_pct=loss_pct)
     host = _host(plan, name)
-    cmd = ["tc", "qdisc", "replace", "dev", host.veth, "root", *netem_args(delay_ms=delay_ms, loss_pct=loss_pct)]
+    cmd = ["tc", "qdisc", "replace", "dev", host.veth, "root", *qdisc]
     done = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode == 0:
         return

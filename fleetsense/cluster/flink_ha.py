@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import requests
@@ -158,14 +159,14 @@ class _FlinkProcess:
     def kill(self) -> list[int]:
         return jvm.kill(self.pids())
 
-    def _status(self, detail: str) -> ServiceStatus:
+    def _status(self, detail: str, *, healthy: bool) -> ServiceStatus:
         pids = tuple(self.pids())
         if not pids:
             state, detail = "stopped", "-"
         elif not netns.link_up(self.host):
             state = "partitioned"
         else:
-            state = "running" if detail not in ("", "not answering") else "degraded"
+            state = "running" if healthy else "degraded"
         return ServiceStatus(host=self.host.name, service=self.name, state=state, pids=pids, detail=detail)
 
 
@@ -188,12 +189,12 @@ class JobManagerNode(_FlinkProcess):
 
     def status(self) -> ServiceStatus:
         if not self.answering():
-            return self._status("not answering")
+            return self._status("not answering", healthy=False)
         try:
             leading = leader(self.plan) == self.host
         except StackError:
-            return self._status("no leader elected")
-        return self._status("leader" if leading else "standby")
+            return self._status("no leader elected", healthy=False)
+        return self._status("leader" if leading else "standby", healthy=True)
 
 
 class TaskManagerNode(_FlinkProcess):
@@ -213,7 +214,18 @@ class TaskManagerNode(_FlinkProcess):
         self._start_until(self.registered, what=what)
 
     def status(self) -> ServiceStatus:
-        return self._status("registered" if self.registered() else "not registered with the leader")
+        registered = self.registered()
+        return self._status("registered" if registered else "not registered with the leader", healthy=registered)
+
+
+def add_taskmanager(plan: ClusterPlan) -> ClusterPlan:
+    """One more tm host (its namespace on the bridge, its TaskManager registered with the leader): returns the plan
+    that has it, for the commands that follow (a rescale, `cluster down`, which removes every host of the prefix)."""
+    wider = replace(plan, counts={**plan.counts, Role.TASKMANAGER: plan.counts.get(Role.TASKMANAGER, 0) + 1})
+    added = wider.hosts(Role.TASKMANAGER)[-1]
+    netns.create_host(wider, added)
+    TaskManagerNode(wider, added).start()
+    return wider
 
 
 def leader_address(plan: ClusterPlan) -> str | None:
@@ -250,3 +262,12 @@ def leader(plan: ClusterPlan) -> Host:
 def rest_url(plan: ClusterPlan) -> str:
     """The leading JobManager's REST API."""
     return f"http://{leader(plan).address}:{REST_PORT}"
+
+
+def submit_ingest_job(plan: ClusterPlan) -> str:
+    """The ingest job on the cluster (fleetsense.cluster.job.submit_ingest): what `cluster up` and the cluster
+    tests' session fixture call once Flink runs. Returns its id (the running one's when it already runs)."""
+    from fleetsense.cluster import job
+
+    job_id, _ = job.submit_ingest(plan)
+    return job_id

@@ -77,6 +77,7 @@ def ingest_settings(
     cql_login: Login | None = None,
 ) -> IngestJobSettings:
     from fleetsense.cloud.connector_build import build_connector_jar
+    from fleetsense.cluster.cassandra_ring import DATACENTER
 
     return build_ingest_settings(
         amqp_host=contact_points(plan, Role.BROKER),
@@ -86,7 +87,8 @@ def ingest_settings(
         cassandra_port=CQL_PORT,
         cql_login=cql_login if cql_login is not None else job_cql_login(plan),
         connector_jar=build_connector_jar(default_build_dir()),
-        overrides=overrides,
+        # The ring's datacenter is the local one: LOCAL_QUORUM counts its replicas.
+        overrides={"cassandra_local_dc": DATACENTER} | (overrides or {}),
     )
 
 

@@ -61,7 +61,10 @@ def test_a_settings_file_written_before_the_grouping_is_read_as_it_was(tmp_path:
     path.write_text(json.dumps(old))
     settings = IngestJobSettings.from_file(path)
     assert settings.stream == StreamSettings(vehicle_class="car")
-    new_defaults = {"max_waiting": 600, "idle_flush_ms": 15_000, "sink": "java", "write_attempts": 5}
+    new_defaults = {
+        "max_waiting": 600, "idle_flush_ms": 15_000, "sink": "java", "write_attempts": 5,
+        "cassandra_local_dc": "datacenter1",
+    }  # fmt: skip
     assert json.loads(settings.to_json()) == old | new_defaults
 
 

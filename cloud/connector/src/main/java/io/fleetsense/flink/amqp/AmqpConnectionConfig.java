@@ -1,10 +1,16 @@
 package io.fleetsense.flink.amqp;
 
+import com.rabbitmq.client.Address;
 import com.rabbitmq.client.ConnectionFactory;
+import io.fleetsense.flink.HostList;
 import java.io.Serializable;
+import java.net.InetAddress;
 import java.net.Socket;
+import java.net.UnknownHostException;
 import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.List;
 import java.util.Objects;
 import java.util.regex.Pattern;
 import javax.net.ssl.SNIHostName;
@@ -24,7 +30,9 @@ public final class AmqpConnectionConfig implements Serializable {
     /** AMQP basic.qos prefetch-count is an unsigned 16-bit field. */
     static final int MAX_PREFETCH = 65535;
 
+    /** As given: one host, or the brokers of a cluster separated by commas. */
     private final String host;
+    private final List<String> hosts;
     private final int port;
     private final String virtualHost;
     private final String username;
@@ -55,6 +63,12 @@ public final class AmqpConnectionConfig implements Serializable {
             int bundleShards,
             int bundleLingerMs) {
         this.host = requireText(host, "host");
+        this.hosts = HostList.parse(host, "the AMQP host list");
+        if (tls && hosts.size() > 1) {
+            // The certificate check names one host (SNI, see configureTlsSocket); amqp-client's socket configurator
+            // is not told which address of a list it connects to.
+            throw new IllegalArgumentException("TLS takes one AMQP host (a load balancer's name), not the list " + host);
+        }
         this.virtualHost = Objects.requireNonNull(virtualHost, "virtualHost");
         this.username = requireText(username, "username");
         this.password = Objects.requireNonNull(password, "password");
@@ -95,6 +109,37 @@ public final class AmqpConnectionConfig implements Serializable {
 
     public String host() {
         return host;
+    }
+
+    /** The brokers, in the order given. */
+    public List<String> hosts() {
+        return hosts;
+    }
+
+    /**
+     * The brokers to try, in turn, starting at {@code first}: amqp-client tries a list in its order when automatic
+     * recovery is off (it shuffles only for its own recovery), so this order is the failover order.
+     */
+    List<Address> addresses(int first) {
+        List<Address> order = new ArrayList<>();
+        for (String each : HostList.rotated(hosts, first)) {
+            order.add(new Address(each, port));
+        }
+        return order;
+    }
+
+    /** The index in {@link #hosts()} of the broker at {@code address}, or -1. */
+    int indexOf(InetAddress address) {
+        for (int i = 0; i < hosts.size(); i++) {
+            try {
+                if (InetAddress.getByName(hosts.get(i)).equals(address)) {
+                    return i;
+                }
+            } catch (UnknownHostException e) {
+                // Not this one.
+            }
+        }
+        return -1;
     }
 
     public int port() {
@@ -147,7 +192,7 @@ public final class AmqpConnectionConfig implements Serializable {
      */
     ConnectionFactory newConnectionFactory() throws NoSuchAlgorithmException {
         ConnectionFactory factory = new ConnectionFactory();
-        factory.setHost(host);
+        factory.setHost(hosts.get(0)); // the connection is made with addresses(); this is only its default
         factory.setPort(port);
         factory.setVirtualHost(virtualHost);
         factory.setUsername(username);

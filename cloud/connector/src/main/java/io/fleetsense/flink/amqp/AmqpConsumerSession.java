@@ -68,6 +68,13 @@ final class AmqpConsumerSession implements AmqpConsumer {
     private long connectionGeneration;
     private long backoffMs = MIN_BACKOFF_MS;
     private boolean everConsumed;
+    /**
+     * Which broker of the list the next connection tries first: the first given, and after a loss the one after the
+     * lost one (which may be dead). Every reader starts on the same broker: a quorum queue's consumers are served
+     * by its leader's node whichever node they connect to, so spreading them would spread no load.
+     */
+    private int firstHost;
+    private int connectedHost = -1;
 
     AmqpConsumerSession(
             AmqpConnectionConfig config, String clientName, Listener listener, Counter reconnects, Counter ackFailures) {
@@ -102,7 +109,8 @@ final class AmqpConsumerSession implements AmqpConsumer {
         long generation = ++generationCounter;
         Connection conn = null;
         try {
-            conn = config.newConnectionFactory().newConnection(dispatch, clientName);
+            conn = config.newConnectionFactory().newConnection(dispatch, config.addresses(firstHost), clientName);
+            connectedHost = config.indexOf(conn.getAddress());
             Channel ch = conn.createChannel();
             ch.basicQos(config.prefetch());
             connection = conn;
@@ -168,6 +176,9 @@ final class AmqpConsumerSession implements AmqpConsumer {
         connection = null;
         channel = null;
         closeQuietly(conn);
+        if (connectedHost >= 0) {
+            firstHost = connectedHost + 1; // its broker may be the one that died: try the next first
+        }
         listener.onChannelLost(generation);
         reconnects.inc();
         scheduleConnect();

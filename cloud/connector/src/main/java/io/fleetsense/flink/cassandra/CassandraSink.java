@@ -1,5 +1,6 @@
 package io.fleetsense.flink.cassandra;
 
+import io.fleetsense.flink.HostList;
 import java.io.IOException;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -24,8 +25,11 @@ public final class CassandraSink implements Sink<byte[]> {
     static final Set<String> CONSISTENCY_LEVELS =
             Set.of("ONE", "TWO", "THREE", "QUORUM", "ALL", "LOCAL_ONE", "LOCAL_QUORUM", "EACH_QUORUM", "ANY");
 
+    /** As given: one contact point, or every node of the ring separated by commas. */
     final String host;
     final int port;
+    /** The datacenter the driver sends requests to (LOCAL_QUORUM's "local"); empty: the contact points'. */
+    final String localDatacenter;
     final String username;
     final String password;
     final Map<String, String> cql;
@@ -38,6 +42,7 @@ public final class CassandraSink implements Sink<byte[]> {
     private CassandraSink(Builder b) {
         this.host = b.host;
         this.port = b.port;
+        this.localDatacenter = b.localDatacenter;
         this.username = b.username;
         this.password = b.password;
         this.cql = new LinkedHashMap<>(b.cql);
@@ -75,6 +80,7 @@ public final class CassandraSink implements Sink<byte[]> {
     public static final class Builder {
         private String host = "127.0.0.1";
         private int port = 9042;
+        private String localDatacenter = "";
         private String username = "";
         private String password = "";
         private final Map<String, String> cql = new LinkedHashMap<>();
@@ -87,6 +93,12 @@ public final class CassandraSink implements Sink<byte[]> {
         public Builder setContact(String host, int port) {
             this.host = host;
             this.port = port;
+            return this;
+        }
+
+        /** The local datacenter's name ("datacenter1" for a single node); empty: the one of the contact points. */
+        public Builder setLocalDatacenter(String name) {
+            this.localDatacenter = name == null ? "" : name.trim();
             return this;
         }
 
@@ -122,9 +134,10 @@ public final class CassandraSink implements Sink<byte[]> {
         }
 
         public CassandraSink build() {
-            if (host == null || host.isEmpty() || port < 1 || port > 65535) {
-                throw new IllegalArgumentException("Cassandra contact " + host + ":" + port + " is not a host and port");
+            if (port < 1 || port > 65535) {
+                throw new IllegalArgumentException("Cassandra port " + port + " is not in 1..65535");
             }
+            HostList.parse(host, "the Cassandra contact points");
             if (username.isEmpty() != password.isEmpty()) {
                 throw new IllegalArgumentException("give both a Cassandra username and password, or neither");
             }

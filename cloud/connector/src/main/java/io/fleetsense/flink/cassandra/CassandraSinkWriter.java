@@ -18,9 +18,11 @@ import com.datastax.oss.driver.api.core.servererrors.ReadTimeoutException;
 import com.datastax.oss.driver.api.core.servererrors.TruncateException;
 import com.datastax.oss.driver.api.core.servererrors.UnavailableException;
 import com.datastax.oss.driver.api.core.servererrors.WriteTimeoutException;
+import io.fleetsense.flink.HostList;
 import java.io.IOException;
 import java.net.InetSocketAddress;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -73,20 +75,35 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
         metrics.gauge("cassandraWriteRetries", writes.retries::get);
     }
 
+    /** Every node of the sink's host list, unresolved: the driver resolves them itself (and again on reconnect). */
+    static List<InetSocketAddress> contactPoints(CassandraSink sink) {
+        List<InetSocketAddress> points = new ArrayList<>();
+        for (String host : HostList.parse(sink.host, "the Cassandra contact points")) {
+            points.add(InetSocketAddress.createUnresolved(host, sink.port));
+        }
+        return points;
+    }
+
     static CassandraSinkWriter open(CassandraSink sink, SinkWriterMetricGroup metrics, ClassLoader classLoader)
             throws IOException {
         DriverConfigLoader config = DriverConfigLoader.programmaticBuilder(classLoader)
                 // Preparing and the driver's own requests; each write has the sink's request time-out.
                 .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, SESSION_REQUEST_TIMEOUT)
-                // The contact point's datacenter is the local one: no datacenter name to configure.
-                .withString(DefaultDriverOption.LOAD_BALANCING_POLICY_CLASS, "DcInferringLoadBalancingPolicy")
+                // Requests go to the local datacenter's nodes (token-aware among them): the named one, or else
+                // the contact points' (DcInferring, the single-node stack's way).
+                .withString(DefaultDriverOption.LOAD_BALANCING_POLICY_CLASS,
+                        sink.localDatacenter.isEmpty() ? "DcInferringLoadBalancingPolicy" : "DefaultLoadBalancingPolicy")
                 // One connection per node carries 2,048 requests at once on protocol v3+: enough for maxInFlight.
                 .withInt(DefaultDriverOption.CONNECTION_MAX_REQUESTS, Math.max(1024, sink.maxInFlight * 2))
                 .build();
         var builder = CqlSession.builder()
                 .withClassLoader(classLoader)
                 .withConfigLoader(config)
-                .addContactPoint(InetSocketAddress.createUnresolved(sink.host, sink.port));
+                // Every node given: the session opens while any one of them answers.
+                .addContactPoints(contactPoints(sink));
+        if (!sink.localDatacenter.isEmpty()) {
+            builder = builder.withLocalDatacenter(sink.localDatacenter);
+        }
         if (!sink.username.isEmpty()) {
             builder = builder.withAuthCredentials(sink.username, sink.password);
         }
