@@ -1,6 +1,6 @@
 """What the fault scenarios need to know of the cluster beyond `fleetsense cluster fault`: which TaskManager host runs
-the analysis, the ingest job running again after a fault, a broker's return into its queues, a node's own copy of
-the rows (read at ONE from that node alone), and one more TaskManager host."""
+the analysis, the ingest job running again after a fault, a broker's return into its queues, and a node's own copy of
+the rows (read at ONE from that node alone)."""
 
 from __future__ import annotations
 
@@ -120,20 +120,3 @@ def wait_replica_complete(session: Any, expected: dict[str, list[int]], *, timeo
         if not missing or time.monotonic() > deadline:
             return missing
         time.sleep(2)
-
-
-def add_taskmanager(plan: ClusterPlan) -> tuple[ClusterPlan, Host]:
-    """One more TaskManager host (the next tm<N>): its namespace on the bridge and its TaskManager, registered with
-    the leader. Returns the larger plan and the new host; `cluster down` removes it with the rest (every namespace of
-    the prefix). Neither core nor flink offers `cluster scale` yet: this is its minimum."""
-    from dataclasses import replace
-
-    from fleetsense.cluster import netns, roles
-
-    larger = replace(plan, counts={**plan.counts, Role.TASKMANAGER: len(plan.hosts(Role.TASKMANAGER)) + 1})
-    host = larger.hosts(Role.TASKMANAGER)[-1]
-    netns.create_host(larger, host)
-    service = roles.service_for(larger, host)
-    assert service is not None
-    service.start()
-    return larger, host

@@ -24,7 +24,6 @@ from fleetsense.cluster.verdict import ScenarioRecord
 
 from .. import conftest as integration
 from .fault_ops import (
-    add_taskmanager,
     analysis_hosts,
     session_on,
     wait_brokers_in_sync,
@@ -291,7 +290,8 @@ def test_rescaling_the_job_through_a_savepoint_during_traffic_loses_nothing(
     def inject() -> Fault:
         job_id = wait_job_running(plan)
         before = job.parallelism(plan, job_id)
-        larger, added = add_taskmanager(plan)
+        larger = flink_ha.add_taskmanager(plan)
+        added = larger.hosts(Role.TASKMANAGER)[-1]
         rescaled = job.rescale(larger, before + 1)
         seen.update(before=before, after=job.parallelism(larger, rescaled.new_job_id), rescaled=rescaled)
         return Fault(
