@@ -1,0 +1,235 @@
+"""The fault scenarios' fleet with ground truth: vehicles recording scripted drives whose events are known, replayed
+live by fleetsense.cluster.fleet (on the fleet host, or here on the single-node stack) while a fault is injected,
+then the verdict from Cassandra: seqs contiguous and each once, samples stored = sent, events = ground truth,
+nothing counted twice, and the time from the fault's end until the pipeline was current again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fleetsense.cloud.query import blocks, sample_keys
+from fleetsense.cloud.schema import KEYSPACE
+
+from fleetsense import wire
+from fleetsense.cluster.fleet import VehicleProgress, read_progress, recorded_config
+from fleetsense.cluster.verdict import (
+    RESULTS_FILE,
+    ScenarioRecord,
+    VehicleVerdict,
+    append_record,
+    scenario_record,
+    vehicle_verdict,
+)
+from fleetsense.device_config import load
+
+from ..helpers import eventually, expected_keys, unique_vehicle
+from ..test_analytics_pipeline import (
+    START_TOLERANCE_S,
+    STOP_START_TOLERANCE_S,
+    ScriptedDrive,
+    minute_rows,
+    record_scripted_drive,
+    stored_events,
+)
+
+# Given a vehicle id and the directory for its config, provision it (a broker user) and return its config file.
+Provision = Callable[[str, Path], Path]
+POLL_S = 0.5
+
+
+def event_tolerance_s(kind: str) -> float:
+    return STOP_START_TOLERANCE_S if kind == "stop" else START_TOLERANCE_S
+
+
+@dataclass(frozen=True)
+class Fleet:
+    vehicles_dir: Path  # <vehicle>.toml configs: the runner's --vehicles
+    drives: list[ScriptedDrive]
+
+    @property
+    def batches_sent(self) -> int:
+        return sum(len(d.batches) for d in self.drives)
+
+    @property
+    def samples_sent(self) -> int:
+        return sum(len(expected_keys(d.batches, wire.Kind.IMU)) for d in self.drives)
+
+    @property
+    def events_expected(self) -> int:
+        return sum(len(d.expected_events) for d in self.drives)
+
+
+def prepare_fleet(provision: Provision, out_dir: Path, *, count: int, prefix: str, seed: int) -> Fleet:
+    """`count` vehicles, each with its scripted drive (seeded: its own mounting and sensor errors) recorded into
+    `<state>/recorded/outbox`, ready to be replayed."""
+    vehicles_dir = out_dir / "vehicles"
+    vehicles_dir.mkdir(parents=True, exist_ok=True)
+    drives = []
+    for i in range(count):
+        config = load(provision(unique_vehicle(prefix), vehicles_dir))
+        drives.append(record_scripted_drive(recorded_config(config), seed=seed + i))
+    return Fleet(vehicles_dir, drives)
+
+
+class FleetRun:
+    """The fleet runner as a process (on the fleet host when `exec_prefix` is `ip netns exec <ns>`)."""
+
+    def __init__(
+        self, fleet: Fleet, *, exec_prefix: Sequence[str] = (), speed: float = 1.0, timeout_s: float = 600.0
+    ) -> None:
+        self.fleet = fleet
+        self.progress_file = fleet.vehicles_dir.parent / "progress.json"
+        self.log_file = fleet.vehicles_dir.parent / "fleet.log"
+        self.cmd = [
+            *exec_prefix,
+            sys.executable,
+            "-m",
+            "fleetsense.cluster.fleet",
+            "--vehicles",
+            str(fleet.vehicles_dir),
+            "--progress",
+            str(self.progress_file),
+            "--speed",
+            str(speed),
+            "--timeout-s",
+            str(timeout_s),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> FleetRun:
+        self.progress_file.unlink(missing_ok=True)
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(self.cmd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ))
+        eventually(self.progress_file.exists, bool, timeout_s=60, interval_s=0.2)
+        assert self.progress_file.exists(), f"the fleet runner did not start: {self.log_file.read_text()[-3000:]}"
+        return self
+
+    def progress(self) -> list[VehicleProgress]:
+        return read_progress(self.progress_file)[1]
+
+    def produced_marks(self) -> dict[str, int]:
+        """Per vehicle, the last seq it has produced by now: the pipeline is current once all of these are stored."""
+        return {v.vehicle_id: v.first_seq + v.produced - 1 for v in self.progress() if v.produced}
+
+    def wait_produced(self, fraction: float, timeout_s: float = 120.0) -> None:
+        """Until every vehicle has produced `fraction` of its drive: traffic is flowing everywhere."""
+        eventually(self.progress, lambda vs: all(v.produced >= fraction * v.total for v in vs), timeout_s=timeout_s)
+
+    def wait(self, timeout_s: float) -> list[VehicleProgress]:
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        vehicles = self.progress()
+        short = [v for v in vehicles if v.acknowledged < v.total or v.error]
+        assert not short, f"vehicles still holding batches (see {self.log_file}): {short}"
+        return vehicles
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()  # our own child, by its pid
+            self.proc.wait(10)
+
+
+def stored_seqs(cql: Any, vehicle_id: str) -> list[int]:
+    return sorted(row.seq for row in blocks(cql, KEYSPACE, vehicle_id))
+
+
+def contiguous_until(seqs: Sequence[int], first: int) -> int:
+    """The last seq of the unbroken run from `first` (first - 1 when `first` is missing)."""
+    have = set(seqs)
+    last = first - 1
+    while last + 1 in have:
+        last += 1
+    return last
+
+
+def time_until_current(
+    cql: Any, fleet: Fleet, marks: dict[str, int], *, since_wall_s: float, timeout_s: float
+) -> float | None:
+    """Seconds from `since_wall_s` (the fault's end) until every vehicle's blocks up to its mark (what it had
+    produced at the fault's end) are stored without a gap; None if that did not happen within `timeout_s`."""
+    first = {d.config.vehicle_id: d.batches[0].seq for d in fleet.drives}
+    waiting = dict(marks)
+    deadline = time.monotonic() + timeout_s
+    while waiting and time.monotonic() < deadline:
+        for vid, mark in list(waiting.items()):
+            if contiguous_until(stored_seqs(cql, vid), first[vid]) >= mark:
+                del waiting[vid]
+        if waiting:
+            time.sleep(POLL_S)
+    return None if waiting else time.time() - since_wall_s
+
+
+def settled(cql: Any, drive: ScriptedDrive) -> bool:
+    """Everything of the drive is stored and analysed (or more: the verdict then counts it as duplicated)."""
+    vid = drive.config.vehicle_id
+    imu = len(expected_keys(drive.batches, wire.Kind.IMU))
+    return (
+        len(stored_seqs(cql, vid)) >= len(drive.batches)
+        and len(stored_events(cql, drive)) >= len(drive.expected_events)
+        and sum(r.sample_count for r in minute_rows(cql, vid, drive)) >= imu
+    )
+
+
+def judge(cql: Any, fleet: Fleet, *, timeout_s: float = 180.0) -> list[VehicleVerdict]:
+    """Wait until the fleet's data has settled (or `timeout_s`), then compare every vehicle with its ground truth."""
+    deadline = time.monotonic() + timeout_s
+    for drive in fleet.drives:
+        eventually(lambda d=drive: settled(cql, d), bool, timeout_s=max(1.0, deadline - time.monotonic()))
+    time.sleep(3)  # anything extra the job would still write shows up too
+    verdicts = []
+    for drive in fleet.drives:
+        vid = drive.config.vehicle_id
+        verdicts.append(
+            vehicle_verdict(
+                vehicle_id=vid,
+                sent_seqs=(drive.batches[0].seq, drive.batches[-1].seq),
+                stored_seqs=stored_seqs(cql, vid),
+                sent_samples=expected_keys(drive.batches, wire.Kind.IMU),
+                stored_samples=sample_keys(cql, KEYSPACE, vid),
+                minute_sample_count=sum(r.sample_count for r in minute_rows(cql, vid, drive)),
+                found_events=stored_events(cql, drive),
+                expected_events=drive.expected_events,
+                tolerance_s=event_tolerance_s,
+            )
+        )
+    return verdicts
+
+
+def record(
+    data_dir: Path,
+    fleet: Fleet,
+    verdicts: Sequence[VehicleVerdict],
+    *,
+    scenario: str,
+    fault: str,
+    promise: str,
+    recovery_s: float | None,
+    started_monotonic: float,
+    notes: str = "",
+) -> ScenarioRecord:
+    """The scenario's row, added to `<data_dir>/fault-results.json` (render it with `python -m
+    fleetsense.cluster.verdict`)."""
+    result = scenario_record(
+        scenario=scenario,
+        fault=fault,
+        promise=promise,
+        verdicts=verdicts,
+        batches_sent=fleet.batches_sent,
+        samples_sent=fleet.samples_sent,
+        events_expected=fleet.events_expected,
+        recovery_s=recovery_s,
+        scenario_s=time.monotonic() - started_monotonic,
+        notes=notes,
+    )
+    append_record(data_dir / RESULTS_FILE, result)
+    return result
