@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -97,7 +98,25 @@ def spawn(host: Host, cmd: Sequence[str], *, env: Mapping[str, str], log_file: P
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    _await_entry(host, proc)
     return proc.pid
+
+
+def in_namespace(host: Host, pid: int) -> bool:
+    """Whether process `pid` runs in the host's network namespace (same namespace inode)."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{host.namespace}").st_ino
+    except OSError:
+        return False
+
+
+def _await_entry(host: Host, proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """Return once the child has entered the namespace (or exited). Until `ip netns exec` has switched, the child
+    is in the root namespace and absent from `pids(host)`: a caller checking "is it still running?" right after
+    spawning would see nothing and call a healthy start a crash (seen: a JobManager reported dead while it ran)."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and not in_namespace(host, proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def run(
