@@ -58,3 +58,6 @@ def test_the_job_runs_on_the_next_hosts_when_the_first_of_each_list_are_dead(
         assert flink.restarts(job_id) == 0  # never failed over to a restart: the dead hosts were passed over
     finally:
         flink.cancel(job_id)
+        # The session's job again, as conftest's ingest_job started it: later tests find the ingest job running
+        # (without this, test_recovery and every test after it met no job at all).
+        jobs.submit_ingest(stack, {"profile_refresh_s": "2"})
