@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fleetsense.cluster.plan import ClusterPlan, Host
 from fleetsense.errors import StackError
+from fleetsense.stack import process
 
 NETNS_ETC = Path("/etc/netns")
 
@@ -122,22 +123,8 @@ def _await_entry(host: Host, proc: subprocess.Popen[bytes], timeout_s: float = 1
 def run(
     host: Host, cmd: Sequence[str], *, env: Mapping[str, str] | None = None, timeout_s: float = 120.0, what: str
 ) -> subprocess.CompletedProcess[str]:
-    """Run a short command on `host`; a failure becomes a StackError with its output."""
-    try:
-        done = subprocess.run(
-            [*exec_prefix(host), *cmd],
-            env=dict(env) if env is not None else None,
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            stdin=subprocess.DEVNULL,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise StackError(f"{what} on {host.name}: timed out after {timeout_s:.0f} s") from exc
-    if done.returncode != 0:
-        output = (done.stderr or done.stdout).strip()[-2000:]
-        raise StackError(f"{what} on {host.name} failed (exit {done.returncode}): {output}")
-    return done
+    """Run a short command on `host`; a failure becomes a StackError with its output (the stack's own runner)."""
+    return process.run_checked([*exec_prefix(host), *cmd], env=env, timeout_s=timeout_s, what=f"{what} on {host.name}")
 
 
 def pids(host: Host) -> list[int]:
