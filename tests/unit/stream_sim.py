@@ -62,9 +62,18 @@ class Fleet:
 
 
 def _body(
-    rng: random.Random, vehicle: str, seq: int, start_ms: int, flags: wire.Flags, version: int, epoch: int = 0
+    rng: random.Random,
+    vehicle: str,
+    seq: int,
+    start_ms: int,
+    flags: wire.Flags,
+    version: int,
+    epoch: int = 0,
+    *,
+    braking: bool | None = None,
 ) -> bytes:
-    braking = rng.random() < 0.2  # now and then a hard stop, so events open and close across gaps
+    """One IMU batch; `braking` None: now and then a hard stop, so events open and close across gaps."""
+    braking = rng.random() < 0.2 if braking is None else braking
     ax = -6000 if braking else rng.randint(-300, 300)
     samples = tuple(
         (ax + rng.randint(-50, 50), rng.randint(-100, 100), 9807 + rng.randint(-40, 40), 0, 0, 0)
