@@ -30,7 +30,17 @@ import pytest
 
 from fleetsense import wire
 from fleetsense.cluster.verdict import match_events
-from tests.unit.stream_sim import BATCH_MS, SETTINGS, START_MS, TIMER_SLACK_MS, Delivery, Fleet, Run, Simulation, _body
+from tests.unit.stream_sim import (
+    BATCH_MS,
+    SETTINGS,
+    START_MS,
+    TIMER_SLACK_MS,
+    Delivery,
+    Fleet,
+    Run,
+    Simulation,
+    imu_body,
+)
 
 # Each case plays its drive twice (ground truth and failover), about 50 ms: a fifth of the simulation's cases per
 # pattern (300 each, 1,200 in all by default) keeps this file near a minute in CI.
@@ -60,7 +70,7 @@ def drive(rng: random.Random) -> list[bytes]:
         braking = braking_left > 0
         braking_left = max(0, braking_left - 1)
         start_ms = START_MS + seq * BATCH_MS
-        bodies.append(_body(rng, VEHICLE, seq, start_ms, wire.Flags(0), 3, epoch, braking=braking))
+        bodies.append(imu_body(rng, VEHICLE, seq, start_ms, wire.Flags(0), 3, epoch, braking=braking))
     return bodies
 
 
