@@ -8,6 +8,7 @@ plain dicts (tests/unit/test_vehicle_stream.py) and the operator is only glue.
 
 from __future__ import annotations
 
+import copy
 import zlib
 from collections.abc import MutableMapping
 from dataclasses import dataclass, field
@@ -273,10 +274,16 @@ def on_timer(state: VehicleState, waiting: MutableMapping[int, bytes], vehicle_i
     _apply(state, waiting, vehicle_id, state.sequencer.expire(now_ms), result, now_ms=now_ms, current=None)
     if not state.flushed and now_ms >= state.last_message_ms + state.idle_flush_ms and not state.sequencer.waiting:
         state.flushed = True
-        state.last_end_us.clear()  # the next batch starts a new segment
         result.count("idle_flushes")
+        # Provisional: a copy of the analyser is flushed (its held-back samples processed, open events and the
+        # open stop closed, rows written) and the analyser itself is left as it was. Silence in processing time
+        # says nothing about sample time: a vehicle cut off from every broker (a partitioned node, reconnect
+        # backoff) sends the missing seconds later, in order, and they must continue the open event, not start a
+        # second one (issue 16: one hard stop became two events). A real gap in sample time ends the segment
+        # when the next batch comes (`_analyse`), closing the same events at the same samples, so the rows
+        # written now are rewritten with the same keys.
         result.writes += analysis_writes(
-            vehicle_id, state.analyzer.flush(), now_ms=now_ms, pending=state.pending_minutes
+            vehicle_id, copy.deepcopy(state.analyzer).flush(), now_ms=now_ms, pending=state.pending_minutes
         )
         if state.pending_latest:
             result.writes.append(rows.vehicle_write(vehicle_id, *state.pending_latest))

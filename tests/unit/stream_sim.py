@@ -61,10 +61,19 @@ class Fleet:
     end_ms: int
 
 
-def _body(
-    rng: random.Random, vehicle: str, seq: int, start_ms: int, flags: wire.Flags, version: int, epoch: int = 0
+def imu_body(
+    rng: random.Random,
+    vehicle: str,
+    seq: int,
+    start_ms: int,
+    flags: wire.Flags,
+    version: int,
+    epoch: int = 0,
+    *,
+    braking: bool | None = None,
 ) -> bytes:
-    braking = rng.random() < 0.2  # now and then a hard stop, so events open and close across gaps
+    """One IMU batch; `braking` None: now and then a hard stop, so events open and close across gaps."""
+    braking = rng.random() < 0.2 if braking is None else braking
     ax = -6000 if braking else rng.randint(-300, 300)
     samples = tuple(
         (ax + rng.randint(-50, 50), rng.randint(-100, 100), 9807 + rng.randint(-40, 40), 0, 0, 0)
@@ -102,7 +111,7 @@ def generate_fleet(rng: random.Random, *, reflash: float = 0.0, reuse: float = 0
         epoch_id = rng.randint(1, 2**32 - 1)  # what a v3 device states
         recent: list[tuple[int, int]] = []  # (seq, start ms) of the last batches, for a faulty device to reuse
         for _ in range(rng.randint(3, 40)):
-            body = _body(rng, vehicle, seq, now, flags, version, epoch_id)
+            body = imu_body(rng, vehicle, seq, now, flags, version, epoch_id)
             sent[vehicle][seq] = body
             recent = [*recent[-8:], (seq, now)]
             flags = wire.Flags(0)
@@ -120,7 +129,7 @@ def generate_fleet(rng: random.Random, *, reflash: float = 0.0, reuse: float = 0
                     order += 1
             if version >= 2 and rng.random() < reuse and len(recent) > 1:
                 old_seq, old_start = rng.choice(recent[:-1])  # the same seq and time, other samples
-                other = _body(rng, vehicle, old_seq, old_start, wire.Flags(0), version, epoch_id)
+                other = imu_body(rng, vehicle, old_seq, old_start, wire.Flags(0), version, epoch_id)
                 deliveries.append(Delivery(now + rng.randint(0, 200), order, vehicle, old_seq, other, epoch, True))
                 order += 1
             now += BATCH_MS
