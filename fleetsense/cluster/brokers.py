@@ -31,6 +31,17 @@ API_TIMEOUT_S = 3.0
 # A minority side stops serving (listeners paused) until the partition heals: with quorum queues and MQTT client
 # ids on Raft, a minority could not accept anything durable anyway, and no split-brain queue contents can arise.
 PARTITION_HANDLING = "pause_minority"
+# pause_minority acts only on what a node sees *during* a partition. A peer counts as down after no data for
+# 0.75-1.25 x net_ticktime; with Erlang's default of 60 s a 60 s cut is noticed at best at its very end, and after
+# the heal TCP's retransmission back-off delays the first data a few seconds more. Measured (issue 16): rmq1
+# timed its peers out 9 s *after* the heal, closed its links, its peers reconnected within 30 ms, so rmq1 never
+# saw itself in a minority ("Keeping ... listeners: the node is already back") and Mnesia, which never re-merges
+# a partition it detected ({inconsistent_database, running_partitioned_network, ...} on every node), left rmq1
+# alone for good. At 15 s (as OpenStack's RabbitMQ default) any cut longer than ~19 s is seen by both sides while
+# it lasts: the cut-off node pauses, and on the heal restarts and rejoins, the path pause_minority is made for.
+# A cut of ~11-19 s can still be seen by one side only (measured: 16 s left rmq1 alone; docs/cluster.md,
+# "A partitioned broker").
+NET_TICKTIME_S = 15
 
 
 def node_name(host: Host) -> str:
@@ -46,7 +57,14 @@ def cluster_settings(plan: ClusterPlan) -> list[str]:
         "cluster_formation.peer_discovery_backend = classic_config",
         *peers,
         f"cluster_partition_handling = {PARTITION_HANDLING}",
+        f"net_ticktime = {NET_TICKTIME_S}",
     ]
+
+
+def ctl_env(node_env: dict[str, str]) -> dict[str, str]:
+    """rabbitmqctl's environment: the node's, with the node's net_ticktime (Erlang wants every peer of a
+    connection, the CLI's hidden node too, to tick at the same rate, or a long command can be timed out)."""
+    return {**node_env, "RABBITMQ_CTL_ERL_ARGS": f"-kernel net_ticktime {NET_TICKTIME_S}"}
 
 
 def erlang_cookie(plan: ClusterPlan) -> str:
@@ -208,7 +226,7 @@ class BrokerNode:
                 netns.run(
                     self.host,
                     [rabbitmqctl, "-n", self.rabbit.node, "stop", str(self.rabbit.pid_file)],
-                    env=self.rabbit.env(),
+                    env=ctl_env(self.rabbit.env()),
                     timeout_s=60,
                     what="rabbitmqctl stop",
                 )
