@@ -54,16 +54,17 @@ def _services(plan: ClusterPlan) -> list[ZooKeeperNode | JobManagerNode | TaskMa
     return services
 
 
-@pytest.fixture(scope="module")
-def zk_plan() -> Iterator[ClusterPlan]:
-    """The plan's ZooKeeper hosts, jm1, jm2, tm1, tm2, on prefix `<test prefix>z` and subnet +102 (ft6z, 10.188.0.x
-    at offset 600): apart from the session cluster and from test_flink_ha.py's `<prefix>f` (+100)."""
+@pytest.fixture(scope="module", params=[1, 3], ids=lambda n: f"{n}-zookeeper")
+def zk_plan(request: pytest.FixtureRequest) -> Iterator[ClusterPlan]:
+    """1 or 3 ZooKeeper hosts (a lone node, whose loss the supervisor must survive; an ensemble, which loses one
+    member), jm1, jm2, tm1, tm2, on prefix `<test prefix>z` and subnet +111 (ft6z, 10.197.0.x at offset 600; 10.188
+    was another cluster's): apart from the session cluster and from test_flink_ha.py's `<prefix>f` (+100)."""
     base = ClusterPlan.for_tests(_data_dir())
     plan = replace(
         base,
         prefix=f"{base.prefix}z",
-        subnet=base.subnet + 102,
-        counts={role: base.counts[role] for role in FLINK_ROLES},
+        subnet=base.subnet + 111,
+        counts={**{role: base.counts[role] for role in FLINK_ROLES}, Role.ZOOKEEPER: int(request.param)},
     )
     netns.remove_all(plan)
     shutil.rmtree(plan.data_dir, ignore_errors=True)  # old HA state would recover an old run's jobs
@@ -72,11 +73,17 @@ def zk_plan() -> Iterator[ClusterPlan]:
         for host in plan.hosts():
             netns.create_host(plan, host)
         started = time.monotonic()
-        services = _services(plan)
-        for service in services:  # an ensemble serves once a majority runs: start every member, then wait
-            service.start_process()
-        for service in services:
-            service.start()
+        zookeepers, flink = (
+            _services(plan)[: len(plan.hosts(Role.ZOOKEEPER))],
+            _services(plan)[len(plan.hosts(Role.ZOOKEEPER)) :],
+        )
+        # ZooKeeper first (an ensemble serves once a majority runs: start every member, then wait on each), then
+        # the Flink daemons side by side: on 2 busy cores, all at once left ZooKeeper not serving after 60 s.
+        for group in (zookeepers, flink):
+            for service in group:
+                service.start_process()
+            for service in group:
+                service.start()
         print(f"\nthe Flink hosts ({', '.join(h.name for h in plan.hosts())}) up in {time.monotonic() - started:.1f} s")
     except FleetsenseError as exc:
         netns.remove_all(plan)
