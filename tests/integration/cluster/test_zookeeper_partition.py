@@ -78,7 +78,7 @@ def zk_plan(request: pytest.FixtureRequest) -> Iterator[ClusterPlan]:
             _services(plan)[len(plan.hosts(Role.ZOOKEEPER)) :],
         )
         # ZooKeeper first (an ensemble serves once a majority runs: start every member, then wait on each), then
-        # the Flink daemons side by side: on 2 busy cores, all at once left ZooKeeper not serving after 60 s.
+        # the Flink daemons side by side, as test_flink_ha.py.
         for group in (zookeepers, flink):
             for service in group:
                 service.start_process()
