@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from fleetsense.cluster import jvm, netns, zk_read, zookeeper
+from fleetsense.cluster import jvm, netns, supervisor, zk_read, zookeeper
 from fleetsense.cluster.plan import ClusterPlan, Host, Role
 from fleetsense.cluster.service import ServiceStatus
 from fleetsense.errors import StackError
@@ -47,6 +47,9 @@ ZK_ROOT = "/flink"
 # (60 s) suits real networks; on one machine a session that misses 6 s of heartbeats is gone, not slow.
 ZK_SESSION_TIMEOUT_MS = 6000
 START_TIMEOUT_S = 180.0
+# A JobManager's REST API answers 503 while no leader is known: through a ZooKeeper outage, and for good when it
+# hangs out of the election. Longer than a failover (~7 s) and a restarted leader's recovery, short next to a hang.
+ALIVE_GRACE_S = 60.0
 LEADER_ADDRESS = re.compile(rb"https?://([0-9.]+):\d+")
 
 
@@ -103,7 +106,9 @@ def host_settings(plan: ClusterPlan, host: Host) -> dict[str, str]:
 
 
 class _FlinkProcess:
-    """A Flink daemon on a host, run in the foreground under `ip netns exec` (its pid is the JVM's)."""
+    """A Flink daemon on a host, run in the foreground under the host's supervisor (fleetsense.cluster.supervisor,
+    itself under `ip netns exec`), which starts it again when it exits: Flink's daemons exit on fatal errors (a
+    ZooKeeper session lost) and expect to be restarted, as systemd or Kubernetes would."""
 
     name = ""
     script = ""  # jobmanager.sh / taskmanager.sh
@@ -140,8 +145,12 @@ class _FlinkProcess:
         if self.pids():
             return
         self.write_config()
-        script = flink_home() / "bin" / self.script
-        netns.spawn(self.host, ["bash", str(script), "start-foreground"], env=self.env(), log_file=self.log_file)
+        daemon = ["bash", str(flink_home() / "bin" / self.script), "start-foreground"]
+        netns.spawn(self.host, self.supervised(daemon), env=self.env(), log_file=self.log_file)
+
+    def supervised(self, daemon: list[str]) -> list[str]:
+        """A TaskManager exits on its own fatal errors: restarting it when it exits is enough."""
+        return supervisor.command(daemon)
 
     def _start_until(self, ready: Callable[[], bool], *, what: str) -> None:
         self.start_process()
@@ -150,13 +159,17 @@ class _FlinkProcess:
         )
 
     def pids(self) -> list[int]:
-        # Its environment names our conf dir (FLINK_CONF_DIR), from the start script to the JVM and its workers.
-        return jvm.pids_with(self.host, f"FLINK_CONF_DIR={self.conf_dir} ")
+        """The supervisor first, then the daemon (the start script or its JVM) and its Python workers: their
+        environment names our conf dir (FLINK_CONF_DIR), from the supervisor down."""
+        found = jvm.pids_with(self.host, f"FLINK_CONF_DIR={self.conf_dir} ")
+        return sorted(found, key=lambda pid: not supervisor.is_supervisor(jvm.cmdline(pid)))
 
     def stop(self) -> None:
+        """A clean stop: SIGTERM reaches the supervisor (which restarts nothing after it) and the daemon."""
         jvm.stop(self.pids())
 
     def kill(self) -> list[int]:
+        """The service's power switch: SIGKILL to the supervisor first (nothing restarts it), then the daemon."""
         return jvm.kill(self.pids())
 
     def _status(self, detail: str, *, healthy: bool) -> ServiceStatus:
@@ -186,6 +199,12 @@ class JobManagerNode(_FlinkProcess):
 
     def start(self) -> None:
         self._start_until(self.answering, what=f"the Flink JobManager on {self.host.name}")
+
+    def supervised(self, daemon: list[str]) -> list[str]:
+        """Restarted when it exits, and when its REST API stops answering for ALIVE_GRACE_S: a JobManager that
+        lost its ZooKeeper session may reconnect without rejoining the election and then answer 503 for good."""
+        probe = f"http://127.0.0.1:{REST_PORT}/config"  # its own namespace's loopback: seen during a partition too
+        return supervisor.command(daemon, alive_url=probe, alive_grace_s=ALIVE_GRACE_S)
 
     def status(self) -> ServiceStatus:
         if not self.answering():

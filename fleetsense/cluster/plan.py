@@ -61,7 +61,7 @@ class ClusterPlan:
         default_factory=lambda: {
             Role.BROKER: 3,
             Role.CASSANDRA: 3,
-            Role.ZOOKEEPER: 1,
+            Role.ZOOKEEPER: 3,  # an ensemble: losing one node costs the job a ~1 s restart, not an outage
             Role.JOBMANAGER: 2,  # the leader and a standby
             Role.TASKMANAGER: 2,  # `cluster scale` adds up to MAX_PER_ROLE
             Role.FLEET: 1,

@@ -1,9 +1,10 @@
 """ZooKeeper on a zk host, from Debian's `zookeeper` package (3.8.0): Flink's JobManagers elect their leader there
 and keep the pointers to the job graph and its completed checkpoints (the data itself is in the shared directory).
 
-One node by default (ClusterPlan.counts): ZooKeeper is not on the data path, only the JobManagers' election is, and
-the faults of issue 16 never take ZooKeeper down; a lone node saves two JVMs (~60 MiB RSS each) and two cores' worth
-of heartbeats on this 2-core box. With 3 in the plan it runs as an ensemble (server.N lines), and survives one loss.
+Three nodes by default (ClusterPlan.counts), an ensemble (server.N lines) that survives the loss of one: with a
+lone node, cutting it off suspended the job for the whole outage and (before the supervisor) ended every Flink
+daemon for good; with three, the clients of the lost node reconnect to another within the 6 s session and the job
+restarts once (~1 s). Two more JVMs cost ~160 MiB RSS (docs/cluster-flink.md, "Why three nodes").
 """
 
 from __future__ import annotations
