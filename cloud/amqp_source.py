@@ -42,6 +42,7 @@ class AmqpSourceSettings:
     queue: str
     prefetch: int = 1000
     connection_name: str = "fleetsense-flink"
+    heartbeat_s: int = 5  # the job's amqp_heartbeat_s; the connector checks 1..60
     # False acks each record as soon as Flink has it (ON_EMIT): for runs without checkpointing only,
     # since records buffered in Flink at a failure are lost.
     ack_after_checkpoint: bool = True
@@ -191,6 +192,7 @@ def amqp_source(settings: AmqpSourceSettings) -> Source:
         .setQueue(settings.queue)
         .setPrefetch(settings.prefetch)
         .setConnectionName(settings.connection_name)
+        .setHeartbeatSeconds(settings.heartbeat_s)
         .setAckMode("AFTER_CHECKPOINT" if settings.ack_after_checkpoint else "ON_EMIT")
         .setTls(settings.tls)
         .setBundles(settings.bundle_messages, settings.bundle_shards, settings.bundle_linger_ms)

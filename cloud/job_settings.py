@@ -50,6 +50,18 @@ class IngestJobSettings:
         # checkpoint duration) x message rate, or the readers stall between checkpoints.
         doc="unacknowledged messages per reader; must hold a reader's share of a checkpoint interval's messages",
     )
+    amqp_heartbeat_s: int = setting(
+        5,
+        least=1,
+        most=60,  # the connector's bounds (AmqpConnectionConfig); 0 would switch heartbeats off
+        unit="s",
+        group="source",
+        # A TaskManager cut off from the network keeps its readers' unacknowledged messages until the broker gives
+        # up on its connection (after about twice this), while the job restarted elsewhere reads on: they must come
+        # back within gap_wait_ms or they arrive as a late batch (issue 16, the partitioned TaskManager).
+        doc="the AMQP heartbeat; the broker hands a dead reader's messages to the others after about twice this,"
+        " which must fit in gap_wait_ms",
+    )
     readers: int = setting(
         1,
         least=1,
@@ -183,6 +195,14 @@ class IngestJobSettings:
                 hint=f"use at most {min(self.shards, MAX_PARALLELISM)}, or more shards at a fresh submit",
             )
         check_vehicle_class(self.stream.vehicle_class)
+        if 2 * self.amqp_heartbeat_s * 1000 > self.stream.gap_wait_ms:
+            raise ConfigError(
+                f"{WHAT}s amqp_heartbeat_s={self.amqp_heartbeat_s} and gap_wait_ms={self.stream.gap_wait_ms}: a dead"
+                f" reader's messages come back after up to {2 * self.amqp_heartbeat_s} s, later than a gap is waited"
+                " for, and would be skipped",
+                hint=f"amqp_heartbeat_s at most {self.stream.gap_wait_ms // 2000}, or gap_wait_ms at least"
+                f" {2 * self.amqp_heartbeat_s * 1000}",
+            )
         if bool(self.cassandra_username) != bool(self.cassandra_password):
             raise ConfigError(f"{WHAT}s cassandra_username and cassandra_password: give both or neither")
 

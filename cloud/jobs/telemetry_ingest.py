@@ -394,6 +394,7 @@ def _source(
             password=settings.amqp_password,
             queue=queue,
             prefetch=settings.amqp_prefetch,
+            heartbeat_s=settings.amqp_heartbeat_s,
             connection_name=f"{settings.job_name}: {queue}",
             bundle_messages=settings.bundle_messages if bundles else 0,
             bundle_shards=settings.shards if bundles else 1,

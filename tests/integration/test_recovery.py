@@ -85,7 +85,7 @@ def test_an_upgrade_through_a_savepoint_mid_stream_loses_and_duplicates_nothing(
     sender = threading.Thread(target=lambda: left.append(send_outbox(drive.config, timeout_s=240)))
     sender.start()
     time.sleep(8)
-    old, savepoint, new = jobs.upgrade_ingest(stack, {"gap_wait_ms": "5000"})
+    old, savepoint, new = jobs.upgrade_ingest(stack, {"gap_wait_ms": "12000"})
     sender.join()
     assert left == [0] and old != new and savepoint
     assert_events_match(wait_for_events(cql, drive, timeout_s=120), drive.expected_events)

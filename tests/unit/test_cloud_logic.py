@@ -172,6 +172,7 @@ def test_job_settings_take_their_overrides_and_the_writers_batch_bounds() -> Non
     settings = _job_settings(write_batch_rows="1", write_batch_kb="4", parallelism="16", profile_refresh_s="0.5")
     assert (settings.write_batch_rows, settings.write_batch_kb, settings.parallelism) == (1, 4, 16)
     assert settings.profile_refresh_s == 0.5
+    assert _job_settings(amqp_heartbeat_s="2", gap_wait_ms="4000").amqp_heartbeat_s == 2  # 2 x 2 s fits in 4 s
 
 
 @pytest.mark.parametrize(
@@ -188,6 +189,10 @@ def test_job_settings_take_their_overrides_and_the_writers_batch_bounds() -> Non
         ({"python_execution_mode": "fork"}, "python_execution_mode='fork': thread or process"),
         ({"vehicle_class": "bus"}, "unknown vehicle class 'bus'"),
         ({"write_batch_kb": "big"}, "write_batch_kb='big' is not a int"),
+        ({"amqp_heartbeat_s": "0"}, "amqp_heartbeat_s must be 1..60 s, got 0"),
+        # A dead TaskManager's messages would come back after the restarted job stopped waiting for them.
+        ({"gap_wait_ms": "5000"}, "amqp_heartbeat_s=5 and gap_wait_ms=5000: a dead reader's messages come back"),
+        ({"amqp_heartbeat_s": "8"}, "amqp_heartbeat_s=8 and gap_wait_ms=10000"),
     ],
 )
 def test_job_settings_refuse_values_the_job_cannot_run_with(overrides: dict[str, str], message: str) -> None:

@@ -35,8 +35,8 @@ def test_every_job_setting_is_declared_once_and_the_streams_are_not_repeated_by_
 
 
 def test_a_stream_setting_set_on_the_command_line_reaches_the_stream_and_its_file_stays_flat(tmp_path: Path) -> None:
-    settings = _job(idle_flush_ms="20000", gap_wait_ms="3000", vehicle_class="truck", shards="8")
-    assert settings.stream == StreamSettings(idle_flush_ms=20_000, gap_wait_ms=3000, vehicle_class="truck")
+    settings = _job(idle_flush_ms="20000", gap_wait_ms="12000", vehicle_class="truck", shards="8")
+    assert settings.stream == StreamSettings(idle_flush_ms=20_000, gap_wait_ms=12_000, vehicle_class="truck")
     flat = json.loads(settings.to_json())
     assert (flat["idle_flush_ms"], flat["vehicle_class"], flat["shards"]) == (20_000, "truck", 8)
     assert "stream" not in flat  # the file names every setting flat, as before the settings were grouped
@@ -63,7 +63,7 @@ def test_a_settings_file_written_before_the_grouping_is_read_as_it_was(tmp_path:
     assert settings.stream == StreamSettings(vehicle_class="car")
     new_defaults = {
         "max_waiting": 600, "idle_flush_ms": 15_000, "sink": "java", "write_attempts": 5,
-        "cassandra_local_dc": "datacenter1",
+        "cassandra_local_dc": "datacenter1", "amqp_heartbeat_s": 5,
     }  # fmt: skip
     assert json.loads(settings.to_json()) == old | new_defaults
 

@@ -29,6 +29,9 @@ public final class AmqpConnectionConfig implements Serializable {
 
     /** AMQP basic.qos prefetch-count is an unsigned 16-bit field. */
     static final int MAX_PREFETCH = 65535;
+    /** The job setting amqp_heartbeat_s's bounds (cloud/job_settings.py); 0, "no heartbeats", is refused. */
+    static final int MIN_HEARTBEAT_S = 1;
+    static final int MAX_HEARTBEAT_S = 60;
 
     /** As given: one host, or the brokers of a cluster separated by commas. */
     private final String host;
@@ -47,6 +50,8 @@ public final class AmqpConnectionConfig implements Serializable {
     private final int bundleShards;
     /** Bundle mode: how long the oldest buffered delivery may wait for others to share its bundle. */
     private final int bundleLingerMs;
+    /** The heartbeat asked of the broker: it gives up on a silent reader after about twice this. */
+    private final int heartbeatS;
 
     AmqpConnectionConfig(
             String host,
@@ -61,7 +66,8 @@ public final class AmqpConnectionConfig implements Serializable {
             boolean tls,
             int bundleMessages,
             int bundleShards,
-            int bundleLingerMs) {
+            int bundleLingerMs,
+            int heartbeatS) {
         this.host = requireText(host, "host");
         this.hosts = HostList.parse(host, "the AMQP host list");
         if (tls && hosts.size() > 1) {
@@ -98,6 +104,11 @@ public final class AmqpConnectionConfig implements Serializable {
             throw new IllegalArgumentException("bundleLingerMs must be in 0..10000, got " + bundleLingerMs);
         }
         this.bundleLingerMs = bundleLingerMs;
+        if (heartbeatS < MIN_HEARTBEAT_S || heartbeatS > MAX_HEARTBEAT_S) {
+            throw new IllegalArgumentException(
+                    "heartbeat must be in " + MIN_HEARTBEAT_S + ".." + MAX_HEARTBEAT_S + " s, got " + heartbeatS);
+        }
+        this.heartbeatS = heartbeatS;
     }
 
     private static String requireText(String value, String name) {
@@ -186,6 +197,10 @@ public final class AmqpConnectionConfig implements Serializable {
         return bundleLingerMs;
     }
 
+    public int heartbeatS() {
+        return heartbeatS;
+    }
+
     /**
      * A factory for one reader. Automatic recovery is off: the reader's own reconnect loop must know
      * when a channel dies, because delivery tags of the dead channel must never be acked on a new one.
@@ -201,9 +216,11 @@ public final class AmqpConnectionConfig implements Serializable {
         factory.setTopologyRecoveryEnabled(false);
         factory.setConnectionTimeout(10_000);
         factory.setHandshakeTimeout(10_000);
-        // Heartbeats detect a silently dead peer; without them a half-open TCP connection could hold
-        // unacked messages until the OS gives up.
-        factory.setRequestedHeartbeat(30);
+        // Heartbeats detect a silently dead peer: the broker hands a reader's unacked messages to the others only
+        // once it gives up on the reader's connection. A TaskManager cut off from the network holds them until
+        // then, while the job restarted elsewhere reads on; they must come back within the sequencer's gap_wait_ms
+        // (job_settings checks that 2 x heartbeat fits), or they arrive as a late batch and are not analysed.
+        factory.setRequestedHeartbeat(heartbeatS);
         if (tls) {
             // The JVM's default trust store, and the host name checked against the certificate:
             // amqp-client's no-argument useSslProtocol() would trust every certificate.

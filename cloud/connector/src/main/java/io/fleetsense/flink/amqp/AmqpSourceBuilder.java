@@ -4,6 +4,7 @@ package io.fleetsense.flink.amqp;
 public final class AmqpSourceBuilder {
     public static final int DEFAULT_PREFETCH = 1000;
     public static final String DEFAULT_CONNECTION_NAME = "fleetsense-flink";
+    public static final int DEFAULT_HEARTBEAT_S = 5;
 
     private String host;
     private Integer port;
@@ -18,6 +19,7 @@ public final class AmqpSourceBuilder {
     private int bundleMessages;
     private int bundleShards = 1;
     private int bundleLingerMs;
+    private int heartbeatS = DEFAULT_HEARTBEAT_S;
 
     AmqpSourceBuilder() {}
 
@@ -97,10 +99,16 @@ public final class AmqpSourceBuilder {
         return this;
     }
 
+    /** The AMQP heartbeat asked of the broker, in seconds (1..60): how soon a dead reader's messages return. */
+    public AmqpSourceBuilder setHeartbeatSeconds(int heartbeatS) {
+        this.heartbeatS = heartbeatS;
+        return this;
+    }
+
     public AmqpSource build() {
         int effectivePort = port != null ? port : (tls ? 5671 : 5672);
         return new AmqpSource(new AmqpConnectionConfig(
                 host, effectivePort, virtualHost, username, password, queue, prefetch, connectionName, ackMode, tls,
-                bundleMessages, bundleShards, bundleLingerMs));
+                bundleMessages, bundleShards, bundleLingerMs, heartbeatS));
     }
 }

@@ -18,7 +18,7 @@ import org.junit.jupiter.api.Test;
 class AmqpFailoverTest {
     private static AmqpConnectionConfig config(String hosts, int port, boolean tls) {
         return new AmqpConnectionConfig(hosts, port, "fleet", "flink", "secret", "telemetry", 8, "test",
-                AmqpAckMode.ON_EMIT, tls, 0, 1, 0);
+                AmqpAckMode.ON_EMIT, tls, 0, 1, 0, 5);
     }
 
     private static List<String> hosts(List<Address> addresses) {

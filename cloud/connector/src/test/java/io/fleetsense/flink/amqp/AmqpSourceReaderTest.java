@@ -42,7 +42,7 @@ class AmqpSourceReaderTest {
 
     private static AmqpConnectionConfig config(AmqpAckMode ackMode, int bundleMessages, int bundleShards) {
         return new AmqpConnectionConfig("localhost", 5672, "fleet", "flink", "secret", "telemetry", 8,
-                "test", ackMode, false, bundleMessages, bundleShards, 0);
+                "test", ackMode, false, bundleMessages, bundleShards, 0, 5);
     }
 
     private AmqpSourceReader started(AmqpConnectionConfig config) {
@@ -173,7 +173,7 @@ class AmqpSourceReaderTest {
             port = socket.getLocalPort();
         }
         AmqpConnectionConfig closed = new AmqpConnectionConfig("127.0.0.1", port, "/", "u", "p", "q", 8,
-                "test", AmqpAckMode.ON_EMIT, false, 0, 1, 0);
+                "test", AmqpAckMode.ON_EMIT, false, 0, 1, 0, 5);
         assertThrows(ConnectException.class, () -> closed.newConnectionFactory().newConnection());
     }
 
