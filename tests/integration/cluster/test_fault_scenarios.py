@@ -234,11 +234,6 @@ def _wait_new_leader(plan: ClusterPlan, old: Host, timeout_s: float = 120.0) -> 
     return False
 
 
-@pytest.mark.xfail(
-    run=False,
-    reason="KNOWN FAILURE, not run (docs/faults.md): samples exact, but one vehicle's events differed from the ground "
-    "truth after the brokers restarted (1 event outside its time tolerance); the cause is not yet found",
-)
 def test_a_rolling_restart_of_every_broker_during_traffic_loses_nothing(
     plan: ClusterPlan, cql: Any, tmp_path: Path
 ) -> None:
@@ -264,22 +259,7 @@ PARTITIONED: dict[Role, Callable[[ClusterPlan], Host]] = {
 }
 
 
-# Known failures, not run until fixed (docs/faults.md): each took the pipeline down or left a wrong result.
-KNOWN_FAILING: dict[Role, str] = {
-    Role.BROKER: "the healed broker (the queue leader) saw only itself while the other two saw each other, so it never "
-    "rejoined; one vehicle's events differed from the ground truth",
-    Role.ZOOKEEPER: "the one ZooKeeper is a single point of failure: after the heal no JobManager led, both "
-    "TaskManagers had exited and the job never came back (no supervisor restarts Flink's processes)",
-}
-
-
-def partition_case(role: Role) -> Any:
-    reason = KNOWN_FAILING.get(role)
-    marks = [pytest.mark.xfail(run=False, reason=f"KNOWN FAILURE, not run: {reason}")] if reason else []
-    return pytest.param(role, marks=marks, id=role.name.lower())
-
-
-@pytest.mark.parametrize("role", [partition_case(role) for role in PARTITIONED])
+@pytest.mark.parametrize("role", list(PARTITIONED), ids=lambda role: role.name.lower())
 def test_a_partitioned_host_of_each_kind_loses_nothing_once_healed(
     plan: ClusterPlan, cql: Any, tmp_path: Path, role: Role
 ) -> None:
