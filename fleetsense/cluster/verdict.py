@@ -104,6 +104,15 @@ class ScenarioRecord:
     scenario_s: float  # the test's own duration
     notes: str = ""
     per_vehicle: list[dict[str, object]] = field(default_factory=list)  # only the vehicles that were not exact
+    # From the fault's injection to its end (the heal, the restart); None in rows recorded before it was measured.
+    # The time from injection until current is fault_s + recovery_s: what a vehicle's data waited at worst.
+    fault_s: float | None = None
+
+    @property
+    def since_injection_s(self) -> float | None:
+        if self.recovery_s is None or self.fault_s is None:
+            return None
+        return round(self.fault_s + self.recovery_s, 1)
 
 
 def scenario_record(
@@ -118,6 +127,7 @@ def scenario_record(
     recovery_s: float | None,
     scenario_s: float,
     notes: str = "",
+    fault_s: float | None = None,
 ) -> ScenarioRecord:
     return ScenarioRecord(
         scenario=scenario,
@@ -133,6 +143,7 @@ def scenario_record(
         passed=recovery_s is not None and all(v.exact for v in verdicts),
         scenario_s=round(scenario_s, 1),
         notes=notes,
+        fault_s=None if fault_s is None else round(fault_s, 1),
         per_vehicle=[{**asdict(v), "lost": v.lost, "duplicated": v.duplicated} for v in verdicts if not v.exact],
     )
 
@@ -151,12 +162,14 @@ def read_records(path: Path) -> list[ScenarioRecord]:
 def render_table(records: Sequence[ScenarioRecord]) -> str:
     """The results table, Markdown, in the order the scenarios ran."""
     lines = [
-        "| scenario | fault injected | promise | vehicles / batches / samples / events | recovery (s) | lost | "
-        "duplicated | verdict | took (s) |",
+        "| scenario | fault injected | promise | vehicles / batches / samples / events | recovery (s): after the "
+        "fault's end / from its injection | lost | duplicated | verdict | took (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
         recovery = "never" if r.recovery_s is None else f"{r.recovery_s:.1f}"
+        if r.since_injection_s is not None:
+            recovery += f" / {r.since_injection_s:.1f}"
         sent = f"{r.vehicles} / {r.batches_sent} / {r.samples_sent} / {r.events_expected}"
         verdict = "pass" if r.passed else "FAIL"
         lines.append(

@@ -83,6 +83,17 @@ def test_records_accumulate_by_scenario_and_render_as_a_table(tmp_path: Path) ->
     table = render_table(records)
     assert "| kill broker | SIGKILL rmq2 | nothing lost | 1 / 8 / 6 / 2 | 4.3 | 0 | 0 | pass | 61 |" in table
     assert "| never | 1 | 0 | FAIL |" in table
+    healed = scenario_record(
+        scenario="partition broker",
+        fault="rmq1 cut off",
+        verdicts=[verdict()],
+        recovery_s=4.26,
+        fault_s=60.04,
+        **common,  # type: ignore[list-item, arg-type]
+    )
+    append_record(path, healed)
+    assert read_records(path)[-1].since_injection_s == 64.3  # the fault's 60.0 s, then 4.3 s to catch up
+    assert "| 4.3 / 64.3 | 0 | 0 | pass |" in render_table(read_records(path))
 
 
 def test_the_fleet_progress_file_round_trips(tmp_path: Path) -> None:

@@ -216,6 +216,7 @@ def record(
     recovery_s: float | None,
     started_monotonic: float,
     notes: str = "",
+    fault_s: float | None = None,
 ) -> ScenarioRecord:
     """The scenario's row, added to `<data_dir>/fault-results.json` (render it with `python -m
     fleetsense.cluster.verdict`)."""
@@ -230,6 +231,7 @@ def record(
         recovery_s=recovery_s,
         scenario_s=time.monotonic() - started_monotonic,
         notes=notes,
+        fault_s=fault_s,
     )
     append_record(data_dir / RESULTS_FILE, result)
     return result

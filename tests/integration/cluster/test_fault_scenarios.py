@@ -1,8 +1,9 @@
 """Fault scenarios on the real cluster, each with a fleet driving scripted drives whose events are known: a fault is
 injected while the vehicles send, and each scenario ends with the verdict (every vehicle's seqs contiguous and each
-once, samples stored = sent, events = ground truth, nothing counted twice) and the time from the fault's end until
-the pipeline was current again. Each scenario's row goes to <test data dir>/fault-results.json; docs/faults.md
-gives the table (`python -m fleetsense.cluster.verdict <file>` renders it)."""
+once, samples stored = sent, events = ground truth, nothing counted twice) and the time until the pipeline was
+current again, from the fault's end and from its injection. Each scenario's row goes to
+<test data dir>/fault-results.json; docs/faults.md gives the table (`python -m fleetsense.cluster.verdict <file>`
+renders it)."""
 
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ def run_scenario(
     run = FleetRun(fleet, exec_prefix=netns.exec_prefix(fleet_host(plan)), speed=SPEED, timeout_s=900).start()
     try:
         run.wait_produced(BEFORE_FAULT)
+        injected_wall_s = time.time()
         injected = inject()
         marks = run.produced_marks()
         recovery_s = time_until_current(
@@ -111,6 +113,7 @@ def run_scenario(
         recovery_s=recovery_s,
         started_monotonic=started,
         notes=notes,
+        fault_s=injected.ended_wall_s - injected_wall_s,
     )
     assert after_ok, f"{scenario}: {notes}"
     assert recovery_s is not None, f"{scenario}: the pipeline never caught up with the fleet ({result})"
