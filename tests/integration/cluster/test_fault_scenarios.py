@@ -40,8 +40,8 @@ SPEED = 2.0  # drive seconds per wall second: the 175 s drive lasts ~88 s, so tr
 BEFORE_FAULT = 0.2  # of every vehicle's drive produced before the fault is injected
 OUTAGE_S = 20.0  # how long a killed process stays dead before it is restarted (as a supervisor would)
 # The issue asks for 60 s partitions: longer than every failure detector here (RabbitMQ's net_ticktime 15 s, the
-# job's AMQP heartbeat 5 s, Flink's heartbeat 10 s, ZooKeeper's session 6 s), so each partition is noticed and healed. $FLEETSENSE_FAULT_PARTITION_S shortens them
-# for a quick run.
+# job's AMQP heartbeat 5 s, Flink's heartbeat 10 s, ZooKeeper's session 6 s), so each partition is noticed and
+# healed. $FLEETSENSE_FAULT_PARTITION_S shortens them for a quick run.
 PARTITION_S = float(os.environ.get("FLEETSENSE_FAULT_PARTITION_S", "60"))
 RECOVERY_TIMEOUT_S = 300.0
 NO_LOSS = "no acknowledged batch lost; every sample and event stored once"
