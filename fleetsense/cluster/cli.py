@@ -1,4 +1,4 @@
-"""`fleetsense cluster up | down | status | endpoints | provision | repair | fault ...`: the argparse wiring.
+"""`fleetsense cluster up | down | status | endpoints | provision | repair | demo | fault ...`: the argparse wiring.
 
 The data dir is `--data-dir`, else $FLEETSENSE_CLUSTER_DATA_DIR, else `<repo>/.fleetsense-cluster`; `--for-tests`
 takes the test suite's plan (prefix and subnet moved by $FLEETSENSE_TEST_PORTS_OFFSET) to look at or clean up the
@@ -40,6 +40,9 @@ def add_parser(sub: Any) -> None:
     provision.add_argument("--out-dir", help="where <vehicle-id>.toml goes (default <data dir>/vehicles)")
     repair = actions.add_parser("repair", help="full repair of the fleetsense keyspace, run from one Cassandra host")
     repair.add_argument("host", nargs="?", default="cas1")
+    demo = actions.add_parser("demo", help="the scripted drive through the running cluster, beside its ground truth")
+    demo.add_argument("--vehicles", type=int, default=3, help="how many vans drive it (each its own mounting)")
+    demo.add_argument("--speed", type=float, default=2.0, help="drive seconds per wall second (the drive is 180 s)")
     add_fault_parser(actions)
     cluster.set_defaults(handler=cmd_cluster)
 
@@ -116,7 +119,21 @@ def cmd_cluster(args: argparse.Namespace) -> int:
         print(repair(plan, plan.by_name(args.host)))
     elif action == "fault":
         return cmd_fault(plan, args)
+    elif action == "demo":
+        return cmd_demo(plan, args)
     return 0
+
+
+def cmd_demo(plan: Any, args: argparse.Namespace) -> int:
+    from fleetsense.cluster.demo import run_cluster_demo
+    from fleetsense.errors import ConfigError
+
+    if not 1 <= args.vehicles <= 50 or not 0.5 <= args.speed <= 10:
+        raise ConfigError("demo: --vehicles must be in 1..50 and --speed in 0.5..10", hint="for example --vehicles 3")
+    results = run_cluster_demo(plan, vehicles=args.vehicles, speed=args.speed)
+    exact = sum(r.exact for r in results)
+    print(f"\n{exact} of {len(results)} vans: the events stored on the cluster equal the ground truth")
+    return 0 if exact == len(results) else 1
 
 
 def cmd_job(plan: Any, args: argparse.Namespace) -> int:

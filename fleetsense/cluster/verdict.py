@@ -16,6 +16,13 @@ from pathlib import Path
 
 Event = tuple[str, float]  # (cloud kind, start as UTC seconds)
 RESULTS_FILE = "fault-results.json"
+# How far a stored event's start may lie from the ground truth's and still be the same event.
+START_TOLERANCE_S = 0.5
+STOP_START_TOLERANCE_S = 3.0  # a stop is confirmed after a few quiet seconds; its start is when motion ended
+
+
+def event_tolerance_s(kind: str) -> float:
+    return STOP_START_TOLERANCE_S if kind == "stop" else START_TOLERANCE_S
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -21,14 +21,12 @@ from fleetsense.sim.vehicle import SensorErrors, Vehicle
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleetsense import wire
+from fleetsense.cluster.verdict import event_tolerance_s
 from fleetsense.device_config import EdgeConfig
 from fleetsense.load.virtual_drive import record_drive
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 
 from .helpers import eventually, expected_keys, outbox_batches, provision_vehicle, unique_vehicle
-
-START_TOLERANCE_S = 0.5
-STOP_START_TOLERANCE_S = 3.0  # a stop is confirmed after a few quiet seconds; its start is when motion ended
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ def assert_events_match(found: list[tuple[str, float]], expected: list[tuple[str
     for kind in {k for k, _ in expected}:
         starts = sorted(t for k, t in found if k == kind)
         truth = sorted(t for k, t in expected if k == kind)
-        tolerance = STOP_START_TOLERANCE_S if kind == "stop" else START_TOLERANCE_S
+        tolerance = event_tolerance_s(kind)
         for got, want in zip(starts, truth, strict=True):
             assert abs(got - want) <= tolerance, f"{kind} starts at {got:.2f}, ground truth {want:.2f}"
 

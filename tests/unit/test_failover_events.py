@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pytest
 
 from fleetsense import wire
-from fleetsense.cluster.verdict import match_events
+from fleetsense.cluster.verdict import event_tolerance_s, match_events
 from tests.unit.stream_sim import (
     BATCH_MS,
     SETTINGS,
@@ -48,15 +48,9 @@ CASES = int(os.environ.get("FLEETSENSE_SIM_CASES", "1500")) // 5
 SEED_ENV = os.environ.get("FLEETSENSE_SIM_SEED")
 SEEDS = [int(SEED_ENV)] if SEED_ENV else list(range(max(1, CASES)))
 VEHICLE = "van-0"
-START_TOLERANCE_S = 0.5  # the cluster verdict's (tests/integration/test_analytics_pipeline.py)
-STOP_START_TOLERANCE_S = 3.0
 NETWORK_MS = 150  # at most this long from the device to the job when nothing fails
 
 Event = tuple[str, float]
-
-
-def tolerance_s(kind: str) -> float:
-    return STOP_START_TOLERANCE_S if kind == "stop" else START_TOLERANCE_S
 
 
 def drive(rng: random.Random) -> list[bytes]:
@@ -131,7 +125,7 @@ def case(seed: int, pattern: str) -> tuple[int, int]:
     run = play(bodies, failover(rng, bodies, pattern))
     stored = {key[3] for key in run.db.named("block")}  # (vehicle, hour, epoch, seq)
     assert stored == set(range(len(bodies))), f"stored seqs {sorted(stored ^ set(range(len(bodies))))} differ"
-    return match_events(events_of(run), truth, tolerance_s)
+    return match_events(events_of(run), truth, event_tolerance_s)
 
 
 def each_seed(pattern: str, check: Callable[[int, tuple[int, int]], None]) -> Counter[tuple[int, int]]:

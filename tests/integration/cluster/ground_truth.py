@@ -24,6 +24,7 @@ from fleetsense.cluster.verdict import (
     ScenarioRecord,
     VehicleVerdict,
     append_record,
+    event_tolerance_s,
     scenario_record,
     vehicle_verdict,
 )
@@ -31,8 +32,6 @@ from fleetsense.device_config import load
 
 from ..helpers import eventually, expected_keys, unique_vehicle
 from ..test_analytics_pipeline import (
-    START_TOLERANCE_S,
-    STOP_START_TOLERANCE_S,
     ScriptedDrive,
     minute_rows,
     record_scripted_drive,
@@ -42,10 +41,6 @@ from ..test_analytics_pipeline import (
 # Given a vehicle id and the directory for its config, provision it (a broker user) and return its config file.
 Provision = Callable[[str, Path], Path]
 POLL_S = 0.5
-
-
-def event_tolerance_s(kind: str) -> float:
-    return STOP_START_TOLERANCE_S if kind == "stop" else START_TOLERANCE_S
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
 """The ingest job on the whole cluster (the session's `cluster`: 3 brokers, 3 Cassandra nodes, ZooKeeper, a leading
 and a standby JobManager, 2 TaskManagers): submitted with every broker and every Cassandra node as its contact
-points, it stores a vehicle's scripted drive exactly, and again across a kill -9 of the leading JobManager."""
+points, it stores a vehicle's scripted drive exactly, and again across a kill -9 of the leading JobManager; and
+`fleetsense cluster demo` drives the scripted drive from the fleet host with the same events as its ground truth."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +64,17 @@ def test_a_drive_through_the_cluster_is_stored_exactly(cluster: ClusterPlan, rin
     drive = _vehicle(cluster, tmp_path, "cj", seed=51)
     assert send_outbox(drive.config, timeout_s=180) == 0
     _assert_stored_exactly(ring, drive)
+
+
+def test_the_cluster_demo_drives_from_the_fleet_host_and_finds_the_ground_truths_events(cluster: ClusterPlan) -> None:
+    command = ["-m", "fleetsense.cli", "cluster", "--for-tests", "--data-dir", str(cluster.data_dir), "demo"]
+    done = subprocess.run(
+        [sys.executable, *command, "--vehicles", "2", "--speed", "4"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert done.stdout.count("driven: = ground truth") == 2, done.stdout
+    assert "2 of 2 vans: the events stored on the cluster equal the ground truth" in done.stdout
+    assert f"drive from {cluster.hosts(Role.FLEET)[0].name}" in done.stdout
 
 
 def test_a_drive_survives_the_leading_jobmanagers_kill(cluster: ClusterPlan, ring: Any, tmp_path: Path) -> None:
