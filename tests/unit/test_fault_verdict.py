@@ -10,6 +10,7 @@ from fleetsense.cluster.verdict import (
     match_events,
     missing_seqs,
     read_records,
+    reference_tolerance_s,
     render_table,
     scenario_record,
     vehicle_verdict,
@@ -39,6 +40,22 @@ def verdict(**changes: object) -> object:
 def test_a_vehicle_stored_exactly_as_sent_is_exact() -> None:
     v = verdict()
     assert v.exact and v.lost == 0 and v.duplicated == 0  # type: ignore[attr-defined]
+
+
+def test_events_are_judged_against_the_reference_and_the_ground_truth_is_only_reported() -> None:
+    # The job put the stop 2.6 s after the model's ground truth (within 3 s) and the brake 0.6 s after it (beyond
+    # 0.5 s), in a fault-free run too: the reference has them there, so nothing is lost, and the brake is reported.
+    found = [("harsh_brake", 10.6), ("stop", 25.1)]
+    v = verdict(
+        found_events=found,
+        expected_events=list(found),
+        tolerance_s=reference_tolerance_s,
+        truth_events=[("harsh_brake", 10.0), ("stop", 22.5)],
+    )
+    assert v.exact and (v.truth_missing, v.truth_extra) == (1, 1)  # type: ignore[attr-defined]
+    shifted = verdict(found_events=[("harsh_brake", 10.62), ("stop", 25.1)], expected_events=found,
+                      tolerance_s=reference_tolerance_s)  # fmt: skip
+    assert (shifted.missing_events, shifted.extra_events) == (1, 1) and not shifted.exact  # type: ignore[attr-defined]
 
 
 def test_a_missing_block_is_lost_and_a_double_counted_minute_is_duplicated() -> None:

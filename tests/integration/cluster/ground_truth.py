@@ -1,7 +1,14 @@
 """The fault scenarios' fleet with ground truth: vehicles recording scripted drives whose events are known, replayed
 live by fleetsense.cluster.fleet (on the fleet host, or here on the single-node stack) while a fault is injected,
-then the verdict from Cassandra: seqs contiguous and each once, samples stored = sent, events = ground truth,
-nothing counted twice, and the time from the fault's end until the pipeline was current again."""
+then the verdict from Cassandra: seqs contiguous and each once, samples stored = sent, events = the reference,
+nothing counted twice, and the time from the fault's end until the pipeline was current again.
+
+The reference of a drive's events is the job's own analysis (cloud/vehicle_stream.py, played by
+tests/unit/stream_sim.py) of the very batches the vehicle sends, in order and without a fault: what the pipeline
+stores when nothing fails, to the millisecond. A fault may change nothing of it. The drive model's ground truth is
+matched too, at the analysis' tolerances, and reported (ScenarioRecord.off_truth): where the analysis itself is off
+(one seed's stop found 3.35 s after the model's, in a fault-free run as well) is the analysis' accuracy, not a loss.
+"""
 
 from __future__ import annotations
 
@@ -16,15 +23,17 @@ from typing import Any
 
 from fleetsense.cloud.query import blocks, sample_keys
 from fleetsense.cloud.schema import KEYSPACE
+from fleetsense.edge.outbox import Outbox
 
 from fleetsense import wire
 from fleetsense.cluster.fleet import VehicleProgress, read_progress, recorded_config
 from fleetsense.cluster.verdict import (
     RESULTS_FILE,
+    Event,
     ScenarioRecord,
     VehicleVerdict,
     append_record,
-    event_tolerance_s,
+    reference_tolerance_s,
     scenario_record,
     vehicle_verdict,
 )
@@ -43,10 +52,31 @@ Provision = Callable[[str, Path], Path]
 POLL_S = 0.5
 
 
+def reference_events(drive: ScriptedDrive) -> list[Event]:
+    """The job's analysis of the drive's recorded batches, delivered in order as they were sampled, no fault."""
+    from tests.unit.stream_sim import Delivery, Simulation
+    from tests.unit.stream_sim import Fleet as SimFleet
+
+    box = Outbox(drive.config.state_dir / "outbox", max_bytes=drive.config.outbox.max_bytes)
+    try:
+        entries = box.pending(limit=100_000)
+    finally:
+        box.close()
+    vid = drive.config.vehicle_id
+    deliveries = []
+    for order, (entry, batch) in enumerate(zip(entries, drive.batches, strict=True)):
+        end_ms = (batch.start_time_us + batch.sample_period_us * len(batch.samples)) // 1000
+        deliveries.append(Delivery(end_ms + 50, order, vid, entry.seq, entry.payload))  # the window closed, sent
+    sent = {vid: {entry.seq: entry.payload for entry in entries}}
+    run = Simulation(SimFleet(deliveries, sent, max(d.at_ms for d in deliveries))).run()
+    return sorted((kind, start_ms / 1000) for (_, _, start_ms, kind) in run.db.named("event_by_vehicle"))
+
+
 @dataclass(frozen=True)
 class Fleet:
     vehicles_dir: Path  # <vehicle>.toml configs: the runner's --vehicles
     drives: list[ScriptedDrive]
+    references: list[list[Event]]  # per drive: what the job stores without a fault (reference_events)
 
     @property
     def batches_sent(self) -> int:
@@ -58,7 +88,7 @@ class Fleet:
 
     @property
     def events_expected(self) -> int:
-        return sum(len(d.expected_events) for d in self.drives)
+        return sum(len(r) for r in self.references)
 
 
 def prepare_fleet(provision: Provision, out_dir: Path, *, count: int, prefix: str, seed: int) -> Fleet:
@@ -70,7 +100,7 @@ def prepare_fleet(provision: Provision, out_dir: Path, *, count: int, prefix: st
     for i in range(count):
         config = load(provision(unique_vehicle(prefix), vehicles_dir))
         drives.append(record_scripted_drive(recorded_config(config), seed=seed + i))
-    return Fleet(vehicles_dir, drives)
+    return Fleet(vehicles_dir, drives, [reference_events(drive) for drive in drives])
 
 
 class FleetRun:
@@ -164,25 +194,27 @@ def time_until_current(
     return None if waiting else time.time() - since_wall_s
 
 
-def settled(cql: Any, drive: ScriptedDrive) -> bool:
+def settled(cql: Any, drive: ScriptedDrive, reference: list[Event]) -> bool:
     """Everything of the drive is stored and analysed (or more: the verdict then counts it as duplicated)."""
     vid = drive.config.vehicle_id
     imu = len(expected_keys(drive.batches, wire.Kind.IMU))
     return (
         len(stored_seqs(cql, vid)) >= len(drive.batches)
-        and len(stored_events(cql, drive)) >= len(drive.expected_events)
+        and len(stored_events(cql, drive)) >= len(reference)
         and sum(r.sample_count for r in minute_rows(cql, vid, drive)) >= imu
     )
 
 
 def judge(cql: Any, fleet: Fleet, *, timeout_s: float = 180.0) -> list[VehicleVerdict]:
-    """Wait until the fleet's data has settled (or `timeout_s`), then compare every vehicle with its ground truth."""
+    """Wait until the fleet's data has settled (or `timeout_s`), then compare every vehicle with what it sent and
+    with its reference events (and, reported, its ground truth)."""
     deadline = time.monotonic() + timeout_s
-    for drive in fleet.drives:
-        eventually(lambda d=drive: settled(cql, d), bool, timeout_s=max(1.0, deadline - time.monotonic()))
+    for drive, reference in zip(fleet.drives, fleet.references, strict=True):
+        left_s = max(1.0, deadline - time.monotonic())
+        eventually(lambda d=drive, r=reference: settled(cql, d, r), bool, timeout_s=left_s)
     time.sleep(3)  # anything extra the job would still write shows up too
     verdicts = []
-    for drive in fleet.drives:
+    for drive, reference in zip(fleet.drives, fleet.references, strict=True):
         vid = drive.config.vehicle_id
         verdicts.append(
             vehicle_verdict(
@@ -193,8 +225,9 @@ def judge(cql: Any, fleet: Fleet, *, timeout_s: float = 180.0) -> list[VehicleVe
                 stored_samples=sample_keys(cql, KEYSPACE, vid),
                 minute_sample_count=sum(r.sample_count for r in minute_rows(cql, vid, drive)),
                 found_events=stored_events(cql, drive),
-                expected_events=drive.expected_events,
-                tolerance_s=event_tolerance_s,
+                expected_events=reference,
+                tolerance_s=reference_tolerance_s,
+                truth_events=drive.expected_events,
             )
         )
     return verdicts
