@@ -23,6 +23,7 @@ from fleetsense.errors import FleetsenseError
 from ..helpers import eventually
 
 ANALYSIS_VERTEX = "analyse"  # in the name of the job's vertex that validates, deduplicates and analyses
+TELEMETRY_SOURCE_VERTEX = "amqp: fleet.telemetry"  # in the name of the vertex that reads the telemetry queue
 REST_TIMEOUT_S = 5.0
 _HOURS_AT_ONE = t.VEHICLE_HOURS.read("hour_bucket", where=("vehicle_id",), consistency="ONE")
 _SEQS_AT_ONE = t.BATCHES.read("seq", where=("vehicle_id", "hour_bucket"), consistency="ONE")
@@ -44,6 +45,16 @@ def wait_job_running(plan: ClusterPlan, *, timeout_s: float = 180.0) -> str:
 
 def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
     """The TaskManager hosts running subtasks of the analysis vertex (a kill that misses them would test nothing)."""
+    return vertex_hosts(plan, job_id, ANALYSIS_VERTEX)
+
+
+def source_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
+    """The TaskManager hosts reading the telemetry queue: cut one off and its connection holds unacked deliveries."""
+    return vertex_hosts(plan, job_id, TELEMETRY_SOURCE_VERTEX)
+
+
+def vertex_hosts(plan: ClusterPlan, job_id: str, vertex_name: str) -> list[Host]:
+    """The TaskManager hosts running subtasks of the job's vertex whose name contains `vertex_name`."""
     # A TaskManager names its host by address or by name, with or without a port, depending on the field (`host`,
     # `endpoint`, `taskmanager-id` = "<host>:<port>-<suffix>"): match every one against both.
     known = {key: host for host in plan.hosts(Role.TASKMANAGER) for key in (host.address, host.name)}
@@ -51,7 +62,7 @@ def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
     found: list[Host] = []
     said: list[Any] = []
     for vertex in job.flink(plan).job_detail(job_id)["vertices"]:
-        if ANALYSIS_VERTEX not in vertex["name"]:
+        if vertex_name not in vertex["name"]:
             continue
         reply = requests.get(f"{rest}/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers", timeout=REST_TIMEOUT_S)
         said.append(reply.json())
@@ -60,7 +71,7 @@ def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:
             for name in sorted(names & known.keys()):
                 if known[name] not in found:
                     found.append(known[name])
-    assert found, f"no TaskManager host of {sorted(known)} runs the analysis (REST said {said})"
+    assert found, f"no TaskManager host of {sorted(known)} runs {vertex_name!r} (REST said {said})"
     return found
 
 

@@ -27,6 +27,7 @@ from .. import conftest as integration
 from .fault_ops import (
     analysis_hosts,
     session_on,
+    source_hosts,
     wait_brokers_in_sync,
     wait_job_running,
     wait_replica_complete,
@@ -258,7 +259,9 @@ PARTITIONED: dict[Role, Callable[[ClusterPlan], Host]] = {
     Role.CASSANDRA: lambda plan: plan.hosts(Role.CASSANDRA)[-1],
     Role.ZOOKEEPER: lambda plan: plan.hosts(Role.ZOOKEEPER)[0],
     Role.JOBMANAGER: flink_ha.leader,
-    Role.TASKMANAGER: lambda plan: analysis_hosts(plan, wait_job_running(plan))[0],
+    # The one reading the telemetry queue: its cut-off connection holds unacked deliveries until the broker gives up
+    # on it, while the restarted job reads on (the case amqp_heartbeat_s bounds; a host without the reader misses it).
+    Role.TASKMANAGER: lambda plan: source_hosts(plan, wait_job_running(plan))[0],
     Role.FLEET: fleet_host,
 }
 
