@@ -73,6 +73,12 @@ def ensure_ports_free(component: str, host: str, ports: Mapping[str, int], *, ho
         )
 
 
+# How long a process that looked gone is given before it counts as exited: a process list is a snapshot, and a
+# daemon exec'ing its JVM shows no command line or environment for a moment (a JobManager that ran on was called
+# dead in a cluster's start, 2026-12-06 16:26).
+CONFIRM_EXIT_S = 1.0
+
+
 def wait_until(
     check: Callable[[], bool],
     *,
@@ -81,13 +87,15 @@ def wait_until(
     log_path: Path | None = None,
     still_running: Callable[[], bool] | None = None,
     interval_s: float = 0.5,
+    confirm_exit_s: float = CONFIRM_EXIT_S,
 ) -> None:
-    """Poll `check` until it holds; fail early with the log path if the process died meanwhile."""
+    """Poll `check` until it holds; fail early with the log path if the process died meanwhile (seen gone twice,
+    `confirm_exit_s` apart)."""
     deadline = time.monotonic() + timeout_s
     while True:
         if check():
             return
-        if still_running is not None and not still_running():
+        if still_running is not None and not still_running() and not _back_after(confirm_exit_s, still_running):
             raise StackError(
                 f"{what}: the process exited during start-up",
                 hint="read the end of the log for the cause",
@@ -100,6 +108,11 @@ def wait_until(
                 log_path=str(log_path) if log_path else None,
             )
         time.sleep(interval_s)
+
+
+def _back_after(delay_s: float, still_running: Callable[[], bool]) -> bool:
+    time.sleep(delay_s)
+    return still_running()
 
 
 def spawn_detached(cmd: Sequence[str], *, env: Mapping[str, str], log_file: Path, cwd: Path | None = None) -> int:
