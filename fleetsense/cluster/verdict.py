@@ -133,17 +133,14 @@ class ScenarioRecord:
     notes: str = ""
     per_vehicle: list[dict[str, object]] = field(default_factory=list)  # only the vehicles that were not exact
     # From the fault's injection to its end (the heal, the restart); None in rows recorded before it was measured.
-    # The time from injection until current is fault_s + recovery_s: what a vehicle's data waited at worst.
     fault_s: float | None = None
+    # From the injection until what every vehicle had produced at that moment was stored, measured while the fault
+    # lasted: small for a fault the cluster rides through, the fault's length for one it must wait out. None: never
+    # within the timeout, or not measured (rows recorded before it was).
+    from_injection_s: float | None = None
     # Ground-truth events the stored analysis missed at the analysis' tolerances (VehicleVerdict.truth_missing): the
     # analysis' accuracy on these drives, which the reference shares; not a loss.
     off_truth: int = 0
-
-    @property
-    def since_injection_s(self) -> float | None:
-        if self.recovery_s is None or self.fault_s is None:
-            return None
-        return round(self.fault_s + self.recovery_s, 1)
 
 
 def scenario_record(
@@ -159,6 +156,7 @@ def scenario_record(
     scenario_s: float,
     notes: str = "",
     fault_s: float | None = None,
+    from_injection_s: float | None = None,
 ) -> ScenarioRecord:
     return ScenarioRecord(
         scenario=scenario,
@@ -175,6 +173,7 @@ def scenario_record(
         scenario_s=round(scenario_s, 1),
         notes=notes,
         fault_s=None if fault_s is None else round(fault_s, 1),
+        from_injection_s=None if from_injection_s is None else round(from_injection_s, 1),
         off_truth=sum(v.truth_missing for v in verdicts),
         per_vehicle=[
             {**asdict(v), "lost": v.lost, "duplicated": v.duplicated}
@@ -204,8 +203,8 @@ def render_table(records: Sequence[ScenarioRecord]) -> str:
     ]
     for r in records:
         recovery = "never" if r.recovery_s is None else f"{r.recovery_s:.1f}"
-        if r.since_injection_s is not None:
-            recovery += f" / {r.since_injection_s:.1f}"
+        if r.from_injection_s is not None:
+            recovery += f" / {r.from_injection_s:.1f}"
         sent = f"{r.vehicles} / {r.batches_sent} / {r.samples_sent} / {r.events_expected}"
         verdict = "pass" if r.passed else "FAIL"
         lines.append(

@@ -106,11 +106,12 @@ def test_records_accumulate_by_scenario_and_render_as_a_table(tmp_path: Path) ->
         verdicts=[verdict()],
         recovery_s=4.26,
         fault_s=60.04,
+        from_injection_s=1.26,  # the cluster rode through: what was in flight at the cut was stored 1.3 s later
         **common,  # type: ignore[list-item, arg-type]
     )
     append_record(path, healed)
-    assert read_records(path)[-1].since_injection_s == 64.3  # the fault's 60.0 s, then 4.3 s to catch up
-    assert "| 4.3 / 64.3 | 0 | 0 | pass |" in render_table(read_records(path))
+    assert (read_records(path)[-1].fault_s, read_records(path)[-1].from_injection_s) == (60.0, 1.3)
+    assert "| 4.3 / 1.3 | 0 | 0 | pass |" in render_table(read_records(path))
 
 
 def test_the_fleet_progress_file_round_trips(tmp_path: Path) -> None:

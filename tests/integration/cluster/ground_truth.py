@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -180,18 +181,42 @@ def contiguous_until(seqs: Sequence[int], first: int) -> int:
 def time_until_current(
     cql: Any, fleet: Fleet, marks: dict[str, int], *, since_wall_s: float, timeout_s: float
 ) -> float | None:
-    """Seconds from `since_wall_s` (the fault's end) until every vehicle's blocks up to its mark (what it had
-    produced at the fault's end) are stored without a gap; None if that did not happen within `timeout_s`."""
+    """Seconds from `since_wall_s` (the fault's end, or its injection) until every vehicle's blocks up to its mark
+    (what it had produced at that moment) are stored without a gap; None if that did not happen within `timeout_s`.
+    A read that fails (the fault is still on: a node cut off, a timeout) tells nothing yet: it is asked again."""
     first = {d.config.vehicle_id: d.batches[0].seq for d in fleet.drives}
     waiting = dict(marks)
     deadline = time.monotonic() + timeout_s
     while waiting and time.monotonic() < deadline:
         for vid, mark in list(waiting.items()):
-            if contiguous_until(stored_seqs(cql, vid), first[vid]) >= mark:
+            try:
+                stored = stored_seqs(cql, vid)
+            except Exception:  # the driver's errors (NoHostAvailable, ReadTimeout, ...) during the fault
+                break
+            if contiguous_until(stored, first[vid]) >= mark:
                 del waiting[vid]
         if waiting:
             time.sleep(POLL_S)
     return None if waiting else time.time() - since_wall_s
+
+
+class CatchUp:
+    """time_until_current in a thread, measured while the fault is being injected (a partition lasts 60 s): from
+    the injection until what every vehicle had produced at that moment is stored."""
+
+    def __init__(self, cql: Any, fleet: Fleet, marks: dict[str, int], *, since_wall_s: float, timeout_s: float):
+        self._result: list[float | None] = []
+        self._thread = threading.Thread(
+            target=lambda: self._result.append(
+                time_until_current(cql, fleet, marks, since_wall_s=since_wall_s, timeout_s=timeout_s)
+            ),
+            daemon=True,
+        )
+        self._thread.start()
+
+    def seconds(self, *, wait_s: float) -> float | None:
+        self._thread.join(wait_s)
+        return self._result[0] if self._result else None
 
 
 def settled(cql: Any, drive: ScriptedDrive, reference: list[Event]) -> bool:
@@ -245,6 +270,7 @@ def record(
     started_monotonic: float,
     notes: str = "",
     fault_s: float | None = None,
+    from_injection_s: float | None = None,
 ) -> ScenarioRecord:
     """The scenario's row, added to `<data_dir>/fault-results.json` (render it with `python -m
     fleetsense.cluster.verdict`)."""
@@ -260,6 +286,7 @@ def record(
         scenario_s=time.monotonic() - started_monotonic,
         notes=notes,
         fault_s=fault_s,
+        from_injection_s=from_injection_s,
     )
     append_record(data_dir / RESULTS_FILE, result)
     return result

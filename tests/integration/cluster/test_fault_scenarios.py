@@ -32,7 +32,7 @@ from .fault_ops import (
     wait_job_running,
     wait_replica_complete,
 )
-from .ground_truth import Fleet, FleetRun, judge, prepare_fleet, record, time_until_current
+from .ground_truth import CatchUp, Fleet, FleetRun, judge, prepare_fleet, record, time_until_current
 
 pytestmark = pytest.mark.cluster
 
@@ -95,11 +95,15 @@ def run_scenario(
     try:
         run.wait_produced(BEFORE_FAULT)
         injected_wall_s = time.time()
+        catch_up = CatchUp(
+            cql, fleet, run.produced_marks(), since_wall_s=injected_wall_s, timeout_s=RECOVERY_TIMEOUT_S + PARTITION_S
+        )
         injected = inject()
         marks = run.produced_marks()
         recovery_s = time_until_current(
             cql, fleet, marks, since_wall_s=injected.ended_wall_s, timeout_s=RECOVERY_TIMEOUT_S
         )
+        from_injection_s = catch_up.seconds(wait_s=RECOVERY_TIMEOUT_S)
         run.wait(RECOVERY_TIMEOUT_S + 300)
     finally:
         run.stop()
@@ -116,6 +120,7 @@ def run_scenario(
         started_monotonic=started,
         notes=notes,
         fault_s=injected.ended_wall_s - injected_wall_s,
+        from_injection_s=from_injection_s,
     )
     assert after_ok, f"{scenario}: {notes}"
     assert recovery_s is not None, f"{scenario}: the pipeline never caught up with the fleet ({result})"
