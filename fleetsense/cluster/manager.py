@@ -98,7 +98,10 @@ def broker_lane(plan: ClusterPlan, say: Say) -> None:
     rest = _parallel([(host.name, node.start) for host, node in zip(hosts[1:], nodes[1:], strict=True)])
     first.join()
     _raise_first({**first_errors, **rest})
-    say(f"  brokers: {len(hosts)} nodes up")
+    from fleetsense.cluster import mqtt_raft
+
+    added = mqtt_raft.ensure_members(plan)  # RabbitMQ 3.10 can leave a node out of it (mqtt_raft.py says why)
+    say(f"  brokers: {len(hosts)} nodes up" + (f"; added {', '.join(added)} to the MQTT Raft cluster" if added else ""))
 
 
 def ring_lane(plan: ClusterPlan, say: Say) -> None:
