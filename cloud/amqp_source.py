@@ -42,7 +42,7 @@ class AmqpSourceSettings:
     queue: str
     prefetch: int = 1000
     connection_name: str = "fleetsense-flink"
-    heartbeat_s: int = 5  # the job's amqp_heartbeat_s; the connector checks 1..60
+    heartbeat_s: int  # the job's amqp_heartbeat_s, declared there once (its default and bounds)
     # False acks each record as soon as Flink has it (ON_EMIT): for runs without checkpointing only,
     # since records buffered in Flink at a failure are lost.
     ack_after_checkpoint: bool = True

@@ -28,6 +28,7 @@ def settings(**overrides: Any) -> AmqpSourceSettings:
         "username": "flink",
         "password": "s3cret",
         "queue": "telemetry",
+        "heartbeat_s": 5,
     }
     values.update(overrides)
     return AmqpSourceSettings(**values)
