@@ -65,6 +65,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="day keys as CQL dates: each table keyed by a day gets a successor with a date key, holding a copy "
         "of its rows (write times and TTLs kept); SAI indexes on the events' kind (Cassandra 5.0)",
     ),
+    Migration(
+        version=9,
+        description="the service layer's tables: the fleet's vehicles, drivers and their badges, assignments of "
+        "drivers to vehicles, event reviews and the review queue, operator accounts, API tokens, sessions, webhooks "
+        "and their delivery log",
+    ),
 )
 
 

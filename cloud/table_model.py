@@ -70,6 +70,8 @@ class Index:
 LOCAL_QUORUM = "LOCAL_QUORUM"
 LOCAL_ONE = "LOCAL_ONE"
 CONSISTENCY_LEVELS = frozenset({LOCAL_QUORUM, LOCAL_ONE, "ONE", "QUORUM", "ALL", "EACH_QUORUM"})
+# Who writes a table: the stream's job (its sink prepares every such statement) or the service layer (issue 17).
+WRITERS = frozenset({"job", "service"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +94,7 @@ class Table:
     dropped: int | None = None
     retired: int | None = None  # no longer written from this migration on (kept: its rows age out or stay)
     write: str | None = None
+    writer: str = "job"  # who runs `write`: "job" (the stream's sink) or "service" (the service layer's own tables)
     own_timestamp: bool = False  # written USING TIMESTAMP its last bound value (`USING_TIMESTAMP`)
     replaces: str | None = None
     indexes: tuple[Index, ...] = ()
@@ -111,6 +114,8 @@ class Table:
         keys = self.key_names
         if tuple(c.name for c in self.columns[: len(keys)]) != keys:
             raise ValueError(f"{self.name}: the key columns {keys} must come first, in key order")
+        if self.writer not in WRITERS:
+            raise ValueError(f"{self.name}: writer {self.writer!r} is none of {', '.join(sorted(WRITERS))}")
         for level in (self.write_consistency, self.read_consistency):
             if level not in CONSISTENCY_LEVELS:
                 raise ValueError(

@@ -14,6 +14,7 @@ the tables of migrations 1-7 are declared as CQL 3.2 (Cassandra 2.1) built them.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from fleetsense.cloud.table_model import LOCAL_ONE, Column, Index, Order, Table, Ttl
 
@@ -33,6 +34,7 @@ TIMESTAMP = "timestamp"  # bound as ms since 1970 (UTC), read back as a naive UT
 DAY = "date"  # a UTC day: bound as a datetime.date, read back as a cassandra.util.Date (== the datetime.date)
 DAY_TEXT = TEXT  # a UTC day as text, "YYYY-MM-DD": the day keys of migrations 3-7 (CQL 3.2 has no `date`)
 COUNTS = "map<text, int>"  # event kind -> events (every counted kind of fleetsense.event_kinds)
+TEXT_SET = "set<text>"
 
 # --- consistency: writes LOCAL_QUORUM, reads LOCAL_QUORUM unless a declaration says why not -------------------------
 # With replication factor 1 (the local stack) every level is the same; on a ring of 3 (issue 16) they are not.
@@ -50,6 +52,9 @@ SAMPLE_TTL = Ttl(90 * 86_400, env="FLEETSENSE_SAMPLE_TTL_S")
 # Longer than a rejection's 30 days: a wrong clock may be found (and the data re-admitted) weeks later.
 QUARANTINE_TTL = Ttl(90 * 86_400, env="FLEETSENSE_QUARANTINE_TTL_S")
 REJECTED_TTL_S, SAMPLE_TTL_S, QUARANTINE_TTL_S = REJECTED_TTL.seconds, SAMPLE_TTL.seconds, QUARANTINE_TTL.seconds
+# The service layer's (issue 17): a browser session lives 12 h; a webhook's delivery log and its idempotency marks 30 d.
+SESSION_TTL = Ttl(12 * 3_600)
+DELIVERY_TTL = Ttl(30 * 86_400)
 
 ASC, DESC = Order.ASC, Order.DESC
 
@@ -550,6 +555,236 @@ REJECTED_SOURCES = _dated(REJECTED_SOURCES_V7, name="rejection_sources", write="
 TIME_QUARANTINE = _dated(TIME_QUARANTINE_V7, name="quarantined_messages", write="quarantine")
 QUARANTINE_DAYS = _dated(QUARANTINE_DAYS_V7, name="quarantined_vehicles", write="quarantine_day")
 
+
+# --- migration 9: the service layer's own tables (issue 17), written by `fleetsense serve`, never by the job -------
+# One fleet per installation; `fleet_id` is its partition ("default"), so every list an operator sees (vehicles,
+# drivers, users, webhooks) is one bounded partition and a read never scans.
+FLEET_ID = _col("fleet_id", TEXT, 'the fleet (one per installation: "default")')
+DRIVER_ID = _col("driver_id", TEXT, "the driver, as the fleet names them (letters, digits, - and _)")
+USERNAME = _col("username", TEXT, "an operator's login name")
+_SET_AT = (
+    _col("set_by", TEXT, "who set it: an operator's username, `badge` (read by the vehicle's agent) or `cli`"),
+    _col("set_at", TIMESTAMP, "when it was set", "ms"),
+)
+_ASSIGNMENT = (
+    _col("valid_to", TIMESTAMP, "when it ends (exclusive; null: still running)", "ms"),
+    _col("source", TEXT, "api, cli or badge"),
+    *_SET_AT,
+)
+VALID_FROM = _col("valid_from", TIMESTAMP, "when the driver took the vehicle (inclusive)", "ms")
+
+
+def _service(**fields: Any) -> Table:
+    return Table(since=9, writer="service", **fields)
+
+
+FLEET_VEHICLES = _service(
+    name="fleet_vehicles",
+    why="every vehicle of the fleet in one partition: the fleet view reads it, never `vehicles` whole",
+    columns=(
+        FLEET_ID,
+        VEHICLE_ID,
+        _col("label", TEXT, "what operators call it (plate, fleet number); null: its id"),
+        _col("registered_at", TIMESTAMP, "when it joined the fleet", "ms"),
+    ),
+    partition_key=("fleet_id",),
+    clustering=(("vehicle_id", ASC),),
+    write="fleet_vehicle",
+)
+DRIVERS = _service(
+    name="drivers",
+    why="the driver registry: every driver of the fleet in one partition, one row each",
+    columns=(
+        FLEET_ID,
+        DRIVER_ID,
+        _col("name", TEXT, "the driver's name"),
+        _col("employee_no", TEXT, "the employer's number for them (optional)"),
+        _col("badge_id", TEXT, "their RFID badge, as the vehicle's reader reports it (optional)"),
+        _col("manager", TEXT, "username of the manager who coaches them (optional): their review queue"),
+        _col("created_at", TIMESTAMP, "when they were registered", "ms"),
+        _col("retired_at", TIMESTAMP, "when they left (null: active); their results are kept", "ms"),
+    ),
+    partition_key=("fleet_id",),
+    clustering=(("driver_id", ASC),),
+    write="driver",
+)
+DRIVERS_BY_BADGE = _service(
+    name="drivers_by_badge",
+    why="a badge read by a vehicle's agent names its driver in one lookup",
+    columns=(_col("badge_id", TEXT, "the RFID badge"), FLEET_ID, DRIVER_ID),
+    partition_key=("badge_id",),
+    write="driver_badge",
+)
+VEHICLE_ASSIGNMENTS = _service(
+    name="vehicle_assignments",
+    why="who had a vehicle when (fleetsense.service.attribution): a vehicle's assignments, newest first; never "
+    "overlapping, so the start names one",
+    columns=(VEHICLE_ID, VALID_FROM, DRIVER_ID, *_ASSIGNMENT),
+    partition_key=("vehicle_id",),
+    clustering=(("valid_from", DESC),),
+    write="vehicle_assignment",
+)
+DRIVER_ASSIGNMENTS = _service(
+    name="driver_assignments",
+    why="the same assignments by driver (written with vehicle_assignments in one logged batch): a driver's "
+    "scorecard reads the vehicles and times they drove",
+    columns=(DRIVER_ID, VALID_FROM, VEHICLE_ID, *_ASSIGNMENT),
+    partition_key=("driver_id",),
+    clustering=(("valid_from", DESC), ("vehicle_id", ASC)),
+    write="driver_assignment",
+)
+REVIEW_STATES = ("new", "reviewed", "coached", "dismissed")
+EVENT_REVIEWS = _service(
+    name="event_reviews",
+    why="the coaching workflow: each reviewed event's state, keyed as vehicle_events is, so a day's events and "
+    "their reviews are two reads of the same partition key",
+    columns=(
+        VEHICLE_ID,
+        DAY_BUCKET,
+        EVENT_START,
+        EVENT_KIND,
+        _col("state", TEXT, "new, reviewed, coached or dismissed (a false positive: left out of every score)"),
+        _col("note", TEXT, "what the reviewer wrote"),
+        _col("reviewed_by", TEXT, "the reviewer's username"),
+        _col("reviewed_at", TIMESTAMP, "when", "ms"),
+        DRIVER_ID,
+    ),
+    partition_key=("vehicle_id", "day_bucket"),
+    clustering=(("start_time", DESC), ("kind", ASC)),
+    write="event_review",
+)
+REVIEW_QUEUE = _service(
+    name="review_queue",
+    why="the harsh events awaiting review, per manager: one query lists a manager's queue; a review removes the row",
+    columns=(
+        _col("manager", TEXT, "the username of the driver's manager (`unassigned`: nobody's yet)"),
+        EVENT_START,
+        VEHICLE_ID,
+        EVENT_KIND,
+        DRIVER_ID,
+        _col("peak", FLOAT, "the event's peak, in peak_unit"),
+        _col("peak_unit", TEXT, "the unit of peak"),
+        _col("queued_at", TIMESTAMP, "when the service queued it", "ms"),
+    ),
+    partition_key=("manager",),
+    clustering=(("start_time", DESC), ("vehicle_id", ASC), ("kind", ASC)),
+    write="review_queued",
+)
+USERS = _service(
+    name="users",
+    why="operator accounts: one partition lists them all; a login reads one row",
+    columns=(
+        FLEET_ID,
+        USERNAME,
+        _col("password_hash", TEXT, "argon2id (memory-hard), with its parameters and salt; never the password"),
+        _col("role", TEXT, "admin, manager or viewer"),
+        _col("created_at", TIMESTAMP, "when it was made", "ms"),
+        _col("disabled_at", TIMESTAMP, "when it was disabled (null: active): it can no longer log in", "ms"),
+    ),
+    partition_key=("fleet_id",),
+    clustering=(("username", ASC),),
+    write="user",
+)
+_TOKEN = (
+    _col("name", TEXT, "what it is for, as its creator said"),
+    _col("created_at", TIMESTAMP, "when it was made", "ms"),
+    _col("revoked_at", TIMESTAMP, "when it was revoked (null: valid)", "ms"),
+)
+API_TOKENS = _service(
+    name="api_tokens",
+    why="API tokens by the SHA-256 of their secret (the secret itself is shown once and never stored)",
+    columns=(
+        _col("token_hash", TEXT, "hex SHA-256 of the token"),
+        USERNAME,
+        _col("token_id", TEXT, "its id"),
+        *_TOKEN,
+    ),
+    partition_key=("token_hash",),
+    write="api_token",
+)
+USER_TOKENS = _service(
+    name="user_tokens",
+    why="a user's tokens, to list and revoke them",
+    columns=(USERNAME, _col("token_id", TEXT, "its id"), _col("token_hash", TEXT, "hex SHA-256"), *_TOKEN),
+    partition_key=("username",),
+    clustering=(("token_id", ASC),),
+    write="user_token",
+)
+SESSIONS = _service(
+    name="sessions",
+    why="browser sessions by the SHA-256 of their cookie; they expire by TTL",
+    columns=(
+        _col("session_hash", TEXT, "hex SHA-256 of the session cookie"),
+        USERNAME,
+        _col("csrf_token", TEXT, "the session's CSRF token (sent back in a header on every change)"),
+        _col("created_at", TIMESTAMP, "when the user logged in", "ms"),
+    ),
+    partition_key=("session_hash",),
+    ttl=SESSION_TTL,
+    write="session",
+)
+WEBHOOK_ID = _col("webhook_id", TEXT, "the webhook's id")
+EVENT_KEY = _col("event_key", TEXT, "the event's deterministic key: vehicle/start ms/kind (a replay has the same)")
+WEBHOOKS = _service(
+    name="webhooks",
+    why="the fleet's webhooks: where events of which kinds are delivered, and the secret that signs them",
+    columns=(
+        FLEET_ID,
+        WEBHOOK_ID,
+        _col("url", TEXT, "where deliveries are POSTed"),
+        _col("kinds", TEXT_SET, "the event kinds delivered (empty: every kind)"),
+        _col("secret", TEXT, "the HMAC-SHA256 key of its signatures (stored: the service must sign with it)"),
+        _col("created_by", TEXT, "the admin who made it"),
+        _col("created_at", TIMESTAMP, "when", "ms"),
+        _col("disabled_at", TIMESTAMP, "when it was disabled (null: active)", "ms"),
+    ),
+    partition_key=("fleet_id",),
+    clustering=(("webhook_id", ASC),),
+    write="webhook",
+)
+WEBHOOK_DELIVERIES = _service(
+    name="webhook_deliveries",
+    why="every delivery attempt of a webhook, per UTC day, newest first: its delivery log",
+    columns=(
+        WEBHOOK_ID,
+        DAY_BUCKET,
+        _col("attempted_at", TIMESTAMP, "when the attempt was made", "ms"),
+        EVENT_KEY,
+        _col("attempt", INT, "1 for the first try"),
+        _col("status_code", INT, "the receiver's HTTP status (null: no answer)"),
+        _col("error", TEXT, "why it failed (null: delivered)"),
+        _col("duration_ms", INT, "how long the attempt took", "ms"),
+    ),
+    partition_key=("webhook_id", "day_bucket"),
+    clustering=(("attempted_at", DESC), ("event_key", ASC)),
+    ttl=DELIVERY_TTL,
+    write="webhook_delivery",
+)
+WEBHOOK_DELIVERED = _service(
+    name="webhook_delivered",
+    why="the events a webhook has delivered, by key: a replayed or re-published event is delivered once",
+    columns=(WEBHOOK_ID, EVENT_KEY, _col("delivered_at", TIMESTAMP, "when the receiver acknowledged it", "ms")),
+    partition_key=("webhook_id", "event_key"),
+    ttl=DELIVERY_TTL,
+    write="webhook_delivered",
+)
+SERVICE_TABLES: tuple[Table, ...] = (
+    FLEET_VEHICLES,
+    DRIVERS,
+    DRIVERS_BY_BADGE,
+    VEHICLE_ASSIGNMENTS,
+    DRIVER_ASSIGNMENTS,
+    EVENT_REVIEWS,
+    REVIEW_QUEUE,
+    USERS,
+    API_TOKENS,
+    USER_TOKENS,
+    SESSIONS,
+    WEBHOOKS,
+    WEBHOOK_DELIVERIES,
+    WEBHOOK_DELIVERED,
+)
+
 # In the order the migrations first created them.
 TABLES: tuple[Table, ...] = (
     ACCEL_SAMPLES,
@@ -587,9 +822,12 @@ TABLES: tuple[Table, ...] = (
     REJECTED_SOURCES,
     TIME_QUARANTINE,
     QUARANTINE_DAYS,
+    *SERVICE_TABLES,
 )
 
 # The job's statements: name -> the table it writes.
-WRITTEN: dict[str, Table] = {table.write: table for table in TABLES if table.write is not None}
+WRITTEN: dict[str, Table] = {t.write: t for t in TABLES if t.write is not None and t.writer == "job"}
+# The service layer's (fleetsense.service.store prepares them).
+SERVICE_WRITTEN: dict[str, Table] = {t.write: t for t in TABLES if t.write is not None and t.writer == "service"}
 # Each statement's write consistency (a CQL level name): what the Python writer and the Java sink prepare it at.
 WRITE_CONSISTENCY: dict[str, str] = {name: table.write_consistency for name, table in WRITTEN.items()}

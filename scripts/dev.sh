@@ -73,9 +73,9 @@ fi
 stamp="$VENV/.fleetsense-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  say "installing fleetsense with its extras (edge, gateway, cloud, stack, dev) into .venv"
+  say "installing fleetsense with its extras (edge, gateway, cloud, service, stack, dev) into .venv"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e ".[edge,gateway,cloud,stack,dev]"
+  "$VENV/bin/python" -m pip install -q -e ".[edge,gateway,cloud,service,stack,dev]"
   echo "$want" > "$stamp"
 fi
 export PATH="$VENV/bin:$PATH"

@@ -22,7 +22,7 @@ from fleetsense.errors import ConfigError, StackError
 from fleetsense.stack.layout import StackConfig
 from fleetsense.stack.secrets import Credentials, load_or_create
 
-OPERATOR, JOB, READER = "operator", "job", "reader"
+OPERATOR, JOB, READER, SERVICE = "operator", "job", "reader", "service"
 # A directory holding operator.json, job.json and reader.json ({"username": ..., "password": ...}, mode 0600):
 # how an external cluster's credentials reach the stack. Default: <data dir>/secrets/cassandra/.
 CREDENTIALS_ENV = "FLEETSENSE_CASSANDRA_CREDENTIALS"
@@ -51,6 +51,11 @@ USERS: dict[str, CqlUser] = {
         CqlUser(role=JOB, username="fleetsense_job", superuser=False, keyspace_permissions=("SELECT", "MODIFY")),
         # `fleetsense query`, the report and the demo's reads: cannot change a row.
         CqlUser(role=READER, username="fleetsense_reader", superuser=False, keyspace_permissions=("SELECT",)),
+        # `fleetsense serve`: reads every result and writes its own tables (drivers, assignments, reviews, accounts,
+        # webhooks). Grants are per keyspace here, so it could write the job's tables too (a known weakness).
+        CqlUser(
+            role=SERVICE, username="fleetsense_service", superuser=False, keyspace_permissions=("SELECT", "MODIFY")
+        ),
     )
 }
 

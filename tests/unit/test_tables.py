@@ -101,7 +101,20 @@ def test_the_statements_and_key_lengths_are_the_written_tables() -> None:
 
 
 def test_every_type_is_declared_once_and_the_tables_of_migrations_1_to_7_are_cql_3_2() -> None:
-    types = {t.TEXT, t.INT, t.BIGINT, t.FLOAT, t.DOUBLE, t.BOOLEAN, t.BLOB, t.TIMEUUID, t.TIMESTAMP, t.DAY, t.COUNTS}
+    types = {
+        t.TEXT,
+        t.INT,
+        t.BIGINT,
+        t.FLOAT,
+        t.DOUBLE,
+        t.BOOLEAN,
+        t.BLOB,
+        t.TIMEUUID,
+        t.TIMESTAMP,
+        t.DAY,
+        t.COUNTS,
+        t.TEXT_SET,
+    }
     for table in t.TABLES:
         for column in table.columns:
             assert column.cql_type in types, f"{table.name}.{column.name}"

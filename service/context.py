@@ -1,0 +1,30 @@
+"""What a running service holds for its requests: the settings, the database, and the components that run beside
+the requests (the live-event feed, the webhook dispatcher), started and stopped with the application."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fleetsense.service.db import Db
+
+
+class Component(Protocol):
+    async def start(self, context: ServiceContext) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class ServiceContext:
+    db: Db
+    settings: Any  # service/settings.py's ServeSettings
+    components: list[Component] = field(default_factory=list)
+
+    async def start(self, app: Any) -> None:
+        for component in self.components:
+            await component.start(self)
+
+    async def stop(self) -> None:
+        for component in reversed(self.components):
+            await component.stop()
