@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from fleetsense.event_kinds import EVENT_KINDS
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+# First in every route's parameters: the role is checked before the body is read or the database asked.
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
 KNOWN_KINDS = tuple(kind.key for kind in EVENT_KINDS)
 
@@ -135,7 +136,7 @@ def _now_ms() -> int:
 
 
 @router.post("", response_model=WebhookWithSecret, status_code=status.HTTP_201_CREATED)
-async def create_webhook(body: WebhookIn, request: Request, store: Store, admin: Admin) -> WebhookWithSecret:
+async def create_webhook(admin: Admin, body: WebhookIn, request: Request, store: Store) -> WebhookWithSecret:
     webhook = Webhook(
         webhook_id=new_webhook_id(),
         url=await _checked_url(request, body.url),
@@ -150,18 +151,18 @@ async def create_webhook(body: WebhookIn, request: Request, store: Store, admin:
 
 
 @router.get("", response_model=list[WebhookOut])
-async def list_webhooks(store: Store, _admin: Admin) -> list[WebhookOut]:
+async def list_webhooks(_admin: Admin, store: Store) -> list[WebhookOut]:
     return [_out(w) for w in sorted(await store.webhooks(), key=lambda w: w.created_at_ms)]
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut)
-async def get_webhook(webhook_id: str, store: Store, _admin: Admin) -> WebhookOut:
+async def get_webhook(_admin: Admin, webhook_id: str, store: Store) -> WebhookOut:
     return _out(await _found(store, webhook_id))
 
 
 @router.patch("/{webhook_id}", response_model=WebhookOut)
 async def change_webhook(
-    webhook_id: str, body: WebhookPatch, request: Request, store: Store, _admin: Admin
+    _admin: Admin, webhook_id: str, body: WebhookPatch, request: Request, store: Store
 ) -> WebhookOut:
     webhook = await _found(store, webhook_id)
     if body.url is not None:
@@ -176,7 +177,7 @@ async def change_webhook(
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_webhook(webhook_id: str, request: Request, store: Store, _admin: Admin) -> Response:
+async def delete_webhook(_admin: Admin, webhook_id: str, request: Request, store: Store) -> Response:
     await _found(store, webhook_id)
     await store.delete(webhook_id)
     await _refresh_dispatchers(request)
@@ -184,7 +185,7 @@ async def delete_webhook(webhook_id: str, request: Request, store: Store, _admin
 
 
 @router.post("/{webhook_id}/secret", response_model=SecretOut)
-async def rotate_secret(webhook_id: str, request: Request, store: Store, _admin: Admin) -> SecretOut:
+async def rotate_secret(_admin: Admin, webhook_id: str, request: Request, store: Store) -> SecretOut:
     """A new secret, at once: deliveries from now on are signed with it only (the old one stops working)."""
     webhook = dataclasses.replace(await _found(store, webhook_id), secret=new_secret())
     await store.put(webhook)
@@ -194,9 +195,9 @@ async def rotate_secret(webhook_id: str, request: Request, store: Store, _admin:
 
 @router.get("/{webhook_id}/deliveries", response_model=list[AttemptOut])
 async def deliveries(
+    _admin: Admin,
     webhook_id: str,
     store: Store,
-    _admin: Admin,
     day: Annotated[date | None, Query(description="UTC day, YYYY-MM-DD (default: today)")] = None,
 ) -> list[AttemptOut]:
     """The webhook's delivery attempts of one UTC day, newest first."""
@@ -206,7 +207,7 @@ async def deliveries(
 
 
 @router.post("/{webhook_id}/test", response_model=AttemptOut)
-async def test_webhook(webhook_id: str, request: Request, store: Store, _admin: Admin) -> AttemptOut:
+async def test_webhook(_admin: Admin, webhook_id: str, request: Request, store: Store) -> AttemptOut:
     """Send one test event (kind "test") now, without retries; the answer is how the attempt went (also logged)."""
     webhook = await _found(store, webhook_id)
     return _attempt_out(await send_test(store, webhook, _settings(request)))

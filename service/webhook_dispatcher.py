@@ -65,8 +65,8 @@ async def attempt_delivery(
         error = None if 200 <= status < 300 else f"the receiver answered HTTP {status}"
     except TimeoutError:
         error = f"no answer within {timeout_s:g} s"
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500] or type(exc).__name__
+    except Exception as exc:  # httpx's errors, and any other (a TLS failure, a URL httpx refuses): a failed attempt
+        error = f"{type(exc).__name__}: {exc}"[:500]
     return Attempt(
         webhook_id=webhook.webhook_id,
         event_key=event.key,
@@ -93,6 +93,8 @@ class _Lane:
         except asyncio.QueueFull:
             self.dropped += 1
             DROPPED.inc()
+            if self.dropped % 100 != 1:  # the first of every hundred is logged: a dead endpoint under load, not spam
+                return
             log.warning(
                 "webhook %s: its queue is full (%d events); dropped %s (dropped so far: %d)",
                 self.webhook.webhook_id,
@@ -117,6 +119,7 @@ class WebhookDispatcher:
     _subscription: Subscription | None = None
     _client: httpx.AsyncClient | None = None
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _refreshing: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def start(self, context: Any) -> None:
         if self.store is None:
@@ -124,11 +127,11 @@ class WebhookDispatcher:
         self._client = httpx.AsyncClient(
             transport=self.transport, timeout=self.settings.timeout_s, follow_redirects=False
         )
-        self._subscription = self.hub.subscribe()
         try:
             await self.refresh()
         except Exception:  # Cassandra not answering yet: the refresher tries again
             log.exception("webhooks: could not read the registry; trying again in %g s", self.settings.refresh_s)
+        self._subscription = self.hub.subscribe()
         self._tasks = [
             asyncio.create_task(self._fan_out(self._subscription), name="webhooks-fan-out"),
             asyncio.create_task(self._refresh_every(), name="webhooks-refresh"),
@@ -161,7 +164,11 @@ class WebhookDispatcher:
         """Re-read the registry: a lane for each active webhook, its settings (url, kinds, secret) as stored now;
         a deleted or disabled webhook's lane stops, its waiting events with it."""
         assert self.store is not None
-        active = {w.webhook_id: w for w in await self.store.webhooks() if w.active}
+        async with self._refreshing:  # one at a time: a stale read never lands after a newer one
+            active = {w.webhook_id: w for w in await self.store.webhooks() if w.active}
+            self._apply(active)
+
+    def _apply(self, active: dict[str, Webhook]) -> None:
         for webhook_id in [known for known in self._lanes if known not in active]:
             lane = self._lanes.pop(webhook_id)
             if lane.task is not None:

@@ -78,6 +78,6 @@ async def check_url(url: str, *, allow_link_local: bool) -> None:
         return
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode (a label over 63 characters)
         raise WebhookUrlError(f"{host!r} does not resolve ({exc}): give a name this server can reach") from None
     check_addresses(url, [str(info[4][0]) for info in infos], allow_link_local=allow_link_local)

@@ -162,6 +162,29 @@ SHORT = WebhookSettings(
 )
 
 
+@dataclass(frozen=True)
+class Counted:
+    delivered: float
+    failed: float
+    given_up: float
+    dropped: float
+
+    def __sub__(self, other: Counted) -> Counted:
+        return Counted(*(a - b for a, b in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)))
+
+
+def metric_values() -> Counted:
+    """The dispatcher's Prometheus counters now (process-wide: a test compares before and after)."""
+    from prometheus_client import REGISTRY
+
+    def value(name: str) -> float:
+        found = REGISTRY.get_sample_value(f"fleetsense_webhook_{name}_total")
+        assert found is not None, name
+        return found
+
+    return Counted(value("delivered"), value("attempts_failed"), value("given_up"), value("dropped"))
+
+
 # --- the simulation ----------------------------------------------------------------------------------------------
 
 
@@ -306,7 +329,10 @@ def test_a_full_queue_drops_new_events_counting_them_and_the_others_still_get_th
         await dispatcher.stop()
         return dropped
 
+    counted = metric_values()
     dropped = run_virtual(main)
+    assert (metric_values() - counted).dropped == 7
+    assert (metric_values() - counted).delivered == 10
     assert dropped == {"dead": 7, "steady": 0}  # one in its first attempt, two waiting, seven dropped
     assert [k for k, _ in receivers["steady"].acked] == [e.key for e in events]
 
@@ -329,7 +355,9 @@ def test_a_delivery_is_given_up_after_the_policys_attempts_each_logged_with_its_
         await dispatcher.stop()
         return asyncio.get_running_loop().time()
 
+    counted = metric_values()
     run_virtual(main)
+    assert metric_values() - counted == Counted(delivered=0, failed=5, given_up=1, dropped=0)
     assert [a.attempt for a in store.attempts] == [1, 2, 3, 4, 5]
     assert all(a.status_code is None and "ConnectError" in (a.error or "") for a in store.attempts)
     starts = [a.attempted_at_ms for a in store.attempts]
