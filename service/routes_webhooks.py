@@ -85,7 +85,7 @@ def _attempt_out(attempt: Attempt) -> AttemptOut:
 
 
 def _settings(request: Request) -> WebhookSettings:
-    settings = getattr(request.app.state.context.settings, "webhooks", None)
+    settings = getattr(getattr(request.app.state.context, "settings", None), "webhooks", None)
     return settings if isinstance(settings, WebhookSettings) else WebhookSettings()
 
 

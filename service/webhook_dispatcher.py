@@ -275,7 +275,11 @@ async def send_test(store: CassandraWebhooks, webhook: Webhook, settings: Webhoo
     return result
 
 
-def webhook_dispatcher(context: Any, hub: EventHub) -> WebhookDispatcher:
-    """The dispatcher of a running service (its settings: ServeSettings.webhooks), to add to its components."""
+def webhook_dispatcher(context: Any, hub: EventHub | None = None) -> WebhookDispatcher:
+    """The dispatcher of a running service, to add to its components: it reads `hub` (by default the context's
+    `hub`, the one the live feed fills) with the settings ServeSettings.webhooks."""
+    hub = hub if hub is not None else getattr(context, "hub", None)
+    if not isinstance(hub, EventHub):
+        raise TypeError("webhook_dispatcher needs the EventHub the live feed fills: pass it, or set context.hub")
     settings = getattr(context.settings, "webhooks", None) or WebhookSettings()
     return WebhookDispatcher(hub, settings=settings)
