@@ -43,6 +43,7 @@ class MemoryRegistry:
 KNOWN = [k.key for k in EVENT_KINDS]
 # Hosts that need no DNS (IP literals, some refused), schemes good and bad, and free text.
 URLS = st.one_of(
+    st.sampled_from(["http://127.0.0.1:9/hook", "https://10.0.0.2/x?fleet=1", "http://[::1]:8080/"]),
     st.builds(
         "{}://{}{}/{}".format,
         st.sampled_from(["http", "https", "ftp", "HTTP", "javascript", ""]),
@@ -52,7 +53,9 @@ URLS = st.one_of(
     ),
     st.text(max_size=60),
 )
-KINDS = st.lists(st.one_of(st.sampled_from(KNOWN), st.text(max_size=15)), max_size=5)
+KINDS = st.one_of(
+    st.lists(st.sampled_from(KNOWN), max_size=3), st.lists(st.one_of(st.sampled_from(KNOWN), st.text(max_size=15)))
+)
 BODIES = st.one_of(
     st.fixed_dictionaries({"url": URLS, "kinds": KINDS}),
     st.fixed_dictionaries({}, optional={"url": URLS, "kinds": KINDS, "enabled": st.booleans()}),
@@ -106,7 +109,10 @@ def test_no_request_of_an_admin_is_answered_with_a_5xx(
             listed = await api.get("/v1/webhooks")
             assert listed.status_code == 200
             assert all("secret" not in w for w in listed.json())
-            for webhook_id in targets:
-                assert (await api.delete(f"/v1/webhooks/{webhook_id}")).status_code in (204, 404), webhook_id
+            for webhook_id in ids:  # ("." and ".." are paths of their own: any answer but a 5xx)
+                assert (await api.delete(f"/v1/webhooks/{webhook_id}")).status_code < 500, webhook_id
+            for webhook_id in list(registry.hooks):
+                assert (await api.delete(f"/v1/webhooks/{webhook_id}")).status_code == 204
+            assert registry.hooks == {}
 
     asyncio.run(run())
