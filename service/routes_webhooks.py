@@ -4,6 +4,7 @@ log, send it a test event (docs/service.md, "Webhooks"). A secret is shown once,
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from datetime import UTC, date, datetime
 from typing import Annotated
@@ -20,6 +21,7 @@ from pydantic import BaseModel, Field
 
 from fleetsense.event_kinds import EVENT_KINDS
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 # First in every route's parameters: the role is checked before the body is read or the database asked.
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
@@ -103,7 +105,10 @@ async def _refresh_dispatchers(request: Request) -> None:
     # This process's dispatcher takes the change at once; others re-read the registry within refresh_s.
     for component in getattr(request.app.state.context, "components", ()):
         if isinstance(component, WebhookDispatcher):
-            await component.refresh()
+            try:
+                await component.refresh()
+            except Exception:  # the change is stored; the dispatcher's own refresh takes it a little later
+                log.exception("webhooks: the dispatcher could not re-read the registry after a change")
 
 
 async def _checked_url(request: Request, url: str) -> str:

@@ -163,7 +163,8 @@ class WebhookDispatcher:
     async def refresh(self) -> None:
         """Re-read the registry: a lane for each active webhook, its settings (url, kinds, secret) as stored now;
         a deleted or disabled webhook's lane stops, its waiting events with it."""
-        assert self.store is not None
+        if self.store is None or self._client is None:  # not started, or stopped: no lanes to run
+            return
         async with self._refreshing:  # one at a time: a stale read never lands after a newer one
             active = {w.webhook_id: w for w in await self.store.webhooks() if w.active}
             self._apply(active)
