@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from fleetsense.service.webhook_settings import WebhookSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -18,3 +20,4 @@ class ServeSettings:
     tls_cert: str | None = None  # the secure profile: TLS on the API's port
     tls_key: str | None = None
     secure_cookies: bool = False  # cookies marked Secure (set with TLS)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)  # retries, timeouts, allowed addresses
