@@ -182,6 +182,12 @@ def cmd_vehicle_class(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_driver(args: argparse.Namespace) -> int:
+    from fleetsense.stack.driver_admin import run
+
+    return run(_stack_config(args), args)
+
+
 # -- quarantine -------------------------------------------------------------------------------------
 
 
@@ -277,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     vclass.add_argument("vehicle_class")
     vclass.add_argument("vehicle_ids", nargs="+")
     vclass.set_defaults(handler=cmd_vehicle_class)
+
+    from fleetsense.stack.driver_admin import add_parser as add_driver_parser  # argparse only
+
+    add_driver_parser(sub)
+    sub.choices["driver"].set_defaults(handler=cmd_driver)
 
     quarantine = sub.add_parser(
         "quarantine", help="telemetry the cloud rejected for its sample times, kept whole: list it, re-admit it"
