@@ -58,7 +58,7 @@ async def _action(db: Any, args: argparse.Namespace, say: Callable[[str], None])
     from fleetsense.service import drivers as d
 
     now = parse_time("now")
-    who = {"set_by": "cli", "now_ms": now}
+    who: dict[str, Any] = {"set_by": "cli", "now_ms": now}
     if args.action == "add":
         driver_id = d.validate_driver_id(args.driver_id)
         if args.badge is not None:
