@@ -16,6 +16,7 @@ from fleetsense.service.badges import FRESH_MS, BadgeReading, badge_assignment
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fleetsense.errors import ConfigError
 from fleetsense.status import MAX_BADGE, VehicleStatus, clean_badge, parse_status
 
 KEY = "fleet.van-7.status"
@@ -89,3 +90,31 @@ def test_when_a_badge_makes_an_assignment(
 ) -> None:
     reading = BadgeReading(vehicle_id="van-7", badge_id=badge, online=online, received_ms=5_000)
     assert badge_assignment(reading, running, badge_driver, now_ms=5_000 + age_ms) is assigns
+
+
+def test_the_agents_status_carries_the_badge_its_reader_holds_and_the_job_stores_it(tmp_path: Path) -> None:
+    import dataclasses
+
+    from fleetsense.device_config import DriverConfig
+    from tests.unit.test_agent_virtual_time import Drive, scripted_clock
+
+    badge_file = tmp_path / "badge"
+    run = Drive(tmp_path, scripted_clock(0.0, synced=True))
+    run.agent.config = dataclasses.replace(run.agent.config, driver=DriverConfig(badge_file=str(badge_file)))
+    assert run.agent.status("heartbeat", []).badge is None  # no badge in the reader yet
+    badge_file.write_text("04:A2:24:B2\n")
+    status = run.agent.status("heartbeat", [])
+    run.stop(clean=True)
+    assert status.badge == "04:A2:24:B2"
+    assert stored_badge(status.to_json().replace(b"van-007", b"van-7")) == "04:A2:24:B2"
+
+
+def test_an_edge_config_names_its_badge_file_in_a_driver_section(tmp_path: Path) -> None:
+    from fleetsense.device_config import parse
+
+    broker = {"host": "h", "username": "van-7", "password": "p"}
+    base = {"vehicle_id": "van-7", "broker": broker, "storage": {"state_dir": "/s"}}
+    assert parse(base, "t").driver.badge_file == ""
+    assert parse(base | {"driver": {"badge_file": "/run/fleetsense/badge"}}, "t").driver.badge_file.endswith("badge")
+    with pytest.raises(ConfigError, match="unknown key"):
+        parse(base | {"driver": {"badge": "x"}}, "t")
