@@ -28,7 +28,11 @@ _MS = timedelta(milliseconds=1)
 
 
 def _in_range(moment: datetime) -> datetime:
-    if not EPOCH <= moment < LATEST:
+    try:
+        inside = EPOCH <= moment < LATEST
+    except OverflowError:  # year 9999 at a negative offset is beyond datetime's range in UTC
+        inside = False
+    if not inside:
         raise ValueError(f"{moment.isoformat()} is outside 1970..2099: give a time of the fleet's life")
     return moment
 

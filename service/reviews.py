@@ -26,6 +26,7 @@ from fleetsense.service.live_event import LiveEvent
 
 from fleetsense.errors import ConfigError
 from fleetsense.event_kinds import HARSH_KINDS
+from fleetsense.ids import validate_vehicle_id
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,20 @@ def check_state(state: str) -> str:
     return state
 
 
+LATEST_MS = 4_102_444_800_000  # 2100-01-01: a later start is no event's
+
+
+def check_key(key: EventKey) -> EventKey:
+    """A key that can name a stored event: a valid vehicle id and a start in 1970..2099 (else a 400, never a
+    day bucket out of range)."""
+    validate_vehicle_id(key.vehicle_id)
+    if key.start_ms >= LATEST_MS:
+        raise ConfigError(f"an event starting at {key.start_ms} ms", hint="an event's start is ms since 1970, < 2100")
+    return key
+
+
 def check_reviewable(key: EventKey) -> EventKey:
+    check_key(key)
     if key.kind not in HARSH_KINDS:
         raise ConfigError(
             f"{key.kind[:40]} events are not reviewed", hint=f"harsh events are: {', '.join(HARSH_KINDS)}"
@@ -100,7 +114,7 @@ async def manager_of(db: Db, fleet_id: str, driver_id: str | None) -> str:
 
 
 async def review_of(db: Db, key: EventKey) -> Review | None:
-    found = await db.rows(_REVIEW, _event_key_values(key))
+    found = await db.rows(_REVIEW, _event_key_values(check_key(key)))
     if not found:
         return None
     row = found[0]

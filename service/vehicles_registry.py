@@ -64,6 +64,16 @@ async def register(db: Db, fleet_id: str, vehicle_id: str, label: str | None, *,
     return vehicle
 
 
+async def register_missing(db: Db, fleet_id: str, vehicle_ids: list[str], *, now_ms: int) -> list[str]:
+    """Register those of `vehicle_ids` the fleet does not have yet (a provisioned device's vehicle, the demo's
+    vans), leaving the others' labels alone; the ids registered."""
+    known = {vehicle.vehicle_id for vehicle in await fleet_vehicles(db, fleet_id)}
+    added = [vehicle_id for vehicle_id in dict.fromkeys(vehicle_ids) if vehicle_id not in known]
+    for vehicle_id in added:
+        await register(db, fleet_id, vehicle_id, None, now_ms=now_ms)
+    return added
+
+
 async def relabel(db: Db, fleet_id: str, vehicle_id: str, label: str | None, *, now_ms: int) -> FleetVehicle:
     if await get_vehicle(db, fleet_id, validate_vehicle_id(vehicle_id)) is None:
         raise NotFound(f"vehicle {vehicle_id} is not registered", hint="register it first: POST /v1/vehicles")

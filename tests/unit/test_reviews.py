@@ -118,6 +118,8 @@ def test_a_review_follows_a_retroactive_correction_of_the_driver() -> None:
         (f"van-1/{T0}/harsh_brake", "reviewed", d.NotFound, "no event"),
         (f"van-1/{T0}/bump", "reviewed", ConfigError, "bump events are not reviewed"),
         (f"van-1/{T0}/harsh_brake", "maybe", ConfigError, "no review state"),
+        (f"van-1/{10**30}/harsh_brake", "reviewed", ConfigError, "an event starting at"),
+        (f"van 1/{T0}/harsh_brake", "reviewed", ConfigError, "invalid vehicle id"),
     ],
 )
 def test_a_review_of_a_missing_event_an_unjudged_kind_or_an_unknown_state_is_refused(

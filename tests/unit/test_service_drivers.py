@@ -161,5 +161,7 @@ def test_a_vehicle_registered_again_keeps_its_registration_time_and_its_class_is
         await v.set_class(db, "van-1", "truck", now_ms=1)
         assert await v.vehicle_class(db, "van-1") == "truck"
         assert [x.vehicle_id for x in await v.fleet_vehicles(db, FLEET)] == ["van-1"]
+        assert await v.register_missing(db, FLEET, ["van-1", "van-2", "van-2"], now_ms=20) == ["van-2"]
+        assert (await v.get_vehicle(db, FLEET, "van-1")) == again  # its label kept
 
     asyncio.run(run())
