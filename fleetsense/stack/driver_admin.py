@@ -119,6 +119,19 @@ async def _action(db: Any, args: argparse.Namespace, say: Callable[[str], None])
     return 0
 
 
+def register_vehicles(config: StackConfig, vehicle_ids: list[str]) -> list[str]:
+    """Register provisioned vehicles in the fleet (`fleet_vehicles`: the fleet view and the badge sweep read it),
+    those not registered yet; the ids registered. Raises a FleetsenseError when Cassandra cannot be reached."""
+    from fleetsense.cloud.schema import KEYSPACE
+    from fleetsense.service.db import Db
+    from fleetsense.service.vehicles_registry import register_missing
+    from fleetsense.stack.cassandra_auth import SERVICE, session_as
+
+    with session_as(config, SERVICE, connect_timeout_s=5.0) as session:
+        db = Db(session, KEYSPACE)
+        return asyncio.run(register_missing(db, FLEET, vehicle_ids, now_ms=parse_time("now")))
+
+
 def add_parser(sub: Any) -> None:
     """`fleetsense driver ...` (argparse only: the service loads when a command runs)."""
     driver = sub.add_parser("driver", help="drivers and who had which vehicle when (written to Cassandra directly)")

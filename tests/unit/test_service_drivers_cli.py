@@ -56,3 +56,21 @@ def test_a_command_line_mistake_says_what_to_do(argv: tuple[str, ...], match: st
     drive(db, "add", "ann")
     with pytest.raises(ConfigError, match=match):
         drive(db, *argv)
+
+
+def test_provisioning_registers_the_vehicle_in_the_fleet_and_a_registry_out_of_reach_is_a_note(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleetsense import cli
+    from fleetsense.errors import StackError
+
+    monkeypatch.setattr(driver_admin, "register_vehicles", lambda config, ids: [i for i in ids if i != "van-1"])
+    cli._register_in_fleet(None, ["van-1", "van-2"])
+    assert "registered in the fleet: van-2" in capsys.readouterr().out
+
+    def down(config: object, ids: list[str]) -> list[str]:
+        raise StackError("no Cassandra node answers at 127.0.0.1:9042")
+
+    monkeypatch.setattr(driver_admin, "register_vehicles", down)
+    cli._register_in_fleet(None, ["van-3"])
+    assert "not registered in the fleet (no Cassandra node answers" in capsys.readouterr().out
