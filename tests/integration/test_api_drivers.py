@@ -153,6 +153,14 @@ def test_a_retroactive_assignment_moves_an_event_and_a_review_empties_the_queue(
         assert (await client.get("/v1/reviews/queue")).json()["events"] == []
         assert (await client.get(f"/v1/reviews/{event_key}")).json()["state"] == "dismissed"
         assert (ms(at(10.5)), "harsh_brake") in await reviews.dismissed_events(db, VAN, at(10.5).date())
+        # A correction that moves a start and changes the driver: both tables' old rows go in the same batch.
+        moved = {"from": iso(at(10.25)), "driver_id": "ann"}
+        assert (await client.patch(f"/v1/assignments/{VAN}/{ms(at(10))}", json=moved)).status_code == 200
+        anns = (await client.get("/v1/drivers/ann/assignments")).json()
+        assert [(a["from_ms"], a["to_ms"]) for a in anns] == [(ms(at(8)), ms(at(10))), (ms(at(10.25)), ms(at(12)))]
+        assert [a["from_ms"] for a in (await client.get("/v1/drivers/bob/assignments")).json()] == [ms(at(12))]
+        on_van = (await client.get(f"/v1/vehicles/{VAN}/assignments")).json()
+        assert [a["driver_id"] for a in on_van] == ["ann", "ann", "bob"]
         missing = await client.put(f"/v1/events/{VAN}/{ms(at(3))}/harsh_brake/review", json={"state": "reviewed"})
         assert missing.status_code == 404
         assert (await client.put("/v1/events/nonsense/review", json={"state": "reviewed"})).status_code == 400
