@@ -91,6 +91,7 @@ def _status_writes(routing_key: str, body: bytes, *, now_ms: int, seen: Restarts
             storage_error=status.storage_error,
             memory_batches=status.memory_batches,
             held_unsynced=status.held_unsynced,
+            badge_id=status.badge,
         )
     )
     # Ranges the device dropped (a full outbox, an overflowing memory ring while storage failed): recorded as gaps,

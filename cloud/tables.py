@@ -320,6 +320,10 @@ VEHICLE_STATUS = Table(
         _col("storage_error", TEXT, "the outbox's current storage fault (null when storage works)", since=6),
         _col("memory_batches", INT, "batches held in memory while storage fails", since=6),
         _col("held_unsynced", INT, "batches held on the device until its clock is known good", since=6),
+        # The driver badge in the vehicle's reader (issue 17): the service's badge sweep makes it an assignment.
+        _col(
+            "badge_id", TEXT, "the RFID badge the vehicle's reader holds (null: none, or an agent without one)", since=9
+        ),
     ),
     partition_key=("vehicle_id",),
     since=3,

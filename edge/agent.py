@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from fleetsense.edge.badge import read_badge
 from fleetsense.edge.clock import RE_ANCHOR_AFTER_NS, Clock, UtcAnchor, read_boot_id
 from fleetsense.edge.outbox import Gap, OutboxStats
 from fleetsense.edge.restarts import RunRecord, lost_ms
@@ -270,6 +271,7 @@ class Agent:
             storage_error=stats.storage_error,
             memory_batches=stats.memory_batches,
             held_unsynced=self.time.held,
+            badge=read_badge(self.config.driver.badge_file),
         )
 
     def last_restart_lost_ms(self) -> int | None:

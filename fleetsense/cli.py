@@ -87,6 +87,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
             )
             done = "new secret for" if args.action == "rotate" else "provisioned"
             print(f"{done} {vehicle_id}: edge config written to {path} (mode 0600)")
+        if args.action == "provision":
+            _register_in_fleet(config, args.vehicle_ids)
     elif args.action == "revoke":
         for vehicle_id in args.vehicle_ids:
             closed = prov.revoke(client, vehicle_id)
@@ -95,6 +97,21 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         for vehicle_id in prov.vehicles(client):
             print(vehicle_id)
     return 0
+
+
+def _register_in_fleet(config, vehicle_ids: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """A provisioned vehicle joins the fleet the API shows; provisioning itself never fails for it (the broker
+    is what it needs: Cassandra may be down)."""
+    from fleetsense.stack.driver_admin import register_vehicles
+
+    try:
+        added = register_vehicles(config, vehicle_ids)
+    except Exception as exc:  # provisioning is done: a fleet registry out of reach is a note, not a failure
+        reason = exc.message if isinstance(exc, FleetsenseError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+        print(f"note: not registered in the fleet ({reason}); an admin can POST /v1/vehicles later")
+        return
+    if added:
+        print(f"registered in the fleet: {', '.join(added)}")
 
 
 # -- edge -------------------------------------------------------------------------------------------
@@ -180,6 +197,12 @@ def cmd_vehicle_class(args: argparse.Namespace) -> int:
     count = len(args.vehicle_ids)
     print(f"{count} vehicle(s) set to class {args.vehicle_class} (the running job applies it within a minute)")
     return 0
+
+
+def cmd_driver(args: argparse.Namespace) -> int:
+    from fleetsense.stack.driver_admin import run
+
+    return run(_stack_config(args), args)
 
 
 # -- quarantine -------------------------------------------------------------------------------------
@@ -277,6 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     vclass.add_argument("vehicle_class")
     vclass.add_argument("vehicle_ids", nargs="+")
     vclass.set_defaults(handler=cmd_vehicle_class)
+
+    from fleetsense.stack.driver_admin import add_parser as add_driver_parser  # argparse only
+
+    add_driver_parser(sub)
+    sub.choices["driver"].set_defaults(handler=cmd_driver)
 
     quarantine = sub.add_parser(
         "quarantine", help="telemetry the cloud rejected for its sample times, kept whole: list it, re-admit it"

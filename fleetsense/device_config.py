@@ -148,6 +148,15 @@ class ClockConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriverConfig:
+    badge_file: str = setting(
+        "",
+        doc="a file an RFID reader daemon keeps the badge in its reader written to (e.g. /run/fleetsense/badge); the "
+        "status carries it, and the service assigns the badge's driver. Empty, or the file absent: no badge",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class StorageConfig:
     state_dir: str = field(metadata=about(doc="where the outbox and the agent's state live"))
 
@@ -162,6 +171,7 @@ class EdgeConfig:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
     clock: ClockConfig = field(default_factory=ClockConfig)
+    driver: DriverConfig = field(default_factory=DriverConfig)
 
     @property
     def state_dir(self) -> Path:
@@ -176,6 +186,7 @@ SECTIONS: dict[str, type] = {
     "outbox": OutboxConfig,
     "status": StatusConfig,
     "clock": ClockConfig,
+    "driver": DriverConfig,
 }
 
 

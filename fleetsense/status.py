@@ -26,6 +26,8 @@ MAX_SENSORS = 8
 MAX_DROPPED_RANGES = 256
 MAX_QUARANTINED = 16
 MAX_TEXT = 256  # characters of any free text (an error message, a file name, a version)
+MAX_BADGE = 64  # characters of a driver badge (an RFID UID in hex is 8 to 20)
+_BADGE_CHARACTERS = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz:_-")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +68,8 @@ class VehicleStatus:
     storage_error: str | None = None
     memory_batches: int | None = None
     held_unsynced: int | None = None
+    # The driver badge the vehicle's RFID reader holds (issue 17): the service makes it an assignment. None: none.
+    badge: str | None = None
 
     def to_json(self) -> bytes:
         body: dict[str, Any] = {"v": STATUS_VERSION, **asdict(self)}
@@ -104,6 +108,7 @@ FIELD_RULES: dict[str, Rule] = {
     "storage_error": Rule("text", high=MAX_TEXT),
     "memory_batches": Rule("int", high=INT32_MAX),
     "held_unsynced": Rule("int", high=INT32_MAX),
+    "badge": Rule("text", high=MAX_BADGE),
 }
 SENSOR_RULES: dict[str, Rule] = {
     "health": Rule("text", choices=SENSOR_HEALTH, required=True),
@@ -137,7 +142,20 @@ def parse_status(payload: bytes) -> VehicleStatus:
         validate_vehicle_id(fields["vehicle_id"])
     except Exception as exc:  # ConfigError: worded for the reason column
         raise ValueError(f"status field vehicle_id: {exc}") from exc
+    badge = fields.get("badge")
+    if badge is not None and clean_badge(badge) != badge:
+        raise ValueError(f"status field badge must be letters, digits, :, - and _, got {_show(badge)}")
     return VehicleStatus(sensors=sensors, dropped_ranges=ranges, quarantined_outboxes=quarantined, **fields)
+
+
+def clean_badge(text: str) -> str | None:
+    """A badge as a reader daemon wrote it (surrounding whitespace and a newline are normal) in the form the status
+    carries: None for no badge, or for text that is no badge (too long, other characters), so a reader's garbage
+    never gets the whole status refused."""
+    badge = text.strip()
+    if not badge or len(badge) > MAX_BADGE or not set(badge) <= _BADGE_CHARACTERS:
+        return None
+    return badge
 
 
 def _depth(value: Any) -> int:

@@ -38,6 +38,20 @@ def create_app(*, context: Any | None = None) -> FastAPI:
 
 def _routers() -> list[Any]:
     # Each module owns its routes; the order is the OpenAPI document's.
-    from fleetsense.service import routes_health, routes_webhooks
+    from fleetsense.service import (
+        routes_assignments,
+        routes_drivers,
+        routes_health,
+        routes_reviews,
+        routes_vehicle_admin,
+        routes_webhooks,
+    )
 
-    return [routes_health.router, routes_webhooks.router]
+    return [
+        routes_health.router,
+        routes_drivers.router,
+        routes_assignments.router,
+        routes_vehicle_admin.router,
+        routes_reviews.router,
+        routes_webhooks.router,
+    ]

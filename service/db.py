@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetsense.cloud.table_model import Read, Write
+from fleetsense.cloud.table_model import Read, Table, Write
 from fleetsense.cloud.tables import SERVICE_WRITTEN
+
+# A row's removal: its table (one the service writes) and its whole primary key's values, in key order.
+Delete = tuple[Table, Sequence[Any]]
 
 
 @dataclass(frozen=True)
@@ -75,14 +78,20 @@ class Db:
             if state is None or len(out) >= most:
                 return out[:most]
 
-    async def write(self, *writes: Write, logged_batch: bool = False) -> None:
-        """The service's writes (built by `Table.row` for a table of `SERVICE_WRITTEN`), each at its table's write
-        consistency; several in one logged batch when they must land together (an assignment and its mirror)."""
+    async def write(self, *writes: Write, deletes: Sequence[Delete] = (), logged_batch: bool = False) -> None:
+        """The service's writes (built by `Table.row` for a table of `SERVICE_WRITTEN`) and removals of rows by their
+        whole key, each at its table's write consistency; all in one logged batch when they must land together (an
+        assignment and its mirror; a corrected assignment's old rows and its new ones)."""
         statements = []
         for name, values in writes:
             table = SERVICE_WRITTEN[name]
             prepared = await self.prepared(table.insert_cql(), table.write_consistency)
             statements.append(prepared.bind(list(values)))
+        for table, key in deletes:
+            if SERVICE_WRITTEN.get(table.write or "") is not table:
+                raise ValueError(f"the service deletes only from its own tables, not {table.name}")
+            prepared = await self.prepared(delete_cql(table), table.write_consistency)
+            statements.append(prepared.bind(list(key)))
         if logged_batch and len(statements) > 1:
             from cassandra.query import BatchStatement, BatchType
 
@@ -113,6 +122,12 @@ class Db:
 
         future.add_callbacks(resolve, fail)
         return await done
+
+
+def delete_cql(table: Table) -> str:
+    """The DELETE of one row of `table` by its whole primary key (keyspace as `{ks}`, markers `?` in key order)."""
+    where = " AND ".join(f"{name} = ?" for name in table.key_names)
+    return f"DELETE FROM {{ks}}.{table.name} WHERE {where}"
 
 
 def _settle(done: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
