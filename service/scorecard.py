@@ -138,9 +138,12 @@ def _dismissed_by_minute(dismissed: Iterable[EventRef]) -> dict[tuple[str, int],
 
 def minute_driver(assignments: Sequence[Assignment], minute_us: int) -> str | None:
     """Who held the vehicle for the larger part of the minute (a tie: the later); None: nobody."""
-    pieces = split_by_driver(assignments, minute_us, minute_us + MINUTE_US)
-    best = max(pieces, key=lambda p: (p.end_us - p.start_us, p.start_us))
-    return best.driver_id
+    held_us: dict[str | None, int] = {}
+    latest_us: dict[str | None, int] = {}
+    for piece in split_by_driver(assignments, minute_us, minute_us + MINUTE_US):
+        held_us[piece.driver_id] = held_us.get(piece.driver_id, 0) + piece.end_us - piece.start_us
+        latest_us[piece.driver_id] = piece.start_us
+    return max(held_us, key=lambda driver: (held_us[driver], latest_us[driver]))
 
 
 def minutes_tally(
