@@ -36,6 +36,8 @@ _DRIVERS = t.DRIVERS.read("driver_id", "name", "retired_at", where=("fleet_id",)
 _ONE_DRIVER = t.DRIVERS.read("driver_id", "name", where=("fleet_id", "driver_id"))
 _FLEET_VEHICLES = t.FLEET_VEHICLES.read("vehicle_id", where=("fleet_id",))
 
+# The latest time a request may name (9999-12-31T23:59:59.999Z): later ones cannot be a UTC day or a timestamp.
+LATEST_MS = 253_402_300_799_999
 # A batch starting this long before a window may still hold samples in it (the edge's longest batch window).
 LONGEST_BATCH_US = 60_000_000
 _MOTION_KINDS = frozenset({int(wire.Kind.IMU), int(wire.Kind.ACCEL)})

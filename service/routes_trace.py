@@ -69,6 +69,8 @@ async def event_trace(request: Request, event_key: str, _: object = Depends(requ
         key = EventKey.parse(event_key)
     except ConfigError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{exc.message}: {exc.hint}") from None
+    if key.start_ms > reads.LATEST_MS:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key.start_ms} ms is after 9999: no event starts then")
     db = request.app.state.context.db
     row = await reads.event(db, key.vehicle_id, key.start_ms, key.kind)
     if row is None:

@@ -5,8 +5,9 @@ with its driver, counts, driving time and score (service/scorecard.py's minute r
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fleetsense.cloud.store import day_buckets
 from fleetsense.service import analytics_reads as reads
 from fleetsense.service import scorecard as sc
@@ -69,15 +70,15 @@ class TripDetail(TripSummary):
     parts: list[TripPart] = Field(description="the trip cut at every change of driver, in time order")
 
 
-def _summary(vehicle_id: str, row: object) -> TripSummary:
+def _summary(vehicle_id: str, row: Any) -> TripSummary:
     return TripSummary(
         vehicle_id=vehicle_id,
-        start_ms=reads.to_us(row.start_time) // 1000,  # type: ignore[attr-defined]
-        end_ms=reads.to_us(row.end_time) // 1000,  # type: ignore[attr-defined]
-        duration_s=row.duration_s or 0.0,  # type: ignore[attr-defined]
-        open=bool(row.open),  # type: ignore[attr-defined]
-        event_counts=dict(row.event_counts or {}),  # type: ignore[attr-defined]
-        score=row.score if row.score is not None else 100.0,  # type: ignore[attr-defined]
+        start_ms=reads.to_us(row.start_time) // 1000,
+        end_ms=reads.to_us(row.end_time) // 1000,
+        duration_s=row.duration_s or 0.0,
+        open=bool(row.open),
+        event_counts=dict(row.event_counts or {}),
+        score=row.score if row.score is not None else 100.0,
     )
 
 
@@ -85,8 +86,10 @@ def _summary(vehicle_id: str, row: object) -> TripSummary:
 async def list_trips(
     request: Request,
     vehicle_id: str,
-    from_ms: int | None = Query(None, ge=0, description="trips that started at or after (default: 7 days ago)"),
-    to_ms: int | None = Query(None, ge=0, description="... and before (default: now)"),
+    from_ms: int | None = Query(
+        None, ge=0, le=reads.LATEST_MS, description="trips that started at or after (default: 7 days ago)"
+    ),
+    to_ms: int | None = Query(None, ge=0, le=reads.LATEST_MS, description="... and before (default: now)"),
     limit: int = Query(100, ge=1, le=1000),
     _: object = Depends(require(Role.VIEWER)),
 ) -> list[TripSummary]:
@@ -109,11 +112,12 @@ async def list_trips(
     responses={404: {"description": "no trip of the vehicle starts then"}},
 )
 async def trip_detail(
-    request: Request, vehicle_id: str, start_ms: int, _: object = Depends(require(Role.VIEWER))
+    request: Request,
+    vehicle_id: str,
+    start_ms: int = Path(ge=0, le=reads.LATEST_MS, description="the trip's start, ms since 1970"),
+    _: object = Depends(require(Role.VIEWER)),
 ) -> TripDetail:
     """One trip (by its start, as the trips list gives it), its events, minute rows and drivers."""
-    if start_ms < 0:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "start_ms is ms since 1970: take it from the trips list")
     db = request.app.state.context.db
     row = await reads.trip(db, vehicle_id, start_ms)
     if row is None:

@@ -4,6 +4,8 @@ job calibrates, and rotated into the vehicle frame."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from fleetsense.cloud.decode import decode_batch
@@ -128,3 +130,58 @@ def test_motion_batches_drop_the_barometer_and_duplicates_and_sort_by_time() -> 
     batches = tr.motion_batches(decoded)
     assert [b.start_us for b in batches] == sorted({int(recording.t_us[i * 100]) for i in range(5)})
     assert all(b.accel_m_s2.shape == (100, 3) and b.gyro_rad_s.shape == (100, 3) for b in batches)
+
+
+def _client() -> Any:
+    import httpx
+    from fleetsense.service.app import create_app
+    from fleetsense.service.auth import current_principal
+    from fleetsense.service.roles import Principal, Role
+
+    app = create_app(context=None)  # every request below is refused before the database is needed
+    app.dependency_overrides[current_principal] = lambda: Principal("v", Role.VIEWER, "token")
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+@pytest.mark.parametrize(
+    ("path", "code"),
+    [
+        ("/v1/events/not-a-key/trace", 400),
+        ("/v1/events/van-1/12x/harsh_brake/trace", 400),
+        ("/v1/events/van-1/1/2/harsh_brake/trace", 400),
+        (f"/v1/events/van-1/{10**20}/harsh_brake/trace", 400),
+        ("/v1/vehicles/van-1/trips/-5", 422),
+        (f"/v1/vehicles/van-1/trips/{10**20}", 422),
+        ("/v1/vehicles/van-1/trips?from_ms=10&to_ms=5", 400),
+        ("/v1/vehicles/van-1/scorecard?period=fortnight", 422),
+        ("/v1/vehicles/van-1/scorecard?at=0001-01-01", 400),
+        ("/v1/vehicles/van-1/scorecard?at=yesterday", 422),
+        ("/v1/vehicles/van-1/scorecard?series=500", 422),
+    ],
+)
+def test_bad_parameters_are_a_4xx_that_says_what_is_wrong(path: str, code: int) -> None:
+    import asyncio
+
+    async def ask() -> Any:
+        async with _client() as client:
+            return await client.get(path)
+
+    response = asyncio.run(ask())
+    assert response.status_code == code, response.text
+    assert response.json()["detail"]
+
+
+def test_the_analytic_reads_are_in_the_openapi_document_with_their_response_schemas() -> None:
+    from fleetsense.service.app import create_app
+
+    paths = create_app().openapi()["paths"]
+    for path in (
+        "/v1/events/{event_key}/trace",
+        "/v1/vehicles/{vehicle_id}/trips",
+        "/v1/vehicles/{vehicle_id}/trips/{start_ms}",
+        "/v1/drivers/{driver_id}/scorecard",
+        "/v1/vehicles/{vehicle_id}/scorecard",
+        "/v1/leaderboards/drivers",
+        "/v1/leaderboards/vehicles",
+    ):
+        assert "$ref" in str(paths[path]["get"]["responses"]["200"]) or "items" in str(paths[path]["get"]["responses"])
