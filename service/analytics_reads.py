@@ -4,6 +4,7 @@ the driver gives them; times as UTC microseconds."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -118,20 +119,14 @@ async def trip(db: Db, vehicle_id: str, start_ms: int) -> Any | None:
 
 async def minutes(db: Db, vehicle_id: str, days: Sequence[date]) -> list[Any]:
     """The vehicle's minute rows of those UTC days, oldest first."""
-    rows = []
-    for day in days:
-        rows += await db.rows(_MINUTES, (vehicle_id, day))
-    return sorted(rows, key=lambda row: row.minute)
+    per_day = await asyncio.gather(*(db.rows(_MINUTES, (vehicle_id, day)) for day in days))
+    return sorted((row for rows in per_day for row in rows), key=lambda row: row.minute)
 
 
 async def dismissed(db: Db, vehicle_id: str, days: Sequence[date]) -> list[tuple[int, str]]:
     """(start us, kind) of the vehicle's events dismissed as false positives on those UTC days."""
-    out = []
-    for day in days:
-        for row in await db.rows(_REVIEWS, (vehicle_id, day)):
-            if row.state == "dismissed":
-                out.append((to_us(row.start_time), row.kind))
-    return out
+    per_day = await asyncio.gather(*(db.rows(_REVIEWS, (vehicle_id, day)) for day in days))
+    return [(to_us(row.start_time), row.kind) for rows in per_day for row in rows if row.state == "dismissed"]
 
 
 async def daily_scores(db: Db, vehicle_id: str, first: date, last: date) -> list[Any]:
