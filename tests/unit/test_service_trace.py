@@ -185,3 +185,28 @@ def test_the_analytic_reads_are_in_the_openapi_document_with_their_response_sche
         "/v1/leaderboards/vehicles",
     ):
         assert "$ref" in str(paths[path]["get"]["responses"]["200"]) or "items" in str(paths[path]["get"]["responses"])
+
+
+@pytest.mark.parametrize("hole", [None, 70])
+def test_the_calibration_is_the_job_analyzer_s_bit_for_bit(
+    drive: tuple[Recording, list[tr.ImuBatch]], hole: int | None
+) -> None:
+    """The trace runs the analyzer's calibration half alone; over the same batches (a missing one too) it finds the
+    same frame as the whole VehicleAnalyzer the job runs."""
+    from fleetsense.cloud.analytics import AnalyzerConfig, VehicleAnalyzer
+
+    _, batches = drive
+    batches = batches if hole is None else batches[:hole] + batches[hole + 1 :]
+    for count in (30, 90, len(batches)):
+        analyzer = VehicleAnalyzer(AnalyzerConfig(vehicle_class="van"))
+        summary = None
+        for i, batch in enumerate(batches[:count]):
+            gap = i > 0 and batch.start_us > batches[i - 1].end_us + batches[i - 1].period_us
+            summary = analyzer.on_imu(batch.t_us, batch.accel_m_s2, batch.gyro_rad_s, gap_before=gap).calibration
+        frame = tr.calibrate(batches[:count], "van")
+        assert summary is not None
+        assert (frame.settled, frame.up_source, frame.sign_source) == (
+            summary.settled, summary.up_source, summary.sign_source,
+        )  # fmt: skip
+        assert frame.vehicle_from_sensor == summary.vehicle_from_sensor
+        assert frame.gravity_m_s2 == summary.gravity_m_s2
