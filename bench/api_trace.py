@@ -17,8 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     config = StackConfig(data_dir=args.data_dir.absolute(), ports=Ports().offset(args.ports_offset))
 
     def say(line: str) -> None:
-        print(line, flush=True, file=__import__("sys").stderr)
+        print(line, flush=True, file=sys.stderr)
 
     prepare(config, say=say)
     manager.up(config, say=say)
@@ -159,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         client = manager.management_client(config)
         with session_as(config, JOB) as session:
             keys = store_drive(config, client, session, KEYSPACE, config.data_dir)
+            load_before = os.getloadavg()
             result = asyncio.run(measure_trace(session, KEYSPACE, keys, args.rounds))
+            result["load_average_1m"] = {"before": load_before[0], "after": os.getloadavg()[0], "cores": os.cpu_count()}
     finally:
         if not args.keep_stack:
             manager.down(config, say=say)
