@@ -62,14 +62,17 @@ def test_trace_trips_and_scorecards_of_a_stored_drive_with_a_driver_change(
 ) -> None:
     drive = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("api"), tmp_path), seed=11)
     assert send_outbox(drive.config, timeout_s=120) == 0
-    wait_for_events(cql, drive)
+    stored = wait_for_events(cql, drive)
     vid = drive.config.vehicle_id
     imu = expected_keys(drive.batches, wire.Kind.IMU)
     eventually(
         lambda: minute_rows(cql, vid, drive), lambda rows: sum(r.sample_count for r in rows) >= len(imu), timeout_s=45
     )
-    brakes_s = sorted(start for kind, start in drive.expected_events if kind == "harsh_brake")
-    change_ms = int((brakes_s[0] + brakes_s[1]) / 2 * 1000)  # the second driver takes over between two brakes
+    # The second driver takes over 10 s into the minute after the first harsh brake's: that minute is wholly the
+    # first driver's and the change's mostly the second's (a minute goes to who held it longest), and the third
+    # brake, a minute later at least, is the second driver's.
+    first_brake_ms = int(min(start for kind, start in stored if kind == "harsh_brake") * 1000)
+    change_ms = first_brake_ms - first_brake_ms % 60_000 + 70_000
     first_ms = int(drive.start_wall_s * 1000) - 60_000
     suffix = vid.rsplit("-", 1)[1]
     alice, bob = f"alice-{suffix}", f"bob-{suffix}"
@@ -185,6 +188,12 @@ async def _scorecards(
     after = (await client.get(f"/v1/vehicles/{vid}/scorecard", params={"at": str(day)})).json()["periods"][-1]
     assert after["event_counts"]["harsh_brake"] == vehicle["event_counts"]["harsh_brake"] - 1
     assert after["score"] > vehicle["score"]
+    await Db(cql, KEYSPACE).write(t.FLEET_VEHICLES.row(fleet_id="default", vehicle_id=vid, label=None, registered_at=0))
+    vehicles = (await client.get("/v1/leaderboards/vehicles", params={"at": str(day)})).json()
+    assert next(r for r in vehicles["rows"] if r["id"] == vid)["scorecard"] == after
+    series = await client.get(f"/v1/drivers/{alice}/scorecard", params={"at": str(day), "series": 3})
+    assert [p["first_day"] for p in series.json()["periods"]][-1] == str(day) and len(series.json()["periods"]) == 3
+    assert series.json()["periods"][-1] == got
     board = (await client.get("/v1/leaderboards/drivers", params={"at": str(day)})).json()
     ranked = {row["id"]: row for row in board["rows"]}
     assert ranked[alice]["scorecard"]["driving_s"] > 0 and [r["rank"] for r in board["rows"]] == list(
