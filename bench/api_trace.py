@@ -58,7 +58,6 @@ async def measure_trace(session: Any, keyspace: str, event_keys: list[str], roun
     from fleetsense.service.db import Db
     from fleetsense.service.event_key import EventKey
     from fleetsense.service.roles import Principal, Role
-    from fleetsense.service.routes_trace import _decoded
     from fleetsense.service.settings import ServeSettings
 
     db = Db(session, keyspace)
@@ -86,7 +85,7 @@ async def measure_trace(session: Any, keyspace: str, event_keys: list[str], roun
                 lo, hi = tr.context_window_us(start_us, end_us, tr.CONTEXTS_S[0])
                 messages = await reads.motion_messages(db, parsed.vehicle_id, lo, hi)
                 read_done = time.perf_counter()
-                batches = [b for b in tr.motion_batches(_decoded(messages)) if b.end_us > lo and b.start_us < hi]
+                batches = tr.batches_within(messages, lo, hi)
                 frame = tr.calibrate(batches, vehicle_class)
                 tr.vehicle_frame_trace(batches, frame, *tr.trace_window_us(start_us, end_us))
                 reads_s.append(read_done - started)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fleetsense.cloud.analytics.events import DETECTOR_OF, thresholds_for
-from fleetsense.cloud.decode import DecodedBatch, decode_batch
 from fleetsense.service import analytics_reads as reads
 from fleetsense.service import trace as tr
 from fleetsense.service.auth import require
@@ -14,7 +13,7 @@ from fleetsense.service.event_key import EventKey
 from fleetsense.service.roles import Role
 from pydantic import BaseModel, Field
 
-from fleetsense.errors import ConfigError, WireFormatError
+from fleetsense.errors import ConfigError
 
 router = APIRouter(tags=["events"])
 
@@ -119,19 +118,9 @@ async def _calibrated(
     for context_s in tr.CONTEXTS_S:
         from_us, to_us = tr.context_window_us(start_us, end_us, context_s)
         messages = await reads.motion_messages(db, vehicle_id, from_us, to_us)
-        batches = [b for b in tr.motion_batches(_decoded(messages)) if b.end_us > from_us and b.start_us < to_us]
+        batches = tr.batches_within(messages, from_us, to_us)
         frame = tr.calibrate(batches, vehicle_class)
         if frame.settled:
             break
     assert frame is not None
     return frame, batches
-
-
-def _decoded(messages: list[bytes]) -> list[DecodedBatch]:
-    out = []
-    for message in messages:
-        try:
-            out.append(decode_batch(message))
-        except WireFormatError:
-            continue  # the job stored only what it validated; a message that no longer decodes is skipped
-    return out

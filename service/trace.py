@@ -22,9 +22,10 @@ from fleetsense.cloud.analytics import AnalyzerConfig
 from fleetsense.cloud.analytics.calibration import MountCalibration
 from fleetsense.cloud.analytics.lowpass import AlignedChunk, CarriedFir, hann_taps
 from fleetsense.cloud.analytics.trips import window_activity
-from fleetsense.cloud.decode import DecodedBatch
+from fleetsense.cloud.decode import DecodedBatch, decode_batch
 
 from fleetsense import wire
+from fleetsense.errors import WireFormatError
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -56,6 +57,18 @@ class ImuBatch:
         return int(self.t_us[-1]) + self.period_us
 
 
+def decode_messages(messages: Iterable[bytes]) -> list[DecodedBatch]:
+    """The stored wire messages decoded (cloud/decode.py, vectorised); one that no longer decodes is skipped (the
+    job stored only what it validated, so this would be a decoder change, not a bad message)."""
+    out = []
+    for message in messages:
+        try:
+            out.append(decode_batch(message))
+        except WireFormatError:
+            continue
+    return out
+
+
 def motion_batches(decoded: Iterable[DecodedBatch]) -> list[ImuBatch]:
     """The motion batches among `decoded` (barometer batches dropped), oldest first, one per start time (a batch
     stored twice under two epochs is the same samples)."""
@@ -73,6 +86,11 @@ def motion_batches(decoded: Iterable[DecodedBatch]) -> list[ImuBatch]:
         )
         by_start.setdefault(imu.start_us, imu)
     return [by_start[start] for start in sorted(by_start)]
+
+
+def batches_within(messages: Iterable[bytes], from_us: int, to_us: int) -> list[ImuBatch]:
+    """The motion batches of the stored `messages` that hold samples in [from_us, to_us), oldest first."""
+    return [b for b in motion_batches(decode_messages(messages)) if b.end_us > from_us and b.start_us < to_us]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -130,6 +130,9 @@ def test_motion_batches_drop_the_barometer_and_duplicates_and_sort_by_time() -> 
     batches = tr.motion_batches(decoded)
     assert [b.start_us for b in batches] == sorted({int(recording.t_us[i * 100]) for i in range(5)})
     assert all(b.accel_m_s2.shape == (100, 3) and b.gyro_rad_s.shape == (100, 3) for b in batches)
+    # From the stored bytes: a message that does not decode is skipped, and only batches with samples in the window.
+    within = tr.batches_within([b"not a batch", *messages, baro], batches[1].end_us - 1, batches[3].start_us + 1)
+    assert [b.start_us for b in within] == [b.start_us for b in batches[1:4]]
 
 
 def _client() -> Any:
