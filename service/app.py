@@ -37,21 +37,28 @@ def create_app(*, context: Any | None = None) -> FastAPI:
 
 
 def _routers() -> list[Any]:
-    # Each module owns its routes; the order is the OpenAPI document's.
+    # Each module owns its routes; the order is the OpenAPI document's (and the live feed's fixed path is
+    # matched before the event routes' {event_key:path}).
     from fleetsense.service import (
         routes_assignments,
         routes_drivers,
         routes_health,
         routes_reviews,
+        routes_scores,
+        routes_trace,
+        routes_trips,
         routes_vehicle_admin,
         routes_webhooks,
     )
 
     return [
         routes_health.router,
+        routes_vehicle_admin.router,
+        routes_trace.router,
+        routes_trips.router,
+        routes_scores.router,
         routes_drivers.router,
         routes_assignments.router,
-        routes_vehicle_admin.router,
         routes_reviews.router,
         routes_webhooks.router,
     ]
