@@ -33,11 +33,14 @@ def create_app(*, context: Any | None = None) -> FastAPI:
     app.state.context = context
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
+    from fleetsense.service.metrics import MetricsMiddleware
+
+    app.add_middleware(MetricsMiddleware)  # outermost: it times every request, a refused one too
     return app
 
 
 def _routers() -> list[Any]:
     # Each module owns its routes; the order is the OpenAPI document's.
-    from fleetsense.service import routes_health
+    from fleetsense.service import routes_events, routes_fleet, routes_health, routes_vehicles
 
-    return [routes_health.router]
+    return [routes_health.router, routes_fleet.router, routes_vehicles.router, routes_events.router]
