@@ -21,8 +21,10 @@ from fleetsense.service.context import ServiceContext
 from fleetsense.service.db import Db
 from fleetsense.service.fleet_models import VehicleNow
 from fleetsense.service.fleet_view import fleet_members, vehicle_now, vehicle_rows
+from pydantic import TypeAdapter
 
 log = logging.getLogger(__name__)
+_VEHICLES = TypeAdapter(list[VehicleNow])
 
 QUERIES_PER_VEHICLE = 5  # status, last seen, newest trip, assignments, today's score
 
@@ -32,6 +34,7 @@ class Snapshot:
     as_of_ms: int  # when the refresh that made it started: every row is at least this fresh
     vehicles: tuple[VehicleNow, ...]  # by vehicle_id
     refresh_s: float  # how long that refresh took
+    vehicles_json: bytes = b"[]"  # `vehicles` as a JSON array, rendered once: a request copies it (2,000 are ~1 MB)
 
     def age_s(self, now_ms: int) -> float:
         return max(0.0, (now_ms - self.as_of_ms) / 1000)
@@ -90,7 +93,8 @@ class FleetSnapshotter:
                 return vehicle_now(await vehicle_rows(db, vehicle_id, label, now_ms=now_ms), now_ms=now_ms)
 
         vehicles = await asyncio.gather(*(one(v, label) for v, label in members))
-        snapshot = Snapshot(now_ms, tuple(vehicles), time.monotonic() - started_s)
+        rendered = _VEHICLES.dump_json(vehicles)
+        snapshot = Snapshot(now_ms, tuple(vehicles), time.monotonic() - started_s, rendered)
         self.latest = snapshot  # one reference swap: a reader sees the old snapshot or the new, never a mix
         self._ready.set()
         return snapshot

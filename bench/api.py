@@ -1,0 +1,250 @@
+"""The read API under load: GET /v1/fleet with 2,000 vehicles, p50/p99 latency and requests/s from a second process
+(target p99 < 50 ms). Prints one JSON object to stdout, progress to stderr.
+
+    .venv/bin/python bench/api.py [--vehicles 2000] [--seconds 20] [--concurrency 8] [--ports-offset 1150]
+
+What it does: starts a Cassandra of its own (only Cassandra: `.fleetsense-bench/api`, the stack's ports moved by
+`--ports-offset`, schema and users applied as `fleetsense stack up` does), seeds `--vehicles` vehicles as the job and
+the service write them (fleet_vehicles, vehicle_status, vehicles, trips, daily_scores, and an assignment for every
+other one), starts the API with uvicorn in a child process (this script with `--serve`: the service's Cassandra
+user, the fleet snapshot refreshed every `--refresh-s`; the login check replaced by a fixed viewer, so what is timed
+is the view, not the password hash), waits for its first snapshot, then runs the load in another child process
+(`--load`: `--concurrency` keep-alive connections, each requesting GET /v1/fleet back to back for `--seconds`).
+Beside the latencies: the snapshot's refresh time and the answers' `age_s` (how stale the view was), the response
+size, the machine's load. Cassandra is stopped at the end unless `--keep-cassandra`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+FLEET_ID = "default"
+
+
+def say(text: str) -> None:
+    print(f"[api {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def stack_config(data_dir: Path, offset: int) -> Any:
+    from fleetsense.stack.layout import Ports, StackConfig
+
+    return StackConfig(data_dir=data_dir.absolute(), ports=Ports().offset(offset), name=f"fleetsense-bench{offset}")
+
+
+# --- the seed ---------------------------------------------------------------------------------------------------
+
+
+def seed(config: Any, vehicles: int) -> None:
+    sys.path.insert(0, str(REPO))
+    from fleetsense.service.fleet_query import day_of
+
+    from fleetsense.stack.cassandra_auth import JOB, session_as
+    from tests import service_rows as rows
+
+    now_ms = time.time_ns() // 1_000_000
+    writes = []
+    for n in range(vehicles):
+        vehicle = f"bench-van-{n:05d}"
+        writes += [
+            rows.fleet_vehicle(FLEET_ID, vehicle, f"Van {n}"),
+            rows.status(vehicle, online=n % 5 != 0, reason="heartbeat" if n % 5 else "connection lost",
+                        received_ms=now_ms - n),
+            rows.seen(vehicle, now_ms - 1_000 - n),
+            rows.trip(vehicle, now_ms - 600_000, 600.0, is_open=n % 3 == 0),
+            rows.day_score(vehicle, day_of(now_ms), 70 + n % 30, {"harsh_brake": n % 4}, now_ms=now_ms),
+        ]  # fmt: skip
+        if n % 2 == 0:
+            writes += rows.assignment(vehicle, f"driver-{n:05d}", now_ms - 3_600_000)
+    with session_as(config, JOB) as session:
+        for start in range(0, len(writes), 2_000):
+            rows.write_all(session, writes[start : start + 2_000])
+
+
+# --- the server (a child process) ---------------------------------------------------------------------------------
+
+
+def serve(config: Any, port: int, refresh_s: float) -> None:
+    import uvicorn
+    from fleetsense.service.app import create_app
+    from fleetsense.service.auth import current_principal
+    from fleetsense.service.context import ServiceContext
+    from fleetsense.service.db import Db
+    from fleetsense.service.fleet_snapshot import FleetSnapshotter
+    from fleetsense.service.roles import Principal, Role
+    from fleetsense.service.settings import ServeSettings
+
+    from fleetsense.stack.cassandra_auth import SERVICE, session_as
+
+    with session_as(config, SERVICE) as session:
+        settings = ServeSettings(port=port, fleet_id=FLEET_ID, secret_key="bench")
+        snapshotter = FleetSnapshotter(refresh_s=refresh_s, first_wait_s=60.0)
+        app = create_app(
+            context=ServiceContext(db=Db(session, "fleetsense"), settings=settings, components=[snapshotter])
+        )
+        app.dependency_overrides[current_principal] = lambda: Principal("bench", Role.VIEWER, "token")
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --- the load (another child process) -----------------------------------------------------------------------------
+
+
+async def load(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+    import httpx
+
+    latencies_s: list[float] = []
+    ages_s: list[float] = []
+    sizes: list[int] = []
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
+        await client.get("/v1/fleet")  # warm: the connection and the first snapshot
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                try:
+                    answer = await client.get("/v1/fleet")
+                    body = answer.content
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    continue
+                latencies_s.append(time.perf_counter() - t0)
+                if answer.status_code != 200:
+                    errors[str(answer.status_code)] = errors.get(str(answer.status_code), 0) + 1
+                    continue
+                sizes.append(len(body))
+                ages_s.append(json.loads(body[: body.index(b',"vehicles"')] + b"}")["age_s"])
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+        scraped = (await client.get("/v1/metrics")).text
+    return {
+        "requests": len(latencies_s),
+        "requests_per_s": round(len(latencies_s) / elapsed, 1),
+        "latency_ms": percentiles_ms(latencies_s),
+        "snapshot_age_s": {
+            "max": max(ages_s, default=None),
+            "mean": round(sum(ages_s) / len(ages_s), 3) if ages_s else None,
+        },
+        "response_bytes": max(sizes, default=0),
+        "errors": errors,
+        "refresh_s": refresh_stats(scraped),
+    }
+
+
+def percentiles_ms(values_s: list[float]) -> dict[str, float | None]:
+    ordered = sorted(values_s)
+    if not ordered:
+        return {"p50": None, "p90": None, "p99": None, "max": None}
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+    return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": round(ordered[-1] * 1000, 2)}
+
+
+def refresh_stats(exposition: str) -> dict[str, float | None]:
+    """The snapshot refreshes' count and mean time, from the server's own metrics."""
+    found = {}
+    for line in exposition.splitlines():
+        for name in ("fleetsense_fleet_refresh_seconds_sum", "fleetsense_fleet_refresh_seconds_count"):
+            if line.startswith(name + " "):
+                found[name] = float(line.split()[1])
+    count = found.get("fleetsense_fleet_refresh_seconds_count")
+    total = found.get("fleetsense_fleet_refresh_seconds_sum")
+    return {"refreshes": count, "mean_s": round(total / count, 3) if count and total is not None else None}
+
+
+# --- the driver ---------------------------------------------------------------------------------------------------
+
+
+def wait_for_fleet(url: str, timeout_s: float) -> float:
+    import httpx
+
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        try:
+            if httpx.get(f"{url}/v1/fleet", timeout=timeout_s).status_code == 200:
+                return time.monotonic() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the API at {url} did not answer GET /v1/fleet within {timeout_s:.0f} s")
+
+
+def machine() -> dict[str, Any]:
+    return {"cores": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--vehicles", type=int, default=2_000)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections of the load process")
+    parser.add_argument("--refresh-s", type=float, default=5.0, help="the fleet snapshot's refresh interval")
+    parser.add_argument("--data-dir", type=Path, default=REPO / ".fleetsense-bench" / "api")
+    parser.add_argument("--ports-offset", type=int, default=1150)
+    parser.add_argument("--api-port", type=int, default=18480)
+    parser.add_argument("--keep-cassandra", action="store_true")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)  # the server child
+    parser.add_argument("--load", metavar="URL", help=argparse.SUPPRESS)  # the load child
+    args = parser.parse_args(argv)
+    config = stack_config(args.data_dir, args.ports_offset)
+    if args.serve:
+        serve(config, args.api_port, args.refresh_s)
+        return 0
+    if args.load:
+        print(json.dumps(asyncio.run(load(args.load, args.seconds, args.concurrency))))
+        return 0
+
+    from fleetsense.stack.cassandra import Cassandra
+
+    report: dict[str, Any] = {"machine_before": machine(), "settings": {**vars(args), "data_dir": str(args.data_dir)}}
+    cassandra = Cassandra(config)
+    server: subprocess.Popen[bytes] | None = None
+    try:
+        say(f"starting Cassandra in {config.data_dir} (CQL port {config.ports.cql})")
+        cassandra.start()
+        cassandra.apply_schema()
+        say(f"seeding {args.vehicles} vehicles")
+        started = time.monotonic()
+        seed(config, args.vehicles)
+        report["seed_s"] = round(time.monotonic() - started, 1)
+        me = [sys.executable, str(Path(__file__).resolve()), "--data-dir", str(args.data_dir),
+              "--ports-offset", str(args.ports_offset), "--api-port", str(args.api_port)]  # fmt: skip
+        server = subprocess.Popen([*me, "--serve", "--refresh-s", str(args.refresh_s)])
+        url = f"http://127.0.0.1:{args.api_port}"
+        report["first_snapshot_s"] = round(wait_for_fleet(url, 120.0), 2)
+        say(f"load: {args.concurrency} connections for {args.seconds:.0f} s")
+        loaded = subprocess.run(
+            [*me, "--load", url, "--seconds", str(args.seconds), "--concurrency", str(args.concurrency)],
+            capture_output=True, text=True, timeout=args.seconds + 120,
+        )  # fmt: skip
+        report["fleet"] = json.loads(loaded.stdout) if loaded.returncode == 0 else {"error": loaded.stderr[-2000:]}
+        report["machine_after"] = machine()
+    except Exception as exc:
+        report["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=30)
+        if not args.keep_cassandra:
+            cassandra.stop()
+    print(json.dumps(report, indent=2, default=str))
+    return 1 if "error" in report else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
