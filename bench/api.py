@@ -9,7 +9,8 @@ the service write them (fleet_vehicles, vehicle_status, vehicles, trips, daily_s
 other one), starts the API with uvicorn in a child process (this script with `--serve`: the service's Cassandra
 user, the fleet snapshot refreshed every `--refresh-s`; the login check replaced by a fixed viewer, so what is timed
 is the view, not the password hash), waits for its first snapshot, then runs the load in another child process
-(`--load`: `--concurrency` keep-alive connections, each requesting GET /v1/fleet back to back for `--seconds`).
+(`--load`: GET /v1/fleet at each of `--rates` requests/s for `--seconds` each (open loop: latency timed from when
+a request was due), then `--concurrency` connections back to back for `--seconds` (closed loop: the throughput)).
 Beside the latencies: the snapshot's refresh time and the answers' `age_s` (how stale the view was), the response
 size, the machine's load. Cassandra is stopped at the end unless `--keep-cassandra`.
 """
@@ -98,38 +99,62 @@ def serve(config: Any, port: int, refresh_s: float) -> None:
 # --- the load (another child process) -----------------------------------------------------------------------------
 
 
-async def load(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
+async def load(url: str, seconds: float, concurrency: int, rates: list[float]) -> dict[str, Any]:
+    """Open-loop phases first (a request every 1/rate s whatever the answers' pace, timed from when it was due, so a
+    slow server cannot hide its queue), then a closed loop of `concurrency` connections back to back (the most the
+    server answers: its latency there is mostly queueing)."""
     import httpx
 
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
+        await client.get("/v1/fleet")  # warm: the connection and the first snapshot
+        result: dict[str, Any] = {}
+        for rate in rates:
+            result[f"open_loop_{rate:g}_per_s"] = await _phase(client, seconds, rate=rate)
+        result[f"closed_loop_{concurrency}_connections"] = await _phase(client, seconds, concurrency=concurrency)
+        scraped = (await client.get("/v1/metrics")).text
+        result["refresh_s"] = refresh_stats(scraped)
+        result["server_side_ms"] = server_side_ms(scraped)
+    return result
+
+
+async def _phase(client: Any, seconds: float, *, rate: float | None = None, concurrency: int = 0) -> dict[str, Any]:
     latencies_s: list[float] = []
     ages_s: list[float] = []
     sizes: list[int] = []
     errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as client:
-        await client.get("/v1/fleet")  # warm: the connection and the first snapshot
-        deadline = time.perf_counter() + seconds
-        started = time.perf_counter()
+
+    async def one(due: float) -> None:
+        try:
+            answer = await client.get("/v1/fleet")
+            body = answer.content
+        except Exception as exc:
+            errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+            return
+        latencies_s.append(time.perf_counter() - due)
+        if answer.status_code != 200:
+            errors[str(answer.status_code)] = errors.get(str(answer.status_code), 0) + 1
+            return
+        sizes.append(len(body))
+        ages_s.append(float(answer.headers["x-snapshot-age-s"]))
+
+    started = time.perf_counter()
+    deadline = started + seconds
+    if rate is not None:
+        tasks = []
+        for n in range(int(seconds * rate)):
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+    else:
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    answer = await client.get("/v1/fleet")
-                    body = answer.content
-                except httpx.HTTPError as exc:
-                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
-                    continue
-                latencies_s.append(time.perf_counter() - t0)
-                if answer.status_code != 200:
-                    errors[str(answer.status_code)] = errors.get(str(answer.status_code), 0) + 1
-                    continue
-                sizes.append(len(body))
-                ages_s.append(json.loads(body[: body.index(b',"vehicles"')] + b"}")["age_s"])
+                await one(time.perf_counter())
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-        scraped = (await client.get("/v1/metrics")).text
+    elapsed = time.perf_counter() - started
     return {
         "requests": len(latencies_s),
         "requests_per_s": round(len(latencies_s) / elapsed, 1),
@@ -138,9 +163,8 @@ async def load(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
             "max": max(ages_s, default=None),
             "mean": round(sum(ages_s) / len(ages_s), 3) if ages_s else None,
         },
-        "response_bytes": max(sizes, default=0),
+        "response_bytes": max(sizes, default=0),  # decompressed
         "errors": errors,
-        "refresh_s": refresh_stats(scraped),
     }
 
 
@@ -153,6 +177,25 @@ def percentiles_ms(values_s: list[float]) -> dict[str, float | None]:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
     return {"p50": at(0.50), "p90": at(0.90), "p99": at(0.99), "max": round(ordered[-1] * 1000, 2)}
+
+
+def server_side_ms(exposition: str) -> dict[str, float | None]:
+    """The server's own time for GET /v1/fleet (arrival to the end of the body, its metrics' histogram, all phases):
+    the upper bound of the bucket holding each percentile, so what the server costs apart from the client and the
+    network."""
+    wanted = 'method="GET",route="/v1/fleet",status="200"'
+    buckets = []
+    for line in exposition.splitlines():
+        if line.startswith("fleetsense_http_request_duration_seconds_bucket{") and wanted in line:
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+
+    def at(q: float) -> float | None:
+        return next((round(bound * 1000, 1) for bound, count in buckets if count >= q * total), None) if total else None
+
+    return {"requests": total, "p50_at_most": at(0.5), "p99_at_most": at(0.99)}
 
 
 def refresh_stats(exposition: str) -> dict[str, float | None]:
@@ -192,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--vehicles", type=int, default=2_000)
     parser.add_argument("--seconds", type=float, default=20.0)
-    parser.add_argument("--concurrency", type=int, default=8, help="keep-alive connections of the load process")
+    parser.add_argument("--concurrency", type=int, default=8, help="connections of the closed-loop phase")
+    parser.add_argument("--rates", default="10,50", help="requests/s of the open-loop phases, comma-separated")
     parser.add_argument("--refresh-s", type=float, default=5.0, help="the fleet snapshot's refresh interval")
     parser.add_argument("--data-dir", type=Path, default=REPO / ".fleetsense-bench" / "api")
     parser.add_argument("--ports-offset", type=int, default=1150)
@@ -206,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(config, args.api_port, args.refresh_s)
         return 0
     if args.load:
-        print(json.dumps(asyncio.run(load(args.load, args.seconds, args.concurrency))))
+        rates = [float(r) for r in args.rates.split(",") if r]
+        print(json.dumps(asyncio.run(load(args.load, args.seconds, args.concurrency, rates))))
         return 0
 
     from fleetsense.stack.cassandra import Cassandra
@@ -229,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
         report["first_snapshot_s"] = round(wait_for_fleet(url, 120.0), 2)
         say(f"load: {args.concurrency} connections for {args.seconds:.0f} s")
         loaded = subprocess.run(
-            [*me, "--load", url, "--seconds", str(args.seconds), "--concurrency", str(args.concurrency)],
-            capture_output=True, text=True, timeout=args.seconds + 120,
+            [*me, "--load", url, "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
+             "--rates", args.rates],
+            capture_output=True, text=True, timeout=args.seconds * (2 + len(args.rates.split(","))) + 120,
         )  # fmt: skip
         report["fleet"] = json.loads(loaded.stdout) if loaded.returncode == 0 else {"error": loaded.stderr[-2000:]}
         report["machine_after"] = machine()

@@ -53,9 +53,11 @@ class VehicleNow(BaseModel):
 
 
 class FleetNow(BaseModel):
-    as_of: datetime = Field(description="when the snapshot these rows come from was taken")
+    as_of: datetime = Field(
+        description="when the snapshot these rows come from was taken: they are at least this fresh (its age is"
+        " also in the X-Snapshot-Age-S header)"
+    )
     as_of_ms: int
-    age_s: float = Field(description="how old the snapshot is: the rows are at most this stale")
     vehicles: list[VehicleNow]
 
 

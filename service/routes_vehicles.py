@@ -16,7 +16,7 @@ from fleetsense.service.fleet_http import Cursors, bad_request, context_of, now_
 from fleetsense.service.fleet_models import VehicleNow, VehiclePage
 from fleetsense.service.fleet_query import DEFAULT_LIMIT, MAX_LIMIT, check_limit, utc_of_ms
 from fleetsense.service.fleet_snapshot import Snapshot
-from fleetsense.service.fleet_view import fleet_member, vehicle_now, vehicle_rows
+from fleetsense.service.fleet_view import fleet_member, vehicle_now, vehicles_rows
 from fleetsense.service.roles import Role
 from fleetsense.service.routes_fleet import fleet_snapshot
 
@@ -62,7 +62,8 @@ async def vehicle_one(request: Request, vehicle_id: str) -> VehicleNow:
             f"{vehicle_id[:100]!r} is no vehicle of this fleet: GET /v1/vehicles lists them (an admin registers one)",
         )
     at_ms = now_ms()
-    return vehicle_now(await vehicle_rows(context.db, *member, now_ms=at_ms), now_ms=at_ms)
+    (rows,) = await vehicles_rows(context.db, [member], now_ms=at_ms)
+    return vehicle_now(rows, now_ms=at_ms)
 
 
 def _after(vehicles: list[VehicleNow], cursor: Cursor) -> int:

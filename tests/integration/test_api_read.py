@@ -143,7 +143,9 @@ def newest_first(items: list[dict[str, Any]]) -> bool:
 
 def test_the_fleet_view_shows_each_vehicle_with_its_status_driver_trip_and_score(cql: Any, seeded: Seeded) -> None:
     async def body(client: Client) -> None:
-        fleet = (await client.get("/v1/fleet")).json()
+        answer = await client.get("/v1/fleet")
+        assert answer.headers["content-encoding"] == "gzip"  # httpx asks for it, and decompresses
+        fleet = answer.json()
         by_id = {v["vehicle_id"]: v for v in fleet["vehicles"]}
         assert list(by_id) == sorted([seeded.v1, seeded.v2, seeded.v3])
         v1, v2, v3 = by_id[seeded.v1], by_id[seeded.v2], by_id[seeded.v3]
@@ -162,7 +164,9 @@ def test_the_fleet_view_shows_each_vehicle_with_its_status_driver_trip_and_score
             False,
         )
         assert (v3["online"], v3["driver_id"], v3["last_seen"], v3["score_today"]) == (None, None, None, None)
-        assert 0 <= fleet["age_s"] < 30
+        assert 0 <= float(answer.headers["x-snapshot-age-s"]) < 30 and fleet["as_of_ms"] > 0
+        plain = await client.get("/v1/fleet", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.json()["vehicles"] == fleet["vehicles"]
         # The list pages by id; one vehicle is read fresh; an unknown one is a 404.
         first = (await client.get("/v1/vehicles", params={"limit": 2})).json()
         second = (await client.get("/v1/vehicles", params={"limit": 2, "cursor": first["next_cursor"]})).json()

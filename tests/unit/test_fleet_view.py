@@ -19,13 +19,14 @@ from fleetsense.service.app import create_app
 from fleetsense.service.attribution import Assignment
 from fleetsense.service.auth import current_principal
 from fleetsense.service.context import ServiceContext
+from fleetsense.service.db import Page
 from fleetsense.service.fleet_events import driver_partitions, fleet_partitions
 from fleetsense.service.fleet_snapshot import FleetSnapshotter
 from fleetsense.service.fleet_view import VehicleRows, vehicle_now
 from fleetsense.service.fleet_walk import Partition
 from fleetsense.service.roles import Principal, Role
 from fleetsense.service.settings import ServeSettings
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fleetsense import event_kinds
@@ -169,3 +170,43 @@ def test_every_read_route_needs_a_login_and_metrics_label_requests_by_route_temp
     assert metrics.REQUESTS.labels("GET", "/v1/vehicles/{vehicle_id}", "401")._value.get() == before + 1
     body, _ = metrics.exposition()
     assert b'route="unmatched"' in body and b"fleetsense_live_clients" in body
+
+
+class _EmptyDb:
+    """Every partition empty: a request that passes its checks answers an empty page."""
+
+    async def page(self, *args: Any, **kwargs: Any) -> Page:
+        return Page([], None)
+
+    async def rows(self, *args: Any, **kwargs: Any) -> list[Any]:
+        return []
+
+
+_text = st.one_of(st.none(), st.text(max_size=40), st.integers(-(10**20), 10**20).map(str))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(["/v1/events", "/v1/vehicles/v/events", "/v1/drivers/d/events"]),
+    _text,
+    _text,
+    st.one_of(st.none(), st.sampled_from(list(event_kinds.BY_KEY)), st.text(max_size=20)),
+    st.one_of(st.none(), st.integers(-5, 2000).map(str), st.text(max_size=5)),
+    st.sampled_from([None, "csv", "json", "xml"]),
+)
+def test_any_query_parameters_are_an_answer_or_a_4xx_never_a_5xx(
+    path: str, from_: str | None, to: str | None, kind: str | None, limit: str | None, format: str | None
+) -> None:
+    params = {k: v for k, v in {"from": from_, "to": to, "kind": kind, "limit": limit, "format": format}.items() if v}
+    context = ServiceContext(db=_EmptyDb(), settings=ServeSettings(secret_key="k"))  # type: ignore[arg-type]
+    app = create_app(context=context)
+    app.dependency_overrides[current_principal] = lambda: Principal("v", Role.VIEWER, "token")
+
+    async def get() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.get(path, params=params)
+
+    answer = asyncio.run(get())
+    assert answer.status_code in (200, 400, 422), (params, answer.status_code, answer.text)
+    if answer.status_code == 200 and format != "csv":
+        assert answer.json() == {"items": [], "next_cursor": None}
