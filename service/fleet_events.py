@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from fleetsense.cloud import tables as t
@@ -17,7 +17,8 @@ from fleetsense.service.cursor import Cursor
 from fleetsense.service.db import Db
 from fleetsense.service.event_key import EventKey
 from fleetsense.service.fleet_models import REVIEW_STATE_NEW, Event
-from fleetsense.service.fleet_query import TimeRange, days_newest_first, hours_newest_first
+from fleetsense.service.fleet_query import TimeRange, days_newest_first, hours_newest_first, ms_of, utc
+from fleetsense.service.fleet_view import assignments_of
 from fleetsense.service.fleet_walk import Partition, WalkPage, walk
 
 _COLUMNS = ("vehicle_id", "day_bucket", "start_time", "kind", "end_time", "duration_ms", "peak", "peak_unit")
@@ -27,7 +28,7 @@ _FLEET_OF_KIND = t.EVENTS_BY_FLEET.read(*_COLUMNS, where=("day_bucket", "hour", 
 _VEHICLE = t.EVENTS_BY_VEHICLE.read(*_COLUMNS, where=("vehicle_id", "day_bucket"))
 _VEHICLE_OF_KIND = t.EVENTS_BY_VEHICLE.read(*_COLUMNS, where=("vehicle_id", "day_bucket", "kind"))  # SAI on kind
 _REVIEWS = t.EVENT_REVIEWS.read("start_time", "kind", "state", where=("vehicle_id", "day_bucket"))
-_EPOCH = datetime(1970, 1, 1)
+REVIEW_READS_IN_FLIGHT = 32  # a page of 1,000 events may touch as many (vehicle, day) partitions
 
 
 def fleet_partitions(span: TimeRange, kind: str | None) -> list[Partition]:
@@ -98,10 +99,7 @@ async def driver_page(
 async def _events(db: Db, page: WalkPage, *, driver: str | None) -> tuple[list[Event], Cursor | None]:
     rows = [row for _, row in page.rows]
     vehicles = sorted({row.vehicle_id for row in rows})
-    assignments: dict[str, list[Assignment]] = {}
-    if driver is None:
-        held = await asyncio.gather(*(assignment_store.vehicle_assignments(db, v) for v in vehicles))
-        assignments = dict(zip(vehicles, held, strict=True))
+    assignments = await assignments_of(db, vehicles) if driver is None else {}
     reviews = await _review_states(db, rows)
     events = []
     for row in rows:
@@ -134,12 +132,16 @@ async def _review_states(db: Db, rows: Sequence[Any]) -> dict[tuple[str, int, st
         key = (row.vehicle_id, _day(row.day_bucket))
         lo, hi = spans.get(key, (row.start_time, row.start_time))
         spans[key] = (min(lo, row.start_time), max(hi, row.start_time))
-    reads = [
-        db.rows(_REVIEWS, (vehicle, day, ms_of(lo), ms_of(hi)), suffix=" AND start_time >= ? AND start_time <= ?")
-        for (vehicle, day), (lo, hi) in spans.items()
-    ]
+    gate = asyncio.Semaphore(REVIEW_READS_IN_FLIGHT)
+
+    async def read(vehicle: str, day: date, lo: datetime, hi: datetime) -> list[Any]:
+        async with gate:
+            slice_ = " AND start_time >= ? AND start_time <= ?"
+            return await db.rows(_REVIEWS, (vehicle, day, ms_of(lo), ms_of(hi)), suffix=slice_)
+
+    found_all = await asyncio.gather(*(read(v, day, lo, hi) for (v, day), (lo, hi) in spans.items()))
     states: dict[tuple[str, int, str], str] = {}
-    for (vehicle, _), found in zip(spans, await asyncio.gather(*reads), strict=True):
+    for (vehicle, _), found in zip(spans, found_all, strict=True):
         for review in found:
             states[(vehicle, ms_of(review.start_time), review.kind)] = review.state
     return states
@@ -148,12 +150,3 @@ async def _review_states(db: Db, rows: Sequence[Any]) -> dict[tuple[str, int, st
 def _day(value: Any) -> date:
     # The driver reads a `date` back as a cassandra.util.Date; its date() is the datetime.date.
     return value if isinstance(value, date) else value.date()
-
-
-def ms_of(moment: datetime) -> int:
-    """A naive UTC datetime from the driver (a timestamp column) as ms since 1970."""
-    return (moment.replace(tzinfo=None) - _EPOCH) // timedelta(milliseconds=1)
-
-
-def utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC)

@@ -84,6 +84,16 @@ def iso(ms: int) -> str:
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat().replace("+00:00", "Z")
 
 
+def ms_of(moment: datetime) -> int:
+    """A naive UTC datetime from the driver (a timestamp column) as ms since 1970."""
+    return (moment.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
+
+
+def utc(moment: datetime) -> datetime:
+    """A naive UTC datetime from the driver, with its zone said."""
+    return moment.replace(tzinfo=UTC)
+
+
 def utc_of_ms(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)
 

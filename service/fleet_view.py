@@ -12,9 +12,8 @@ from fleetsense.cloud import tables as t
 from fleetsense.cloud.table_model import LOCAL_ONE
 from fleetsense.service.attribution import Assignment, driver_at
 from fleetsense.service.db import Db
-from fleetsense.service.fleet_events import ms_of, utc
 from fleetsense.service.fleet_models import VehicleNow
-from fleetsense.service.fleet_query import day_of
+from fleetsense.service.fleet_query import day_of, ms_of, utc
 
 _FLEET = t.FLEET_VEHICLES.read("vehicle_id", "label", where=("fleet_id",))
 _ONE_OF_FLEET = t.FLEET_VEHICLES.read("vehicle_id", "label", where=("fleet_id", "vehicle_id"))
@@ -102,6 +101,16 @@ async def vehicles_rows(db: Db, members: Sequence[tuple[str, str | None]], *, no
         )
         for vehicle_id, label in members
     ]
+
+
+async def assignments_of(db: Db, vehicle_ids: Sequence[str]) -> dict[str, list[Assignment]]:
+    """Each vehicle's assignments (none: an empty list), BATCH_VEHICLES vehicles a query."""
+    batches = [vehicle_ids[i : i + BATCH_VEHICLES] for i in range(0, len(vehicle_ids), BATCH_VEHICLES)]
+    found = await asyncio.gather(*(db.rows(_ASSIGNMENTS, (list(batch),), suffix=_IN) for batch in batches))
+    held: dict[str, list[Assignment]] = {vehicle_id: [] for vehicle_id in vehicle_ids}
+    for row in (row for rows in found for row in rows):
+        held[row.vehicle_id].append(_assignment(row))
+    return held
 
 
 def _by_vehicle(rows: list[Any]) -> dict[str, Any]:

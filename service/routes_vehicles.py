@@ -1,5 +1,5 @@
 """Vehicles: the fleet's vehicles as a list (the fleet snapshot's rows, a page at a time by vehicle id) and one vehicle
-read fresh from Cassandra. Registering a vehicle is an admin's write (service/routes_vehicle_admin, not here)."""
+read fresh from Cassandra. Registering a vehicle is an admin's write, not here."""
 
 from __future__ import annotations
 
@@ -68,11 +68,9 @@ async def vehicle_one(request: Request, vehicle_id: str) -> VehicleNow:
 
 def _after(vehicles: list[VehicleNow], cursor: Cursor) -> int:
     """The index of the first vehicle after the cursor's (ids are sorted; one removed since is simply passed)."""
-    with bad_request():
-        if len(cursor.position) != 1 or not isinstance(cursor.position[0], str):
-            from fleetsense.service.cursor import CursorError
-
-            raise CursorError("this cursor does not fit this list: start again without a cursor")
+    if len(cursor.position) != 1 or not isinstance(cursor.position[0], str):
+        # Signed by this service for this list, so only an older release's: not a client's mistake to explain.
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "this cursor does not fit this list: start again without one")
     return bisect_right([v.vehicle_id for v in vehicles], cursor.position[0])
 
 

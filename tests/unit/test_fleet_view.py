@@ -6,7 +6,10 @@ middleware's labels and the login every route needs."""
 from __future__ import annotations
 
 import asyncio
+import gzip
+import json
 import random
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -21,7 +24,8 @@ from fleetsense.service.auth import current_principal
 from fleetsense.service.context import ServiceContext
 from fleetsense.service.db import Page
 from fleetsense.service.fleet_events import driver_partitions, fleet_partitions
-from fleetsense.service.fleet_snapshot import FleetSnapshotter
+from fleetsense.service.fleet_models import FleetNow
+from fleetsense.service.fleet_snapshot import FleetSnapshotter, render
 from fleetsense.service.fleet_view import VehicleRows, vehicle_now
 from fleetsense.service.fleet_walk import Partition
 from fleetsense.service.roles import Principal, Role
@@ -210,3 +214,15 @@ def test_any_query_parameters_are_an_answer_or_a_4xx_never_a_5xx(
     assert answer.status_code in (200, 400, 422), (params, answer.status_code, answer.text)
     if answer.status_code == 200 and format != "csv":
         assert answer.json() == {"items": [], "next_cursor": None}
+
+
+def test_the_snapshots_answer_rendered_in_batches_is_the_fleet_now_of_its_vehicles() -> None:
+    for count in (0, 1, 100, 101, 250):
+        rng = random.Random(count)
+        found = [replace(_rows(rng)[0], vehicle_id=f"van-{n:03d}", label=f"Van {n}") for n in range(count)]
+        vehicles, body, packed = render(found, NOW)
+        expected = FleetNow(as_of=q.utc_of_ms(NOW), as_of_ms=NOW, vehicles=list(vehicles))
+        assert FleetNow.model_validate_json(body) == expected
+        assert json.loads(body) == json.loads(expected.model_dump_json())
+        assert gzip.decompress(packed) == body
+        assert [v.vehicle_id for v in vehicles] == [f"van-{n:03d}" for n in range(count)]
