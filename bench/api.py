@@ -213,6 +213,12 @@ def refresh_stats(exposition: str) -> dict[str, float | None]:
 # --- the driver ---------------------------------------------------------------------------------------------------
 
 
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_for_fleet(url: str, timeout_s: float) -> float:
     import httpx
 
@@ -272,13 +278,29 @@ def main(argv: list[str] | None = None) -> int:
         server = subprocess.Popen([*me, "--serve", "--refresh-s", str(args.refresh_s)])
         url = f"http://127.0.0.1:{args.api_port}"
         report["first_snapshot_s"] = round(wait_for_fleet(url, 120.0), 2)
+        # The server's CPU without requests (its refreshes alone), then under the load: what a request costs in CPU
+        # does not depend on how busy the rest of the machine is, unlike its latency.
+        idle_s, idle_cpu_s = 2 * args.refresh_s, cpu_s(server.pid)
+        time.sleep(idle_s)
+        refresh_cpu_per_s = (cpu_s(server.pid) - idle_cpu_s) / idle_s
         say(f"load: {args.concurrency} connections for {args.seconds:.0f} s")
+        load_started, load_cpu_s = time.monotonic(), cpu_s(server.pid)
         loaded = subprocess.run(
             [*me, "--load", url, "--seconds", str(args.seconds), "--concurrency", str(args.concurrency),
              "--rates", args.rates],
             capture_output=True, text=True, timeout=args.seconds * (2 + len(args.rates.split(","))) + 120,
         )  # fmt: skip
+        load_cpu_s = cpu_s(server.pid) - load_cpu_s
+        load_wall_s = time.monotonic() - load_started
         report["fleet"] = json.loads(loaded.stdout) if loaded.returncode == 0 else {"error": loaded.stderr[-2000:]}
+        served = report["fleet"].get("server_side_ms", {}).get("requests") or 0
+        report["server_cpu"] = {
+            "refreshes_cores": round(refresh_cpu_per_s, 3),  # the snapshot's refreshes, no requests
+            "under_load_cores": round(load_cpu_s / load_wall_s, 3),
+            "ms_per_request": round((load_cpu_s - refresh_cpu_per_s * load_wall_s) / served * 1000, 3)
+            if served
+            else None,
+        }
         report["machine_after"] = machine()
     except Exception as exc:
         report["error"] = f"{type(exc).__name__}: {exc}"
