@@ -73,8 +73,15 @@ def csv_response(model: type[M], pages: AsyncIterator[list[M]], filename: str) -
     return StreamingResponse(
         csv_lines(model, pages),
         media_type=f"{CSV_MEDIA_TYPE}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": f'attachment; filename="{safe_filename(filename)}"'},
     )
+
+
+def safe_filename(name: str) -> str:
+    """`name` with anything but letters, digits, '.', '-' and '_' made '_' (it may hold a path parameter: a quote or
+    a line break would break the header), at most 100 characters."""
+    kept = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name)
+    return kept[-100:] or "list.csv"
 
 
 async def follow(

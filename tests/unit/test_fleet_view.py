@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -186,12 +187,17 @@ class _EmptyDb:
         return []
 
 
+_segment = st.text(min_size=1, max_size=30).filter(lambda s: s not in (".", ".."))  # no path's dot segments
 _text = st.one_of(st.none(), st.text(max_size=40), st.integers(-(10**20), 10**20).map(str))
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    st.sampled_from(["/v1/events", "/v1/vehicles/v/events", "/v1/drivers/d/events"]),
+    st.one_of(
+        st.just("/v1/events"),
+        _segment.map(lambda v: f"/v1/vehicles/{quote(v, safe='')}/events"),
+        _segment.map(lambda d: f"/v1/drivers/{quote(d, safe='')}/events"),
+    ),
     _text,
     _text,
     st.one_of(st.none(), st.sampled_from(list(event_kinds.BY_KEY)), st.text(max_size=20)),
@@ -211,7 +217,8 @@ def test_any_query_parameters_are_an_answer_or_a_4xx_never_a_5xx(
             return await client.get(path, params=params)
 
     answer = asyncio.run(get())
-    assert answer.status_code in (200, 400, 422), (params, answer.status_code, answer.text)
+    # 404: an id holding "/" (sent as %2F) makes a path no route has.
+    assert answer.status_code in (200, 400, 404, 422), (path, params, answer.status_code, answer.text)
     if answer.status_code == 200 and format != "csv":
         assert answer.json() == {"items": [], "next_cursor": None}
 

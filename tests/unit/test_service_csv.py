@@ -10,7 +10,7 @@ import io
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from fleetsense.service.csv_stream import csv_lines, follow, header, wants_csv
+from fleetsense.service.csv_stream import csv_lines, follow, header, safe_filename, wants_csv
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -89,3 +89,9 @@ def test_follow_fetches_until_no_cursor() -> None:
 
     assert asyncio.run(collect()) == ["0", "1", "2", "3"]
     assert asked == [None, 1, 2, 3]
+
+
+@given(st.text(max_size=300))
+def test_a_filename_from_any_path_parameter_is_a_safe_header_value(name: str) -> None:
+    safe = safe_filename(name)
+    assert 0 < len(safe) <= 100 and all(ch.isascii() and (ch.isalnum() or ch in "._-") for ch in safe)
