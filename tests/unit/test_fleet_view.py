@@ -233,3 +233,43 @@ def test_the_snapshots_answer_rendered_in_batches_is_the_fleet_now_of_its_vehicl
         assert json.loads(body) == json.loads(expected.model_dump_json())
         assert gzip.decompress(packed) == body
         assert [v.vehicle_id for v in vehicles] == [f"van-{n:03d}" for n in range(count)]
+
+
+class _FlakyDb:
+    """A fleet of one vehicle with no rows yet; every read fails while `down`."""
+
+    down = False
+
+    async def rows(self, read: Any, params: Any = (), **kwargs: Any) -> list[Any]:
+        if self.down:
+            raise RuntimeError("Cassandra is down")
+        return [SimpleNamespace(vehicle_id="van-1", label=None)] if "fleet_vehicles" in read.cql else []
+
+
+def test_a_failed_refresh_keeps_the_previous_snapshot_and_the_next_good_one_replaces_it() -> None:
+    async def until(done: Any) -> None:
+        for _ in range(500):
+            if done():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("timed out")
+
+    async def main() -> None:
+        db = _FlakyDb()
+        snapshotter = FleetSnapshotter(refresh_s=0.01)
+        await snapshotter.start(ServiceContext(db=db, settings=ServeSettings()))  # type: ignore[arg-type]
+        try:
+            first = await snapshotter.current()
+            assert [v.vehicle_id for v in first.vehicles] == ["van-1"] and first.vehicles[0].online is None
+            failed_before = metrics.FLEET_REFRESH_FAILURES._value.get()
+            db.down = True
+            await until(lambda: snapshotter.failures >= 3)
+            kept = snapshotter.latest
+            assert kept is not None and kept.as_of_ms >= first.as_of_ms and kept.age_s(kept.as_of_ms + 1500) == 1.5
+            assert metrics.FLEET_REFRESH_FAILURES._value.get() >= failed_before + 3
+            db.down = False
+            await until(lambda: snapshotter.latest is not kept)
+        finally:
+            await snapshotter.stop()
+
+    asyncio.run(main())
