@@ -28,7 +28,8 @@ CursorText = Annotated[str | None, Query(description="next_cursor of the previou
 FormatQuery = Annotated[Format | None, Query(description="csv: the whole range as CSV (also Accept: text/csv)")]
 Fetch = Callable[[TimeRange, str | None, Cursor | None, int], Awaitable[tuple[list[Event], Cursor | None]]]
 _CSV: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "the events as JSON, or as CSV"}
+    200: {"content": {"text/csv": {}}, "description": "the events as JSON, or as CSV"},
+    400: {"description": "a bad parameter or cursor: the detail says which and what to send"},
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
@@ -36,7 +36,13 @@ async def fleet_snapshot(request: Request) -> Snapshot:
         ) from None
 
 
-@router.get("/fleet", response_model=FleetNow, responses={200: {"content": {"text/csv": {}}}})
+SNAPSHOT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}},
+    503: {"description": "the fleet view is being read for the first time: retry after Retry-After seconds"},
+}
+
+
+@router.get("/fleet", response_model=FleetNow, responses=SNAPSHOT_RESPONSES)
 async def fleet_now(
     request: Request, snapshot: Annotated[Snapshot, Depends(fleet_snapshot)], format: FormatQuery = None
 ) -> FleetNow | Response:

@@ -18,13 +18,17 @@ from fleetsense.service.fleet_query import DEFAULT_LIMIT, MAX_LIMIT, check_limit
 from fleetsense.service.fleet_snapshot import Snapshot
 from fleetsense.service.fleet_view import fleet_member, vehicle_now, vehicles_rows
 from fleetsense.service.roles import Role
-from fleetsense.service.routes_fleet import fleet_snapshot
+from fleetsense.service.routes_fleet import SNAPSHOT_RESPONSES, fleet_snapshot
 
 router = APIRouter(tags=["vehicles"], dependencies=[Depends(require(Role.VIEWER))])
 LIST = "vehicles"
 
 
-@router.get("/vehicles", response_model=VehiclePage, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/vehicles",
+    response_model=VehiclePage,
+    responses={**SNAPSHOT_RESPONSES, 400: {"description": "a bad limit or cursor: the detail says which"}},
+)
 async def vehicles_list(
     request: Request,
     snapshot: Annotated[Snapshot, Depends(fleet_snapshot)],
