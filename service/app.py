@@ -33,6 +33,9 @@ def create_app(*, context: Any | None = None) -> FastAPI:
     app.state.context = context
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)
+    from fleetsense.service.metrics import MetricsMiddleware
+
+    app.add_middleware(MetricsMiddleware)  # outermost: it times every request, a refused one too
     return app
 
 
@@ -42,18 +45,24 @@ def _routers() -> list[Any]:
     from fleetsense.service import (
         routes_assignments,
         routes_drivers,
+        routes_events,
+        routes_fleet,
         routes_health,
         routes_reviews,
         routes_scores,
         routes_trace,
         routes_trips,
         routes_vehicle_admin,
+        routes_vehicles,
         routes_webhooks,
     )
 
     return [
         routes_health.router,
+        routes_fleet.router,
+        routes_vehicles.router,
         routes_vehicle_admin.router,
+        routes_events.router,
         routes_trace.router,
         routes_trips.router,
         routes_scores.router,
