@@ -75,12 +75,21 @@ def device_config() -> str:
     return "\n".join(f"**[{name}]**\n\n" + markdown_table(describe(cls)) for name, cls in SECTIONS.items())
 
 
+def serve_settings() -> str:
+    from fleetsense.service.settings import ServeSettings
+
+    from fleetsense.settings_spec import describe, markdown_table
+
+    return markdown_table(describe(ServeSettings))
+
+
 SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
     ("docs/analytics.md", "event-kinds"): event_kinds,
     ("docs/analytics.md", "vehicle-classes"): vehicle_classes,
     ("docs/analytics.md", "score-weights"): score_weights,
     ("docs/operations.md", "job-settings"): job_settings,
     ("docs/edge-agent.md", "device-config"): device_config,
+    ("docs/service.md", "serve-settings"): serve_settings,
 }
 
 

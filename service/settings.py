@@ -40,7 +40,7 @@ class ServeSettings:
         "",
         group="secrets",
         settable=False,
-        doc="HMAC key of cursors; generated once into <data dir>/secrets/api-secret-key (0600), never in the repo",
+        doc="HMAC key of cursors; generated once into the data dir's secrets/api-secret-key (0600), never in the repo",
     )
     tls_cert: str | None = None  # PEM server certificate (the secure profile: the stack's, secrets/tls/server.pem)
     tls_key: str | None = None
