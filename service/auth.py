@@ -20,6 +20,7 @@ from fleetsense.service.roles import Principal, Role
 from fleetsense.service.sessions import session_hash
 from fleetsense.service.settings import ServeSettings
 from fleetsense.service.users import Accounts, principal_for_token, session_principal
+from pydantic import BaseModel
 
 # The only routes answered without a proof of identity (tests/unit/test_service_auth_routes.py walks every other
 # route and expects 401): a load balancer's probe, the login, and the API's own description (its shape is public
@@ -28,6 +29,20 @@ PUBLIC_PATHS = frozenset(
     {"/v1/health", "/v1/auth/login", "/v1/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 )
 NO_PROOF = "log in (POST /v1/auth/login), or send an API token as Authorization: Bearer fst_..."
+
+
+class Problem(BaseModel):
+    """Every refusal's body: what is wrong and what to do, in one sentence."""
+
+    detail: str
+
+
+# The answers every authenticated route may give: a router declares them (`APIRouter(responses=AUTH_RESPONSES)`)
+# so its OpenAPI document, and a schemathesis run against it, knows them.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no proof of identity, or one that no longer holds"},
+    403: {"model": Problem, "description": "a role below the one needed, or a session's change without its CSRF token"},
+}
 
 
 @dataclass

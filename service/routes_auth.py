@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from fleetsense.cloud.tables import SESSION_TTL
 from fleetsense.service import users as u
-from fleetsense.service.auth import AuthState, auth_state, require, session_cookie_name
+from fleetsense.service.auth import AUTH_RESPONSES, AuthState, Problem, auth_state, require, session_cookie_name
 from fleetsense.service.login_brake import address_key, username_key
 from fleetsense.service.passwords import MAX_LENGTH, MIN_LENGTH, generated_password
 from fleetsense.service.roles import Principal, Role
@@ -21,7 +21,15 @@ from pydantic import BaseModel, Field, JsonValue, ValidationError
 
 from fleetsense.errors import ConfigError
 
-router = APIRouter()
+router = APIRouter(
+    responses={
+        **AUTH_RESPONSES,
+        400: {"model": Problem, "description": "a request that cannot be done as asked: the detail says why"},
+        404: {"model": Problem, "description": "no such user or token"},
+        409: {"model": Problem, "description": "a username taken, or an admin changing their own standing"},
+        429: {"model": Problem, "description": "too many failed logins: wait (Retry-After)"},
+    }
+)
 LOGIN_FAILED = "wrong username or password"  # the one answer to every failed login: it never says which was wrong
 ROLE_LABELS: list[JsonValue] = [role.label for role in Role]
 _ROLE_PATTERN = "^(" + "|".join(role.label for role in Role) + ")$"
@@ -126,7 +134,7 @@ async def _answer(work: Awaitable[T]) -> T:
     except u.AccountError as exc:
         raise HTTPException(exc.status, _say(exc)) from exc
     except ConfigError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, _say(exc)) from exc
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, _say(exc)) from exc
 
 
 def _say(exc: ConfigError) -> str:
@@ -145,7 +153,7 @@ async def _login_fields(request: Request) -> Login:
         return Login.model_validate(data)
     except (ValidationError, JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status.HTTP_400_BAD_REQUEST,
             'a login is {"username": ..., "password": ...} as JSON, or the same two fields as a form',
         ) from exc
 
@@ -166,7 +174,7 @@ _LOGIN_BODY = {
     tags=["auth"],
     response_model=LoggedIn,
     openapi_extra=_LOGIN_BODY,
-    responses={401: {"description": LOGIN_FAILED}, 429: {"description": "too many failed logins: wait"}},
+    responses={401: {"model": Problem, "description": LOGIN_FAILED}},
 )
 async def login(request: Request, response: Response) -> LoggedIn:
     """Log in with a username and password: sets the session cookie (HttpOnly, SameSite=Strict; Secure under TLS)

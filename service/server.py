@@ -44,19 +44,25 @@ def opened_context(settings: ServeSettings, login: Login | None) -> Iterator[Ser
         yield build_context(settings, session)
 
 
+def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
+    """uvicorn's configuration: the address, and TLS when the settings have a certificate (the secure profile)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+        proxy_headers=False,  # the client address is the socket's: a header must not pick the login brake's key
+        server_header=False,
+        log_level="info",
+    )
+
+
 def run(settings: ServeSettings, login: Login | None) -> None:
     """Serve until SIGTERM or SIGINT (uvicorn's own handlers end it cleanly)."""
     import uvicorn
 
     with opened_context(settings, login) as context:
-        config = uvicorn.Config(
-            create_app(context=context),
-            host=settings.host,
-            port=settings.port,
-            ssl_certfile=settings.tls_cert,
-            ssl_keyfile=settings.tls_key,
-            proxy_headers=False,  # the client address is the socket's: a header must not pick the brake's key
-            server_header=False,
-            log_level="info",
-        )
-        uvicorn.Server(config).run()
+        uvicorn.Server(uvicorn_config(create_app(context=context), settings)).run()

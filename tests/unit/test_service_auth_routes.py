@@ -20,6 +20,8 @@ from fleetsense.service.passwords import HashParams, Passwords
 from fleetsense.service.roles import Role
 from fleetsense.service.routes_auth import LOGIN_FAILED
 from fleetsense.service.settings import ServeSettings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit.accounts_memory import MemoryAccounts
 
@@ -233,8 +235,8 @@ def test_every_failed_login_says_the_same_thing_and_the_brake_holds_back_guessin
             assert [(a.status_code, a.json()["detail"]) for a in answers] == [(401, LOGIN_FAILED)] * 3
             held = await login(guesser, "ann")  # the right password, but this address used its 3 attempts
             assert held.status_code == 429 and int(held.headers["retry-after"]) >= 1
-            assert (await guesser.post("/v1/auth/login", content=b"{not json")).status_code == 422
-            assert (await guesser.post("/v1/auth/login", json={"username": "ann"})).status_code == 422
+            assert (await guesser.post("/v1/auth/login", content=b"{not json")).status_code == 400
+            assert (await guesser.post("/v1/auth/login", json={"username": "ann"})).status_code == 400
 
     run(scenario)
 
@@ -261,14 +263,110 @@ def test_bad_input_to_the_admin_routes_gets_a_4xx_that_says_what_is_wrong() -> N
     async def scenario(app: FastAPI, state: AuthState) -> None:
         admin = await add(state, "root", Role.ADMIN)
         async with client(app, authorization=f"Bearer {admin}") as boss:
-            for body in (
-                {"username": "Bad Name", "role": "viewer"},
-                {"username": "ok", "role": "emperor"},
-                {"username": "ok", "role": "viewer", "password": "short"},
+            for body, expected in (
+                ({"username": "Bad Name", "role": "viewer"}, 400),  # the username rule (service/users.py)
+                ({"username": "ok", "role": "emperor"}, 422),  # the request's schema
+                ({"username": "ok", "role": "viewer", "password": "short"}, 422),
             ):
                 answer = await boss.post("/v1/users", json=body)
-                assert answer.status_code == 422, (body, answer.text)
+                assert answer.status_code == expected, (body, answer.text)
+                assert answer.json()["detail"]
             assert (await boss.post("/v1/users", json={"username": "root", "role": "viewer"})).status_code == 409
             assert (await boss.patch("/v1/users/nobody", json={"role": "viewer"})).status_code == 404
 
     run(scenario)
+
+
+_text = st.text(max_size=80)
+_PRINTABLE = st.characters(min_codepoint=33, max_codepoint=126)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_text, inner, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=st.one_of(
+        st.dictionaries(st.sampled_from(["username", "password", "x"]), _json_values, max_size=3),
+        _json_values,
+    ),
+    as_form=st.booleans(),
+    raw=st.binary(max_size=60),
+    use_raw=st.booleans(),
+)
+def test_any_login_body_gets_a_4xx_never_a_5xx(body: Any, as_form: bool, raw: bytes, use_raw: bool) -> None:
+    async def scenario(app: FastAPI, state: AuthState) -> None:
+        state.brake = LoginBrake(attempts=10_000)  # the brake is tested apart; here every input reaches the parser
+        await u.add_user(state.accounts, state.passwords, "ann", Role.VIEWER, GOOD)
+        async with client(app) as who:
+            if use_raw:
+                answer = await who.post("/v1/auth/login", content=raw, headers={"content-type": "application/json"})
+            elif as_form and isinstance(body, dict):
+                answer = await who.post("/v1/auth/login", data={k: str(v) for k, v in body.items()})
+            else:
+                answer = await who.post("/v1/auth/login", json=body)
+        assert answer.status_code in (400, 401), answer.text
+        assert isinstance(answer.json()["detail"], str)
+
+    run(scenario)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    authorization=st.one_of(st.none(), _text, _text.map("Bearer ".__add__), st.just("Bearer fst_" + "A" * 43)),
+    cookie=st.one_of(st.none(), st.text(alphabet=_PRINTABLE, max_size=60)),
+    request=st.sampled_from(
+        [("GET", "/v1/users"), ("POST", "/v1/users"), ("PATCH", "/v1/users/x"), ("DELETE", "/v1/auth/tokens/x")]
+    ),
+    csrf_header=st.one_of(st.none(), st.text(alphabet=_PRINTABLE, max_size=40)),
+)
+def test_any_forged_credential_is_refused_with_401_never_a_5xx(
+    authorization: str | None, cookie: str | None, request: tuple[str, str], csrf_header: str | None
+) -> None:
+    async def scenario(app: FastAPI, state: AuthState) -> None:
+        headers = {}
+        if authorization is not None and authorization.isprintable() and authorization.isascii():
+            headers["authorization"] = authorization
+        if csrf_header is not None:
+            headers["x-csrf-token"] = csrf_header
+        cookies = {"fleetsense_session": cookie} if cookie and ";" not in cookie else {}
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers, cookies=cookies
+        ) as who:
+            answer = await who.request(*request)
+        assert answer.status_code == 401, (headers, cookies, answer.text)
+
+    run(scenario)
+
+
+def test_hashing_a_password_never_stalls_the_event_loop() -> None:
+    """The real parameters (64 MiB, ~0.1 s a hash) in worker threads: a ticker on the loop keeps ticking."""
+
+    async def scenario() -> float:
+        passwords = Passwords()  # the defaults: RFC 9106 low memory
+        stored = await passwords.hash(GOOD)
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def ticker() -> None:
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while not done.is_set():
+                await asyncio.sleep(0.005)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        ticking = asyncio.create_task(ticker())
+        started = asyncio.get_running_loop().time()
+        verdicts = await asyncio.gather(*(passwords.verify(stored, GOOD) for _ in range(4)))
+        elapsed = asyncio.get_running_loop().time() - started
+        done.set()
+        await ticking
+        assert all(v.ok for v in verdicts)
+        assert elapsed > 0.1  # real work happened
+        return max(gaps)
+
+    assert asyncio.run(scenario()) < 0.1

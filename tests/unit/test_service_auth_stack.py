@@ -54,3 +54,44 @@ def test_serve_prints_the_openapi_document_without_a_database() -> None:
     document = json.loads(done.stdout)
     assert document["openapi"].startswith("3.") and "/v1/auth/login" in document["paths"]
     assert "/v1/users/{username}/tokens/{token_id}" in document["paths"]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_the_secure_profile_answers_only_over_tls_checked_against_the_stacks_ca(tmp_path: Path) -> None:
+    import ssl
+    import threading
+    import time
+
+    import httpx
+    import pytest
+    import uvicorn
+    from fleetsense.service.app import create_app
+    from fleetsense.service.server import uvicorn_config
+
+    config = replace(StackConfig.for_tests(tmp_path), profile="secure")
+    settings = replace(serve_settings(config), port=free_port())
+    server = uvicorn.Server(uvicorn_config(create_app(context=None), settings))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        base = f"127.0.0.1:{settings.port}"
+        stack_ca = ssl.create_default_context(cafile=str(config.tls_dir / "ca.pem"))
+        answer = httpx.get(f"https://{base}/v1/health", verify=stack_ca)
+        assert answer.status_code == 200 and "server" not in answer.headers
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"https://{base}/v1/health")  # the system's CAs do not know the stack's
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://{base}/v1/health")  # no plain HTTP on the TLS port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
