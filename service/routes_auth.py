@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable
-from datetime import datetime
+from datetime import UTC, datetime
 from json import JSONDecodeError
 from typing import Annotated, Any, TypeVar
 
@@ -17,7 +17,7 @@ from fleetsense.service.login_brake import address_key, username_key
 from fleetsense.service.passwords import MAX_LENGTH, MIN_LENGTH, generated_password
 from fleetsense.service.roles import Principal, Role
 from fleetsense.service.sessions import cookie_attributes, new_session, session_hash
-from pydantic import BaseModel, Field, JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 
 from fleetsense.errors import ConfigError
 
@@ -42,11 +42,19 @@ def _role(default: Any = ...) -> Any:
 T = TypeVar("T")
 Viewer = Annotated[Principal, Depends(require(Role.VIEWER))]
 Admin = Annotated[Principal, Depends(require(Role.ADMIN))]
-Username = Annotated[str, Path(min_length=1, max_length=64)]
+USERNAME = f"^{u.USERNAME_PATTERN}$"
+NOT_BLANK = r"\S"  # at least one character that is not a space
+Username = Annotated[str, Path(pattern=USERNAME)]
 TokenId = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-class Login(BaseModel):
+class Body(BaseModel):
+    """A request's body: strictly what the schema says (no 0 for false, no unknown fields)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class Login(Body):
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=MAX_LENGTH)
 
@@ -67,11 +75,15 @@ class UserOut(BaseModel):
     disabled_at: datetime | None
 
 
-class NewUser(BaseModel):
-    username: str = Field(min_length=1, max_length=64)
+class NewUser(Body):
+    username: str = Field(pattern=USERNAME)
     role: str = _role()
     password: str | None = Field(
-        None, min_length=MIN_LENGTH, max_length=MAX_LENGTH, description="left out: one is generated and answered once"
+        None,
+        min_length=MIN_LENGTH,
+        max_length=MAX_LENGTH,
+        pattern=NOT_BLANK,
+        description="left out: one is generated and answered once",
     )
 
 
@@ -79,18 +91,18 @@ class CreatedUser(UserOut):
     password: str | None = Field(None, description="the generated password, shown this once")
 
 
-class UserChange(BaseModel):
+class UserChange(Body):
     role: str | None = _role(None)
     disabled: bool | None = None
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Body):
     current_password: str = Field(min_length=1, max_length=MAX_LENGTH)
-    new_password: str = Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH)
+    new_password: str = Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH, pattern=NOT_BLANK)
 
 
-class NewToken(BaseModel):
-    name: str = Field(min_length=1, max_length=u.TOKEN_NAME_MAX, description="what the token is for")
+class NewToken(Body):
+    name: str = Field(max_length=u.TOKEN_NAME_MAX, pattern=NOT_BLANK, description="what the token is for")
 
 
 class TokenOut(BaseModel):
@@ -106,13 +118,22 @@ class CreatedToken(TokenOut):
     token: str = Field(description="the secret: send it as Authorization: Bearer <token>; shown this once")
 
 
+def _utc(moment: datetime) -> datetime:
+    """Cassandra's timestamps come back naive (UTC): answered with their zone, as RFC 3339 date-times must be."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else _utc(moment)
+
+
 def _user_out(user: u.User) -> dict[str, Any]:
     return {
         "username": user.username,
         "role": user.role.label,
-        "created_at": user.created_at,
+        "created_at": _utc(user.created_at),
         "disabled": not user.active,
-        "disabled_at": user.disabled_at,
+        "disabled_at": _utc_or_none(user.disabled_at),
     }
 
 
@@ -121,9 +142,9 @@ def _token_out(token: u.ApiToken) -> TokenOut:
         token_id=token.token_id,
         username=token.username,
         name=token.name,
-        created_at=token.created_at,
+        created_at=_utc(token.created_at),
         revoked=token.revoked_at is not None,
-        revoked_at=token.revoked_at,
+        revoked_at=_utc_or_none(token.revoked_at),
     )
 
 

@@ -18,7 +18,8 @@ from fleetsense.service.roles import Principal, Role
 
 from fleetsense.errors import ConfigError
 
-_USERNAME = re.compile(r"[a-z][a-z0-9._-]{0,63}")
+USERNAME_PATTERN = "[a-z][a-z0-9._-]{0,63}"  # also the API's schema for a username (service/routes_auth.py)
+_USERNAME = re.compile(USERNAME_PATTERN)
 TOKEN_NAME_MAX = 100
 
 
@@ -157,7 +158,9 @@ async def create_token(accounts: Accounts, username: str, name: str) -> tuple[st
     check_token_name(name)
     user = await existing_user(accounts, username)
     if not user.active:
-        raise AccountError(f"{username} is disabled", hint="enable the user first (PATCH /v1/users/{username})")
+        raise AccountError(
+            f"{username} is disabled", hint="enable the user first (PATCH /v1/users/{username})", status=409
+        )
     secret = tokens.new_token()
     token = ApiToken(
         token_id=tokens.new_token_id(),

@@ -264,14 +264,22 @@ def test_bad_input_to_the_admin_routes_gets_a_4xx_that_says_what_is_wrong() -> N
         admin = await add(state, "root", Role.ADMIN)
         async with client(app, authorization=f"Bearer {admin}") as boss:
             for body, expected in (
-                ({"username": "Bad Name", "role": "viewer"}, 400),  # the username rule (service/users.py)
-                ({"username": "ok", "role": "emperor"}, 422),  # the request's schema
+                ({"username": "Bad Name", "role": "viewer"}, 422),  # the schema carries the username rule
+                ({"username": "ok", "role": "emperor"}, 422),
                 ({"username": "ok", "role": "viewer", "password": "short"}, 422),
             ):
                 answer = await boss.post("/v1/users", json=body)
                 assert answer.status_code == expected, (body, answer.text)
                 assert answer.json()["detail"]
             assert (await boss.post("/v1/users", json={"username": "root", "role": "viewer"})).status_code == 409
+            assert (
+                await boss.patch("/v1/users/ann", json={"disabled": 0})
+            ).status_code == 422  # strict: no 0 for false
+            await u.update_user(state.accounts, "root", disabled=False)
+            made = await boss.post("/v1/users", json={"username": "off", "role": "viewer"})
+            await u.update_user(state.accounts, made.json()["username"], disabled=True)
+            refused = await boss.post("/v1/users/off/tokens", json={"name": "x"})
+            assert refused.status_code == 409 and "enable the user first" in refused.json()["detail"]
             assert (await boss.patch("/v1/users/nobody", json={"role": "viewer"})).status_code == 404
 
     run(scenario)
