@@ -118,3 +118,39 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(api: str, boss
         wrong = guesser.post("/v1/auth/login", json={"username": "mara", "password": "not her passphrase"})
         unknown = guesser.post("/v1/auth/login", json={"username": "nobody", "password": "not a passphrase"})
     assert (wrong.status_code, wrong.json()) == (unknown.status_code, unknown.json()) == (401, {"detail": LOGIN_FAILED})
+
+
+def test_what_proving_identity_costs_on_the_real_stack(api: str, admin: DemoLogin, boss: httpx.Client) -> None:
+    """Measured, printed (run with -s) and bounded loosely: a token request is two key reads (the token by its
+    hash, then its user); a login is one argon2id verification (64 MiB, t=3) and a session write."""
+    import json
+    import statistics
+    import time
+
+    def percentiles(samples: list[float]) -> dict[str, float]:
+        ordered = sorted(samples)
+        return {
+            "p50_ms": round(statistics.median(ordered) * 1000, 1),
+            "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
+        }
+
+    with httpx.Client(base_url=api, headers={"Authorization": f"Bearer {admin.token}"}) as program:
+        token_s = []
+        for _ in range(100):
+            started = time.perf_counter()
+            assert program.get("/v1/auth/me").status_code == 200
+            token_s.append(time.perf_counter() - started)
+        health_s = []
+        for _ in range(100):
+            started = time.perf_counter()
+            assert program.get("/v1/health").status_code == 200
+            health_s.append(time.perf_counter() - started)
+    login_s = []
+    with httpx.Client(base_url=api) as browser:
+        for _ in range(5):
+            started = time.perf_counter()
+            assert browser.post("/v1/auth/login", json={"username": "mara", "password": PASSWORDS["mara"]}).is_success
+            login_s.append(time.perf_counter() - started)
+    measured = {"token_me": percentiles(token_s), "health": percentiles(health_s), "login": percentiles(login_s)}
+    print("\nauth costs:", json.dumps(measured))
+    assert measured["token_me"]["p50_ms"] < 250 and measured["login"]["p50_ms"] < 3_000
