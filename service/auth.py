@@ -127,15 +127,45 @@ async def current_principal(request: Request) -> Principal:
     return principal
 
 
-def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
-    """A dependency that answers 401 without a proof of identity and 403 to a role below `needed`."""
+@dataclass(frozen=True)
+class Requirement:
+    """The dependency `require(role)` makes: 401 without a proof of identity, 403 to a role below `needed`. A class
+    (not a closure) so the role a route needs can be read back from the app (`least_role`): the role matrix test
+    and the docs' table of routes are derived from the routes themselves."""
 
-    async def allowed(principal: Principal = Depends(current_principal)) -> Principal:  # noqa: B008
-        if not principal.may(needed):
+    needed: Role
+
+    async def __call__(self, principal: Principal = Depends(current_principal)) -> Principal:  # noqa: B008
+        if not principal.may(self.needed):
             raise HTTPException(
                 status.HTTP_403_FORBIDDEN,
-                f"this needs the {needed.label} role; {principal.username} is a {principal.role.label}",
+                f"this needs the {self.needed.label} role; {principal.username} is a {principal.role.label}",
             )
         return principal
 
-    return allowed
+
+def require(needed: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that answers 401 without a proof of identity and 403 to a role below `needed`."""
+    return Requirement(needed)
+
+
+def least_role(dependant: Any) -> Role | None:
+    """The least role a route's dependencies require (FastAPI's `Dependant` tree), None for a public route."""
+    found = [dependant.call.needed] if isinstance(dependant.call, Requirement) else []
+    found += [role for sub in dependant.dependencies if (role := least_role(sub)) is not None]
+    return max(found, default=None)
+
+
+def routes_and_roles(app: Any) -> list[tuple[str, str, Role | None]]:
+    """(method, path, least role or None for public) of every HTTP route of the app, documented or not."""
+    from fastapi.routing import iter_route_contexts
+
+    rows = []
+    # FastAPI 0.16x keeps included routers whole in app.routes: walk their contexts for the routes inside.
+    for route in iter_route_contexts(app.routes):
+        if route.path is None or route.methods is None:
+            continue  # a mount or a websocket (none yet: a websocket route needs its own check of identity)
+        dependant = getattr(route, "dependant", None)
+        role = least_role(dependant) if dependant is not None else None
+        rows += [(method, route.path, role) for method in sorted(route.methods)]
+    return rows
