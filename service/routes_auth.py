@@ -216,13 +216,22 @@ async def login(request: Request, response: Response) -> LoggedIn:
         state.brake.failed(keys)
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, LOGIN_FAILED)
     state.brake.succeeded(fields.username)
+    return await _start_session(request, response, state, user)
+
+
+async def _start_session(request: Request, response: Response, state: AuthState, user: u.User) -> LoggedIn:
+    """A new session for `user`: its cookie set on `response`, the one the request came with ended (a login never
+    keeps an old session: no fixation)."""
     cookie_name = session_cookie_name(request)
-    if old := request.cookies.get(cookie_name):  # a new login never keeps an old session (no fixation)
+    if old := request.cookies.get(cookie_name):
         await state.accounts.end_session(session_hash(old))
     made = new_session()
     await state.accounts.put_session(
         u.Session(
-            session_hash=made.session_hash, username=user.username, csrf_token=made.csrf_token, created_at=u.now_ms()
+            session_hash=made.session_hash,
+            username=user.username,
+            csrf_token=made.csrf_token,
+            created_at=user.session_start(),
         )
     )
     secure = state.settings.secure_cookies or state.settings.tls
@@ -259,9 +268,12 @@ async def me(request: Request, principal: Viewer) -> LoggedIn:
     )
 
 
-@router.post("/auth/password", tags=["auth"], status_code=status.HTTP_204_NO_CONTENT)
-async def change_own_password(request: Request, change: PasswordChange, principal: Viewer) -> Response:
-    """Change one's own password: the current one is checked (and braked) as a login is."""
+@router.post("/auth/password", tags=["auth"], response_model=LoggedIn)
+async def change_own_password(
+    request: Request, response: Response, change: PasswordChange, principal: Viewer
+) -> LoggedIn:
+    """Change one's own password: the current one is checked (and braked) as a login is. Every session begun before
+    is over; a change made with a session gets a new one (its cookie and CSRF token in this answer)."""
     state = auth_state(request)
     keys = [username_key(principal.username)]
     if state.brake.hold_s(keys) > 0:
@@ -269,8 +281,10 @@ async def change_own_password(request: Request, change: PasswordChange, principa
     if await u.check_password(state.accounts, state.passwords, principal.username, change.current_password) is None:
         state.brake.failed(keys)
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the current password is wrong")
-    await _answer(u.set_password(state.accounts, state.passwords, principal.username, change.new_password))
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+    user = await _answer(u.set_password(state.accounts, state.passwords, principal.username, change.new_password))
+    if principal.via == "session":
+        return await _start_session(request, response, state, user)
+    return LoggedIn(username=user.username, role=user.role.label, via=principal.via, csrf_token=None)
 
 
 @router.get("/auth/tokens", tags=["auth"], response_model=list[TokenOut])

@@ -11,7 +11,7 @@ from fleetsense.service.db import Db
 from fleetsense.service.roles import Role
 from fleetsense.service.users import ApiToken, Session, User
 
-_USER_COLUMNS = ("username", "password_hash", "role", "created_at", "disabled_at")
+_USER_COLUMNS = ("username", "password_hash", "role", "created_at", "disabled_at", "sessions_from")
 _USER = t.USERS.read(*_USER_COLUMNS, where=("fleet_id", "username"))
 _USERS = t.USERS.read(*_USER_COLUMNS, where=("fleet_id",))
 _TOKEN_COLUMNS = ("token_hash", "username", "token_id", "name", "created_at", "revoked_at")
@@ -28,6 +28,7 @@ def _user(row: Any) -> User:
         role=Role.parse(row.role),
         created_at=row.created_at,
         disabled_at=row.disabled_at,
+        sessions_from=row.sessions_from,
     )
 
 
@@ -63,6 +64,7 @@ class CassandraAccounts:
                 role=user.role.label,
                 created_at=user.created_at,
                 disabled_at=user.disabled_at,
+                sessions_from=user.sessions_from,
             )
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from fleetsense.service import tokens
@@ -53,10 +53,23 @@ class User:
     role: Role
     created_at: datetime
     disabled_at: datetime | None = None
+    sessions_from: datetime | None = None  # sessions begun before it are over (a password change, a disable)
 
     @property
     def active(self) -> bool:
         return self.disabled_at is None
+
+    def keeps(self, session: Session) -> bool:
+        # Strictly after: a session begun in the very millisecond of a password change is over too (timestamps
+        # are kept to the ms); a new one starts after it (`session_start`).
+        return self.sessions_from is None or session.created_at > self.sessions_from
+
+    def session_start(self) -> datetime:
+        """When a new session of this user begins: now, and always after `sessions_from`."""
+        now = now_ms()
+        if self.sessions_from is not None and now <= self.sessions_from:
+            return self.sessions_from + timedelta(milliseconds=1)
+        return now
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,14 +141,19 @@ async def update_user(
     user = await existing_user(accounts, username)
     if role is not None:
         user = replace(user, role=role)
-    if disabled is not None:
-        user = replace(user, disabled_at=(user.disabled_at or now_ms()) if disabled else None)
+    if disabled:
+        # Its sessions end for good: enabling the user again later does not bring them back.
+        user = replace(user, disabled_at=user.disabled_at or now_ms(), sessions_from=now_ms())
+    elif disabled is not None:
+        user = replace(user, disabled_at=None)
     await accounts.put_user(user)
     return user
 
 
 async def set_password(accounts: Accounts, passwords: Passwords, username: str, password: str) -> User:
-    user = replace(await existing_user(accounts, username), password_hash=await passwords.hash(password))
+    """A new password; every session begun before it is over (whoever knew the old one is logged out)."""
+    password_hash = await passwords.hash(password)
+    user = replace(await existing_user(accounts, username), password_hash=password_hash, sessions_from=now_ms())
     await accounts.put_user(user)
     return user
 
@@ -202,6 +220,6 @@ async def session_principal(accounts: Accounts, session_hash: str) -> tuple[Prin
     if session is None:
         return None
     user = await accounts.user(session.username)
-    if user is None or not user.active:
+    if user is None or not user.active or not user.keeps(session):
         return None
     return Principal(user.username, user.role, "session"), session

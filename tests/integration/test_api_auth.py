@@ -110,7 +110,8 @@ def test_a_token_works_until_revoked_and_a_disabled_users_proofs_stop_at_once(ap
         login = browser.post("/v1/auth/login", json={"username": "vic", "password": PASSWORDS["vic"]})
         assert (login.status_code, login.json()["detail"]) == (401, LOGIN_FAILED)
         assert boss.patch("/v1/users/vic", json={"disabled": False}).status_code == 200
-        assert program.get("/v1/auth/me").status_code == 200
+        assert program.get("/v1/auth/me").status_code == 200  # a token works again once its user is enabled
+        assert browser.get("/v1/auth/me").status_code == 401  # a session does not: disabling ended it for good
 
 
 def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(api: str, boss: httpx.Client) -> None:

@@ -316,3 +316,17 @@ def test_a_login_rehashes_a_stored_hash_with_old_parameters() -> None:
         assert "t=2" in stored and newer.verify_now(stored, GOOD).ok
 
     run(scenario())
+
+
+def test_a_session_begun_in_the_millisecond_of_a_password_change_is_over_and_a_new_one_begins_after_it() -> None:
+    from datetime import timedelta
+
+    moment = u.now_ms() + timedelta(seconds=5)  # in the future: session_start must still land after it
+    user = u.User(username="ann", password_hash="h", role=Role.VIEWER, created_at=moment, sessions_from=moment)
+
+    def session(at: Any) -> u.Session:
+        return u.Session(session_hash="s", username="ann", csrf_token="c", created_at=at)
+
+    assert not user.keeps(session(moment)) and not user.keeps(session(moment - timedelta(milliseconds=1)))
+    assert user.keeps(session(moment + timedelta(milliseconds=1)))
+    assert user.session_start() == moment + timedelta(milliseconds=1) and user.keeps(session(user.session_start()))

@@ -233,6 +233,9 @@ def test_a_disabled_users_session_stops_at_once() -> None:
             await u.update_user(state.accounts, "ann", disabled=True)
             assert (await browser.get("/v1/auth/me")).status_code == 401
             assert (await login(browser, "ann")).json()["detail"] == LOGIN_FAILED
+            await u.update_user(state.accounts, "ann", disabled=False)
+            assert (await browser.get("/v1/auth/me")).status_code == 401  # enabled again: its old sessions stay over
+            assert (await login(browser, "ann")).status_code == 200
 
     run(scenario)
 
@@ -261,11 +264,20 @@ def test_one_changes_ones_own_password_with_the_current_one() -> None:
             assert wrong.status_code == 403
             short = await who.post("/v1/auth/password", json={"current_password": GOOD, "new_password": "short"})
             assert short.status_code == 422
-            done = await who.post("/v1/auth/password", json={"current_password": GOOD, "new_password": new})
-            assert done.status_code == 204
+            async with client(app) as elsewhere:  # a session begun with the old password
+                assert (await login(elsewhere, "ann")).status_code == 200
+                done = await who.post("/v1/auth/password", json={"current_password": GOOD, "new_password": new})
+                assert done.status_code == 200 and done.json()["csrf_token"] is None
+                assert (await elsewhere.get("/v1/auth/me")).status_code == 401  # over: the old password made it
+                assert (await who.get("/v1/auth/me")).status_code == 200  # tokens are not sessions: kept
         async with client(app) as browser:
             assert (await login(browser, "ann")).status_code == 401
             assert (await login(browser, "ann", new)).status_code == 200
+            csrf_token = (await browser.get("/v1/auth/me")).json()["csrf_token"]
+            change = {"current_password": new, "new_password": GOOD}
+            again = await browser.post("/v1/auth/password", json=change, headers={"X-CSRF-Token": csrf_token})
+            assert again.status_code == 200 and again.json()["csrf_token"] not in (None, csrf_token)
+            assert (await browser.get("/v1/auth/me")).json()["csrf_token"] == again.json()["csrf_token"]
 
     run(scenario)
 
