@@ -66,6 +66,14 @@ class User:
 
     def session_start(self) -> datetime:
         """When a new session of this user begins: now, and always after `sessions_from`."""
+        return self._after_sessions_from()
+
+    def sessions_end(self) -> datetime:
+        """The `sessions_from` that ends every session begun so far (each began at most 1 ms after the last one)."""
+        return self._after_sessions_from()
+
+    def _after_sessions_from(self) -> datetime:
+        # Timestamps are kept to the ms: within one, order is kept by stepping 1 ms past the last mark.
         now = now_ms()
         if self.sessions_from is not None and now <= self.sessions_from:
             return self.sessions_from + timedelta(milliseconds=1)
@@ -143,7 +151,7 @@ async def update_user(
         user = replace(user, role=role)
     if disabled:
         # Its sessions end for good: enabling the user again later does not bring them back.
-        user = replace(user, disabled_at=user.disabled_at or now_ms(), sessions_from=now_ms())
+        user = replace(user, disabled_at=user.disabled_at or now_ms(), sessions_from=user.sessions_end())
     elif disabled is not None:
         user = replace(user, disabled_at=None)
     await accounts.put_user(user)
@@ -153,7 +161,8 @@ async def update_user(
 async def set_password(accounts: Accounts, passwords: Passwords, username: str, password: str) -> User:
     """A new password; every session begun before it is over (whoever knew the old one is logged out)."""
     password_hash = await passwords.hash(password)
-    user = replace(await existing_user(accounts, username), password_hash=password_hash, sessions_from=now_ms())
+    user = await existing_user(accounts, username)
+    user = replace(user, password_hash=password_hash, sessions_from=user.sessions_end())
     await accounts.put_user(user)
     return user
 

@@ -330,3 +330,53 @@ def test_a_session_begun_in_the_millisecond_of_a_password_change_is_over_and_a_n
     assert not user.keeps(session(moment)) and not user.keeps(session(moment - timedelta(milliseconds=1)))
     assert user.keeps(session(moment + timedelta(milliseconds=1)))
     assert user.session_start() == moment + timedelta(milliseconds=1) and user.keeps(session(user.session_start()))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_sessions_last_until_a_password_change_or_a_disable_over_random_operations(seed: int) -> None:
+    """Sessions begun, passwords changed, users disabled and enabled, hundreds of times within a few milliseconds
+    (the store is in memory): a session holds exactly while its user is active and nothing ended it since."""
+    from fleetsense.service.sessions import new_session
+
+    async def scenario() -> None:
+        rng = random.Random(seed)
+        accounts, passwords = MemoryAccounts(), Passwords(CHEAP)
+        ended_at: dict[str, int] = {}  # user -> the step of the last password change or disable
+        active: dict[str, bool] = {}
+        begun: dict[str, tuple[str, int]] = {}  # session hash -> (user, step)
+        for name in ("ann", "ben"):
+            await u.add_user(accounts, passwords, name, Role.VIEWER, GOOD)
+            ended_at[name], active[name] = -1, True
+        for step in range(300):
+            name = rng.choice(["ann", "ben"])
+            action = rng.choice(["login", "login", "password", "disable", "enable", "logout"])
+            if action == "login" and active[name]:
+                user = await accounts.user(name)
+                assert user is not None
+                made = new_session()
+                await accounts.put_session(
+                    u.Session(
+                        session_hash=made.session_hash,
+                        username=name,
+                        csrf_token=made.csrf_token,
+                        created_at=user.session_start(),
+                    )
+                )
+                begun[made.session_hash] = (name, step)
+            elif action == "password":
+                await u.set_password(accounts, passwords, name, GOOD + str(step))
+                ended_at[name] = step
+            elif action in ("disable", "enable"):
+                await u.update_user(accounts, name, disabled=action == "disable")
+                if action == "disable":
+                    ended_at[name] = step
+                active[name] = action == "enable"
+            elif action == "logout" and begun:
+                gone = rng.choice(sorted(begun))
+                await accounts.end_session(gone)
+                del begun[gone]
+            for session_hash, (owner, at_step) in begun.items():
+                holds = await u.session_principal(accounts, session_hash) is not None
+                assert holds == (active[owner] and at_step > ended_at[owner]), f"seed {seed} step {step}"
+
+    run(scenario())
