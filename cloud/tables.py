@@ -684,6 +684,12 @@ USERS = _service(
         _col("role", TEXT, "admin, manager or viewer"),
         _col("created_at", TIMESTAMP, "when it was made", "ms"),
         _col("disabled_at", TIMESTAMP, "when it was disabled (null: active): it can no longer log in", "ms"),
+        _col(
+            "sessions_from",
+            TIMESTAMP,
+            "sessions begun before this are over (set by a password change or a disable; null: none ended)",
+            "ms",
+        ),
     ),
     partition_key=("fleet_id",),
     clustering=(("username", ASC),),

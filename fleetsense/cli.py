@@ -52,7 +52,7 @@ def cmd_stack(args: argparse.Namespace) -> int:
         print("\n".join(health.check_lines()))
         return 0 if health.healthy else 1
     elif args.action == "logs":
-        for name in args.components or ["rabbitmq", "cassandra", "flink"]:
+        for name in args.components or ["rabbitmq", "cassandra", "flink", "api"]:
             path = manager.log_path(config, name)
             print(f"==> {name}: {path}")
             print(manager.tail(path, args.lines))
@@ -232,6 +232,104 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
     return 0 if not result.failed else 1
 
 
+# -- serve, user, token: the service layer's API and its accounts -------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.print_openapi:
+        from fleetsense.service.server import openapi_json
+
+        print(openapi_json())
+        return 0
+    from fleetsense.service.server import run
+    from fleetsense.stack import api
+
+    config = _stack_config(args)
+    if args.settings:
+        settings = api.settings_from_file(Path(args.settings), config)
+        settings = replace(settings, host=args.host or settings.host, port=args.port or settings.port)
+    else:
+        settings = api.serve_settings(config, host=args.host, port=args.port)
+    run(settings, api.cassandra_login(config))
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from fleetsense.service import users as u
+    from fleetsense.service.passwords import Passwords, generated_password
+    from fleetsense.service.roles import Role
+    from fleetsense.service.users import Accounts
+    from fleetsense.stack.api_accounts import with_accounts
+
+    config = _stack_config(args)
+    if args.action != "list" and not args.name:
+        from fleetsense.errors import ConfigError
+
+        raise ConfigError(f"user {args.action} needs a username", hint=f"fleetsense user {args.action} NAME")
+    if args.action == "add":
+        role = Role.parse(args.role)
+        password = sys.stdin.readline().rstrip("\n") if args.password_stdin else generated_password()
+
+        async def add(accounts: Accounts, passwords: Passwords) -> None:
+            await u.add_user(accounts, passwords, args.name, role, password)
+
+        with_accounts(config, add)
+        shown = "" if args.password_stdin else f"; password (shown once): {password}"
+        print(f"added {args.name} as {role.label}{shown}")
+    elif args.action == "list":
+
+        async def listing(accounts: Accounts, _passwords: Passwords) -> list[u.User]:
+            return await accounts.users()
+
+        for user in with_accounts(config, listing):
+            state = "active" if user.active else f"disabled {user.disabled_at:%Y-%m-%d %H:%M} UTC"
+            print(f"{user.username:<24} {user.role.label:<8} {state}")
+    elif args.action in ("disable", "enable"):
+
+        async def toggle(accounts: Accounts, _passwords: Passwords) -> None:
+            await u.update_user(accounts, args.name, disabled=args.action == "disable")
+
+        with_accounts(config, toggle)
+        print(f"{args.name}: {args.action}d (their tokens and sessions follow at once)")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from fleetsense.service import users as u
+    from fleetsense.service.passwords import Passwords
+    from fleetsense.service.users import Accounts
+    from fleetsense.stack.api_accounts import with_accounts
+
+    config = _stack_config(args)
+    if args.action == "create":
+
+        async def create(accounts: Accounts, _passwords: Passwords) -> tuple[str, u.ApiToken]:
+            return await u.create_token(accounts, args.user, args.name or "cli")
+
+        secret, token = with_accounts(config, create)
+        print(f"token {token.token_id} for {args.user} ({token.name}); the secret, shown once:\n{secret}")
+    elif args.action == "list":
+
+        async def listing(accounts: Accounts, _passwords: Passwords) -> list[u.ApiToken]:
+            return await accounts.tokens(args.user)
+
+        for token in with_accounts(config, listing):
+            state = "valid" if token.revoked_at is None else f"revoked {token.revoked_at:%Y-%m-%d %H:%M} UTC"
+            print(f"{token.token_id}  {token.name:<30} {state}")
+    elif args.action == "revoke":
+        from fleetsense.errors import ConfigError
+
+        if not args.token_id:
+            raise ConfigError("token revoke needs the token's id", hint=f"`fleetsense token list {args.user}`")
+
+        async def revoke(accounts: Accounts, _passwords: Passwords) -> None:
+            await u.revoke_token(accounts, args.user, args.token_id)
+
+        with_accounts(config, revoke)
+        print(f"revoked {args.token_id} of {args.user}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fleetsense.stack.demo import run_demo
 
@@ -255,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     stack = sub.add_parser("stack", help="the local single-machine stack")
     stack.add_argument("action", choices=["prepare", "up", "down", "status", "logs"])
-    stack.add_argument("components", nargs="*", help="for logs: rabbitmq, cassandra, flink")
+    stack.add_argument("components", nargs="*", help="for logs: rabbitmq, cassandra, flink, api")
     stack.add_argument("-n", "--lines", type=int, default=40)
     stack.set_defaults(handler=cmd_stack)
 
@@ -318,6 +416,29 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--shift-s", type=float, help="readmit: move the sample times by this many seconds (+ later)")
     how.add_argument("--as-is", action="store_true", help="readmit: publish the messages unchanged")
     quarantine.set_defaults(handler=cmd_quarantine)
+
+    serve = sub.add_parser("serve", help="the service layer's HTTP API (FastAPI on uvicorn; docs/service.md)")
+    serve.add_argument("--host", help="listen address (default 127.0.0.1; the dev profile allows only loopback)")
+    serve.add_argument("--port", type=int, help="default: the stack's API port (8480)")
+    serve.add_argument("--print-openapi", action="store_true", help="print the OpenAPI document and exit (no database)")
+    serve.add_argument("--settings", help=argparse.SUPPRESS)  # written by the stack's API component
+    serve.set_defaults(handler=cmd_serve)
+
+    user = sub.add_parser("user", help="the API's operator accounts")
+    user.add_argument("action", choices=["add", "list", "disable", "enable"])
+    user.add_argument("name", nargs="?", help="the username (add, disable, enable)")
+    user.add_argument("--role", default="viewer", help="add: admin, manager or viewer (default viewer)")
+    user.add_argument(
+        "--password-stdin", action="store_true", help="add: read the password from stdin instead of generating one"
+    )
+    user.set_defaults(handler=cmd_user)
+
+    token = sub.add_parser("token", help="API tokens (Authorization: Bearer ...)")
+    token.add_argument("action", choices=["create", "list", "revoke"])
+    token.add_argument("user", help="whose token")
+    token.add_argument("token_id", nargs="?", help="revoke: the token's id (`token list USER` shows them)")
+    token.add_argument("--name", help="create: what the token is for")
+    token.set_defaults(handler=cmd_token)
 
     demo = sub.add_parser("demo", help="stack up, provision vehicles, submit the job, watch samples land")
     demo.add_argument("--vehicles", type=int, default=5)

@@ -75,12 +75,34 @@ def device_config() -> str:
     return "\n".join(f"**[{name}]**\n\n" + markdown_table(describe(cls)) for name, cls in SECTIONS.items())
 
 
+def serve_settings() -> str:
+    from fleetsense.service.settings import ServeSettings
+
+    from fleetsense.settings_spec import describe, markdown_table
+
+    return markdown_table(describe(ServeSettings))
+
+
+def route_roles() -> str:
+    """Every route of the API and the least role it needs, read from the routes' own `require(...)`."""
+    from fleetsense.service.app import create_app
+    from fleetsense.service.auth import routes_and_roles
+
+    lines = ["| route | least role |", "|---|---|"]
+    for method, path, role in routes_and_roles(create_app(context=None)):
+        if method != "HEAD":
+            lines.append(f"| `{method} {path}` | {role.label if role else 'none (public)'} |")
+    return "\n".join(lines) + "\n"
+
+
 SECTIONS: dict[tuple[str, str], Callable[[], str]] = {
     ("docs/analytics.md", "event-kinds"): event_kinds,
     ("docs/analytics.md", "vehicle-classes"): vehicle_classes,
     ("docs/analytics.md", "score-weights"): score_weights,
     ("docs/operations.md", "job-settings"): job_settings,
     ("docs/edge-agent.md", "device-config"): device_config,
+    ("docs/service.md", "serve-settings"): serve_settings,
+    ("docs/service.md", "route-roles"): route_roles,
 }
 
 

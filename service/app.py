@@ -44,6 +44,7 @@ def _routers() -> list[Any]:
     # matched before the event routes' {event_key:path}).
     from fleetsense.service import (
         routes_assignments,
+        routes_auth,
         routes_drivers,
         routes_events,
         routes_fleet,
@@ -59,6 +60,7 @@ def _routers() -> list[Any]:
 
     return [
         routes_health.router,
+        routes_auth.router,
         routes_fleet.router,
         routes_vehicles.router,
         routes_vehicle_admin.router,

@@ -1,4 +1,5 @@
-"""Who may do what: operator roles, declared once (docs/service.md has the table, generated from `ALLOWED`).
+"""Who may do what: operator roles, declared once. Each route names the least role it needs with
+`Depends(require(Role.X))` (service/auth.py); docs/service.md's table of routes and roles is generated from those.
 
 admin: users, drivers, vehicles, webhooks and everything a manager may; manager: drivers, assignments and reviews;
 viewer: read. A role allows what every role below it allows."""

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from fleetsense.errors import FleetsenseError
 from fleetsense.stack import jobs, manager
+from fleetsense.stack.api import Api
+from fleetsense.stack.api_accounts import DemoLogin, ensure_demo_admin
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.prepare import prepare
 from fleetsense.stack.report import print_vehicle_report
@@ -25,6 +27,7 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
     print(f"[2/5] starting the local stack in {config.data_dir}")
     manager.up(config)
     print(manager.format_status(manager.status(config)))
+    demo_login = ensure_demo_admin(config)
     vehicle_ids = [f"van-{i:03d}" for i in range(1, vehicles + 1)]
     print(f"[3/5] provisioning {vehicles} vehicles, each with its own broker user and topic permission")
     client = manager.management_client(config)
@@ -32,6 +35,8 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
     for vehicle_id in vehicle_ids:
         path = manager.provision_vehicle(config, client, vehicle_id)
         configs.append(path)
+    # HOOK (drivers, not this module's work yet): register the demo's drivers and assign one to each van here,
+    # through the API or the driver registry, e.g. assign_demo_drivers(config, vehicle_ids).
     print("[4/5] submitting the PyFlink ingest job to the session cluster")
     job_id, fresh = jobs.submit_ingest(config)
     print(f"  job {job_id} {'submitted' if fresh else 'was already running'}")
@@ -65,6 +70,19 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
         "  fleetsense stack down       # stop everything\n"
         f"Logs are under {config.data_dir / 'logs'}; Flink's web UI is http://{LOOPBACK}:{config.ports.flink_rest}"
     )
+    print("\n" + "\n".join(api_lines(config, demo_login)))
+
+
+def api_lines(config: StackConfig, demo_login: DemoLogin) -> list[str]:
+    """Where the API is, how to log in, and a curl line that streams live events."""
+    api = Api(config)
+    ca = f" --cacert {config.tls_dir / 'ca.pem'}" if api.scheme == "https" else ""
+    return [
+        f"The API: {api.url}/v1 (OpenAPI: {api.url}/v1/openapi.json, try {api.url}/docs)",
+        f"  login: {demo_login.username}, password in {demo_login.password_file} (mode 0600)",
+        "  live events as they are stored:",
+        f'  curl -N{ca} -H "Authorization: Bearer {demo_login.token}" {api.url}/v1/events/live',
+    ]
 
 
 def _scripted_drive(config: StackConfig, client: object) -> None:

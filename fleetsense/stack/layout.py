@@ -40,6 +40,7 @@ class Ports:
     flink_taskmanager_rpc_first: int = 6130
     # Flink's PrometheusReporter: the JobManager and each TaskManager take one port from the range starting here.
     flink_prometheus_first: int = 9250
+    api: int = 8480  # `fleetsense serve`, the service layer's HTTP API
 
     @classmethod
     def for_tests(cls) -> Ports:
@@ -60,6 +61,7 @@ class Ports:
             flink_blob=26124,
             flink_taskmanager_rpc_first=26130,
             flink_prometheus_first=29250,
+            api=28480,
         )
 
     def offset(self, delta: int) -> Ports:

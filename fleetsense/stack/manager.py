@@ -1,5 +1,5 @@
-"""`fleetsense stack up | down | status | logs`: the three components together, plus what `up` applies
-once they answer (broker topology, service users, Cassandra schema)."""
+"""`fleetsense stack up | down | status | logs`: the three infrastructure components together, plus what `up` applies
+once they answer (broker topology, service users, Cassandra schema), then the API that needs all of it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,19 @@ from fleetsense.stack.secrets import Credentials, load_or_create
 
 
 def components(config: StackConfig) -> list[Component]:
+    return [*infrastructure(config), *services(config)]
+
+
+def infrastructure(config: StackConfig) -> list[Component]:
+    """Independent of each other: started in parallel."""
     return [RabbitMQ(config), Cassandra(config), Flink(config)]
+
+
+def services(config: StackConfig) -> list[Component]:
+    """What needs the schema and the Cassandra users applied first: started after them, in order."""
+    from fleetsense.stack.api import Api
+
+    return [Api(config)]
 
 
 def flink_job_credentials(config: StackConfig) -> Credentials:
@@ -109,7 +121,7 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         except FleetsenseError as exc:
             errors[component.name] = exc
 
-    threads = [threading.Thread(target=start, args=(c,), name=f"start-{c.name}") for c in components(config)]
+    threads = [threading.Thread(target=start, args=(c,), name=f"start-{c.name}") for c in infrastructure(config)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -124,6 +136,9 @@ def up(config: StackConfig, *, say: Callable[[str], None] = print) -> None:
         )
     apply_topology_and_schema(config)
     say("  broker topology and Cassandra schema: applied")
+    for component in services(config):
+        component.start()
+        say(f"  {component.name}: up")
     if config.profile == "secure":
         restrict_data_dirs(config)  # again: the components made their directories while starting
 

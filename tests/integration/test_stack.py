@@ -34,7 +34,8 @@ def listening_addresses(pids: set[int]) -> set[str]:
 
 def test_every_component_is_running_and_healthy(stack: StackConfig) -> None:
     rows = {row.name: row for row in manager.status(stack)}
-    assert set(rows) == {"rabbitmq", "cassandra", "flink"}
+    assert set(rows) == {"rabbitmq", "cassandra", "flink", "api"}
+    assert rows["api"].health.startswith("ok: ") and len(rows["api"].pids) == 1
     assert rows["rabbitmq"].health == "ok"
     # The node reports the release the runtime pom declares: the stack runs the Cassandra it fetched.
     assert rows["cassandra"].health == f"ok (Cassandra {cassandra_version()})"
