@@ -87,7 +87,7 @@ def serve(config: Any, port: int, refresh_s: float) -> None:
     from fleetsense.stack.cassandra_auth import SERVICE, session_as
 
     with session_as(config, SERVICE) as session:
-        settings = ServeSettings(port=port, fleet_id=FLEET_ID, secret_key="bench")
+        settings = ServeSettings(port=port, fleet_id=FLEET_ID, secret_key="bench-" + "x" * 32)
         snapshotter = FleetSnapshotter(refresh_s=refresh_s, first_wait_s=60.0)
         app = create_app(
             context=ServiceContext(db=Db(session, "fleetsense"), settings=settings, components=[snapshotter])

@@ -100,7 +100,7 @@ def run(cql: Any, seeded: Seeded, body: Callable[[Client], Awaitable[None]]) -> 
     """`body` with a client of an app over the test stack's Cassandra (a fresh Db for this event loop)."""
 
     async def main() -> None:
-        settings = ServeSettings(fleet_id=seeded.fleet_id, secret_key="test-secret")
+        settings = ServeSettings(fleet_id=seeded.fleet_id, secret_key="test-secret-" + "x" * 32)
         snapshotter = FleetSnapshotter(refresh_s=0.5)
         context = ServiceContext(db=Db(cql, "fleetsense"), settings=settings, components=[snapshotter])
         app = create_app(context=context)

@@ -208,7 +208,7 @@ def test_any_query_parameters_are_an_answer_or_a_4xx_never_a_5xx(
     path: str, from_: str | None, to: str | None, kind: str | None, limit: str | None, format: str | None
 ) -> None:
     params = {k: v for k, v in {"from": from_, "to": to, "kind": kind, "limit": limit, "format": format}.items() if v}
-    context = ServiceContext(db=_EmptyDb(), settings=ServeSettings(secret_key="k"))  # type: ignore[arg-type]
+    context = ServiceContext(db=_EmptyDb(), settings=ServeSettings(secret_key="k" * 32))  # type: ignore[arg-type]
     app = create_app(context=context)
     app.dependency_overrides[current_principal] = lambda: Principal("v", Role.VIEWER, "token")
 

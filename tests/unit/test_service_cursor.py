@@ -85,7 +85,7 @@ class _NoDb:
 
 
 def _app() -> Any:
-    context = ServiceContext(db=_NoDb(), settings=ServeSettings(secret_key="k"))  # type: ignore[arg-type]
+    context = ServiceContext(db=_NoDb(), settings=ServeSettings(secret_key="k" * 32))  # type: ignore[arg-type]
     app = create_app(context=context)
     app.dependency_overrides[current_principal] = lambda: Principal("v", Role.VIEWER, "token")
     return app
