@@ -38,6 +38,6 @@ def create_app(*, context: Any | None = None) -> FastAPI:
 
 def _routers() -> list[Any]:
     # Each module owns its routes; the order is the OpenAPI document's.
-    from fleetsense.service import routes_health
+    from fleetsense.service import routes_health, routes_live
 
-    return [routes_health.router]
+    return [routes_health.router, routes_live.router]
