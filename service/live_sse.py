@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from fleetsense.service.attribution import Assignment, driver_at
 from fleetsense.service.event_key import EventKey
@@ -14,6 +15,7 @@ from fleetsense.service.live_event import LiveEvent
 HEARTBEAT = b": heartbeat\n\n"  # a comment line: keeps proxies and the client's idle timer from closing the stream
 
 
+@lru_cache(maxsize=1024)  # an event fans out to every client: encoded once, not once per client
 def sse_event(event: LiveEvent) -> bytes:
     """One event: its key as the SSE id (what the client sends back as Last-Event-ID), its JSON as the data."""
     return b"id: " + event.key.encode() + b"\ndata: " + event.to_json() + b"\n\n"
