@@ -143,3 +143,23 @@ def test_no_message_makes_the_feed_or_a_filtering_subscriber_raise(body: bytes) 
     assert feed.counters.malformed + feed.counters.published == 1
     if passed is not None:
         assert decode(passed.to_json()) == passed
+
+
+def test_a_feed_whose_broker_is_away_retries_with_a_doubling_back_off_and_stops_cleanly() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connections are refused
+
+    async def run() -> LiveFeed:
+        feed = LiveFeed(first_backoff_s=0.05, max_backoff_s=0.2)
+        settings = ServeSettings(amqp_url=f"amqp://u:p@127.0.0.1:{port}/fleet")
+        await feed.start(ServiceContext(db=None, settings=settings))  # type: ignore[arg-type]
+        await asyncio.sleep(0.6)  # 0.05 + 0.1 + 0.2 + 0.2: four or five attempts, not dozens
+        await feed.stop()
+        return feed
+
+    feed = asyncio.run(run())
+    assert 3 <= feed.counters.connect_failures <= 6, feed.counters
+    assert not feed.connected and feed.counters.connects == 0
