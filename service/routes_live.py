@@ -74,7 +74,8 @@ async def stored_since(db: Db, after: EventKey, now_ms: int) -> list[LiveEvent]:
     (UTC day, hour) at a time, in resume order."""
     hour_ms = 3_600_000
     first_hour = max(after.start_ms // hour_ms, now_ms // hour_ms - RESUME_HOURS + 1)
-    since = datetime.fromtimestamp(after.start_ms / 1000, UTC)
+    # A key from the future (a client's invention) resumes nothing: no partition is read, none is sent.
+    since = datetime.fromtimestamp(min(after.start_ms, now_ms) / 1000, UTC)
     events: list[LiveEvent] = []
     for hour in range(first_hour, now_ms // hour_ms + 1):
         day = date.fromtimestamp(0) + timedelta(days=hour // 24)
@@ -112,6 +113,16 @@ def client_filter(vehicles: list[str], kinds: list[str], driver: str | None) -> 
     return ClientFilter(vehicles=frozenset(vehicles), kinds=frozenset(kinds), driver=driver)
 
 
+def resume_after(last_event_id: str | None) -> EventKey | None:
+    """The key a client resumes after (None: it does not), or a 400 that says what is wrong."""
+    if not last_event_id:
+        return None
+    try:
+        return EventKey.parse(last_event_id.strip())
+    except (ConfigError, ValueError) as exc:  # ValueError: a digit int() does not read ("²")
+        raise _bad_request(f"Last-Event-ID: {exc}; send the id of the last event received") from None
+
+
 @router.get(
     "/events/live",
     response_class=StreamingResponse,
@@ -128,12 +139,7 @@ async def live_events(
 ) -> StreamingResponse:
     context = _context(request)
     client = client_filter(vehicle, kind, driver)
-    after = None
-    if last_event_id:
-        try:
-            after = EventKey.parse(last_event_id.strip())
-        except ConfigError as exc:
-            raise _bad_request(f"Last-Event-ID: {exc}; send the id of the last event received") from None
+    after = resume_after(last_event_id)
     if client.driver is not None:
         client.assignments = by_vehicle(await driver_assignments(context.db, client.driver))
     return StreamingResponse(

@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import HTTPException
 from fleetsense.service import routes_live
 from fleetsense.service.app import create_app
 from fleetsense.service.attribution import Assignment
@@ -27,6 +28,8 @@ from fleetsense.service.live_event import EventHub, LiveEvent
 from fleetsense.service.live_sse import ClientFilter, by_vehicle, resume_order, sse_event
 from fleetsense.service.roles import Principal, Role
 from fleetsense.service.settings import ServeSettings
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 CASES = int(os.environ.get("FLEETSENSE_SIM_CASES", "2000"))
 SEED_ENV = os.environ.get("FLEETSENSE_SIM_SEED")
@@ -124,6 +127,13 @@ def test_a_resume_reads_each_hour_from_the_keys_to_now_and_sends_what_followed_i
     assert [hour for _, hour in db.partitions_read] == [(t0 // h + i) % 24 for i in range(3)]
 
 
+def test_a_resume_after_a_key_from_the_future_reads_and_sends_nothing() -> None:
+    db = StoredEvents([])
+    future = EventKey("van-1", 10**30, "bump")
+    assert asyncio.run(routes_live.stored_since(db, future, 1_765_000_000_000)) == []  # type: ignore[arg-type]
+    assert db.partitions_read == []
+
+
 def test_a_resume_from_long_ago_reads_only_the_last_day() -> None:
     h = 3_600_000
     db = StoredEvents([])
@@ -199,10 +209,11 @@ def test_a_quiet_feed_sends_heartbeats(monkeypatch: pytest.MonkeyPatch) -> None:
         ("vehicle=van.1", {}, "vehicle: invalid vehicle id"),
         ("driver=", {}, "driver: an empty driver id"),
         ("", {"Last-Event-ID": "van-1/x/bump"}, "Last-Event-ID"),
+        ("", {"Last-Event-ID": b"van-1/\xb2/bump"}, "Last-Event-ID"),
     ],
 )
 def test_a_bad_filter_or_resume_id_is_a_400_that_says_what_is_wrong(
-    query: str, headers: dict[str, str], says: str
+    query: str, headers: dict[str, Any], says: str
 ) -> None:
     context = ServiceContext(db=None, settings=ServeSettings(), hub=EventHub())  # type: ignore[arg-type]
     app = create_app(context=context)
@@ -225,3 +236,25 @@ def test_the_feed_needs_a_login() -> None:
             return await client.get("/v1/events/live")
 
     assert asyncio.run(run()).status_code == 401
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.text(max_size=70), max_size=3),
+    st.lists(st.one_of(st.sampled_from(KINDS), st.text(max_size=12)), max_size=3),
+    st.one_of(st.none(), st.text(max_size=20)),
+    st.one_of(
+        st.none(), st.text(max_size=40), st.builds(lambda v, n, k: f"{v}/{n}/{k}", st.text(), st.text(), st.text())
+    ),
+)
+def test_any_filter_or_resume_id_is_accepted_or_a_400_never_another_error(
+    vehicles: list[str], kinds: list[str], driver: str | None, last_event_id: str | None
+) -> None:
+    for check in (
+        lambda: routes_live.client_filter(vehicles, kinds, driver),
+        lambda: routes_live.resume_after(last_event_id),
+    ):
+        try:
+            check()
+        except HTTPException as exc:
+            assert exc.status_code == 400 and exc.detail
