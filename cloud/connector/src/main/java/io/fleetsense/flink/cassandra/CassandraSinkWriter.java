@@ -155,8 +155,8 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
         List<SinkRecord.Write> rows = SinkRecord.decode(record);
         for (SinkRecord.Write row : rows) {
             BoundStatement bound = bind(row);
-            if (events != null && row.statement.equals(eventStatement)) {
-                EventMessage message = message(bound);
+            EventMessage message = events != null && row.statement.equals(eventStatement) ? messageOrNull(bound) : null;
+            if (message != null) {
                 writes.submit(bound, () -> events.offer(message));
             } else {
                 writes.submit(bound);
@@ -187,6 +187,17 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
                 .setTimeout(writeTimeout)
                 .setQueryTimestamp(timestamps.next())
                 .build();
+    }
+
+    /** The message, or null (counted as dropped) for a row it cannot be made of: the feed never fails a write. */
+    private EventMessage messageOrNull(BoundStatement row) {
+        try {
+            return message(row);
+        } catch (RuntimeException e) { // a null column (NullPointerException), a value of another type
+            events.dropped.incrementAndGet();
+            LOG.warn("live events: no message for a {} row: {}", eventStatement, e.toString());
+            return null;
+        }
     }
 
     /** The live feed's message of an event row, read back from its bound values by column name. */
