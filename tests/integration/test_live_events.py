@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
+from fleetsense.service import routes_live
 from fleetsense.service.app import create_app
 from fleetsense.service.auth import current_principal
 from fleetsense.service.context import ServiceContext
@@ -33,7 +34,9 @@ TARGET_S = 1.0
 
 
 @pytest.fixture
-def api(stack: StackConfig, cql: Any) -> Iterator[tuple[str, LiveFeed]]:
+def api(stack: StackConfig, cql: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, LiveFeed]]:
+    # Heartbeats every 0.5 s instead of 15: the test's clients see a line often enough to hang up when told.
+    monkeypatch.setattr(routes_live, "HEARTBEAT_S", 0.5)
     feed = LiveFeed()
     context = ServiceContext(
         db=Db(cql, KEYSPACE),
@@ -108,5 +111,6 @@ def test_a_stored_harsh_brake_reaches_an_sse_client_within_a_second_once_and_a_r
     resumed.wait_for(len(after), timeout_s=10)
     time.sleep(0.5)
     resumed.stop()
+    assert any(c == ": heartbeat" for c in client.comments + resumed.comments)
     assert [r.id for r in resumed.events] == [e["key"] for e in after]
     assert [json.loads(r.data)["peak"] for r in resumed.events] == pytest.approx([e["peak"] for e in after], rel=1e-6)
