@@ -1,7 +1,7 @@
 """Live events end to end: the simulator's scripted drive, analysed by the real job, stored in Cassandra, published by
-the job's Java sink to the broker's fleet.events, read by the API's feed and streamed to an SSE client (within 1 s of
-the row's write, each event once), and a client that reconnects with Last-Event-ID gets what followed, from
-Cassandra."""
+the job's Java sink to the broker's fleet.events, read by the API's feed (reconnected after the broker dropped it) and
+streamed to an SSE client (within 1 s of the row's write, each event once), and a client that reconnects with
+Last-Event-ID gets what followed, from Cassandra."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.edge.runtime import send_outbox
+from fleetsense.gateway.topology import SERVICE_USER
 from fleetsense.service import routes_live
 from fleetsense.service.app import create_app
 from fleetsense.service.auth import current_principal
@@ -78,6 +79,14 @@ def test_a_stored_harsh_brake_reaches_an_sse_client_within_a_second_once_and_a_r
     url, feed = api
     drive = record_scripted_drive(provision_vehicle(operator_client, stack, unique_vehicle("live"), tmp_path), seed=21)
     vid = drive.config.vehicle_id
+    # The broker drops the API's connection: the feed reconnects (a new queue of its own) before the drive is sent.
+    deadline = time.monotonic() + 15
+    while not operator_client.close_connections_of(SERVICE_USER, reason="test: the broker drops the API", settle_s=0):
+        assert time.monotonic() < deadline, "the management API never listed the feed's connection"
+        time.sleep(0.5)
+    while not (feed.connected and feed.counters.connects >= 2):
+        assert time.monotonic() < deadline + 10, f"the live feed did not reconnect: {feed.counters}"
+        time.sleep(0.05)
     client = SseClient(f"{url}/v1/events/live?vehicle={vid}").start()
     other_vehicle = SseClient(f"{url}/v1/events/live?vehicle=someone-else").start()
     time.sleep(0.5)  # both subscribed
