@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fleetsense.cloud.cassandra_session import Login
 from fleetsense.cloud.store import STATEMENTS
-from fleetsense.cloud.tables import WRITE_CONSISTENCY
+from fleetsense.cloud.tables import EVENTS_BY_VEHICLE, WRITE_CONSISTENCY
 
 from fleetsense.errors import ConfigError, FleetsenseError
 
@@ -18,6 +18,26 @@ if TYPE_CHECKING:
 
 JAVA_SINK_CLASS = "io.fleetsense.flink.cassandra.CassandraSink"
 FIRST_BACKOFF_MS = 100  # the first retry's wait, doubling (the Python writer's too)
+# The write whose acknowledgement publishes an event: vehicle_events carries every field of a live event (its
+# detection time included), and each event has exactly one row there.
+LIVE_EVENT_STATEMENT = EVENTS_BY_VEHICLE.write
+
+
+@dataclass(frozen=True, kw_only=True)
+class LiveEventSettings:
+    """Where the sink publishes each stored event (docs/service.md, "Live events"): the brokers, virtual host, user
+    and heartbeat of the job's AMQP source, and the topic exchange."""
+
+    host: str  # one broker, or a cluster's separated by commas
+    port: int
+    virtual_host: str
+    username: str
+    password: str
+    heartbeat_s: int
+    exchange: str
+
+    def __repr__(self) -> str:  # never let a password reach a log line
+        return f"LiveEventSettings({self.username}@{self.host}:{self.port}/{self.virtual_host}, {self.exchange!r})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +51,7 @@ class CassandraSinkSettings:
     attempts: int = 5
     first_backoff_ms: int = FIRST_BACKOFF_MS
     request_timeout_ms: int = 10_000  # a write not answered by then is retried (as the Python driver's default)
+    live_events: LiveEventSettings | None = None  # None: no live feed
 
     def __repr__(self) -> str:  # never let a password reach a log line
         return f"CassandraSinkSettings({self.host}:{self.port}, keyspace={self.keyspace!r})"
@@ -61,6 +82,18 @@ def cassandra_sink(settings: CassandraSinkSettings) -> Sink:
         .setRetries(settings.attempts, settings.first_backoff_ms)
         .setRequestTimeoutMs(settings.request_timeout_ms)
     )
+    live = settings.live_events
+    if live is not None:
+        builder = builder.setLiveEvents(
+            live.host,
+            live.port,
+            live.virtual_host,
+            live.username,
+            live.password,
+            live.heartbeat_s,
+            live.exchange,
+            LIVE_EVENT_STATEMENT,
+        )
     try:
         return Sink(builder.build())
     except Exception as exc:  # Py4JJavaError carries the Java validation message

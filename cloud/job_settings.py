@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from fleetsense.errors import ConfigError
 from fleetsense.settings_spec import Setting, about, setting
 
 WHAT = "job setting"
+EXCHANGE_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,255}")  # AMQP 0-9-1's exchange names
 
 
 def _connection(doc: str) -> dict[str, Setting]:
@@ -176,6 +178,13 @@ class IngestJobSettings:
         group="sink",
         doc="python sink: bytes per batch; keep it under the cluster's batch_size_fail_threshold_in_kb (50 by default)",
     )
+    events_exchange: str = setting(
+        "fleet.events",
+        group="sink",
+        # The broker topology declares fleet.events and lets the job's user write it (gateway/topology.py).
+        doc="java sink: the topic exchange each stored event is published to once its row is written, for the API's "
+        'live feed (docs/service.md, "Live events"); "" publishes nothing',
+    )
     stream: StreamSettings = field(default_factory=StreamSettings)  # the `stream` group, named flat in the file
     job_name: str = field(default="fleetsense-telemetry-ingest", metadata=_connection("the Flink job's name"))
 
@@ -202,6 +211,11 @@ class IngestJobSettings:
                 " for, and would be skipped",
                 hint=f"amqp_heartbeat_s at most {self.stream.gap_wait_ms // 2000}, or gap_wait_ms at least"
                 f" {2 * self.amqp_heartbeat_s * 1000}",
+            )
+        if self.events_exchange and not EXCHANGE_NAME.fullmatch(self.events_exchange):
+            raise ConfigError(
+                f"{WHAT} events_exchange={self.events_exchange!r} is no exchange name",
+                hint='letters, digits, "-", "_", ".", ":" (at most 255), or "" for no live feed',
             )
         if bool(self.cassandra_username) != bool(self.cassandra_password):
             raise ConfigError(f"{WHAT}s cassandra_username and cassandra_password: give both or neither")

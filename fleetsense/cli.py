@@ -73,6 +73,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.action == "apply":
         topology.apply(client, operator=RabbitMQ(config).operator.username)
         topology.ensure_flink_user(client, manager.flink_job_credentials(config).password)
+        topology.ensure_service_user(client, manager.service_broker_credentials(config).password)
         print("topology applied")
     elif args.action in ("provision", "rotate"):
         for vehicle_id in args.vehicle_ids:

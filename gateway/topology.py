@@ -9,6 +9,10 @@ bindings, and the policies that bound them. Nothing accepted may vanish silently
   exists without that dead-letter target;
 - every queue is bounded in bytes and in messages (each message costs broker memory whatever its size).
 
+The live feed (docs/service.md, "Live events"): the job publishes each stored event to the topic exchange
+`fleet.events` (routing key `<kind>.<vehicle_id>`); each API process reads it through a server-named, exclusive,
+auto-delete queue of its own, so the feed holds nothing for an API that is not running.
+
 Status has its own dead-letter queue: a full status queue drops its oldest, and a quorum queue dead-letters
 what it drops, so a backlog of old statuses would otherwise fill the telemetry's poison-message queue.
 """
@@ -28,7 +32,10 @@ STATUS_QUEUE = "fleet.status"
 UNROUTABLE_EXCHANGE = UNROUTABLE_QUEUE = "fleet.unroutable"
 DEAD_LETTER_EXCHANGE = DEAD_LETTER_QUEUE = "fleet.dead-letter"
 STATUS_DEAD_LETTER_EXCHANGE = STATUS_DEAD_LETTER_QUEUE = "fleet.status.dead-letter"
+EVENTS_EXCHANGE = "fleet.events"  # the job's setting events_exchange and the API's ServeSettings name it too
 FLINK_USER = "fleetsense-flink"
+SERVICE_USER = "fleetsense-service"  # the API's: reads the live feed, nothing else
+SERVER_NAMED_QUEUES = r"amq\.gen-.*"  # what the broker names a queue declared without a name
 POLICY_PREFIX = "fleetsense-"
 
 MIB = 1024**2
@@ -59,7 +66,10 @@ class Topology:
     delivery_limit: int = 20
 
     def exchanges(self) -> list[tuple[str, str]]:
-        return [(name, "fanout") for name in (UNROUTABLE_EXCHANGE, DEAD_LETTER_EXCHANGE, STATUS_DEAD_LETTER_EXCHANGE)]
+        parking = [
+            (name, "fanout") for name in (UNROUTABLE_EXCHANGE, DEAD_LETTER_EXCHANGE, STATUS_DEAD_LETTER_EXCHANGE)
+        ]
+        return [*parking, (EVENTS_EXCHANGE, "topic")]
 
     def queues(self) -> list[QueueSpec]:
         return [
@@ -142,8 +152,25 @@ def apply(client: ManagementClient, *, operator: str, topology: Topology | None 
 
 
 def ensure_flink_user(client: ManagementClient, password: str, topology: Topology | None = None) -> None:
-    """The job's own user: it may consume from the fleet queues and nothing else."""
+    """The job's own user: it may consume from the fleet queues and publish to the live feed's exchange, nothing
+    else (it declares nothing: `apply` does)."""
     topology = topology or Topology()
     client.put_user(FLINK_USER, password)
     queues = "|".join(re.escape(name) for name in topology.consumed_by_jobs())
-    client.put_permissions(FLEET_VHOST, FLINK_USER, configure="^$", write="^$", read=f"^({queues})$")
+    client.put_permissions(
+        FLEET_VHOST, FLINK_USER, configure="^$", write=f"^{re.escape(EVENTS_EXCHANGE)}$", read=f"^({queues})$"
+    )
+
+
+def ensure_service_user(client: ManagementClient, password: str) -> None:
+    """The API's user: it may declare a server-named queue of its own (exclusive, auto-delete: declaring needs
+    configure on it), bind it to the live feed's exchange (write on the queue, read on the exchange) and consume
+    from it (read on the queue). It can neither publish nor read the fleet's queues."""
+    client.put_user(SERVICE_USER, password)
+    client.put_permissions(
+        FLEET_VHOST,
+        SERVICE_USER,
+        configure=f"^{SERVER_NAMED_QUEUES}$",
+        write=f"^{SERVER_NAMED_QUEUES}$",
+        read=f"^({SERVER_NAMED_QUEUES}|{re.escape(EVENTS_EXCHANGE)})$",
+    )

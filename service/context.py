@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from fleetsense.service.db import Db
+from fleetsense.service.live_event import EventHub
 
 
 class Component(Protocol):
@@ -20,6 +21,8 @@ class ServiceContext:
     db: Db
     settings: Any  # service/settings.py's ServeSettings
     components: list[Component] = field(default_factory=list)
+    # Every stored event of the live feed (service/live_feed.py publishes, SSE clients and webhooks subscribe).
+    hub: EventHub = field(default_factory=EventHub)
 
     async def start(self, app: Any) -> None:
         for component in self.components:

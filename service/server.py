@@ -33,9 +33,25 @@ def cassandra_contact(text: str) -> tuple[str, int]:
 
 
 def build_context(settings: ServeSettings, session: Any) -> ServiceContext:
-    """The context requests share. Components that run beside the requests (the live-event feed, the webhook
-    dispatcher) are added to `components` here by their modules."""
-    return ServiceContext(db=Db(session, settings.keyspace), settings=settings)
+    """The context requests share, with the components that run beside the requests, started in this order: the
+    hub's subscribers (webhooks, the review queue) before the live feed that fills it."""
+    from fleetsense.service.badges import BadgeSweep
+    from fleetsense.service.fleet_snapshot import FleetSnapshotter
+    from fleetsense.service.live_feed import LiveFeed
+    from fleetsense.service.review_feed import ReviewFeed
+    from fleetsense.service.reviews import ReviewCatchUp
+    from fleetsense.service.webhook_dispatcher import webhook_dispatcher
+
+    context = ServiceContext(db=Db(session, settings.keyspace), settings=settings)
+    context.components += [
+        FleetSnapshotter(),
+        webhook_dispatcher(context),
+        ReviewFeed(),
+        ReviewCatchUp(),
+        BadgeSweep(),
+        LiveFeed(),
+    ]
+    return context
 
 
 @contextmanager

@@ -406,8 +406,19 @@ def _source(
 
 
 def _cassandra_sink(settings: IngestJobSettings) -> Any:
-    from fleetsense.cloud.cassandra_sink import CassandraSinkSettings, cassandra_sink
+    from fleetsense.cloud.cassandra_sink import CassandraSinkSettings, LiveEventSettings, cassandra_sink
 
+    live_events = None
+    if settings.events_exchange:  # the same broker and login as the job's source
+        live_events = LiveEventSettings(
+            host=settings.amqp_host,
+            port=settings.amqp_port,
+            virtual_host=settings.amqp_vhost,
+            username=settings.amqp_username,
+            password=settings.amqp_password,
+            heartbeat_s=settings.amqp_heartbeat_s,
+            exchange=settings.events_exchange,
+        )
     return cassandra_sink(
         CassandraSinkSettings(
             host=settings.cassandra_host,
@@ -417,6 +428,7 @@ def _cassandra_sink(settings: IngestJobSettings) -> Any:
             login=settings.cassandra_login(),
             max_in_flight=settings.max_writes,
             attempts=settings.write_attempts,
+            live_events=live_events,
         )
     )
 

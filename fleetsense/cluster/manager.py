@@ -156,12 +156,13 @@ def apply_topology_and_schema(plan: ClusterPlan) -> None:
     from fleetsense.cluster import brokers, cassandra_ring
     from fleetsense.cluster.host_stack import host_config
     from fleetsense.gateway import topology
-    from fleetsense.stack.manager import flink_job_credentials
+    from fleetsense.stack.manager import flink_job_credentials, service_broker_credentials
 
     client = brokers.management_client(plan)
     topology.apply(client, operator=brokers.operator(plan).username)
-    job_credentials = flink_job_credentials(host_config(plan, plan.hosts(Role.BROKER)[0]))
-    topology.ensure_flink_user(client, job_credentials.password)
+    broker_host = host_config(plan, plan.hosts(Role.BROKER)[0])
+    topology.ensure_flink_user(client, flink_job_credentials(broker_host).password)
+    topology.ensure_service_user(client, service_broker_credentials(broker_host).password)
     cassandra_ring.apply_schema(plan)
 
 

@@ -53,10 +53,20 @@ def serve_settings(config: StackConfig, *, host: str | None = None, port: int | 
         port=port or config.ports.api,
         profile=config.profile,
         cassandra_contact=f"{cql_host}:{cql_port}",
-        # amqp_url: the live-event feed's broker login is the live-events work's to add here (None: no feed).
+        amqp_url=_live_feed_url(config),
         secret_key=secret_key(config),
         **tls,
     )
+
+
+# Not in the settings file: the secret key (its own file), the live feed's URL (it holds the broker password, read
+# from its own file too) and the webhooks' settings (their defaults: not settable
+# through the stack yet).
+NOT_IN_FILE = ("secret_key", "amqp_url", "webhooks")
+
+
+def file_fields(settings: Any) -> dict[str, Any]:
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name not in NOT_IN_FILE}
 
 
 def settings_from_file(path: Path, config: StackConfig) -> Any:
@@ -64,7 +74,13 @@ def settings_from_file(path: Path, config: StackConfig) -> Any:
     from fleetsense.service.settings import ServeSettings
 
     data = json.loads(path.read_text())
-    return ServeSettings(**{**data, "secret_key": secret_key(config)})
+    return ServeSettings(**{**data, "secret_key": secret_key(config), "amqp_url": _live_feed_url(config)})
+
+
+def _live_feed_url(config: StackConfig) -> str:
+    from fleetsense.stack.manager import service_amqp_url
+
+    return service_amqp_url(config)
 
 
 def cassandra_login(config: StackConfig) -> Any:
@@ -117,7 +133,7 @@ class Api:
         settings = serve_settings(self.config)
         self.home.mkdir(parents=True, exist_ok=True)
         settings_file = self.home / SETTINGS_FILE
-        fields = {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings) if f.name != "secret_key"}
+        fields = file_fields(settings)
         write_private(settings_file, json.dumps(fields, indent=2))
         command = [sys.executable, "-m", "fleetsense.cli", "--data-dir", str(self.config.data_dir)]
         command += ["--profile", self.config.profile]

@@ -41,6 +41,26 @@ def flink_job_credentials(config: StackConfig) -> Credentials:
     return load_or_create(config.secrets_dir / "rabbitmq-flink.json", FLINK_USER)
 
 
+def service_broker_credentials(config: StackConfig) -> Credentials:
+    """The API's broker user (the live feed's reader), its password generated once under the secrets."""
+    from fleetsense.gateway.topology import SERVICE_USER
+
+    return load_or_create(config.secrets_dir / "rabbitmq-service.json", SERVICE_USER)
+
+
+def service_amqp_url(config: StackConfig) -> str:
+    """The URL `fleetsense serve` reads the live feed with (ServeSettings.amqp_url): the fleet's vhost, on loopback."""
+    from urllib.parse import quote
+
+    from fleetsense.gateway.topology import FLEET_VHOST
+
+    login = service_broker_credentials(config)
+    return (
+        f"amqp://{quote(login.username, safe='')}:{quote(login.password, safe='')}@{LOOPBACK}:{config.ports.amqp}"
+        f"/{quote(FLEET_VHOST, safe='')}"
+    )
+
+
 def management_client(config: StackConfig):  # type: ignore[no-untyped-def]
     from fleetsense.gateway.management import ManagementClient
 
@@ -173,6 +193,7 @@ def apply_topology_and_schema(config: StackConfig) -> None:
     client = management_client(config)
     topology.apply(client, operator=RabbitMQ(config).operator.username)
     topology.ensure_flink_user(client, flink_job_credentials(config).password)
+    topology.ensure_service_user(client, service_broker_credentials(config).password)
     Cassandra(config).apply_schema()  # as its operator, then each component's user and grants
 
 

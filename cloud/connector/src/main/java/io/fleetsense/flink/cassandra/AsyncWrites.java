@@ -19,7 +19,9 @@ import java.util.function.Predicate;
  * back-off, and the first write that fails for good (not retryable, or {@code attempts} failures) fails the
  * writer: the next {@link #submit} or {@link #flush} throws, Flink restarts the job from its last checkpoint and
  * the broker redelivers what it had not acknowledged (every write is idempotent). {@link #flush} returns once
- * every write submitted so far is acknowledged. No Flink or driver type here, so JUnit tests it alone.
+ * every write submitted so far is acknowledged. A write may carry an {@code onStored} action, run once when (and
+ * only if) the write is acknowledged, on the thread that completed it: it must be quick and must not block (the
+ * live-event publisher only queues a message). No Flink or driver type here, so JUnit tests it alone.
  */
 final class AsyncWrites<W> {
     private static final long MAX_BACKOFF_MS = 10_000;
@@ -52,9 +54,14 @@ final class AsyncWrites<W> {
 
     /** Send {@code write}, first waiting for a free slot; throws if an earlier write failed for good. */
     void submit(W write) throws IOException, InterruptedException {
+        submit(write, null);
+    }
+
+    /** As {@link #submit(Object)}, and {@code onStored} (null: nothing) runs once the write is acknowledged. */
+    void submit(W write, Runnable onStored) throws IOException, InterruptedException {
         throwIfFailed();
         permits.acquire();
-        send(write, 1);
+        send(write, onStored, 1);
     }
 
     /** Wait until every submitted write is acknowledged (or one failed for good: then throw). */
@@ -79,7 +86,7 @@ final class AsyncWrites<W> {
         }
     }
 
-    private void send(W write, int attempt) {
+    private void send(W write, Runnable onStored, int attempt) {
         CompletionStage<?> sent;
         try {
             sent = execute.apply(write);
@@ -89,19 +96,33 @@ final class AsyncWrites<W> {
         sent.whenComplete((ignored, error) -> {
             if (error == null) {
                 acknowledged.incrementAndGet();
+                runQuietly(onStored); // before the permit: once flush returns, every action has run
                 permits.release();
             } else {
-                onFailure(write, attempt, error instanceof CompletionException && error.getCause() != null
+                onFailure(write, onStored, attempt, error instanceof CompletionException && error.getCause() != null
                         ? error.getCause() : error);
             }
         });
     }
 
-    private void onFailure(W write, int attempt, Throwable error) {
+    /** An action's failure is its own (the live feed is best effort): it never fails the write it follows. */
+    private static void runQuietly(Runnable onStored) {
+        if (onStored == null) {
+            return;
+        }
+        try {
+            onStored.run();
+        } catch (RuntimeException ignored) {
+            // Counted by the action itself where it matters (EventPublisher counts what it drops).
+        }
+    }
+
+    private void onFailure(W write, Runnable onStored, int attempt, Throwable error) {
         if (attempt < attempts && retryable.test(error) && failure.get() == null) {
             retries.incrementAndGet();
             try {
-                retryTimer.schedule(() -> send(write, attempt + 1), backoffMs(attempt), TimeUnit.MILLISECONDS);
+                retryTimer.schedule(() -> send(write, onStored, attempt + 1), backoffMs(attempt),
+                        TimeUnit.MILLISECONDS);
                 return;
             } catch (RejectedExecutionException closing) {
                 error.addSuppressed(closing);

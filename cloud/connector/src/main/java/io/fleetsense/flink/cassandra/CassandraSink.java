@@ -38,6 +38,8 @@ public final class CassandraSink implements Sink<byte[]> {
     final int attempts;
     final long firstBackoffMs;
     final long requestTimeoutMs;
+    /** Where each stored event is published after its write (null: no live feed). */
+    final LiveEvents liveEvents;
 
     private CassandraSink(Builder b) {
         this.host = b.host;
@@ -51,6 +53,7 @@ public final class CassandraSink implements Sink<byte[]> {
         this.attempts = b.attempts;
         this.firstBackoffMs = b.firstBackoffMs;
         this.requestTimeoutMs = b.requestTimeoutMs;
+        this.liveEvents = b.liveEvents;
     }
 
     public static Builder builder() {
@@ -60,7 +63,7 @@ public final class CassandraSink implements Sink<byte[]> {
     @Override
     public SinkWriter<byte[]> createWriter(WriterInitContext context) throws IOException {
         return CassandraSinkWriter.open(this, context.metricGroup(),
-                context.getUserCodeClassLoader().asClassLoader());
+                context.getUserCodeClassLoader().asClassLoader(), context.getTaskInfo().getIndexOfThisSubtask());
     }
 
     /** Flink 1.20 calls the method above; this older one is only kept by the interface. */
@@ -73,7 +76,7 @@ public final class CassandraSink implements Sink<byte[]> {
     @Override
     public String toString() {
         return "CassandraSink(" + host + ":" + port + ", " + cql.size() + " statements, user "
-                + (username.isEmpty() ? "none" : username) + ")";
+                + (username.isEmpty() ? "none" : username) + (liveEvents == null ? "" : ", " + liveEvents) + ")";
     }
 
     /** Settings checked when {@link #build()} is called, so a mistake fails the submit, not the running job. */
@@ -89,6 +92,7 @@ public final class CassandraSink implements Sink<byte[]> {
         private int attempts = 5;
         private long firstBackoffMs = 100;
         private long requestTimeoutMs = 10_000;
+        private LiveEvents liveEvents;
 
         public Builder setContact(String host, int port) {
             this.host = host;
@@ -133,6 +137,18 @@ public final class CassandraSink implements Sink<byte[]> {
             return this;
         }
 
+        /**
+         * Publish each stored event to the topic exchange {@code exchange} once {@code statement}'s write of it is
+         * acknowledged (docs/service.md, "Live events"), through the brokers the job's AMQP source reads: one
+         * connection per writer, best effort (a broker outage drops live events, never a write).
+         */
+        public Builder setLiveEvents(String amqpHost, int amqpPort, String virtualHost, String amqpUsername,
+                String amqpPassword, int heartbeatS, String exchange, String statement) {
+            this.liveEvents = new LiveEvents(amqpHost, amqpPort, virtualHost, amqpUsername, amqpPassword, heartbeatS,
+                    exchange, statement);
+            return this;
+        }
+
         public CassandraSink build() {
             if (port < 1 || port > 65535) {
                 throw new IllegalArgumentException("Cassandra port " + port + " is not in 1..65535");
@@ -149,6 +165,10 @@ public final class CassandraSink implements Sink<byte[]> {
                     throw new IllegalArgumentException("statement " + level.getKey() + ": consistency level "
                             + level.getValue() + " is not one of " + CONSISTENCY_LEVELS);
                 }
+            }
+            if (liveEvents != null && !cql.containsKey(liveEvents.statement)) {
+                throw new IllegalArgumentException("live events follow statement " + liveEvents.statement
+                        + ", which is not one of " + cql.keySet());
             }
             if (maxInFlight < 1 || attempts < 1 || firstBackoffMs < 0 || requestTimeoutMs < 1) {
                 throw new IllegalArgumentException("maxInFlight " + maxInFlight + ", attempts " + attempts

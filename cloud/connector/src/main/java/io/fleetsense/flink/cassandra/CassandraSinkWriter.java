@@ -52,8 +52,12 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
     private final WriteTimestamps timestamps = new WriteTimestamps(System::currentTimeMillis);
     private final Duration writeTimeout;
     private final Counter writesSent;
+    /** The statement whose acknowledged writes are published, and where (both null: no live feed). */
+    private final String eventStatement;
+    private final EventPublisher events;
 
-    private CassandraSinkWriter(CassandraSink sink, CqlSession session, SinkWriterMetricGroup metrics) {
+    private CassandraSinkWriter(CassandraSink sink, CqlSession session, SinkWriterMetricGroup metrics,
+            int subtask) throws IOException {
         this.session = session;
         this.writeTimeout = Duration.ofMillis(sink.requestTimeoutMs);
         this.prepared = new HashMap<>();
@@ -73,6 +77,30 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
         metrics.gauge("cassandraWritesInFlight", writes::inFlight);
         metrics.gauge("cassandraWritesAcknowledged", writes.acknowledged::get);
         metrics.gauge("cassandraWriteRetries", writes.retries::get);
+        if (sink.liveEvents == null) {
+            this.eventStatement = null;
+            this.events = null;
+        } else {
+            this.eventStatement = sink.liveEvents.statement;
+            checkEventColumns(prepared.get(eventStatement));
+            this.events = new EventPublisher(sink.liveEvents.connector("fleetsense live events: sink " + subtask),
+                    LiveEvents.QUEUE_SIZE, LiveEvents.FIRST_BACKOFF_MS, System::currentTimeMillis,
+                    "fleetsense-live-events-" + subtask);
+            LOG.info("Cassandra sink {} publishes live events: {}", subtask, sink.liveEvents);
+            metrics.gauge("liveEventsPublished", events.published::get);
+            metrics.gauge("liveEventsDropped", events.dropped::get);
+            metrics.gauge("liveEventsQueued", events::queued);
+        }
+    }
+
+    /** The event statement binds every column a message is made of (so a renamed column fails the start). */
+    private void checkEventColumns(PreparedStatement statement) throws IOException {
+        for (String column : LiveEvents.COLUMNS) {
+            if (!statement.getVariableDefinitions().contains(column)) {
+                throw new IOException("the live events' statement " + eventStatement + " binds no " + column
+                        + ": it binds " + statement.getVariableDefinitions().size() + " markers; see LiveEvents.COLUMNS");
+            }
+        }
     }
 
     /** Every node of the sink's host list, unresolved: the driver resolves them itself (and again on reconnect). */
@@ -84,8 +112,8 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
         return points;
     }
 
-    static CassandraSinkWriter open(CassandraSink sink, SinkWriterMetricGroup metrics, ClassLoader classLoader)
-            throws IOException {
+    static CassandraSinkWriter open(CassandraSink sink, SinkWriterMetricGroup metrics, ClassLoader classLoader,
+            int subtask) throws IOException {
         DriverConfigLoader config = DriverConfigLoader.programmaticBuilder(classLoader)
                 // Preparing and the driver's own requests; each write has the sink's request time-out.
                 .withDuration(DefaultDriverOption.REQUEST_TIMEOUT, SESSION_REQUEST_TIMEOUT)
@@ -115,8 +143,8 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
                     + " (the job restarts and tries again)", e);
         }
         try {
-            return new CassandraSinkWriter(sink, session, metrics);
-        } catch (RuntimeException e) {
+            return new CassandraSinkWriter(sink, session, metrics, subtask);
+        } catch (IOException | RuntimeException e) {
             session.close();
             throw new IOException("the Cassandra sink cannot prepare its statements: " + e, e);
         }
@@ -126,7 +154,13 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
     public void write(byte[] record, Context context) throws IOException, InterruptedException {
         List<SinkRecord.Write> rows = SinkRecord.decode(record);
         for (SinkRecord.Write row : rows) {
-            writes.submit(bind(row));
+            BoundStatement bound = bind(row);
+            EventMessage message = events != null && row.statement.equals(eventStatement) ? messageOrNull(bound) : null;
+            if (message != null) {
+                writes.submit(bound, () -> events.offer(message));
+            } else {
+                writes.submit(bound);
+            }
             writesSent.inc();
         }
     }
@@ -155,6 +189,25 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
                 .build();
     }
 
+    /** The message, or null (counted as dropped) for a row it cannot be made of: the feed never fails a write. */
+    private EventMessage messageOrNull(BoundStatement row) {
+        try {
+            return message(row);
+        } catch (RuntimeException e) { // a null column (NullPointerException), a value of another type
+            events.dropped.incrementAndGet();
+            LOG.warn("live events: no message for a {} row: {}", eventStatement, e.toString());
+            return null;
+        }
+    }
+
+    /** The live feed's message of an event row, read back from its bound values by column name. */
+    static EventMessage message(BoundStatement row) {
+        return EventMessage.of(row.getString("vehicle_id"), row.getString("kind"),
+                row.getInstant("start_time").toEpochMilli(), row.getInstant("end_time").toEpochMilli(),
+                row.getInt("duration_ms"), row.getFloat("peak"), row.getString("peak_unit"),
+                row.getInstant("detected_at").toEpochMilli());
+    }
+
     @Override
     public void flush(boolean endOfInput) throws IOException, InterruptedException {
         writes.flush();
@@ -166,6 +219,10 @@ final class CassandraSinkWriter implements SinkWriter<byte[]> {
                 writes.retries.get(), writes.inFlight());
         retryTimer.shutdownNow();
         session.close();
+        if (events != null) {
+            events.close();
+            LOG.info("live events: {} published, {} dropped", events.published.get(), events.dropped.get());
+        }
     }
 
     /** Failures another attempt may cure: time-outs, an overloaded or unreachable node, a broken connection. */

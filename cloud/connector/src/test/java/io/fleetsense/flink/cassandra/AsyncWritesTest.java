@@ -137,6 +137,39 @@ class AsyncWritesTest {
     }
 
     @Test
+    void anOnStoredActionRunsOnceAfterItsWriteIsAcknowledgedEvenAfterRetries() throws Exception {
+        AsyncWrites<String> writes = writes(2, 3);
+        java.util.concurrent.atomic.AtomicInteger stored = new java.util.concurrent.atomic.AtomicInteger();
+        writes.submit("event", stored::incrementAndGet);
+        answer(0).completeExceptionally(new TimeoutException("write timed out"));
+        assertEquals(0, stored.get(), "published before the write was stored");
+        answer(1).complete(null);
+        writes.flush();
+        assertEquals(1, stored.get());
+    }
+
+    @Test
+    void anOnStoredActionNeverRunsForAWriteThatFailsForGood() throws Exception {
+        AsyncWrites<String> writes = writes(2, 1);
+        java.util.concurrent.atomic.AtomicInteger stored = new java.util.concurrent.atomic.AtomicInteger();
+        writes.submit("event", stored::incrementAndGet);
+        answer(0).completeExceptionally(new IllegalStateException("unconfigured table"));
+        assertThrows(IOException.class, writes::flush);
+        assertEquals(0, stored.get());
+    }
+
+    @Test
+    void aFailingOnStoredActionNeverFailsItsWrite() throws Exception {
+        AsyncWrites<String> writes = writes(2, 1);
+        writes.submit("event", () -> {
+            throw new IllegalStateException("the publisher broke");
+        });
+        answer(0).complete(null);
+        writes.flush();
+        assertEquals(1, writes.acknowledged.get());
+    }
+
+    @Test
     void theBackOffDoublesFromTheFirstAndIsCapped() {
         AsyncWrites<String> writes =
                 new AsyncWrites<>(this::execute, error -> true, timer, 1, 30, 100);
