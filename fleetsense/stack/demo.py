@@ -14,7 +14,8 @@ from pathlib import Path
 from fleetsense.errors import FleetsenseError
 from fleetsense.stack import jobs, manager
 from fleetsense.stack.api import Api
-from fleetsense.stack.api_accounts import DemoLogin, ensure_demo_admin
+from fleetsense.stack.api_accounts import DEMO_ADMIN, DemoLogin, ensure_demo_admin
+from fleetsense.stack.driver_admin import assign_demo_drivers
 from fleetsense.stack.layout import LOOPBACK, StackConfig
 from fleetsense.stack.prepare import prepare
 from fleetsense.stack.report import print_vehicle_report
@@ -35,8 +36,9 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
     for vehicle_id in vehicle_ids:
         path = manager.provision_vehicle(config, client, vehicle_id)
         configs.append(path)
-    # HOOK (drivers, not this module's work yet): register the demo's drivers and assign one to each van here,
-    # through the API or the driver registry, e.g. assign_demo_drivers(config, vehicle_ids).
+    now_ms = time.time_ns() // 1_000_000
+    for line in assign_demo_drivers(config, dict.fromkeys(vehicle_ids, now_ms), manager=demo_login.username):
+        print(f"  {line}")
     print("[4/5] submitting the PyFlink ingest job to the session cluster")
     job_id, fresh = jobs.submit_ingest(config)
     print(f"  job {job_id} {'submitted' if fresh else 'was already running'}")
@@ -103,6 +105,8 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
     script = harsh_events_drive()
     seconds = script.duration_s + 5
     start_ns = time.time_ns() - int(seconds * 1e9)
+    for line in assign_demo_drivers(config, {vehicle_id: start_ns // 1_000_000}, manager=DEMO_ADMIN):
+        print(f"  {line}")
     vehicle = Vehicle(script, seed=7, mounting=Mounting.random(7), sensor_errors=SensorErrors.typical_mpu6050(7))
     print(f"\n[extra] {vehicle_id}: a {seconds:.0f} s scripted drive (Pi mounted at a random angle) sent as a backlog")
     record_drive(edge, seconds=seconds, start_wall_ns=start_ns, vehicle=vehicle)

@@ -132,6 +132,51 @@ def register_vehicles(config: StackConfig, vehicle_ids: list[str]) -> list[str]:
         return asyncio.run(register_missing(db, FLEET, vehicle_ids, now_ms=parse_time("now")))
 
 
+DEMO_DRIVERS = ("Ada Moreau", "Bilal Osei", "Chen Wei", "Dana Kowalski", "Emeka Adeyemi", "Freya Lund")
+
+
+def assign_demo_drivers(config: StackConfig, starts_ms: dict[str, int], *, manager: str) -> list[str]:
+    """The demo's drivers, one per van, registered (with `manager` coaching them) and assigned from the van's start;
+    lines saying who drives what. A van already held by a driver at its start keeps them (a demo run again)."""
+    from fleetsense.cloud.schema import KEYSPACE
+    from fleetsense.service import assignment_writes as aw
+    from fleetsense.service import drivers as d
+    from fleetsense.service.db import Db
+    from fleetsense.service.vehicles_registry import register_missing
+    from fleetsense.stack.cassandra_auth import SERVICE, session_as
+
+    async def assign(db: Any) -> list[str]:
+        now = parse_time("now")
+        await register_missing(db, FLEET, list(starts_ms), now_ms=now)
+        lines = []
+        for index, (vehicle_id, start_ms) in enumerate(sorted(starts_ms.items())):
+            held = aw.running(await aw.vehicle_history(db, vehicle_id), start_ms)
+            if held is not None:
+                lines.append(f"{held.assignment.driver_id} drives {vehicle_id}")
+                continue
+            name = DEMO_DRIVERS[index % len(DEMO_DRIVERS)]
+            driver_id = f"driver-{vehicle_id}"
+            if await d.get_driver(db, FLEET, driver_id) is None:
+                driver = d.Driver(driver_id=driver_id, name=name, manager=manager, created_ms=now)
+                await d.save_driver(db, FLEET, driver, before=None)
+            await aw.create(
+                db,
+                FLEET,
+                vehicle_id=vehicle_id,
+                driver_id=driver_id,
+                from_ms=start_ms,
+                to_ms=None,
+                source="cli",
+                set_by="demo",
+                now_ms=now,
+            )
+            lines.append(f"{driver_id} ({name}) drives {vehicle_id}")
+        return lines
+
+    with session_as(config, SERVICE) as session:
+        return asyncio.run(assign(Db(session, KEYSPACE)))
+
+
 def add_parser(sub: Any) -> None:
     """`fleetsense driver ...` (argparse only: the service loads when a command runs)."""
     driver = sub.add_parser("driver", help="drivers and who had which vehicle when (written to Cassandra directly)")
