@@ -8,8 +8,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fleetsense.service.auth import AUTH_RESPONSES, Problem
 
 API_PREFIX = "/v1"
+# The refusals any route may give, declared on every route, so the OpenAPI document (and schemathesis reading it)
+# knows them: each is a Problem, {"detail": "what is wrong (what to do: ...)"}.
+ANSWERS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "a value the route cannot take (the detail says which and what to do)"},
+    **AUTH_RESPONSES,
+    404: {"model": Problem, "description": "no such thing"},
+    409: {"model": Problem, "description": "it conflicts with what is stored (the detail names what)"},
+    503: {"model": Problem, "description": "not ready yet (Retry-After says when to ask again)"},
+}
 TITLE = "fleetsense"
 
 
@@ -32,7 +42,7 @@ def create_app(*, context: Any | None = None) -> FastAPI:
     app = FastAPI(title=TITLE, version=__version__, lifespan=lifespan, openapi_url=f"{API_PREFIX}/openapi.json")
     app.state.context = context
     for router in _routers():
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, responses=ANSWERS)
     from fleetsense.service.metrics import MetricsMiddleware
 
     app.add_middleware(MetricsMiddleware)  # outermost: it times every request, a refused one too

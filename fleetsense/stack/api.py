@@ -59,10 +59,9 @@ def serve_settings(config: StackConfig, *, host: str | None = None, port: int | 
     )
 
 
-# Not in the settings file: the secret key (its own file), the live feed's URL (it holds the broker password, read
-# from its own file too) and the webhooks' settings (their defaults: not settable
+# Not in the settings file: the secret key (its own file) and the webhooks' settings (their defaults: not settable
 # through the stack yet).
-NOT_IN_FILE = ("secret_key", "amqp_url", "webhooks")
+NOT_IN_FILE = ("secret_key", "webhooks")
 
 
 def file_fields(settings: Any) -> dict[str, Any]:
@@ -74,7 +73,7 @@ def settings_from_file(path: Path, config: StackConfig) -> Any:
     from fleetsense.service.settings import ServeSettings
 
     data = json.loads(path.read_text())
-    return ServeSettings(**{**data, "secret_key": secret_key(config), "amqp_url": _live_feed_url(config)})
+    return ServeSettings(**{**data, "secret_key": secret_key(config)})
 
 
 def _live_feed_url(config: StackConfig) -> str:
@@ -133,6 +132,7 @@ class Api:
         settings = serve_settings(self.config)
         self.home.mkdir(parents=True, exist_ok=True)
         settings_file = self.home / SETTINGS_FILE
+        # 0600: it holds the live feed's URL, with the service's broker password (as secrets/ holds it too).
         fields = file_fields(settings)
         write_private(settings_file, json.dumps(fields, indent=2))
         command = [sys.executable, "-m", "fleetsense.cli", "--data-dir", str(self.config.data_dir)]
