@@ -31,6 +31,8 @@ from fleetsense.service.settings import ServeSettings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.unit.service_events import live_event
+
 CASES = int(os.environ.get("FLEETSENSE_SIM_CASES", "2000"))
 SEED_ENV = os.environ.get("FLEETSENSE_SIM_SEED")
 SEEDS = [int(SEED_ENV)] if SEED_ENV else list(range(CASES))
@@ -38,16 +40,7 @@ KINDS = ("harsh_brake", "bump", "stop")
 
 
 def event(vehicle: str = "van-1", start_ms: int = 1_000, kind: str = "harsh_brake") -> LiveEvent:
-    return LiveEvent(
-        vehicle_id=vehicle,
-        kind=kind,
-        start_ms=start_ms,
-        end_ms=start_ms + 500,
-        duration_ms=500,
-        peak=0.6,
-        peak_unit="g",
-        detected_ms=start_ms + 2_000,
-    )
+    return live_event(vehicle, start_ms, kind)
 
 
 def test_an_event_is_its_key_as_the_id_and_its_json_as_the_data() -> None:

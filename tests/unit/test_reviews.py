@@ -19,6 +19,7 @@ from fleetsense.service.event_key import EventKey
 from fleetsense.service.live_event import LiveEvent
 
 from fleetsense.errors import ConfigError
+from tests.unit.service_events import live_event
 from tests.unit.service_memory_db import MemoryDb
 
 H = 3_600_000
@@ -32,16 +33,7 @@ def run(make: Callable[[], Awaitable[R]]) -> R:
 
 
 def event(start_ms: int, kind: str = "harsh_brake", vehicle: str = "van-1") -> LiveEvent:
-    return LiveEvent(
-        vehicle_id=vehicle,
-        kind=kind,
-        start_ms=start_ms,
-        end_ms=start_ms + 500,
-        duration_ms=500,
-        peak=0.6,
-        peak_unit="g",
-        detected_ms=start_ms + 900,
-    )
+    return live_event(vehicle, start_ms, kind, detected_after_ms=900)
 
 
 def store_event(db: MemoryDb, e: LiveEvent) -> None:
