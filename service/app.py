@@ -43,8 +43,10 @@ def create_app(*, context: Any | None = None) -> FastAPI:
     app.state.context = context
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX, responses=ANSWERS)
+    from fleetsense.service.csv_export import CsvExport
     from fleetsense.service.metrics import MetricsMiddleware
 
+    app.add_middleware(CsvExport)  # a bounded list's JSON answer as CSV, when asked (the long lists stream their own)
     app.add_middleware(MetricsMiddleware)  # outermost: it times every request, a refused one too
     return app
 

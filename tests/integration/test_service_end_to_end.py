@@ -5,6 +5,8 @@ the webhook receiver (once each, validly signed), the driver's manager's review 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import threading
 import time
@@ -113,6 +115,14 @@ def test_a_drive_reaches_the_live_feed_the_webhook_the_review_queue_and_the_driv
             time.sleep(0.5)
         assert harsh <= queued, (harsh, queued)
         assert all(item["driver_id"] == driver for item in queue.json()["events"] if item["vehicle_id"] == vid)
+
+        # Every list exports as CSV: the queue (a record holding a list) and the drivers (a list), as JSON says.
+        as_csv = api.get("/v1/reviews/queue", params={"manager": admin.username, "format": "csv"})
+        assert as_csv.headers["content-type"].startswith("text/csv"), as_csv.text
+        rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+        assert [r["key"] for r in rows] == [item["key"] for item in queue.json()["events"]]
+        drivers = list(csv.DictReader(io.StringIO(api.get("/v1/drivers", headers={"Accept": "text/csv"}).text)))
+        assert any(r["driver_id"] == driver and r["name"] == "Erin Endtoend" for r in drivers), drivers
 
         window = {"from": start_ms, "to": int(drive.end_wall_s * 1000) + 600_000, "limit": 1000}
         theirs = api.get(f"/v1/drivers/{driver}/events", params=window)
