@@ -94,7 +94,7 @@ async def list_trips(
     _: object = Depends(require(Role.VIEWER)),
 ) -> list[TripSummary]:
     """The vehicle's trips that started in [from_ms, to_ms), newest first."""
-    # TODO(csv): Accept: text/csv via service/csv_stream.py's csv_response once it is merged.
+    # CSV (?format=csv, Accept: text/csv): service/csv_export.py converts this bounded list's answer.
     end = to_ms if to_ms is not None else int(time.time() * 1000) + 1
     start = from_ms if from_ms is not None else max(0, end - DEFAULT_SPAN_MS)
     if end <= start or end - start > MAX_SPAN_MS:
