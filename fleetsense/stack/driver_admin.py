@@ -149,7 +149,8 @@ def assign_demo_drivers(config: StackConfig, starts_ms: dict[str, int], *, manag
         now = parse_time("now")
         await register_missing(db, FLEET, list(starts_ms), now_ms=now)
         lines = []
-        for index, (vehicle_id, start_ms) in enumerate(sorted(starts_ms.items())):
+        known = len(await d.list_drivers(db, FLEET))  # names go on where an earlier call stopped
+        for index, (vehicle_id, start_ms) in enumerate(sorted(starts_ms.items()), start=known):
             held = aw.running(await aw.vehicle_history(db, vehicle_id), start_ms)
             if held is not None:
                 lines.append(f"{held.assignment.driver_id} drives {vehicle_id}")
