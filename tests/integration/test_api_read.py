@@ -54,12 +54,17 @@ class Seeded:
         return {self.key(n) for n in names}
 
 
+PRIVATE_PAST_MS = 978_307_200_000  # 2001-01-01T00:00:00Z
+
+
 @pytest.fixture(scope="module")
 def seeded(cql: Any) -> Seeded:
     tag = uuid.uuid4().hex[:6]
     v1, v2, v3, d1, d2 = (f"{p}-{tag}" for p in ("van1", "van2", "van3", "ann", "bob"))
     now_ms = time.time_ns() // 1_000_000
-    h = now_ms - now_ms % HOUR_MS - 2 * HOUR_MS  # hour partitions h-1h, h, h+1h; maybe two days
+    # Hour partitions h-1h, h, h+1h (maybe two days) of a private past: the fleet-wide lists read whole hours, and
+    # the session's other tests store events of the last hours (a random hour of 2001, picked by the tag).
+    h = PRIVATE_PAST_MS + int(tag, 16) % (365 * 24) * HOUR_MS
     events = {
         "e1": (v1, h + 10 * MIN_MS, "harsh_brake"),
         "e2": (v1, h + 40 * MIN_MS, "bump"),
