@@ -43,6 +43,9 @@ def create_app(*, context: Any | None = None) -> FastAPI:
     app.state.context = context
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX, responses=ANSWERS)
+    from fleetsense.service.routes_web import web_router
+
+    app.include_router(web_router())  # the dashboard's shell and assets, outside /v1 (routes_web.py says why)
     from fleetsense.service.csv_export import CsvExport
     from fleetsense.service.metrics import MetricsMiddleware
 

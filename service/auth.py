@@ -24,9 +24,13 @@ from pydantic import BaseModel
 
 # The only routes answered without a proof of identity (tests/unit/test_service_auth_routes.py walks every other
 # route and expects 401): a load balancer's probe, the login, and the API's own description (its shape is public
-# in the repository; it holds no data).
-PUBLIC_PATHS = frozenset(
-    {"/v1/health", "/v1/auth/login", "/v1/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+# in the repository; it holds no data). Also the dashboard's shell and assets (service/routes_web.py): a browser
+# must load the login page before it can log in, and they are the repository's own static files, the same for
+# everyone; every number the page shows comes from /v1, behind the login.
+DASHBOARD_PATHS = frozenset({"/", "/app/", "/app/{asset:path}"})
+PUBLIC_PATHS = (
+    frozenset({"/v1/health", "/v1/auth/login", "/v1/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+    | DASHBOARD_PATHS
 )
 NO_PROOF = "log in (POST /v1/auth/login), or send an API token as Authorization: Bearer fst_..."
 

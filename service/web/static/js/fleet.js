@@ -1,0 +1,134 @@
+// "Fleet now": every vehicle from GET /v1/fleet (a snapshot a few seconds old, refreshed here every 10 s) and the
+// live event feed from GET /v1/events/live (Server-Sent Events), which updates without a reload.
+
+import { api, ApiError } from "./api.js";
+import { h, show } from "./dom.js";
+import * as f from "./format.js";
+
+const REFRESH_MS = 10000;
+const FEED_ITEMS = 100; // the newest kept on the page; the API's event lists hold the rest
+const SESSION_ENDED = "Your session has ended: log in again.";
+
+function vehicleRow(v) {
+  const events = Object.entries(v.events_today);
+  const total = events.reduce((sum, [, n]) => sum + n, 0);
+  const status =
+    v.online === null
+      ? h("span", {}, "no status yet")
+      : h("span", { class: v.online ? "online" : "offline" }, v.online ? "online" : `offline (${v.status_reason ?? "unknown"})`);
+  return h(
+    "tr",
+    {},
+    h("th", { scope: "row" }, v.label ?? v.vehicle_id),
+    h("td", {}, status),
+    h("td", {}, v.driver_id ?? "nobody assigned"),
+    h("td", {}, v.trip_open ? [`since `, h("time", { datetime: f.isoAttr(v.trip_start_ms) }, f.time(v.trip_start_ms)),
+      ` (${f.duration(v.trip_duration_s)})`] : "no trip"),
+    h("td", { class: "num", title: events.map(([k, n]) => `${f.kindLabel(k)}: ${n}`).join(", ") || null },
+      f.count(total, "event")),
+    h("td", { class: "num" }, f.score(v.score_today)),
+    h("td", { class: "num" }, f.duration(v.driving_s_today)),
+    h("td", {}, h("time", { datetime: f.isoAttr(v.last_seen_ms) }, f.time(v.last_seen_ms))),
+  );
+}
+
+function fleetTable(vehicles) {
+  if (vehicles.length === 0) {
+    return h("p", { class: "status" },
+      "No vehicles in this fleet yet. An admin registers them (POST /v1/vehicles), or `fleetsense gateway provision` does.");
+  }
+  const head = ["Vehicle", "Status", "Driver", "Current trip", "Events today", "Score today", "Driving today", "Last seen"];
+  const numeric = new Set(["Events today", "Score today", "Driving today"]);
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { id: "fleet-table" },
+      h("caption", { class: "status" }, f.count(vehicles.length, "vehicle"), "; today is the UTC day"),
+      h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", class: numeric.has(t) ? "num" : null }, t)))),
+      h("tbody", {}, vehicles.map(vehicleRow)),
+    ),
+  );
+}
+
+function feedItem(event) {
+  return h(
+    "li",
+    { "data-key": event.key },
+    h("time", { datetime: f.isoAttr(event.start_ms) }, f.time(event.start_ms)),
+    h("strong", {}, f.kindLabel(event.kind)),
+    ` · ${event.vehicle_id} · peak ${f.peak(event.peak, event.peak_unit)} · ${f.duration(event.duration_ms / 1000)}`,
+  );
+}
+
+export function renderFleet(main, { onUnauthorized }) {
+  const asOf = h("p", { class: "status", "aria-live": "polite" }, "Reading the fleet…");
+  const table = h("div", {});
+  const csv = h("a", { href: "/v1/fleet?format=csv", download: "fleet.csv" }, "Download as CSV");
+  const feedState = h("p", { class: "status", "aria-live": "polite" }, "Connecting to the live feed…");
+  const feed = h("ol", { id: "live-feed", class: "feed", "aria-label": "Live events, newest first" });
+  show(
+    main,
+    h("h1", {}, "Fleet now"),
+    h("div", { class: "layout" },
+      h("section", { "aria-labelledby": "vehicles-h" }, h("h2", { id: "vehicles-h" }, "Vehicles"), asOf, table, csv),
+      h("section", { "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events"), feedState, feed)),
+  );
+
+  let timer = null;
+  let stopped = false;
+  let usable = false;
+  async function refresh() {
+    let wait = REFRESH_MS;
+    try {
+      const fleet = await api("/v1/fleet");
+      if (stopped) return;
+      show(table, fleetTable(fleet.vehicles));
+      asOf.replaceChildren("As of ", h("time", { datetime: f.isoAttr(fleet.as_of_ms) }, f.time(fleet.as_of_ms)),
+        `; refreshed every ${REFRESH_MS / 1000} s.`);
+      if (!usable) {
+        usable = true;
+        performance.mark("fleet-usable"); // what bench/dashboard.py measures
+      }
+    } catch (error) {
+      if (stopped) return;
+      if (error instanceof ApiError && error.status === 401) return onUnauthorized(SESSION_ENDED);
+      if (error instanceof ApiError && error.status === 503) wait = 5000;
+      asOf.replaceChildren(h("span", { class: "error", role: "alert" }, error.message),
+        ` Trying again in ${wait / 1000} s.`);
+    }
+    if (!stopped) timer = setTimeout(refresh, wait);
+  }
+  refresh();
+
+  const source = new EventSource("/v1/events/live");
+  source.onopen = () => {
+    feedState.textContent = "Connected: new events appear here as they are stored.";
+  };
+  source.onmessage = (message) => {
+    const event = JSON.parse(message.data);
+    feed.prepend(feedItem(event));
+    while (feed.childElementCount > FEED_ITEMS) feed.lastElementChild.remove();
+  };
+  source.onerror = async () => {
+    if (source.readyState === EventSource.CONNECTING) {
+      feedState.textContent = "Connection lost: reconnecting (the feed resumes after the last event shown)…";
+      return;
+    }
+    // CLOSED: the server refused the stream (the session ended, or the API runs without a live feed).
+    try {
+      await api("/v1/auth/me");
+      feedState.textContent = "The live feed is not available from this server; reload the page to try again.";
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) onUnauthorized(SESSION_ENDED);
+      else feedState.textContent = `The live feed stopped: ${error.message}`;
+    }
+  };
+
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+    source.close();
+  };
+}

@@ -1,0 +1,46 @@
+// Every number the page shows goes through a formatter here, with its unit; every time in the browser's zone.
+
+export const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+
+const timeOfDay = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const dateTime = new Intl.DateTimeFormat(undefined, {
+  year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", second: "2-digit",
+});
+
+export function time(ms) {
+  if (ms === null || ms === undefined) return "–";
+  const moment = new Date(ms);
+  const today = new Date().toDateString() === moment.toDateString();
+  return today ? timeOfDay.format(moment) : dateTime.format(moment);
+}
+
+export function isoAttr(ms) {
+  return ms === null || ms === undefined ? null : new Date(ms).toISOString();
+}
+
+const one = new Intl.NumberFormat(undefined, { maximumFractionDigits: 1, minimumFractionDigits: 1 });
+const two = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2, minimumFractionDigits: 2 });
+const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+
+export function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  if (seconds < 60) return `${whole.format(seconds)} s`;
+  if (seconds < 3600) return `${whole.format(Math.floor(seconds / 60))} min`;
+  return `${whole.format(Math.floor(seconds / 3600))} h ${whole.format(Math.floor((seconds % 3600) / 60))} min`;
+}
+
+export function score(points) {
+  return points === null || points === undefined ? "–" : `${one.format(points)} / 100`;
+}
+
+export function count(n, noun) {
+  return `${whole.format(n)} ${noun}${n === 1 ? "" : "s"}`;
+}
+
+export function peak(value, unit) {
+  return `${two.format(value)} ${unit}`;
+}
+
+export function kindLabel(kind) {
+  return kind.replaceAll("_", " ");
+}
