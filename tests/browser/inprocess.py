@@ -1,0 +1,112 @@
+"""The API in process for browser tests and the dashboard bench: accounts in memory, a fleet snapshot made up here
+(no Cassandra, no broker), served by uvicorn in a thread on a free port of the loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from fleetsense.service import users as u
+from fleetsense.service.app import create_app
+from fleetsense.service.auth import AuthState
+from fleetsense.service.fleet_models import FleetNow, VehicleNow
+from fleetsense.service.fleet_snapshot import Snapshot
+from fleetsense.service.login_brake import LoginBrake
+from fleetsense.service.passwords import HashParams, Passwords
+from fleetsense.service.roles import Role
+from fleetsense.service.routes_fleet import fleet_snapshot
+from fleetsense.service.settings import ServeSettings
+
+from tests.unit.accounts_memory import MemoryAccounts
+
+CHEAP = HashParams(time_cost=1, memory_kib=64, parallelism=1)
+PASSWORD = "correct horse battery staple"
+
+
+def vehicle(n: int, now_ms: int) -> VehicleNow:
+    """Vehicle n of a made-up fleet: every third offline, every other one on a trip with a driver."""
+    online = n % 3 != 0
+    on_trip = online and n % 2 == 0
+    start_ms = now_ms - 1_800_000 if on_trip else None
+    return VehicleNow(
+        vehicle_id=f"van-{n:04d}",
+        label=None,
+        online=online,
+        status_reason="heartbeat" if online else "connection lost",
+        status_received_at=None,
+        last_seen=None,
+        last_seen_ms=now_ms - 2_000,
+        trip_open=on_trip,
+        trip_start=None,
+        trip_start_ms=start_ms,
+        trip_duration_s=1_800.0 if on_trip else None,
+        driver_id=f"driver-{n:04d}" if on_trip else None,
+        events_today={"harsh_brake": n % 4, "bump": n % 2},
+        score_today=100.0 - n % 17 if online else None,
+        driving_s_today=3_600.0 if online else 0.0,
+    )
+
+
+def snapshot_of(count: int, now_ms: int | None = None) -> Snapshot:
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    vehicles = tuple(vehicle(n, now_ms) for n in range(1, count + 1))
+    body = FleetNow.model_validate({"as_of": now_ms / 1000, "as_of_ms": now_ms, "vehicles": vehicles})
+    json_bytes = body.model_dump_json().encode()
+    return Snapshot(as_of_ms=now_ms, vehicles=vehicles, refresh_s=0.0, body_json=json_bytes,
+                    body_gzip=gzip.compress(json_bytes, 6))  # fmt: skip
+
+
+def app_with(users: dict[str, Role], snapshot: Snapshot) -> FastAPI:
+    """The real app: its routes, auth and middleware; its accounts in memory and its fleet this snapshot."""
+    accounts = MemoryAccounts()
+
+    async def seed() -> None:  # hashed with an instance of its own: the app's Passwords belongs to uvicorn's loop
+        seeding = Passwords(CHEAP)
+        for name, role in users.items():
+            await u.add_user(accounts, seeding, name, role, PASSWORD)
+
+    # In a thread of its own: Playwright's sync API keeps an event loop running in the test's thread.
+    with ThreadPoolExecutor(max_workers=1) as seeder:
+        seeder.submit(asyncio.run, seed()).result()
+    app = create_app(context=None)
+    app.state.auth = AuthState(
+        settings=ServeSettings(), accounts=accounts, passwords=Passwords(CHEAP), brake=LoginBrake(attempts=100)
+    )
+
+    async def fixed_snapshot() -> Snapshot:
+        return snapshot
+
+    app.dependency_overrides[fleet_snapshot] = fixed_snapshot
+    return app
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(app: FastAPI, *, start_timeout_s: float = 10.0) -> Iterator[str]:
+    """uvicorn serving `app` in a thread; yields its base URL, stops it on exit."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + start_timeout_s
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within the timeout (see its log above)")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
