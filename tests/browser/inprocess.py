@@ -17,8 +17,10 @@ from fastapi import FastAPI
 from fleetsense.service import users as u
 from fleetsense.service.app import create_app
 from fleetsense.service.auth import AuthState
+from fleetsense.service.context import ServiceContext
 from fleetsense.service.fleet_models import FleetNow, VehicleNow
 from fleetsense.service.fleet_snapshot import Snapshot
+from fleetsense.service.live_event import LiveEvent
 from fleetsense.service.login_brake import LoginBrake
 from fleetsense.service.passwords import HashParams, Passwords
 from fleetsense.service.roles import Role
@@ -64,8 +66,27 @@ def snapshot_of(count: int, now_ms: int | None = None) -> Snapshot:
                     body_gzip=gzip.compress(json_bytes, 6))  # fmt: skip
 
 
-def app_with(users: dict[str, Role], snapshot: Snapshot) -> FastAPI:
-    """The real app: its routes, auth and middleware; its accounts in memory and its fleet this snapshot."""
+class LiveContext(ServiceContext):
+    """A context with the live feed's hub and no database: enough for GET /v1/events/live without Last-Event-ID
+    (a resume reads Cassandra). `publish` hands an event to the hub from the test's thread, as the feed's consumer
+    does in the server's loop."""
+
+    def __init__(self) -> None:
+        super().__init__(db=None, settings=ServeSettings())  # type: ignore[arg-type]
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self, app: object) -> None:
+        self.loop = asyncio.get_running_loop()
+        await super().start(app)
+
+    def publish(self, event: LiveEvent) -> None:
+        assert self.loop is not None, "the app has not started"
+        self.loop.call_soon_threadsafe(self.hub.publish, event)
+
+
+def app_with(users: dict[str, Role], snapshot: Snapshot, context: LiveContext | None = None) -> FastAPI:
+    """The real app: its routes, auth and middleware; its accounts in memory and its fleet this snapshot; with a
+    LiveContext, a live feed the test publishes to."""
     accounts = MemoryAccounts()
 
     async def seed() -> None:  # hashed with an instance of its own: the app's Passwords belongs to uvicorn's loop
@@ -76,7 +97,7 @@ def app_with(users: dict[str, Role], snapshot: Snapshot) -> FastAPI:
     # In a thread of its own: Playwright's sync API keeps an event loop running in the test's thread.
     with ThreadPoolExecutor(max_workers=1) as seeder:
         seeder.submit(asyncio.run, seed()).result()
-    app = create_app(context=None)
+    app = create_app(context=context)
     app.state.auth = AuthState(
         settings=ServeSettings(), accounts=accounts, passwords=Passwords(CHEAP), brake=LoginBrake(attempts=100)
     )

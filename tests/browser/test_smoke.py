@@ -4,16 +4,20 @@ chromium driven by Playwright. Log in, and the fleet page shows the fleet. Needs
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fleetsense.service.roles import Role
+from fleetsense.service.web_assets import WEB_DIR
 
-from tests.browser.inprocess import PASSWORD, app_with, serving, snapshot_of
+from tests.browser.inprocess import PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.unit.service_events import live_event
 
 CHROMIUM = Path("/usr/bin/chromium")
+AXE = WEB_DIR / "node_modules" / "axe-core" / "axe.min.js"  # npm ci in service/web (fleetsense stack prepare)
 pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
 if not CHROMIUM.exists():
@@ -60,4 +64,60 @@ def test_a_viewer_logs_in_and_sees_every_vehicle_with_its_units(browser: Any, tm
         page.get_by_role("button", name="Log out").click()
         sync_api.expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=5_000)
         assert script_errors == [] and blocked == []
+        page.close()
+
+
+def log_in(page: Any, base: str, username: str) -> None:
+    page.goto(base + "/app/", timeout=10_000)
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    sync_api.expect(page.locator("#fleet-table")).to_be_visible(timeout=5_000)
+
+
+def test_a_stored_event_appears_in_the_live_feed_within_2_s_without_a_reload(browser: Any) -> None:
+    """In process the hub's publish stands in for the job's write (the stack test measures from the row's
+    writetime); the page stamps the moment the item enters the DOM, on the same clock."""
+    context = LiveContext()
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(3), context)) as base:
+        page = browser.new_page()
+        log_in(page, base, "vera")
+        sync_api.expect(page.get_by_text("Connected: new events appear")).to_be_visible(timeout=5_000)
+        page.evaluate(
+            """() => {
+                window.notReloaded = true;
+                window.seenAtMs = {};
+                new MutationObserver((changes) => {
+                    for (const change of changes)
+                        for (const node of change.addedNodes) window.seenAtMs[node.dataset.key] = Date.now();
+                }).observe(document.getElementById("live-feed"), { childList: true });
+            }"""
+        )
+        event = live_event("van-0002", start_ms=int(time.time() * 1000) - 1_500)
+        published_ms = time.time() * 1000
+        context.publish(event)
+        item = page.locator(f'#live-feed li[data-key="{event.key}"]')
+        sync_api.expect(item).to_be_visible(timeout=5_000)
+        latency_ms = page.evaluate(f"() => window.seenAtMs[{event.key!r}]") - published_ms
+        assert latency_ms < 2_000, f"the event took {latency_ms:.0f} ms to show"
+        assert page.evaluate("() => window.notReloaded") is True
+        text = item.inner_text()
+        assert "harsh brake" in text and "van-0002" in text and "0.60 g" in text and "s" in text
+        page.close()
+
+
+@pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
+def test_the_login_and_fleet_pages_have_no_serious_accessibility_violations(browser: Any) -> None:
+    def serious(page: Any) -> list[str]:
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate("async () => (await axe.run()).violations")
+        return [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
+
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(5))) as base:
+        page = browser.new_page(bypass_csp=True)  # the page's CSP refuses the injected axe script, rightly
+        page.goto(base + "/app/", timeout=10_000)
+        sync_api.expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=5_000)
+        assert serious(page) == []
+        log_in(page, base, "vera")
+        assert serious(page) == []
         page.close()
