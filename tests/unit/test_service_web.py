@@ -5,6 +5,7 @@ another origin (no CDN): the browser runs what the repository holds, and nothing
 from __future__ import annotations
 
 import asyncio
+import posixpath
 import re
 from pathlib import Path
 
@@ -16,8 +17,9 @@ from fleetsense.service.routes_web import CONTENT_SECURITY_POLICY, web_router
 from fleetsense.service.web_assets import STATIC_DIR, VENDORED, content_type, missing_vendored, served_files
 
 URL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE)
-# A relative module specifier, static or dynamic: `from "./x.js"`, `import("./x.js")`, `import "./x.js"`.
-IMPORT = re.compile(r"""(?:from|import)\s*\(?\s*["'](\.{1,2}/[^"']+)["']""")
+# A relative module specifier, static or dynamic (`from "./x.js"`, `import("./x.js")`, `import "./x.js"`), or a
+# file a module finds next to itself (`new URL("../vendor/x.css", import.meta.url)`).
+IMPORT = re.compile(r"""(?:from|import|new URL)\s*\(?\s*["'](\.{1,2}/[^"']+)["']""")
 SHELL_REF = re.compile(r"""(?:src|href)="([^"#:]+)\"""")
 
 
@@ -65,11 +67,11 @@ def test_every_module_and_file_the_shell_needs_is_served() -> None:
     wanted = set(SHELL_REF.findall(shell))
     for name, path in own_files().items():
         if name.endswith(".js"):
-            base = Path(name).parent
-            wanted |= {(base / spec).as_posix().replace("./", "") for spec in IMPORT.findall(path.read_text())}
-    wanted = {str(Path(w)) for w in wanted if not w.startswith("/")}  # "/docs" (the API's, in <noscript>) aside
+            base = posixpath.dirname(name)
+            wanted |= {posixpath.normpath(posixpath.join(base, spec)) for spec in IMPORT.findall(path.read_text())}
+    wanted = {w for w in wanted if not w.startswith("/")}  # "/docs" (the API's, in <noscript>) aside
     assert wanted - files.keys() == {"vendor/" + f.served for f in VENDORED if f.served in missing_vendored()}
-    assert "js/app.js" in wanted and "js/fleet.js" in wanted
+    assert {"js/app.js", "js/fleet.js", "vendor/uPlot.esm.js", "vendor/uPlot.min.css"} <= wanted
 
 
 def test_none_of_our_files_names_another_origin() -> None:
