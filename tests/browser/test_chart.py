@@ -1,11 +1,9 @@
 """uPlot under the dashboard's Content-Security-Policy ('self' only, no inline styles): the event page's chart module
 (js/trace_chart.js) draws a +-10 s trace at 100 Hz, and the canvas holds the series' pixels, not just a canvas.
-Needs playwright and /usr/bin/chromium (tests/browser/test_smoke.py), and uPlot vendored (fleetsense stack prepare)."""
+Needs playwright and /usr/bin/chromium (tests/browser/conftest.py), and uPlot vendored (fleetsense stack prepare)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,11 +11,7 @@ from fleetsense.service.web_assets import missing_vendored
 
 from tests.browser.inprocess import app_with, serving, snapshot_of
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
 if missing_vendored():
     pytest.skip("needs uPlot vendored: run `fleetsense stack prepare`", allow_module_level=True)
 
@@ -49,14 +43,6 @@ DRAW_SYNTHETIC_TRACE = """async () => {
     }
     return { drawMs, series, distinct: distinct.size, width: canvas.width, title: plot.root.innerText };
 }"""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def test_the_trace_chart_draws_its_series_under_the_pages_content_security_policy(browser: Any) -> None:

@@ -5,7 +5,6 @@ chromium driven by Playwright. Log in, and the fleet page shows the fleet. Needs
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,20 +15,8 @@ from fleetsense.service.web_assets import WEB_DIR
 from tests.browser.inprocess import PASSWORD, LiveContext, app_with, serving, snapshot_of
 from tests.unit.service_events import live_event
 
-CHROMIUM = Path("/usr/bin/chromium")
 AXE = WEB_DIR / "node_modules" / "axe-core" / "axe.min.js"  # npm ci in service/web (fleetsense stack prepare)
-pytestmark = pytest.mark.browser
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-if not CHROMIUM.exists():
-    pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield launched
-        launched.close()
 
 
 def test_a_viewer_logs_in_and_sees_every_vehicle_with_its_units(browser: Any, tmp_path: Path) -> None:

@@ -1,0 +1,40 @@
+"""What every browser test needs: Debian's chromium driven by Playwright (its own browser download cannot work here).
+Every test under tests/browser is marked `browser` and skipped, with the reason, when playwright (PyPI) or
+/usr/bin/chromium (Debian's `chromium`) is missing. None needs a stack: the API runs in process (inprocess.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+MISSING = (
+    "needs playwright (pip install playwright)"
+    if importlib.util.find_spec("playwright") is None
+    else "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
+    if not CHROMIUM.exists()
+    else None
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.browser)
+            if MISSING is not None:
+                item.add_marker(pytest.mark.skip(reason=MISSING))
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
