@@ -30,7 +30,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason=MISSING))
 
 
-@pytest.fixture(scope="session")
+# Per module, never per session: Playwright's sync API keeps an event loop running in the test's thread while it is
+# open, so any later test calling asyncio.run (most of tests/unit) would fail. Inside a browser module, do asyncio
+# work in another thread (inprocess.py does).
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

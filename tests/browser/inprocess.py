@@ -131,3 +131,36 @@ def serving(app: FastAPI, *, start_timeout_s: float = 10.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def draw_synthetic_trace(samples: int) -> str:
+    """JavaScript for page.evaluate: a harsh brake's trace shaped as GET /v1/events/{key}/trace answers it (`samples`
+    at 100 Hz from -10 s; 2,001 is the real +-10 s), drawn by js/trace_chart.js into a new box; answers the time to
+    the first frame, the count of the longitudinal series' pixels on the canvas, and the legend's text."""
+    return """async () => {
+    const { drawTrace, TRACE_COLOURS } = await import("/app/js/trace_chart.js");
+    const t_ms = Array.from({ length: SAMPLES }, (_, i) => -10000 + i * 10);
+    const dip = (t) => (t >= 0 && t <= 600 ? -0.62 * Math.sin((Math.PI * t) / 600) : 0);
+    const trace = {
+        event: { key: "van-1/0/harsh_brake", kind: "harsh_brake", start_ms: 0, end_ms: 600, duration_ms: 600,
+                 peak: 0.62, peak_unit: "g", vehicle_id: "van-1" },
+        threshold_g: 0.45,
+        t_ms,
+        longitudinal_g: t_ms.map((t) => dip(t) + 0.01 * Math.sin(t / 37)),
+        lateral_g: t_ms.map((t) => 0.03 * Math.sin(t / 211)),
+        vertical_g: t_ms.map((t) => 0.05 * Math.sin(t / 13)),
+    };
+    const box = document.createElement("div");
+    document.body.append(box);
+    const { plot, drawMs } = await drawTrace(box, trace, { width: 900, height: 360 });
+    const canvas = box.querySelector("canvas");
+    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
+    const want = TRACE_COLOURS.longitudinal.match(/[0-9a-f]{2}/gi).map((hex) => parseInt(hex, 16));
+    let series = 0, distinct = new Set();
+    for (let i = 0; i < pixels.length; i += 4) {
+        const d = Math.abs(pixels[i] - want[0]) + Math.abs(pixels[i + 1] - want[1]) + Math.abs(pixels[i + 2] - want[2]);
+        if (pixels[i + 3] > 200 && d < 60) series += 1;
+        if (i % 64 === 0) distinct.add(pixels.slice(i, i + 4).join(","));
+    }
+    return { drawMs, series, distinct: distinct.size, width: canvas.width, title: plot.root.innerText };
+}""".replace("SAMPLES", str(samples))
