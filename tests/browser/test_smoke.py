@@ -5,8 +5,10 @@ chromium driven by Playwright. Log in, and the fleet page shows the fleet. Needs
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fleetsense.service.roles import Role
@@ -107,4 +109,42 @@ def test_the_login_and_fleet_pages_have_no_serious_accessibility_violations(brow
         assert serious(page) == []
         log_in(page, base, "vera")
         assert serious(page) == []
+        page.close()
+
+
+def test_the_fleet_page_compares_todays_counts_per_kind_with_yesterdays(browser: Any) -> None:
+    """The leaderboards need Cassandra: the browser's requests for them are answered here (Playwright's routing),
+    shaped as GET /v1/leaderboards/vehicles answers."""
+    today = datetime.now(UTC).date()
+    counts = {
+        str(today): [{"harsh_brake": 2}, {"harsh_brake": 1, "bump": 4}],
+        str(today - timedelta(days=1)): [{"harsh_brake": 1}],
+    }
+
+    def leaderboard(route: Any) -> None:
+        day = parse_qs(urlsplit(route.request.url).query)["at"][0]
+        rows = [{"rank": n + 1, "id": f"van-{n}", "scorecard": {"event_counts": c}} for n, c in enumerate(counts[day])]
+        route.fulfill(json={"subject": "vehicle", "period": "day", "first_day": day, "last_day": day, "rows": rows})
+
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(2))) as base:
+        page = browser.new_page()
+        page.route("**/v1/leaderboards/vehicles?*", leaderboard)
+        log_in(page, base, "vera")
+        table = page.locator("#kind-counts")
+        sync_api.expect(table).to_be_visible(timeout=5_000)
+        rows = [r.split("\t") for r in table.locator("tbody tr").all_inner_texts()]
+        assert rows == [
+            ["bump", "4 events", "0 events", "+4 events"],
+            ["harsh brake", "3 events", "1 event", "+2 events"],
+        ]
+        page.close()
+
+
+def test_the_counts_per_kind_say_what_is_wrong_when_the_api_cannot_answer(browser: Any) -> None:
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(2))) as base:
+        page = browser.new_page()
+        page.route("**/v1/leaderboards/vehicles?*", lambda route: route.fulfill(status=503, json={"detail": "busy"}))
+        log_in(page, base, "vera")
+        alert = page.get_by_text("The counts per kind are not available (busy)")
+        sync_api.expect(alert).to_be_visible(timeout=5_000)
         page.close()

@@ -4,8 +4,10 @@
 import { api, ApiError } from "./api.js";
 import { h, show } from "./dom.js";
 import * as f from "./format.js";
+import { renderKindCounts } from "./fleet_kinds.js";
 
 const REFRESH_MS = 10000;
+const KINDS_REFRESH_MS = 60000; // two leaderboards of the whole fleet: heavier than the snapshot
 const FEED_ITEMS = 100; // the newest kept on the page; the API's event lists hold the rest
 const SESSION_ENDED = "Your session has ended: log in again.";
 
@@ -68,12 +70,15 @@ export function renderFleet(main, { onUnauthorized }) {
   const csv = h("a", { href: "/v1/fleet?format=csv", download: "fleet.csv" }, "Download as CSV");
   const feedState = h("p", { class: "status", "aria-live": "polite" }, "Connecting to the live feed…");
   const feed = h("ol", { id: "live-feed", class: "feed", "aria-label": "Live events, newest first" });
+  const kinds = h("div", {}, h("p", { class: "status" }, "Reading today's and yesterday's counts…"));
   show(
     main,
     h("h1", {}, "Fleet now"),
     h("div", { class: "layout" },
       h("section", { "aria-labelledby": "vehicles-h" }, h("h2", { id: "vehicles-h" }, "Vehicles"), asOf, table, csv),
-      h("section", { "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events"), feedState, feed)),
+      h("div", {},
+        h("section", { "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events"), feedState, feed),
+        h("section", { "aria-labelledby": "kinds-h" }, h("h2", { id: "kinds-h" }, "Today against yesterday"), kinds))),
   );
 
   let timer = null;
@@ -102,6 +107,20 @@ export function renderFleet(main, { onUnauthorized }) {
   }
   refresh();
 
+  let kindsTimer = null;
+  async function refreshKinds() {
+    try {
+      await renderKindCounts(kinds);
+    } catch (error) {
+      if (stopped) return;
+      if (error instanceof ApiError && error.status === 401) return onUnauthorized(SESSION_ENDED);
+      show(kinds, h("p", { class: "error", role: "alert" },
+        `The counts per kind are not available (${error.message}); trying again in ${KINDS_REFRESH_MS / 1000} s.`));
+    }
+    if (!stopped) kindsTimer = setTimeout(refreshKinds, KINDS_REFRESH_MS);
+  }
+  refreshKinds();
+
   const source = new EventSource("/v1/events/live");
   source.onopen = () => {
     feedState.textContent = "Connected: new events appear here as they are stored.";
@@ -129,6 +148,7 @@ export function renderFleet(main, { onUnauthorized }) {
   return () => {
     stopped = true;
     clearTimeout(timer);
+    clearTimeout(kindsTimer);
     source.close();
   };
 }
