@@ -29,6 +29,7 @@ def test_a_viewer_logs_in_and_sees_every_vehicle_with_its_units(browser: Any, tm
         blocked: list[str] = []
         page.on("pageerror", lambda error: script_errors.append(str(error)))
         page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
+        page.route("**/v1/leaderboards/vehicles?*", lambda route: route.fulfill(json={"rows": []}))  # no Cassandra
         page.goto(base + "/", timeout=10_000)
         assert page.url == base + "/app/"
         page.get_by_label("Username").fill("vera")
@@ -45,6 +46,7 @@ def test_a_viewer_logs_in_and_sees_every_vehicle_with_its_units(browser: Any, tm
         assert "van-0001" in first and "/ 100" in first and "events" in first
         sync_api.expect(page.locator("#who")).to_have_text("vera (viewer)")
         assert "Times are shown in your time zone" in page.locator("#zone").inner_text()
+        sync_api.expect(page.get_by_text("No counted events on")).to_be_visible(timeout=5_000)
         # No live feed in process (no broker): the page says so instead of spinning.
         sync_api.expect(page.get_by_text("The live feed is not available")).to_be_visible(timeout=5_000)
         page.reload()  # the session survives a reload (GET /v1/auth/me gives the CSRF token again)
@@ -147,4 +149,20 @@ def test_the_counts_per_kind_say_what_is_wrong_when_the_api_cannot_answer(browse
         log_in(page, base, "vera")
         alert = page.get_by_text("The counts per kind are not available (busy)")
         sync_api.expect(alert).to_be_visible(timeout=5_000)
+        page.close()
+
+
+def test_the_fleet_tables_csv_download_is_what_the_api_answers(browser: Any, tmp_path: Path) -> None:
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(4))) as base:
+        page = browser.new_page()
+        page.route("**/v1/leaderboards/vehicles?*", lambda route: route.fulfill(json={"rows": []}))
+        log_in(page, base, "vera")
+        with page.expect_download(timeout=5_000) as downloading:
+            page.get_by_role("link", name="Download as CSV").click()
+        saved = tmp_path / "fleet.csv"
+        downloading.value.save_as(saved)
+        answered = page.request.get(f"{base}/v1/fleet?format=csv")  # the page's cookie, as a program would ask
+        assert answered.ok and saved.read_bytes() == answered.body()  # byte for byte (CRLF rows: RFC 4180)
+        assert saved.read_text().splitlines()[0].startswith("vehicle_id,label,online")
+        assert len(saved.read_text().splitlines()) == 1 + 4
         page.close()

@@ -50,8 +50,8 @@ function route() {
   const page = PAGES[name];
   leavePage();
   for (const link of nav.querySelectorAll("a")) {
-    link.toggleAttribute("aria-current", link.getAttribute("href") === `#/${name}`);
-    if (link.hasAttribute("aria-current")) link.setAttribute("aria-current", "page");
+    if (link.getAttribute("href") === `#/${name}`) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
   }
   if (page === undefined) {
     document.title = "No such page · fleetsense";

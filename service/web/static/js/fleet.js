@@ -26,8 +26,9 @@ function vehicleRow(v) {
     h("td", {}, v.driver_id ?? "nobody assigned"),
     h("td", {}, v.trip_open ? [`since `, h("time", { datetime: f.isoAttr(v.trip_start_ms) }, f.time(v.trip_start_ms)),
       ` (${f.duration(v.trip_duration_s)})`] : "no trip"),
-    h("td", { class: "num", title: events.map(([k, n]) => `${f.kindLabel(k)}: ${n}`).join(", ") || null },
-      f.count(total, "event")),
+    h("td", { class: "num" }, f.count(total, "event"),
+      total > 0 ? h("span", { class: "detail" }, events.filter(([, n]) => n > 0)
+        .map(([k, n]) => `${n} ${f.kindLabel(k)}`).join(", ")) : null),
     h("td", { class: "num" }, f.score(v.score_today)),
     h("td", { class: "num" }, f.duration(v.driving_s_today)),
     h("td", {}, h("time", { datetime: f.isoAttr(v.last_seen_ms) }, f.time(v.last_seen_ms))),
@@ -47,7 +48,8 @@ function fleetTable(vehicles) {
     h(
       "table",
       { id: "fleet-table" },
-      h("caption", { class: "status" }, f.count(vehicles.length, "vehicle"), "; today is the UTC day"),
+      h("caption", { class: "status" }, f.count(vehicles.length, "vehicle"),
+        "; events today: every counted kind, bumps too (today is the UTC day)"),
       h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", class: numeric.has(t) ? "num" : null }, t)))),
       h("tbody", {}, vehicles.map(vehicleRow)),
     ),
