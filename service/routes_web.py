@@ -24,7 +24,7 @@ SECURITY_HEADERS = {
 }
 # The shell is re-checked on every load (so a new release shows at once); the modules it imports are small and
 # revalidated too: a version in their names (and long caching) can come with a build step, if one is ever needed.
-NO_STORE = "no-cache"
+REVALIDATE = "no-cache"
 
 
 def web_router(static_dir: Path = STATIC_DIR) -> APIRouter:
@@ -53,5 +53,5 @@ def _file(files: dict[str, bytes], name: str) -> Response:
     if body is None:
         hint = "run `fleetsense stack prepare` (it copies the npm packages there)" if name.startswith("vendor/") else ""
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no dashboard file {name!r}" + (f"; {hint}" if hint else ""))
-    headers = {**SECURITY_HEADERS, "Cache-Control": NO_STORE}
+    headers = {**SECURITY_HEADERS, "Cache-Control": REVALIDATE}
     return Response(body, media_type=content_type(name), headers=headers)

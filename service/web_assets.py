@@ -14,7 +14,6 @@ from fleetsense.errors import ConfigError
 
 WEB_DIR = Path(__file__).parent / "web"
 STATIC_DIR = WEB_DIR / "static"
-VENDOR_DIR = STATIC_DIR / "vendor"
 SHELL = "index.html"
 
 # What a served file is, by its suffix: a file with any other suffix is never served (a stray editor backup, a

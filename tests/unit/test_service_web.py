@@ -14,7 +14,9 @@ import pytest
 from fastapi import FastAPI
 from fleetsense.service.app import create_app
 from fleetsense.service.routes_web import CONTENT_SECURITY_POLICY, web_router
-from fleetsense.service.web_assets import STATIC_DIR, VENDORED, content_type, missing_vendored, served_files
+from fleetsense.service.web_assets import STATIC_DIR, VENDORED, content_type, missing_vendored, served_files, vendor
+
+from fleetsense.errors import ConfigError
 
 URL = re.compile(r"""(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}""", re.IGNORECASE)
 # A relative module specifier, static or dynamic (`from "./x.js"`, `import("./x.js")`, `import "./x.js"`), or a
@@ -114,3 +116,38 @@ def test_only_files_of_the_folder_with_a_known_suffix_are_served(tmp_path: Path)
     )
     assert [a.status_code for a in answers] == [200, 404, 404, 404, 404, 404, 404]
     assert "fleetsense stack prepare" in answers[-1].json()["detail"]  # a missing vendored file says what to do
+
+
+FAKE_NPM = """#!/bin/sh
+# npm ci, as far as vendor() can tell: the locked packages under node_modules, and a line per call.
+echo "$@" >> calls.log
+mkdir -p node_modules/uplot/dist
+echo "export default function uPlot() {}" > node_modules/uplot/dist/uPlot.esm.js
+echo ".uplot {}" > node_modules/uplot/dist/uPlot.min.css
+echo "MIT" > node_modules/uplot/LICENSE
+"""
+
+
+def test_vendoring_runs_npm_ci_once_per_lock_and_copies_only_what_the_page_loads(tmp_path: Path) -> None:
+    web = tmp_path / "web"
+    (web / "static").mkdir(parents=True)
+    (web / "package-lock.json").write_text('{"lockfileVersion": 3}')
+    npm = tmp_path / "npm"
+    npm.write_text(FAKE_NPM)
+    npm.chmod(0o755)
+    target = vendor(web, npm=str(npm))
+    assert sorted(p.name for p in target.iterdir()) == [".package-lock.sha256", *sorted(f.served for f in VENDORED)]
+    assert (web / "calls.log").read_text() == "ci --ignore-scripts --no-audit --no-fund\n"
+    assert missing_vendored(web / "static") == []
+    vendor(web, npm=str(npm))  # the same lock: nothing to do
+    assert (web / "calls.log").read_text().count("ci") == 1
+    (web / "package-lock.json").write_text('{"lockfileVersion": 3, "changed": true}')
+    vendor(web, npm=str(npm))
+    assert (web / "calls.log").read_text().count("ci") == 2
+
+
+def test_vendoring_without_npm_says_how_to_get_it(tmp_path: Path) -> None:
+    (tmp_path / "package-lock.json").write_text("{}")
+    with pytest.raises(ConfigError, match="npm is not installed") as raised:
+        vendor(tmp_path, npm=str(tmp_path / "no-such-npm"))
+    assert raised.value.hint is not None and "apt-get install npm" in raised.value.hint
