@@ -6,10 +6,13 @@ import { h, show } from "./dom.js";
 import { zone } from "./format.js";
 import { renderLogin } from "./login.js";
 import { renderFleet } from "./fleet.js";
+import { renderEvent } from "./event.js";
 
-const PAGES = {
-  fleet: { title: "Fleet now", render: renderFleet },
-};
+// #/<page>/<params>: the params are the rest of the hash, decoded (an event's key holds slashes).
+const PAGES = new Map([
+  ["fleet", { title: "Fleet now", render: renderFleet }],
+  ["events", { title: "Event", render: renderEvent }],
+]);
 const HOME = "fleet";
 
 const main = document.getElementById("main");
@@ -44,10 +47,20 @@ function start(me) {
   route();
 }
 
+function decoded(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part; // a malformed %-escape: the page then says there is no such thing
+  }
+}
+
 function route() {
   if (session === null) return;
-  const name = location.hash.replace(/^#\//, "").split("/")[0] || HOME;
-  const page = PAGES[name];
+  const [first, ...rest] = location.hash.replace(/^#\//, "").split("/");
+  const name = first || HOME;
+  const params = rest.map(decoded).join("/");
+  const page = PAGES.get(name);
   leavePage();
   for (const link of nav.querySelectorAll("a")) {
     if (link.getAttribute("href") === `#/${name}`) link.setAttribute("aria-current", "page");
@@ -59,7 +72,7 @@ function route() {
     return;
   }
   document.title = `${page.title} · fleetsense`;
-  cleanup = page.render(main, { session, onUnauthorized: sessionEnded }) || (() => {});
+  cleanup = page.render(main, { session, params, onUnauthorized: sessionEnded }) || (() => {});
   main.focus();
 }
 

@@ -61,7 +61,7 @@ function feedItem(event) {
     "li",
     { "data-key": event.key },
     h("time", { datetime: f.isoAttr(event.start_ms) }, f.time(event.start_ms)),
-    h("strong", {}, f.kindLabel(event.kind)),
+    h("a", { href: `#/events/${event.key}` }, h("strong", {}, f.kindLabel(event.kind))),
     ` · ${event.vehicle_id} · peak ${f.peak(event.peak, event.peak_unit)} · ${f.duration(event.duration_ms / 1000)}`,
   );
 }

@@ -24,6 +24,8 @@ const whole = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
 export function duration(seconds) {
   if (seconds === null || seconds === undefined) return "–";
+  if (seconds === 0) return "0 s";
+  if (seconds < 10) return `${one.format(seconds)} s`; // an event lasts a fraction of a second
   if (seconds < 60) return `${whole.format(seconds)} s`;
   if (seconds < 3600) return `${whole.format(Math.floor(seconds / 60))} min`;
   return `${whole.format(Math.floor(seconds / 3600))} h ${whole.format(Math.floor((seconds % 3600) / 60))} min`;

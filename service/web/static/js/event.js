@@ -1,0 +1,111 @@
+// The event page (#/events/<vehicle>/<start ms>/<kind>): the +-10 s trace with the threshold and the event's span,
+// its peak and duration, and (for a manager) the review: reviewed, coached or dismissed as a false positive, with a
+// note (PUT /v1/events/{key}/review, with the session's CSRF token: api.js adds it).
+
+import { api, ApiError } from "./api.js";
+import { h, show } from "./dom.js";
+import * as f from "./format.js";
+import { drawTrace } from "./trace_chart.js";
+
+const REVIEW_STATES = [
+  ["reviewed", "Reviewed"],
+  ["coached", "Coached the driver"],
+  ["dismissed", "Dismiss as a false positive (left out of every score)"],
+];
+const MAY_REVIEW = new Set(["manager", "admin"]);
+
+function path(key) {
+  return key.split("/").map(encodeURIComponent).join("/");
+}
+
+async function reviewOf(key) {
+  try {
+    return await api(`/v1/reviews/${path(key)}`);
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 404) return { state: "new", note: "" };
+    throw error;
+  }
+}
+
+function facts(trace, review) {
+  const e = trace.event;
+  const row = (term, value) => [h("dt", {}, term), h("dd", {}, value)];
+  return h(
+    "dl",
+    { class: "facts" },
+    row("Vehicle", e.vehicle_id),
+    row("Started", h("time", { datetime: f.isoAttr(e.start_ms) }, f.time(e.start_ms))),
+    row("Duration", f.duration(e.duration_ms / 1000)),
+    row("Peak", f.peak(e.peak, e.peak_unit)),
+    row("Threshold", trace.threshold_g === null ? "none for this kind" : f.peak(trace.threshold_g, "g")),
+    row("Vehicle class", trace.vehicle_class),
+    row("Review", review.state === "new" ? "not reviewed yet" : `${review.state}${review.note ? `: ${review.note}` : ""}`),
+  );
+}
+
+function reviewForm(key, review, onSaved) {
+  const status = h("p", { class: "status", role: "status" });
+  const note = h("textarea", { name: "note", rows: 3, maxlength: 2000 }, review.note);
+  const choices = REVIEW_STATES.map(([value, label]) =>
+    h("label", { class: "choice" },
+      h("input", { type: "radio", name: "state", value, required: true, checked: review.state === value }), ` ${label}`));
+  const form = h(
+    "form",
+    { class: "review" },
+    h("fieldset", {}, h("legend", {}, "Review"), choices),
+    h("label", {}, "Note (up to 2,000 characters)", note),
+    h("button", { type: "submit" }, "Save the review"),
+    status,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const state = new FormData(form).get("state");
+    status.textContent = "Saving…";
+    try {
+      const saved = await api(`/v1/events/${path(key)}/review`, { method: "PUT", body: { state, note: note.value } });
+      status.textContent = `Saved: ${saved.state}.`;
+      onSaved(saved);
+    } catch (error) {
+      status.textContent = `Not saved: ${error.message}`;
+    }
+  });
+  return form;
+}
+
+export function renderEvent(main, { session, params, onUnauthorized }) {
+  const key = params;
+  const chart = h("div", { id: "trace-chart" });
+  const info = h("div", {}, h("p", { class: "status" }, "Reading the event's trace…"));
+  const heading = h("h1", {}, "Event");
+  show(main, heading, info, chart);
+  let stopped = false;
+
+  (async () => {
+    try {
+      const [trace, review] = await Promise.all([api(`/v1/events/${path(key)}/trace`), reviewOf(key)]);
+      if (stopped) return;
+      const kind = f.kindLabel(trace.event.kind);
+      heading.textContent = `${kind[0].toUpperCase()}${kind.slice(1)} on ${trace.event.vehicle_id}`;
+      document.title = `${heading.textContent} · fleetsense`;
+      const refresh = (saved) => info.firstChild.replaceWith(facts(trace, saved));
+      show(info, facts(trace, review), MAY_REVIEW.has(session.role) ? reviewForm(key, review, refresh) : null);
+      if (trace.longitudinal_g === null) {
+        show(chart, h("p", { class: "status" }, "The sensor's mounting in this vehicle was not known around this " +
+          "event (the vehicle did not stop within 10 minutes of it), so its trace cannot be shown in the vehicle's frame."));
+        return;
+      }
+      const width = Math.min(900, main.clientWidth - 32);
+      await drawTrace(chart, trace, { width, height: 360 });
+    } catch (error) {
+      if (stopped) return;
+      if (error instanceof ApiError && error.status === 401) return onUnauthorized("Your session has ended: log in again.");
+      const what = error instanceof ApiError && error.status === 404
+        ? "No such event is stored. Open an event from the live feed or an event list."
+        : `The event could not be read: ${error.message}`;
+      show(info, h("p", { class: "error", role: "alert" }, what));
+    }
+  })();
+  return () => {
+    stopped = true;
+  };
+}
