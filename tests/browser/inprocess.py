@@ -26,9 +26,11 @@ from fleetsense.service.passwords import HashParams, Passwords
 from fleetsense.service.roles import Role
 from fleetsense.service.routes_fleet import fleet_snapshot
 from fleetsense.service.settings import ServeSettings
+from fleetsense.service.web_assets import WEB_DIR
 
 from tests.unit.accounts_memory import MemoryAccounts
 
+AXE = WEB_DIR / "node_modules" / "axe-core" / "axe.min.js"  # npm ci in service/web (fleetsense stack prepare)
 CHEAP = HashParams(time_cost=1, memory_kib=64, parallelism=1)
 PASSWORD = "correct horse battery staple"
 

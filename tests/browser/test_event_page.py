@@ -14,7 +14,7 @@ import pytest
 from fleetsense.service.roles import Role
 from fleetsense.service.web_assets import missing_vendored
 
-from tests.browser.inprocess import PASSWORD, app_with, serving, snapshot_of
+from tests.browser.inprocess import AXE, PASSWORD, app_with, serving, snapshot_of
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
 if missing_vendored():
@@ -40,8 +40,8 @@ def trace() -> dict[str, Any]:
     }  # fmt: skip
 
 
-def open_event(browser: Any, base: str, username: str, reviews: list[dict[str, Any]]) -> Any:
-    page = browser.new_page()
+def open_event(browser: Any, base: str, username: str, reviews: list[dict[str, Any]], *, axe: bool = False) -> Any:
+    page = browser.new_page(bypass_csp=axe)  # the page's CSP refuses an injected axe script, rightly
     page.route("**/v1/leaderboards/vehicles?*", lambda route: route.fulfill(json={"rows": []}))
     page.route("**/v1/events/**/trace", lambda route: route.fulfill(json=trace()))
 
@@ -88,4 +88,14 @@ def test_a_viewer_sees_the_event_but_no_review_form(browser: Any) -> None:
     with serving(app_with({"vera": Role.VIEWER}, snapshot_of(2))) as base:
         page = open_event(browser, base, "vera", [])
         assert page.get_by_role("button", name="Save the review").count() == 0
+        page.close()
+
+
+@pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
+def test_the_event_page_with_its_review_form_has_no_serious_accessibility_violations(browser: Any) -> None:
+    with serving(app_with({"mona": Role.MANAGER}, snapshot_of(2))) as base:
+        page = open_event(browser, base, "mona", [], axe=True)
+        page.add_script_tag(path=str(AXE))
+        found = page.evaluate("async () => (await axe.run()).violations")
+        assert [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")] == []
         page.close()

@@ -12,12 +12,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fleetsense.service.roles import Role
-from fleetsense.service.web_assets import WEB_DIR
 
-from tests.browser.inprocess import PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
 from tests.unit.service_events import live_event
 
-AXE = WEB_DIR / "node_modules" / "axe-core" / "axe.min.js"  # npm ci in service/web (fleetsense stack prepare)
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
 
 
