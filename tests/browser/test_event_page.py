@@ -99,3 +99,20 @@ def test_the_event_page_with_its_review_form_has_no_serious_accessibility_violat
         found = page.evaluate("async () => (await axe.run()).violations")
         assert [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")] == []
         page.close()
+
+
+def test_the_review_queue_lists_the_waiting_events_and_opens_one(browser: Any) -> None:
+    queued = {"key": KEY, "vehicle_id": "van-0002", "kind": "harsh_brake", "start_ms": START_MS,
+              "driver_id": "driver-0002", "peak": 0.62, "peak_unit": "g", "queued_at": None}  # fmt: skip
+    with serving(app_with({"mona": Role.MANAGER}, snapshot_of(2))) as base:
+        page = open_event(browser, base, "mona", [])
+        page.route(
+            "**/v1/reviews/queue?*", lambda r: r.fulfill(json={"manager": "mona", "events": [queued], "more": False})
+        )
+        page.get_by_role("link", name="Review queue").click()
+        row = page.locator("#review-queue tbody tr")
+        sync_api.expect(row).to_have_count(1, timeout=5_000)
+        assert "driver-0002" in row.inner_text() and "0.62 g" in row.inner_text()
+        row.get_by_role("link", name="harsh brake").click()
+        sync_api.expect(page.get_by_role("heading", name="harsh brake on van-0002")).to_be_visible(timeout=5_000)
+        page.close()

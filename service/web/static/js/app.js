@@ -7,11 +7,13 @@ import { zone } from "./format.js";
 import { renderLogin } from "./login.js";
 import { renderFleet } from "./fleet.js";
 import { renderEvent } from "./event.js";
+import { renderQueue } from "./queue.js";
 
 // #/<page>/<params>: the params are the rest of the hash, decoded (an event's key holds slashes).
 const PAGES = new Map([
   ["fleet", { title: "Fleet now", render: renderFleet }],
   ["events", { title: "Event", render: renderEvent }],
+  ["reviews", { title: "Review queue", render: renderQueue }],
 ]);
 const HOME = "fleet";
 
