@@ -67,7 +67,8 @@ function feedItem(event) {
 }
 
 export function renderFleet(main, { onUnauthorized }) {
-  const asOf = h("p", { class: "status", "aria-live": "polite" }, "Reading the fleet…");
+  // Not a live region: it changes every 10 s, and a screen reader would read it out each time (errors are alerts).
+  const asOf = h("p", { class: "status" }, "Reading the fleet…");
   const table = h("div", {});
   const csv = h("a", { href: "/v1/fleet?format=csv", download: "fleet.csv" }, "Download as CSV");
   const feedState = h("p", { class: "status", "aria-live": "polite" }, "Connecting to the live feed…");
