@@ -30,6 +30,7 @@ command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)  # Cassandra's jars and the connector build (two poms)
 command -v curl >/dev/null || missing+=(curl)
 command -v npm >/dev/null || missing+=(npm)  # the dashboard's packages (service/web/package-lock.json)
+[ -x /usr/bin/chromium ] || missing+=(chromium)  # the dashboard's browser tests (tests/browser) drive it
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)  # the cluster's Flink HA (fleetsense cluster)

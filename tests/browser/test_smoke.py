@@ -164,3 +164,27 @@ def test_the_fleet_tables_csv_download_is_what_the_api_answers(browser: Any, tmp
         assert saved.read_text().splitlines()[0].startswith("vehicle_id,label,online")
         assert len(saved.read_text().splitlines()) == 1 + 4
         page.close()
+
+
+@pytest.mark.parametrize(
+    ("role", "links"),
+    [
+        (Role.VIEWER, ["Fleet now", "Drivers"]),
+        (Role.MANAGER, ["Fleet now", "Drivers", "Review queue"]),
+        (Role.ADMIN, ["Fleet now", "Drivers", "Review queue", "Admin"]),
+    ],
+)
+def test_the_navigation_shows_a_role_only_the_pages_it_may_open(browser: Any, role: Role, links: list[str]) -> None:
+    app = app_with({"ana": role}, snapshot_of(1))
+    with serving(app) as base:
+        page = browser.new_page()
+        page.route("**/v1/leaderboards/vehicles?*", lambda route: route.fulfill(json={"rows": []}))
+        log_in(page, base, "ana")
+        assert page.locator("#nav a").all_inner_texts() == links
+        page.goto(base + "/app/#/admin")  # a link typed or shared: the page says why, not a wall of refusals
+        if role is Role.ADMIN:
+            sync_api.expect(page.get_by_role("heading", name="Admin")).to_be_visible()
+            assert page.get_by_role("alert").count() == 0
+        else:
+            sync_api.expect(page.get_by_role("alert")).to_contain_text(f"you are logged in as a {role.label}")
+        page.close()

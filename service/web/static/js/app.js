@@ -8,14 +8,29 @@ import { renderLogin } from "./login.js";
 import { renderFleet } from "./fleet.js";
 import { renderEvent } from "./event.js";
 import { renderQueue } from "./queue.js";
+import { renderDrivers } from "./drivers.js";
+import { renderVehicle } from "./vehicle.js";
+import { renderTrip } from "./trip.js";
+import { renderAdmin } from "./admin.js";
 
-// #/<page>/<params>: the params are the rest of the hash, decoded (an event's key holds slashes).
+// Every page, declared once: #/<name>/<params> (the params are the rest of the hash, decoded: an event's key holds
+// slashes). `nav` puts it in the header's navigation; `least` is the least role that may open it (the API decides
+// what each role may read or change; this only keeps a viewer from pages made of refusals). The order is the nav's.
+const ROLES = ["viewer", "manager", "admin"];
 const PAGES = new Map([
-  ["fleet", { title: "Fleet now", render: renderFleet }],
-  ["events", { title: "Event", render: renderEvent }],
-  ["reviews", { title: "Review queue", render: renderQueue }],
+  ["fleet", { title: "Fleet now", render: renderFleet, nav: true, least: "viewer" }],
+  ["drivers", { title: "Drivers", render: renderDrivers, nav: true, least: "viewer" }],
+  ["reviews", { title: "Review queue", render: renderQueue, nav: true, least: "manager" }],
+  ["admin", { title: "Admin", render: renderAdmin, nav: true, least: "admin" }],
+  ["vehicles", { title: "Vehicle", render: renderVehicle, nav: false, least: "viewer" }],
+  ["trips", { title: "Trip", render: renderTrip, nav: false, least: "viewer" }],
+  ["events", { title: "Event", render: renderEvent, nav: false, least: "viewer" }],
 ]);
 const HOME = "fleet";
+
+export function mayOpen(role, page) {
+  return ROLES.indexOf(role) >= ROLES.indexOf(page.least);
+}
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -40,9 +55,16 @@ export function sessionEnded(message) {
   renderLogin(main, { message, onLoggedIn: start });
 }
 
+function navigation(role) {
+  const links = [...PAGES].filter(([, page]) => page.nav && mayOpen(role, page))
+    .map(([name, page]) => h("a", { href: `#/${name}` }, page.title));
+  show(nav, links);
+}
+
 function start(me) {
   session = me;
   setCsrfToken(me.csrf_token);
+  navigation(me.role);
   nav.hidden = false;
   logoutButton.hidden = false;
   who.textContent = `${me.username} (${me.role})`;
@@ -71,6 +93,14 @@ function route() {
   if (page === undefined) {
     document.title = "No such page · fleetsense";
     show(main, h("h1", {}, "No such page"), h("p", {}, "Go to ", h("a", { href: `#/${HOME}` }, "Fleet now"), "."));
+    return;
+  }
+  if (!mayOpen(session.role, page)) {
+    document.title = `Not for your role · fleetsense`;
+    show(main, h("h1", {}, page.title),
+      h("p", { class: "error", role: "alert" }, `This page is for the ${page.least} role and above; you are logged in as a ${session.role}.`),
+      h("p", {}, "Ask an admin for a role that may open it, or go to ", h("a", { href: `#/${HOME}` }, "Fleet now"), "."));
+    main.focus();
     return;
   }
   document.title = `${page.title} · fleetsense`;

@@ -1,0 +1,7 @@
+// Trip (#/trips/<vehicle>/<start ms>): not built yet; the page says so rather than showing nothing.
+
+import { h, show } from "./dom.js";
+
+export function renderTrip(main) {
+  show(main, h("h1", {}, "Trip"), h("p", { class: "status" }, "This page is not built yet: the API has it at /docs."));
+}

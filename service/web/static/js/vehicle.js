@@ -1,0 +1,7 @@
+// Vehicle (#/vehicles/<id>): not built yet; the page says so rather than showing nothing.
+
+import { h, show } from "./dom.js";
+
+export function renderVehicle(main) {
+  show(main, h("h1", {}, "Vehicle"), h("p", { class: "status" }, "This page is not built yet: the API has it at /docs."));
+}
