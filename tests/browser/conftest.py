@@ -1,7 +1,8 @@
 """What every browser test needs: Debian's chromium driven by Playwright (its own browser download cannot work here).
-Every test under tests/browser is marked `browser`. When playwright (PyPI, the dev extra) or /usr/bin/chromium
-(Debian's `chromium`, installed by scripts/dev.sh) is missing, a developer's run skips them with the reason; in CI
-(CI set) they fail with it instead, since CI runs scripts/dev.sh, which installs both: nothing is skipped silently."""
+Every test under tests/browser is marked `browser`. When playwright (PyPI, the dev extra), /usr/bin/chromium
+(Debian's `chromium`) or the npm packages (uPlot, axe-core: `fleetsense stack prepare`) are missing, a developer's
+run skips them with the reason; in CI (CI set) the run stops with it instead, since CI runs scripts/dev.sh, which
+installs all three: nothing is skipped silently."""
 
 from __future__ import annotations
 
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleetsense.service.web_assets import missing_vendored
+
+from tests.browser.inprocess import AXE
 
 CHROMIUM = Path("/usr/bin/chromium")
 MISSING = (
@@ -19,8 +23,13 @@ MISSING = (
     if importlib.util.find_spec("playwright") is None
     else "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
     if not CHROMIUM.exists()
+    else "needs the npm packages (uPlot, axe-core): run `fleetsense stack prepare`"
+    if missing_vendored() or not AXE.is_file()
     else None
 )
+if MISSING is not None and os.environ.get("CI"):
+    # Loud, not skipped: CI runs scripts/dev.sh, which installs every one of them.
+    raise RuntimeError(f"the browser tests cannot run in CI: {MISSING} (scripts/dev.sh setup installs it)")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -28,7 +37,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if here in Path(item.fspath).parents:
             item.add_marker(pytest.mark.browser)
-            if MISSING is not None and not os.environ.get("CI"):
+            if MISSING is not None:
                 item.add_marker(pytest.mark.skip(reason=MISSING))
 
 
@@ -37,8 +46,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # work in another thread (inprocess.py does).
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if MISSING is not None:
-        pytest.fail(f"the browser tests cannot run: {MISSING} (scripts/dev.sh setup installs both)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
