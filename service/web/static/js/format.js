@@ -46,3 +46,23 @@ export function peak(value, unit) {
 export function kindLabel(kind) {
   return kind.replaceAll("_", " ");
 }
+
+// Drivers' pages: rates per hour of driving, a score's change in points, a UTC period's days.
+export function perHour(rate) {
+  return rate === null || rate === undefined ? "no driving" : `${two.format(rate)} events/h`;
+}
+
+// The compact form for a table whose column header names the events ("harsh brake, events/h"): "0.10/h".
+export function perHourShort(rate) {
+  return rate === null || rate === undefined ? "no driving" : `${two.format(rate)}/h`;
+}
+
+export function trend(points) {
+  if (points === null || points === undefined) return "–";
+  if (points === 0) return "±0.0 points";
+  return `${points > 0 ? "+" : "−"}${one.format(Math.abs(points))} points`;
+}
+
+export function utcDays(firstDay, lastDay) {
+  return firstDay === lastDay ? `${firstDay} (UTC)` : `${firstDay} to ${lastDay} (UTC days)`;
+}
