@@ -101,6 +101,7 @@ class Api:
 
     def __init__(self) -> None:
         self.asked: list[str] = []
+        self.problems: list[str] = []  # the page's script errors and CSP refusals: none expected
         self.fail: dict[str, int] = {}
         self.board: Callable[[sc.Period, date], Leaderboard] = leaderboard
 
@@ -118,7 +119,7 @@ class Api:
             answer = self.board(sc.Period(query["period"]), date.fromisoformat(query["at"]))
         elif path == "/v1/drivers/ann-01":
             answer = ANN
-        elif path == "/v1/drivers/nobody-9":
+        elif path.startswith("/v1/drivers/nobody-9"):
             route.fulfill(status=404, json={"detail": "no driver nobody-9"})
             return
         elif path == "/v1/drivers/ann-01/scorecard":
@@ -150,6 +151,9 @@ def open_page(browser: Any, base: str, hash_: str, api: Api, *, axe: bool = Fals
     page = browser.new_page(viewport={"width": 1280, "height": 800}, locale="en-US", timezone_id="Europe/Paris",
                             bypass_csp=axe)  # fmt: skip
     page.route("**/v1/**", api)
+    problems = api.problems
+    page.on("pageerror", lambda error: problems.append(f"script error: {error}"))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text and not axe else None)
     page.goto(f"{base}/app/{hash_}", timeout=10_000)
     page.get_by_label("Username").fill("vera")
     page.get_by_label("Password").fill(PASSWORD)
@@ -190,6 +194,7 @@ def test_the_leaderboard_ranks_drivers_with_rates_per_kind_trends_and_who_droppe
     for table in ("driver-board", "driver-dropped"):  # the CSV is the table's own query, as CSV
         csv = page.locator(f"#{table} ~ a.csv, .table-view:has(#{table}) a.csv").first.get_attribute("href")
         assert csv == f"{api.asked[0]}&format=csv"
+    assert api.problems == []
     page.close()
 
 
@@ -224,6 +229,12 @@ def test_the_period_picker_by_keyboard_changes_the_query_and_a_reload_keeps_it(b
     page.keyboard.press("Enter")
     sync_api.expect(page.locator("#score-chart canvas")).to_be_visible(timeout=5_000)
     assert "/v1/drivers/ann-01/scorecard?period=month&at=2026-09-01&series=12" in api.asked
+    page.go_back()  # Back: the leaderboard of the period left, then the one before it
+    sync_api.expect(page.locator("#driver-board caption")).to_contain_text("2026-09-01 to 2026-09-30", timeout=5_000)
+    page.go_back()
+    sync_api.expect(page.locator("#driver-board caption")).to_contain_text("2026-10-01 to 2026-10-31", timeout=5_000)
+    assert page.get_by_label("A day of it (UTC)").input_value() == "2026-10-07"
+    assert api.problems == []
     page.close()
 
 
@@ -247,6 +258,12 @@ def test_empty_and_error_states_say_what_to_do_and_show_retries(browser: Any, ba
     page.goto(f"{base}/app/#/drivers/ann-01?period=week&at=2026-11-18")
     sync_api.expect(page.get_by_text("The scorecard could not be read")).to_be_visible(timeout=5_000)
     sync_api.expect(page.get_by_role("heading", name="Ann Archer")).to_be_visible()  # the rest still shows
+    sync_api.expect(page.locator("#driver-assignments tbody tr")).to_have_count(2)
+    api.fail["/v1/leaderboards/"] = 401  # the session ended (expired, or logged out elsewhere): back to the login
+    page.get_by_role("link", name="← All drivers").click()
+    sync_api.expect(page.get_by_text("Your session has ended: log in again.")).to_be_visible(timeout=5_000)
+    assert page.get_by_label("Username").is_visible()
+    assert api.problems == []
     page.close()
 
 
@@ -281,6 +298,8 @@ def test_a_drivers_scorecard_draws_the_score_over_time_and_lists_events_trips_an
     periods = page.locator("#driver-periods tbody tr")
     assert periods.count() == 12 and "2026-11-16 to 2026-11-22" in periods.first.inner_text()
     assert "no driving" in periods.nth(8).inner_text()  # the 4th oldest of 12: the chart's gap
+    csv = page.locator(".table-view:has(#driver-periods) a.csv").get_attribute("href")
+    assert csv == "/v1/drivers/ann-01/scorecard?period=week&at=2026-11-18&series=12&format=csv"
     kinds = page.locator("#driver-kinds").inner_text()
     assert "harsh brake" in kinds and "5 events" in kinds and "0.63 events/h" in kinds  # 5 in 8 h
     events = page.locator("#driver-events tbody tr")
@@ -298,6 +317,7 @@ def test_a_drivers_scorecard_draws_the_score_over_time_and_lists_events_trips_an
     assert "45 min" in trips.first.inner_text() and "87.5 / 100" in trips.first.inner_text()
     assigned = page.locator("#driver-assignments tbody tr")
     assert assigned.count() == 2 and assigned.first.locator("a").get_attribute("href") == "#/vehicles/van-0002"
+    assert api.problems == []
     page.close()
 
 

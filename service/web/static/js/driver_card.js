@@ -76,14 +76,16 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
   const about = h("div", {}, h("p", { class: "status" }, "Reading the driver…"));
   const state = h("p", { class: "status", role: "status" });
   const chart = h("div", { id: "score-chart" });
+  const reading = () => h("p", { class: "status" }, "Reading…");
   const periods = h("div", {});
-  const kinds = h("div", {});
-  const events = h("div", {});
-  const assignments = h("div", {});
-  const trips = h("div", {});
+  const kinds = h("div", {}, reading());
+  const events = h("div", {}, reading());
+  const assignments = h("div", {}, reading());
+  const trips = h("div", {}, reading());
   const section = (id, title, ...body) => h("section", { "aria-labelledby": id }, h("h2", { id }, title), ...body);
+  const allDrivers = h("a", { href: `#/drivers/?${periodQuery(chosen)}` }, "← All drivers");
   show(main,
-    h("p", {}, h("a", { href: `#/drivers/?${periodQuery(chosen)}` }, "← All drivers")),
+    h("p", {}, allDrivers),
     heading, about, periodPicker(chosen, choose), state,
     section("score-h", "Score over time", chart, periods),
     section("kinds-h", "Events by kind", kinds),
@@ -94,12 +96,14 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
   let asked = 0;
   const base = `/v1/drivers/${encodeURIComponent(driverId)}`;
 
-  async function part(target, what, build, ask) {
+  // Builds one part into `target`, unless the page was left or (with `ask`) a newer period was chosen meanwhile.
+  async function part(target, what, build, ask = null) {
+    const current = () => !stopped && (ask === null || ask === asked);
     try {
       const built = await build();
-      if (!stopped && ask === asked) show(target, built);
+      if (current()) show(target, built);
     } catch (error) {
-      if (!stopped && ask === asked) show(target, failure(error, what, onUnauthorized));
+      if (current()) show(target, failure(error, what, onUnauthorized));
     }
   }
 
@@ -113,7 +117,8 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
     } catch (error) {
       if (stopped) return;
       if (error instanceof ApiError && error.status === 404) {
-        show(about, h("p", { class: "error", role: "alert" }, `There is no driver ${driverId}. Pick one from `,
+        stopped = true; // nothing else of a driver who does not exist is worth showing
+        show(main, heading, h("p", { class: "error", role: "alert" }, `There is no driver ${driverId}. Pick one from `,
           h("a", { href: "#/drivers" }, "the leaderboard"), "."));
       } else show(about, failure(error, "The driver", onUnauthorized));
     }
@@ -122,6 +127,7 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
   async function load() {
     const ask = ++asked;
     state.textContent = "Reading the scorecard…";
+    for (const target of [kinds, events, trips]) show(target, reading());
     const seriesPath = `${base}/scorecard?${periodQuery(chosen)}&series=${SERIES[chosen.period]}`;
     const cardPath = `${base}/scorecard?${periodQuery(chosen)}&series=1`;
     let series;
@@ -131,12 +137,16 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
       if (stopped || ask !== asked) return;
       state.textContent = "";
       show(chart, failure(error, "The scorecard", onUnauthorized));
-      for (const target of [periods, kinds, events, trips]) show(target);
+      show(periods);
+      for (const target of [kinds, events, trips]) {
+        show(target, h("p", { class: "status" }, "Shown once the scorecard is read (it names the period's days)."));
+      }
       return;
     }
     if (stopped || ask !== asked) return;
     const card = series.periods[series.periods.length - 1];
-    const span = { fromMs: Date.parse(`${card.first_day}T00:00:00Z`), toMs: Date.parse(`${card.last_day}T00:00:00Z`) + DAY_MS };
+    const span = { fromMs: Date.parse(`${card.first_day}T00:00:00Z`),
+      toMs: Date.parse(`${card.last_day}T00:00:00Z`) + DAY_MS };
     state.textContent = `The chosen period: ${f.utcDays(card.first_day, card.last_day)}; ` +
       `score ${card.driving_s > 0 ? f.score(card.score) : "none (no driving)"}, ` +
       `${f.perHour(card.events_per_hour)}, ${f.duration(card.driving_s)} driving.`;
@@ -150,17 +160,20 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
       return box;
     }, ask);
     part(events, "The events", () => eventsTable(driverId, span), ask);
-    const held = assignmentsOf(driverId);
-    part(assignments, "The assignments", async () => assignmentsTable(driverId, await held), ask);
     part(trips, "The trips", async () => tripsTable(await held, span), ask);
   }
 
   function choose(next) {
     chosen = next;
     history.pushState(null, "", `#/drivers/${encodeURIComponent(driverId)}?${periodQuery(chosen)}`);
+    allDrivers.setAttribute("href", `#/drivers/?${periodQuery(chosen)}`);
     load();
   }
 
+  // Every assignment, whatever the period: read once; the trips of each period are found from them.
+  const held = assignmentsOf(driverId);
+  held.catch(() => {}); // its failure is shown by the parts that await it
+  part(assignments, "The assignments", async () => assignmentsTable(driverId, await held));
   loadDriver();
   load();
   return () => {

@@ -59,8 +59,9 @@ export function perHourShort(rate) {
 
 export function trend(points) {
   if (points === null || points === undefined) return "–";
-  if (points === 0) return "±0.0 points";
-  return `${points > 0 ? "+" : "−"}${one.format(Math.abs(points))} points`;
+  const size = one.format(Math.abs(points));
+  if (size === one.format(0)) return `±${size} points`; // -0.04 would read "−0.0": no sign for what rounds to none
+  return `${points > 0 ? "+" : "−"}${size} points`;
 }
 
 export function utcDays(firstDay, lastDay) {
