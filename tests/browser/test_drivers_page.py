@@ -5,12 +5,17 @@ from the routes' own pydantic models and ranking code, so a change of either bre
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from fleetsense.cloud import tables
+from fleetsense.service import assignment_writes, drivers
 from fleetsense.service import scorecard as sc
 from fleetsense.service.fleet_models import Event, EventPage
 from fleetsense.service.roles import Role
@@ -18,9 +23,11 @@ from fleetsense.service.routes_assignments import AssignmentOut
 from fleetsense.service.routes_drivers import DriverOut
 from fleetsense.service.routes_scores import Leaderboard, Scorecard, ScorecardSeries, _ranked, _row
 from fleetsense.service.routes_trips import TripSummary
+from fleetsense.service.settings import ServeSettings
 from fleetsense.service.web_assets import missing_vendored
 
-from tests.browser.inprocess import AXE, PASSWORD, app_with, serving, snapshot_of
+from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.unit.service_memory_db import MemoryDb
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
 if missing_vendored():
@@ -337,4 +344,91 @@ def test_the_drivers_pages_have_no_serious_accessibility_violations(
     page.add_script_tag(path=str(AXE))
     found = page.evaluate("async () => (await axe.run()).violations")
     assert [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")] == []
+    page.close()
+
+
+# --- The real routes over the in-memory database ------------------------------------------------------------------
+# The leaderboard, scorecard, driver and assignments routes run their own code over tests/unit's MemoryDb, seeded
+# through the registry's write code and with minute rows as the job writes them. (The event and trip lists slice a
+# partition with a CQL suffix the MemoryDb does not model: the page's requests for them are answered here, empty.)
+SEEDED_WEEK = sc.period_days(sc.Period.WEEK, AT)
+# id: (name, harsh brakes in the week before, harsh brakes in the week): an hour of driving in each week
+SEEDED = {"ann-01": ("Ann Archer", 0, 0), "bob-02": ("Bob Baker", 0, 3), "cy-03": ("Cy Cole", 2, 0)}
+
+
+def seeded_db() -> MemoryDb:
+    db = MemoryDb()
+    fleet = ServeSettings().fleet_id
+    since_ms = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1000)
+
+    async def registry() -> None:
+        for n, (ident, (name, _, _)) in enumerate(SEEDED.items(), start=1):
+            await drivers.save_driver(db, fleet, drivers.Driver(driver_id=ident, name=name, manager="mona",
+                                                                created_ms=since_ms), before=None)  # fmt: skip
+            await assignment_writes.create(db, fleet, vehicle_id=f"van-{n:04d}", driver_id=ident, from_ms=since_ms,
+                                           source="api", set_by="mona", now_ms=since_ms)  # fmt: skip
+
+    with ThreadPoolExecutor(max_workers=1) as seeder:  # Playwright's sync API holds this thread's event loop
+        seeder.submit(asyncio.run, registry()).result()
+    for n, (_, (_, brakes_before, brakes_now)) in enumerate(SEEDED.items(), start=1):
+        for day, brakes in (
+            (SEEDED_WEEK[0] - timedelta(days=6), brakes_before),
+            (SEEDED_WEEK[0] + timedelta(days=1), brakes_now),
+        ):
+            start_ms = int(datetime(day.year, day.month, day.day, 8, tzinfo=UTC).timestamp() * 1000)
+            for minute in range(60):
+                counts = {"harsh_brake": 1} if minute < brakes else {}
+                db.put(tables.MINUTE_AGGREGATES, vehicle_id=f"van-{n:04d}", day_bucket=day,
+                       minute=start_ms + minute * 60_000, driving_s=60.0, event_counts=counts)  # fmt: skip
+    return db
+
+
+@pytest.fixture(scope="module")
+def seeded_base() -> Iterator[str]:
+    context = LiveContext()
+    context.db = seeded_db()  # type: ignore[assignment]  # Db's interface, over dicts
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(3), context)) as url:
+        yield url
+
+
+def test_the_real_leaderboard_and_scorecard_routes_drive_the_pages_and_the_csv_is_what_the_api_answers(
+    browser: Any, seeded_base: str, tmp_path: Path
+) -> None:
+    api = Api()
+    page = browser.new_page(viewport={"width": 1024, "height": 768}, locale="en-US")
+    page.route("**/v1/drivers/*/events?*", lambda r: r.fulfill(json=EventPage(items=[], next_cursor=None).model_dump()))
+    page.route("**/v1/vehicles/*/trips?*", lambda r: r.fulfill(json=[]))
+    page.on("pageerror", lambda error: api.problems.append(str(error)))
+    page.goto(f"{seeded_base}/app/#/drivers/?period=week&at={AT.isoformat()}", timeout=10_000)
+    page.get_by_label("Username").fill("vera")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    board = page.request.get(f"{seeded_base}/v1/leaderboards/drivers?period=week&at={AT.isoformat()}").json()
+    assert [r["id"] for r in board["rows"]] == ["ann-01", "cy-03", "bob-02"]  # the route's ranking of the seed
+    assert board_of(page, "driver-board") == ["Ann Archer", "Cy Cole", "Bob Baker"]
+    assert board_of(page, "driver-dropped") == ["Bob Baker"]
+    cy = page.locator("#driver-board tbody tr", has_text="Cy Cole").inner_text()
+    assert f"+{board['rows'][1]['trend']:.1f} points" in cy and "1 h 0 min driving" in cy
+    assert "3.00/h" in page.locator("#driver-board tbody tr", has_text="Bob Baker").inner_text()  # 3 brakes in 1 h
+    with page.expect_download(timeout=5_000) as downloading:
+        page.locator(".table-view:has(#driver-board) a.csv").click()
+    saved = tmp_path / "drivers.csv"
+    downloading.value.save_as(saved)
+    href = page.locator(".table-view:has(#driver-board) a.csv").get_attribute("href")
+    answered = page.request.get(seeded_base + href)
+    assert answered.ok and saved.read_bytes() == answered.body()  # byte for byte what the API answers
+    lines = saved.read_text().splitlines()
+    assert lines[0].startswith("rank,id,name,scorecard") and len(lines) == 1 + 3
+    page.locator("#driver-board").get_by_role("link", name="Bob Baker").click()
+    sync_api.expect(page.get_by_role("heading", name="Bob Baker")).to_be_visible(timeout=5_000)
+    sync_api.expect(page.locator("#score-chart canvas")).to_be_visible(timeout=5_000)
+    assert page.evaluate(SCORE_PIXELS)["series"] > 50  # twelve weeks: two driven, ten gaps
+    first = page.locator("#driver-periods tbody tr").first.inner_text()
+    assert "2026-11-16 to 2026-11-22" in first and "3 events" in first and "1 h 0 min" in first
+    sync_api.expect(page.locator("#driver-assignments tbody tr")).to_have_count(1)
+    assert page.locator("#driver-assignments a").get_attribute("href") == "#/vehicles/van-0002"
+    sync_api.expect(page.locator("#driver-events-empty")).to_contain_text("No events in this period")
+    sync_api.expect(page.locator("#driver-trips-empty")).to_contain_text("No trips started")
+    page.screenshot(path=str(tmp_path / "driver-scorecard-tablet.png"), full_page=True)
+    assert api.problems == []
     page.close()
