@@ -403,9 +403,10 @@ def test_the_real_leaderboard_and_scorecard_routes_drive_the_pages_and_the_csv_i
     page.get_by_label("Username").fill("vera")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Password").press("Enter")
+    # Logged in once the board shows (the session cookie is set): then ask the API as a program would
+    assert board_of(page, "driver-board") == ["Ann Archer", "Cy Cole", "Bob Baker"]
     board = page.request.get(f"{seeded_base}/v1/leaderboards/drivers?period=week&at={AT.isoformat()}").json()
     assert [r["id"] for r in board["rows"]] == ["ann-01", "cy-03", "bob-02"]  # the route's ranking of the seed
-    assert board_of(page, "driver-board") == ["Ann Archer", "Cy Cole", "Bob Baker"]
     assert board_of(page, "driver-dropped") == ["Bob Baker"]
     cy = page.locator("#driver-board tbody tr", has_text="Cy Cole").inner_text()
     assert f"+{board['rows'][1]['trend']:.1f} points" in cy and "1 h 0 min driving" in cy

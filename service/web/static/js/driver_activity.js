@@ -13,6 +13,8 @@ const MOST_ASSIGNMENTS = 20; // one trips request each: a driver swapping vehicl
 
 const timeCell = (ms) => h("time", { datetime: f.isoAttr(ms) }, f.time(ms));
 const vehicleLink = (id) => h("a", { href: `#/vehicles/${encodeURIComponent(id)}` }, id);
+const total = (counts) => Object.values(counts).reduce((sum, n) => sum + n, 0);
+const tripHref = (t) => `#/trips/${encodeURIComponent(t.vehicle_id)}/${t.start_ms}`;
 
 export async function eventsTable(driverId, span) {
   const query = `from=${span.fromMs}&to=${span.toMs}`;
@@ -74,8 +76,9 @@ export function heldSpans(assignments, span) {
 export async function tripsTable(assignments, span) {
   const spans = heldSpans(assignments, span);
   const asked = spans.slice(0, MOST_ASSIGNMENTS);
-  const lists = await Promise.all(asked.map((s) =>
-    api(`/v1/vehicles/${encodeURIComponent(s.vehicleId)}/trips?from_ms=${s.fromMs}&to_ms=${s.toMs}&limit=${TRIPS_PER_ASSIGNMENT}`)));
+  const tripsOf = (s) => `/v1/vehicles/${encodeURIComponent(s.vehicleId)}/trips` +
+    `?from_ms=${s.fromMs}&to_ms=${s.toMs}&limit=${TRIPS_PER_ASSIGNMENT}`;
+  const lists = await Promise.all(asked.map((s) => api(tripsOf(s))));
   const trips = lists.flat().sort((a, b) => b.start_ms - a.start_ms);
   const cut = spans.length > asked.length ? ` (the ${MOST_ASSIGNMENTS} newest assignments' only)` : "";
   return dataTable({
@@ -83,11 +86,10 @@ export async function tripsTable(assignments, span) {
     caption: `${f.count(trips.length, "trip")} that started while the driver held the vehicle${cut}; ` +
       "a trip's score is the whole trip's (its page splits a trip shared by two drivers)",
     columns: [
-      { title: "Started", row: true,
-        cell: (t) => h("a", { href: `#/trips/${encodeURIComponent(t.vehicle_id)}/${t.start_ms}` }, timeCell(t.start_ms)) },
+      { title: "Started", row: true, cell: (t) => h("a", { href: tripHref(t) }, timeCell(t.start_ms)) },
       { title: "Vehicle", cell: (t) => vehicleLink(t.vehicle_id) },
-      { title: "Duration", numeric: true, cell: (t) => (t.open ? `${f.duration(t.duration_s)} so far` : f.duration(t.duration_s)) },
-      { title: "Events", numeric: true, cell: (t) => f.count(Object.values(t.event_counts).reduce((s, n) => s + n, 0), "event") },
+      { title: "Duration", numeric: true, cell: (t) => `${f.duration(t.duration_s)}${t.open ? " so far" : ""}` },
+      { title: "Events", numeric: true, cell: (t) => f.count(total(t.event_counts), "event") },
       { title: "Trip score (of 100)", numeric: true, cell: (t) => f.score(t.score) },
     ],
     rows: trips,

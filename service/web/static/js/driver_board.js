@@ -23,8 +23,10 @@ function kindsOf(rows) {
   return [...kinds];
 }
 
-function ratePerHour(count, driving_s) {
-  return driving_s > 0 ? count / (driving_s / 3600) : null;
+// A kind's events per hour of driving (the API gives the weighed kinds' total as events_per_hour).
+function kindPerHour(row, kind) {
+  const card = row.scorecard;
+  return card.driving_s > 0 ? (card.event_counts[kind] ?? 0) / (card.driving_s / 3600) : null;
 }
 
 function driverCell(row, chosen) {
@@ -37,7 +39,9 @@ function driven(row) {
 }
 
 function trendCell(row) {
-  if (row.trend !== null) return [f.trend(row.trend), h("span", { class: "detail" }, `from ${f.score(row.previous_score)}`)];
+  if (row.trend !== null) {
+    return [f.trend(row.trend), h("span", { class: "detail" }, `from ${f.score(row.previous_score)}`)];
+  }
   return driven(row) ? "no driving in the period before" : "–";
 }
 
@@ -54,13 +58,13 @@ function rankedTable(board, chosen, path) {
     ...kinds.map((kind) => ({
       title: `${f.kindLabel(kind)}, events/h`,
       numeric: true,
-      cell: (r) => (driven(r) ? f.perHourShort(ratePerHour(r.scorecard.event_counts[kind] ?? 0, r.scorecard.driving_s)) : "–"),
+      cell: (r) => (driven(r) ? f.perHourShort(kindPerHour(r, kind)) : "–"),
     })),
   ];
   return dataTable({
     id: "driver-board",
-    caption: `${f.count(board.rows.length, "driver")} ranked by score, ${f.utcDays(board.first_day, board.last_day)}; ` +
-      "those without driving last; events per hour of driving",
+    caption: `${f.count(board.rows.length, "driver")} ranked by score, ` +
+      `${f.utcDays(board.first_day, board.last_day)}; those without driving last; events per hour of driving`,
     columns,
     rows: board.rows,
     empty: "No drivers are registered yet: a manager adds them on the Admin page (or POST /v1/drivers), " +

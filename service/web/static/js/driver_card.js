@@ -58,7 +58,7 @@ function kindsTable(card, path) {
     rows,
     empty: "No kinds are counted.",
     csv: path,
-    file: "scorecard.csv",
+    file: `${card.first_day}-scorecard.csv`,
   });
 }
 
@@ -67,7 +67,8 @@ function failure(error, what, onUnauthorized) {
     onUnauthorized(SESSION_ENDED);
     return null;
   }
-  return h("p", { class: "error", role: "alert" }, `${what} could not be read: ${error.message}. Press Show to try again.`);
+  return h("p", { class: "error", role: "alert" },
+    `${what} could not be read: ${error.message}. Press Show to try again.`);
 }
 
 export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
@@ -128,6 +129,10 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
     const ask = ++asked;
     state.textContent = "Reading the scorecard…";
     for (const target of [kinds, events, trips]) show(target, reading());
+    // The assignments do not depend on the period, but Show re-reads them too: it is the page's one way to retry.
+    const held = assignmentsOf(driverId);
+    held.catch(() => {}); // its failure is shown by the parts that await it
+    part(assignments, "The assignments", async () => assignmentsTable(driverId, await held), ask);
     const seriesPath = `${base}/scorecard?${periodQuery(chosen)}&series=${SERIES[chosen.period]}`;
     const cardPath = `${base}/scorecard?${periodQuery(chosen)}&series=1`;
     let series;
@@ -170,10 +175,6 @@ export function renderDriverCard(main, { driverId, query, onUnauthorized }) {
     load();
   }
 
-  // Every assignment, whatever the period: read once; the trips of each period are found from them.
-  const held = assignmentsOf(driverId);
-  held.catch(() => {}); // its failure is shown by the parts that await it
-  part(assignments, "The assignments", async () => assignmentsTable(driverId, await held));
   loadDriver();
   load();
   return () => {

@@ -32,9 +32,12 @@ export function periodQuery({ period, at }) {
 // A day of the period before (step -1) or after (step +1) the one holding `at`.
 export function shifted({ period, at }, step) {
   const day = new Date(`${at}T00:00:00Z`);
-  if (period === "month") return { period, at: new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth() + step, 1)).toISOString().slice(0, 10) };
+  const isoDay = (moment) => moment.toISOString().slice(0, 10);
+  if (period === "month") {
+    return { period, at: isoDay(new Date(Date.UTC(day.getUTCFullYear(), day.getUTCMonth() + step, 1))) };
+  }
   const days = period === "week" ? 7 : 1;
-  return { period, at: new Date(day.getTime() + step * days * DAY_MS).toISOString().slice(0, 10) };
+  return { period, at: isoDay(new Date(day.getTime() + step * days * DAY_MS)) };
 }
 
 // A form: the period, a day of it, "Show", and the periods before and after. `onChoose({period, at})` is called on
