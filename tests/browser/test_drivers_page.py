@@ -300,6 +300,8 @@ def test_a_drivers_scorecard_draws_the_score_over_time_and_lists_events_trips_an
     drawn = page.evaluate(SCORE_PIXELS)
     assert drawn["series"] > 150 and drawn["distinct"] > 3, drawn  # the score's line and points, not a blank canvas
     legend = page.locator("#score-chart").inner_text()
+    told = page.locator("#score-chart [role=img]").get_attribute("aria-label")  # what a screen reader hears
+    assert told.startswith("Score per period from 2026-08-31 to 2026-11-22 (UTC days): 100.0 / 100"), told
     assert "score (of 100)" in legend and "harsh events per hour" in legend
     assert "/v1/drivers/ann-01/scorecard?period=week&at=2026-11-18&series=12" in api.asked
     periods = page.locator("#driver-periods tbody tr")

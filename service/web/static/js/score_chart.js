@@ -4,7 +4,7 @@
 // (from UTC-12 to UTC+12), where uPlot's time axis labels it.
 
 import { loadUPlot } from "./trace_chart.js";
-import { zone } from "./format.js";
+import { score, utcDays, zone } from "./format.js";
 
 export const SCORE_COLOURS = { score: "#0b5cad", perHour: "#b35900" };
 const DAY_MS = 86400000;
@@ -24,9 +24,21 @@ export function scoreData(periods) {
   ];
 }
 
+// What a screen reader hears for the canvas (the periods' table after it holds every number).
+function summary(periods) {
+  const driven = periods.filter((c) => c.driving_s > 0);
+  const span = utcDays(periods[0].first_day, periods[periods.length - 1].last_day);
+  if (driven.length === 0) return `No driving from ${span}: no score to draw.`;
+  return `Score per period from ${span}: ${score(driven[0].score)} in the first period with driving, ` +
+    `${score(driven[driven.length - 1].score)} in the last; the table after the chart lists every period.`;
+}
+
 // Draws into `container`; resolves when the first frame is on the canvas.
 export async function drawScores(container, periods, { width = 900, height = 320 } = {}) {
   const uPlot = await loadUPlot();
+  const labels = new Map(periods.map((c) => [middleSeconds(c), utcDays(c.first_day, c.last_day)]));
+  container.setAttribute("role", "img");
+  container.setAttribute("aria-label", summary(periods));
   let drawn;
   const firstFrame = new Promise((resolve) => (drawn = resolve));
   const plot = new uPlot(
@@ -46,7 +58,7 @@ export async function drawScores(container, periods, { width = 900, height = 320
           values: (u, ticks) => ticks.map((v) => `${v.toFixed(1)}/h`), size: 60 },
       ],
       series: [
-        { label: "period" },
+        { label: "period", value: (u, v) => labels.get(v) ?? "–" },
         { label: "score (of 100)", scale: "score", stroke: SCORE_COLOURS.score, width: 2.5,
           points: { show: true, size: 7 }, value: (u, v) => (v === null ? "no driving" : `${v.toFixed(1)} / 100`) },
         { label: "harsh events per hour", scale: "rate", stroke: SCORE_COLOURS.perHour, width: 1.5, dash: [6, 4],
