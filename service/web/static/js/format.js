@@ -46,3 +46,24 @@ export function peak(value, unit) {
 export function kindLabel(kind) {
   return kind.replaceAll("_", " ");
 }
+
+// Drivers' pages: rates per hour of driving, a score's change in points, a UTC period's days.
+export function perHour(rate) {
+  return rate === null || rate === undefined ? "no driving" : `${two.format(rate)} events/h`;
+}
+
+// The compact form for a table whose column header names the events ("harsh brake, events/h"): "0.10/h".
+export function perHourShort(rate) {
+  return rate === null || rate === undefined ? "no driving" : `${two.format(rate)}/h`;
+}
+
+export function trend(points) {
+  if (points === null || points === undefined) return "–";
+  const size = one.format(Math.abs(points));
+  if (size === one.format(0)) return `±${size} points`; // -0.04 would read "−0.0": no sign for what rounds to none
+  return `${points > 0 ? "+" : "−"}${size} points`;
+}
+
+export function utcDays(firstDay, lastDay) {
+  return firstDay === lastDay ? `${firstDay} (UTC)` : `${firstDay} to ${lastDay} (UTC days)`;
+}

@@ -4,7 +4,7 @@
 const COLOURS = { longitudinal: "#0b5cad", lateral: "#b35900", vertical: "#6e40aa" };
 let uPlotModule = null;
 
-async function loadUPlot() {
+export async function loadUPlot() {
   if (uPlotModule === null) {
     const css = document.createElement("link");
     css.rel = "stylesheet";
