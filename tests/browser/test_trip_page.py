@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import pytest
 from fleetsense.service.fleet_models import Event, EventPage, VehicleNow
@@ -152,10 +153,20 @@ def base() -> Iterator[str]:
         yield url
 
 
-def open_page(browser: Any, base: str, hash_: str, answer: Answer = normal, *, axe: bool = False) -> tuple[Any, Any]:
+def open_page(
+    browser: Any,
+    base: str,
+    hash_: str,
+    answer: Answer = normal,
+    *,
+    axe: bool = False,
+    zone: str = "UTC",
+    size: tuple[int, int] = (1280, 800),
+) -> tuple[Any, Any]:
     """A viewer logged in, on `hash_`, the analytic routes answered by `answer`; also the list of requests made
     (path, query) and of script errors or CSP refusals."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=axe)
+    viewport = {"width": size[0], "height": size[1]}
+    page = browser.new_page(viewport=viewport, bypass_csp=axe, timezone_id=zone)
     seen: Json = {"requests": [], "problems": []}
     page.on("pageerror", lambda error: seen["problems"].append(str(error)))
     page.on("console", lambda m: seen["problems"].append(m.text) if "Content Security Policy" in m.text else None)
@@ -297,21 +308,24 @@ def test_the_trip_timeline_has_every_event_as_a_marker_reached_by_keyboard_and_i
 def test_the_event_page_links_to_the_trip_holding_the_event_or_says_there_is_none(browser: Any, base: str) -> None:
     brake = MARKED[0]
     page, seen = open_page(browser, base, f"#/events/{brake}")
-    link = page.locator("#event-trip").get_by_role("link")
-    sync_api.expect(link).to_have_attribute("href", f"#/trips/{VAN}/{TRIP_START_MS}", timeout=5_000)
-    assert "(40 min)" in page.locator("#event-trip").inner_text()
+    line = page.locator("#event-trip")
+    sync_api.expect(line.get_by_role("link")).to_have_attribute("href", f"#/trips/{VAN}/{TRIP_START_MS}", timeout=5_000)
+    assert "(40 min)" in line.inner_text()
     _, query = next(r for r in seen["requests"] if r[0] == f"/v1/vehicles/{VAN}/trips")
     assert query["to_ms"] == [str(TRIP_START_MS + 5 * MIN + 1)] and query["limit"] == ["1"]
-    link.click()
-    sync_api.expect(page.locator("#trip-timeline")).to_be_visible(timeout=5_000)
-    page.close()
 
-    # An event after the newest trip had ended: not part of a recorded trip.
-    after = key(TRIP_END_MS + 5 * MIN, "temperature_excursion_high")
-    page, _ = open_page(browser, base, f"#/events/{after}")
-    sync_api.expect(page.locator("#event-trip")).to_have_text(
+    # The long stop that ended the trip starts where the trip ends: not in it, but the page says which it ended.
+    page.goto(f"{base}/app/#/events/{key(TRIP_END_MS, 'stop')}")
+    sync_api.expect(line).to_contain_text("Not part of a recorded trip: it started as the trip from", timeout=5_000)
+    # An event well after the newest trip had ended.
+    page.goto(f"{base}/app/#/events/{key(TRIP_END_MS + 5 * MIN, 'temperature_excursion_high')}")
+    sync_api.expect(line).to_have_text(
         "Not part of a recorded trip (the vehicle was not on a trip when it started).", timeout=5_000
     )
+    page.goto(f"{base}/app/#/events/{brake}")
+    line.get_by_role("link").click()
+    sync_api.expect(page.locator("#trip-timeline")).to_be_visible(timeout=5_000)
+    assert seen["problems"] == []
     page.close()
 
 
@@ -356,11 +370,15 @@ def test_the_vehicle_and_trip_pages_have_no_serious_accessibility_violations(bro
     page.close()
 
 
-def test_the_trip_page_fits_a_tablet(browser: Any, base: str) -> None:
-    page, _ = open_page(browser, base, f"#/trips/{VAN}/{TRIP_START_MS}")
-    page.set_viewport_size({"width": 1024, "height": 768})
-    page.reload()
+def test_the_trip_page_fits_a_tablet_and_shows_the_operators_zone(browser: Any, base: str) -> None:
+    zone = "America/St_Johns"  # UTC-3:30 (or -2:30): a clock whose whole minutes are not UTC's
+    page, _ = open_page(browser, base, f"#/trips/{VAN}/{TRIP_START_MS}", zone=zone, size=(1024, 768))
     sync_api.expect(page.locator("#minute-acceleration canvas")).to_be_visible(timeout=5_000)
     overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"the page scrolls sideways by {overflow} px at 1024 px"
+    local = datetime.fromtimestamp(TRIP_START_MS / 1000, ZoneInfo(zone))
+    assert local.strftime("%I:%M:%S %p") in page.locator("#trip-facts").inner_text()
+    assert page.locator("#trip-timeline").get_by_text(f"time ({zone})").is_visible()
+    ticks = page.locator("#trip-timeline .tl-tick").all_inner_texts()
+    assert len(ticks) == 4 and all(t.endswith("0 PM") or t.endswith("0 AM") for t in ticks), ticks  # 10 min apart
     page.close()

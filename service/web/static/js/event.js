@@ -75,25 +75,28 @@ function reviewForm(key, review, onSaved) {
 
 const TRIP_LOOKBACK_MS = 7 * 86400000; // the trips list's default span: a trip longer than a week is not looked for
 
-// The trip holding the event's start: the vehicle's newest trip that started at or before it (one row of the trips
-// list, newest first), if it had not ended by then. The trace does not name the trip, and no route answers "the
-// trip at a time", so this is one bounded read. Resolves to the trip summary or null.
+// The vehicle's newest trip that started at or before the event (one row of the trips list, newest first): the trip
+// holding the event, unless it had ended by then (tripLine checks). The trace does not name its trip and no route
+// answers "the trip at a time", so this is one bounded read. Resolves to that trip's summary, or null.
 async function tripOf(event) {
   const from = Math.max(0, event.start_ms - TRIP_LOOKBACK_MS);
   const [trip] = await api(`${vehiclePath(event.vehicle_id)}/trips?from_ms=${from}&to_ms=${event.start_ms + 1}&limit=1`);
-  return trip !== undefined && (trip.open || event.start_ms < trip.end_ms) ? trip : null;
+  return trip ?? null;
 }
 
 function tripLine(event, onUnauthorized) {
   const line = h("p", { id: "event-trip", class: "status" }, "Looking for the trip this event is part of…");
   tripOf(event).then((trip) => {
-    if (trip === null) {
+    const link = trip && h("a", { href: tripHref(event.vehicle_id, trip.start_ms) }, `the trip from ${f.time(trip.start_ms)}`);
+    if (trip !== null && (trip.open || event.start_ms < trip.end_ms)) {
+      line.className = "";
+      line.replaceChildren("Part of ", link, trip.open ? " (still going)." : ` (${f.duration(trip.duration_s)}).`);
+    } else if (trip !== null && event.start_ms === trip.end_ms) {
+      // A stop of 180 s or more ends a trip, which ends where the stop starts (docs/analytics.md).
+      line.replaceChildren("Not part of a recorded trip: it started as ", link, " ended.");
+    } else {
       line.textContent = "Not part of a recorded trip (the vehicle was not on a trip when it started).";
-      return;
     }
-    line.className = "";
-    line.replaceChildren("Part of ", h("a", { href: tripHref(event.vehicle_id, trip.start_ms) },
-      `the trip from ${f.time(trip.start_ms)}`), trip.open ? " (still going)." : ` (${f.duration(trip.duration_s)}).`);
   }).catch((error) => {
     if (error instanceof ApiError && error.status === 401) return onUnauthorized("Your session has ended: log in again.");
     line.textContent = `Its trip could not be looked up: ${error.message}. Reload the page to try again.`;

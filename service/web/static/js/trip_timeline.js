@@ -13,6 +13,7 @@ import * as f from "./format.js";
 
 const STOP = "stop";
 const MARKER_GAP_PCT = 2; // markers of one kind closer than this share no row: the later one goes below
+const MARKER_ROWS = 4; // at most; beyond, markers overlap (each still its own link, reached by Tab)
 const TICK_STEPS_MIN = [1, 2, 5, 10, 15, 30, 60, 120, 240, 480];
 const MINUTE_MS = 60000;
 
@@ -66,7 +67,8 @@ function kindTrack(events, trip, lengthMs) {
   const markers = events.map((e) => {
     const left = pctOf(e.start_ms, trip.start_ms, lengthMs);
     let row = rowEnds.findIndex((end) => left - end >= MARKER_GAP_PCT);
-    if (row === -1) row = rowEnds.push(left) - 1;
+    if (row === -1 && rowEnds.length < MARKER_ROWS) row = rowEnds.push(left) - 1;
+    if (row === -1) row = rowEnds.indexOf(Math.min(...rowEnds)); // a dense cluster: overlap where there is most room
     rowEnds[row] = left;
     const name = markerName(e);
     const marker = h("a", {
