@@ -358,6 +358,24 @@ def test_empty_and_failed_reads_say_what_to_do(browser: Any, base: str) -> None:
     sync_api.expect(page.get_by_role("alert")).to_contain_text("This is no trip's address", timeout=5_000)
     page.close()
 
+    def gone(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
+        if path == "/v1/vehicles/van-9999":
+            return 404, {"detail": "'van-9999' is no vehicle of this fleet: GET /v1/vehicles lists them"}
+        if path.startswith("/v1/vehicles/van-9999/"):  # as the API answers for a vehicle without rows
+            empty = {"trips": [], "events": EventPage(items=[], next_cursor=None).model_dump(mode="json")}
+            return 200, empty.get(path.rsplit("/", 1)[1], scorecard())
+        return 401, {"detail": "not logged in"}  # the session has ended
+
+    page, _ = open_page(browser, base, "#/vehicles/van-9999", gone)
+    sync_api.expect(page.get_by_role("alert")).to_have_text(
+        "'van-9999' is no vehicle of this fleet: GET /v1/vehicles lists them. Open a vehicle from the Fleet now page.",
+        timeout=5_000,
+    )
+    page.goto(f"{base}/app/#/trips/{VAN}/{TRIP_START_MS}")  # a 401: back to the login form, saying why
+    sync_api.expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=5_000)
+    sync_api.expect(page.get_by_text("Your session has ended: log in again.")).to_be_visible()
+    page.close()
+
 
 @pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
 def test_the_vehicle_and_trip_pages_have_no_serious_accessibility_violations(browser: Any, base: str) -> None:

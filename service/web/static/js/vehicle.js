@@ -100,7 +100,7 @@ function eventsTable(vehicleId, page, span) {
       { title: "Driver", cell: (e) => driverLink(e.driver_id) },
       { title: "Peak", numeric: true, cell: (e) => f.peak(e.peak, e.peak_unit) },
       { title: "Duration", numeric: true, cell: (e) => f.duration(e.duration_ms / 1000) },
-      { title: "Review", cell: (e) => e.review_state },
+      { title: "Review", cell: (e) => (e.review_state === "new" ? "not reviewed" : e.review_state) },
     ],
     rows: page.items,
     empty: "No events in the last 7 days: nothing harsh, no bumps, no stops recorded.",
