@@ -24,14 +24,11 @@ from fleetsense.service.routes_drivers import DriverOut
 from fleetsense.service.routes_scores import Leaderboard, Scorecard, ScorecardSeries, _ranked, _row
 from fleetsense.service.routes_trips import TripSummary
 from fleetsense.service.settings import ServeSettings
-from fleetsense.service.web_assets import missing_vendored
 
 from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
 from tests.unit.service_memory_db import MemoryDb
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-if missing_vendored():
-    pytest.skip("needs uPlot vendored: run `fleetsense stack prepare`", allow_module_level=True)
 
 AT = date(2026, 11, 18)  # a Wednesday: the ISO week 2026-11-16 to 2026-11-22
 H = 3600.0
@@ -176,7 +173,7 @@ def board_of(page: Any, table: str) -> list[str]:
 
 def test_the_leaderboard_ranks_drivers_with_rates_per_kind_trends_and_who_dropped_most(browser: Any, base: str) -> None:
     api = Api()
-    page = open_page(browser, base, "#/drivers/?period=week&at=2026-11-18", api)
+    page = open_page(browser, base, "#/drivers?period=week&at=2026-11-18", api)
     want = leaderboard()
     assert board_of(page, "driver-board") == [r.name for r in want.rows]
     scores = [r.scorecard.score for r in want.rows if r.scorecard.driving_s > 0]
@@ -330,7 +327,6 @@ def test_a_drivers_scorecard_draws_the_score_over_time_and_lists_events_trips_an
     page.close()
 
 
-@pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
 @pytest.mark.parametrize(
     ("hash_", "ready"),
     [

@@ -82,8 +82,10 @@ function decoded(part) {
 function route() {
   if (session === null) return;
   const [first, ...rest] = location.hash.replace(/^#\//, "").split("/");
-  const name = first || HOME;
-  const params = rest.map(decoded).join("/");
+  // #/drivers?period=week is #/drivers/?period=week: a query typed straight after the page's name is its params.
+  const query = first.indexOf("?");
+  const name = (query < 0 ? first : first.slice(0, query)) || HOME;
+  const params = (query < 0 ? "" : first.slice(query)) + rest.map(decoded).join("/");
   const page = PAGES.get(name);
   leavePage();
   for (const link of nav.querySelectorAll("a")) {

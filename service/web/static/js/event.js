@@ -6,6 +6,7 @@ import { api, ApiError } from "./api.js";
 import { h, show } from "./dom.js";
 import * as f from "./format.js";
 import { drawTrace } from "./trace_chart.js";
+import { tripHref, vehiclePath } from "./vehicle.js";
 
 const REVIEW_STATES = [
   ["reviewed", "Reviewed"],
@@ -72,6 +73,37 @@ function reviewForm(key, review, onSaved) {
   return form;
 }
 
+const TRIP_LOOKBACK_MS = 7 * 86400000; // the trips list's default span: a trip longer than a week is not looked for
+
+// The vehicle's newest trip that started at or before the event (one row of the trips list, newest first): the trip
+// holding the event, unless it had ended by then (tripLine checks). The trace does not name its trip and no route
+// answers "the trip at a time", so this is one bounded read. Resolves to that trip's summary, or null.
+async function tripOf(event) {
+  const from = Math.max(0, event.start_ms - TRIP_LOOKBACK_MS);
+  const [trip] = await api(`${vehiclePath(event.vehicle_id)}/trips?from_ms=${from}&to_ms=${event.start_ms + 1}&limit=1`);
+  return trip ?? null;
+}
+
+function tripLine(event, onUnauthorized) {
+  const line = h("p", { id: "event-trip", class: "status" }, "Looking for the trip this event is part of…");
+  tripOf(event).then((trip) => {
+    const link = trip && h("a", { href: tripHref(event.vehicle_id, trip.start_ms) }, `the trip from ${f.time(trip.start_ms)}`);
+    if (trip !== null && (trip.open || event.start_ms < trip.end_ms)) {
+      line.className = "";
+      line.replaceChildren("Part of ", link, trip.open ? " (still going)." : ` (${f.duration(trip.duration_s)}).`);
+    } else if (trip !== null && event.start_ms === trip.end_ms) {
+      // A stop of 180 s or more ends a trip, which ends where the stop starts (docs/analytics.md).
+      line.replaceChildren("Not part of a recorded trip: it started as ", link, " ended.");
+    } else {
+      line.textContent = "Not part of a recorded trip (the vehicle was not on a trip when it started).";
+    }
+  }).catch((error) => {
+    if (error instanceof ApiError && error.status === 401) return onUnauthorized("Your session has ended: log in again.");
+    line.textContent = `Its trip could not be looked up: ${error.message}. Reload the page to try again.`;
+  });
+  return line;
+}
+
 export function renderEvent(main, { session, params, onUnauthorized }) {
   const key = params;
   const chart = h("div", { id: "trace-chart" });
@@ -88,7 +120,8 @@ export function renderEvent(main, { session, params, onUnauthorized }) {
       heading.textContent = `${kind[0].toUpperCase()}${kind.slice(1)} on ${trace.event.vehicle_id}`;
       document.title = `${heading.textContent} · fleetsense`;
       const refresh = (saved) => info.firstChild.replaceWith(facts(trace, saved));
-      show(info, facts(trace, review), MAY_REVIEW.has(session.role) ? reviewForm(key, review, refresh) : null);
+      const trip = tripLine(trace.event, (message) => stopped || onUnauthorized(message));
+      show(info, facts(trace, review), trip, MAY_REVIEW.has(session.role) ? reviewForm(key, review, refresh) : null);
       if (trace.longitudinal_g === null) {
         show(chart, h("p", { class: "status" }, "The sensor's mounting in this vehicle was not known around this " +
           "event (the vehicle did not stop within 10 minutes of it), so its trace cannot be shown in the vehicle's frame."));

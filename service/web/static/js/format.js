@@ -67,3 +67,32 @@ export function trend(points) {
 export function utcDays(firstDay, lastDay) {
   return firstDay === lastDay ? `${firstDay} (UTC)` : `${firstDay} to ${lastDay} (UTC days)`;
 }
+
+// --- the vehicle and trip pages ---
+
+export function g(value) {
+  return value === null || value === undefined ? "–" : `${two.format(value)} g`;
+}
+
+// An event_counts map ({harsh_brake: 2, bump: 0, ...}) as "2 harsh brake, 1 bump"; kinds with none left out.
+export function eventCounts(counts) {
+  const some = Object.entries(counts ?? {}).filter(([, n]) => n > 0);
+  return some.length === 0 ? "no events" : some.map(([kind, n]) => `${whole.format(n)} ${kindLabel(kind)}`).join(", ");
+}
+
+export function countTotal(counts) {
+  return Object.values(counts ?? {}).reduce((sum, n) => sum + n, 0);
+}
+
+// A UTC day as the API names it (YYYY-MM-DD): scorecards' days are UTC, so shown as such, never shifted to the zone.
+const utcDate = new Intl.DateTimeFormat(undefined, { timeZone: "UTC", weekday: "short", month: "short", day: "numeric" });
+
+export function utcDay(isoDate) {
+  return `${utcDate.format(new Date(`${isoDate}T00:00:00Z`))} (UTC)`;
+}
+
+const clockOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+
+export function clock(ms) {
+  return ms === null || ms === undefined ? "–" : clockOnly.format(new Date(ms));
+}

@@ -3,7 +3,7 @@
 // a 100. Each period is drawn at its middle, so a UTC day lands on the same calendar day in the browser's zone
 // (from UTC-12 to UTC+12), where uPlot's time axis labels it.
 
-import { loadUPlot } from "./trace_chart.js";
+import { loadUPlot } from "./uplot.js";
 import { score, utcDays, zone } from "./format.js";
 
 export const SCORE_COLOURS = { score: "#0b5cad", perHour: "#b35900" };

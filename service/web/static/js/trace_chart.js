@@ -1,19 +1,9 @@
 // The event page's chart: the +-10 s acceleration trace (GET /v1/events/{key}/trace) drawn with uPlot, with the
-// kind's threshold and the event's span. uPlot is imported only here, when a chart is first drawn.
+// kind's threshold and the event's span. uPlot is imported (uplot.js) when a chart is first drawn.
+
+import { loadUPlot } from "./uplot.js";
 
 const COLOURS = { longitudinal: "#0b5cad", lateral: "#b35900", vertical: "#6e40aa" };
-let uPlotModule = null;
-
-export async function loadUPlot() {
-  if (uPlotModule === null) {
-    const css = document.createElement("link");
-    css.rel = "stylesheet";
-    css.href = new URL("../vendor/uPlot.min.css", import.meta.url).href;
-    document.head.append(css);
-    uPlotModule = (await import("../vendor/uPlot.esm.js")).default;
-  }
-  return uPlotModule;
-}
 
 // Shades the event's span and draws the threshold at +-threshold_g: hooks, so they redraw with the chart.
 function overlays(trace) {
