@@ -7,14 +7,18 @@ axe-core on every section."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from fleetsense.cloud import tables as t
 from fleetsense.service.roles import Role
+from fleetsense.service.routes_webhooks import AttemptOut
 
 from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
 from tests.unit.service_memory_db import BY_NAME, MemoryDb, _stored
@@ -116,6 +120,11 @@ def test_an_admin_adds_a_user_and_a_token_by_keyboard_and_the_token_works(browse
         page.keyboard.press("Enter")
         expect(row).to_contain_text("revoked", timeout=5_000)
         assert httpx.get(f"{base}/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+        with page.expect_download() as download:  # the list's CSV: what the API answers, byte for byte
+            page.get_by_role("link", name="Download as CSV").click()
+        with as_admin(base) as client:
+            assert Path(download.value.path()).read_bytes() == client.get("/v1/users/otto/tokens?format=csv").content
         assert page.errors == []
         page.close()
 
@@ -142,9 +151,9 @@ def test_a_refusal_is_shown_next_to_its_form_in_the_apis_own_words(browser: Any)
         row = page.locator("#users-table tbody tr", has_text="ada")
         row.get_by_label("Role of ada", exact=True).select_option("viewer")
         row.get_by_role("button", name="Set role of ada").click()
-        expect(page.locator(".admin-section > p.error[role=alert]")).to_contain_text(
-            "an admin cannot disable or demote themselves", timeout=5_000
-        )
+        row_alert = page.locator(".admin-section > p.error[role=alert]")
+        expect(row_alert).to_contain_text("an admin cannot disable or demote themselves", timeout=5_000)
+        expect(row_alert).to_be_focused()  # where a keyboard user is taken, and what a screen reader reads
         page.close()
 
 
@@ -259,9 +268,30 @@ def test_a_webhook_is_added_with_its_secret_shown_once_changed_and_deleted(brows
         row = page.locator("#webhooks-table tbody tr")
         expect(row).to_contain_text("harsh brake")
 
+        hook_id = db.all(t.WEBHOOKS)[0]["webhook_id"]
+        now_ms = int(time.time() * 1000)
+        failed = {"event_key": "van-0001/1/harsh_brake", "attempt": 2, "status_code": 502, "error": "HTTP 502"}
+        today = datetime.now(UTC).date()
+        db.put(
+            t.WEBHOOK_DELIVERIES, webhook_id=hook_id, day_bucket=today, attempted_at=now_ms, duration_ms=1234, **failed
+        )
+        # A test delivery would really POST to that address: its answer is the route's model, built here.
+        attempt = AttemptOut(event_key="test/1/test", attempt=1, attempted_at_ms=now_ms, status_code=204, error=None,
+                             duration_ms=87, delivered=True)  # fmt: skip
+        page.route("**/v1/webhooks/*/test", lambda route: route.fulfill(json=attempt.model_dump()))
+
         row.get_by_role("link").click()
         expect(page.get_by_role("heading", name="Webhook to https://93.184.216.34/hooks/fleet")).to_be_visible()
+        log = page.locator("#deliveries-table tbody tr")
+        expect(log).to_have_count(1, timeout=5_000)
+        assert all(text in log.inner_text() for text in ("van-0001/1/harsh_brake", "HTTP 502", "1,234 ms"))
+        assert log.locator("td").last.inner_text() == "no"  # delivered
+        page.get_by_label("Day (UTC)").fill("2026-01-02")
+        page.get_by_label("Day (UTC)").press("Enter")
         expect(page.get_by_text("No delivery attempts that day")).to_be_visible(timeout=5_000)
+        test = page.locator("#test-webhook")
+        test.get_by_role("button", name="Send a test event").click()
+        expect(test.get_by_role("status")).to_have_text("Delivered: HTTP 204 in 87 ms.", timeout=5_000)
         change = page.locator("#change-webhook")
         change.get_by_label(re.compile("Enabled")).uncheck()
         change.get_by_role("button", name="Save the changes").click()

@@ -40,9 +40,12 @@ export function actionForm({ id, title, fields, submit, send, onUnauthorized, cl
   const button = h("button", { type: "submit" }, submit);
   const form = h("form", { id, class: classes, "aria-label": title },
     h("h3", {}, title), fields, h("div", { class: "actions" }, button), status, alert);
+  let busy = false;
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    button.disabled = true;
+    if (busy) return; // one call at a time; aria-disabled, not disabled: a disabled button would drop the focus
+    busy = true;
+    button.setAttribute("aria-disabled", "true");
     alert.textContent = "";
     status.textContent = "Sending…";
     try {
@@ -52,7 +55,8 @@ export function actionForm({ id, title, fields, submit, send, onUnauthorized, cl
       const said = refusal(error, onUnauthorized);
       if (said !== null) alert.textContent = `Refused: ${said}`;
     } finally {
-      button.disabled = false;
+      busy = false;
+      button.removeAttribute("aria-disabled");
     }
   });
   return form;
@@ -61,16 +65,24 @@ export function actionForm({ id, title, fields, submit, send, onUnauthorized, cl
 // A button doing one call (revoke, delete, rotate...), its refusal said in `alert` (a role=alert line near it).
 export function actionButton(text, { label = null, alert, onUnauthorized, run }) {
   const button = h("button", { type: "button", "aria-label": label }, text);
+  let busy = false;
   button.addEventListener("click", async () => {
-    button.disabled = true;
+    if (busy) return;
+    busy = true;
+    button.setAttribute("aria-disabled", "true");
     alert.textContent = "";
     try {
       await run();
     } catch (error) {
       const said = refusal(error, onUnauthorized);
-      if (said !== null) alert.textContent = `Refused: ${said}`;
+      if (said !== null) {
+        alert.textContent = `Refused: ${said}`;
+        alert.setAttribute("tabindex", "-1");
+        alert.focus(); // the list may have been redrawn under the button: the refusal is where the focus goes
+      }
     } finally {
-      button.disabled = false;
+      busy = false;
+      button.removeAttribute("aria-disabled");
     }
   });
   return button;
@@ -111,6 +123,15 @@ export function secretOnce({ title, secret, how }) {
     h("p", {}, h("code", { class: "secret" }, secret), " ", copy, copied),
     h("p", {}, how));
   return box;
+}
+
+// A line saying what a change did, focused: the list it came from is redrawn, so the button pressed is gone.
+export function said(line, text) {
+  line.textContent = text ?? "";
+  if (text) {
+    line.setAttribute("tabindex", "-1");
+    line.focus();
+  }
 }
 
 // Shows `node` in `slot` and moves focus there, so a keyboard user hears the new secret or form at once.

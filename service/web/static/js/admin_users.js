@@ -5,7 +5,7 @@ import { api } from "./api.js";
 import { h, show } from "./dom.js";
 import * as f from "./format.js";
 import { dataTable } from "./table.js";
-import { actionButton, actionForm, field, loadInto, optional, reveal, secretOnce, select, values } from "./admin_forms.js";
+import { actionButton, actionForm, field, loadInto, optional, reveal, said, secretOnce, select, values } from "./admin_forms.js";
 
 // The roles the API knows (service/roles.py), least first: the API refuses any other, so a stale list here fails loudly.
 const ROLES = [["viewer", "viewer: reads everything"], ["manager", "manager: drivers, assignments, reviews"],
@@ -84,6 +84,7 @@ function tokensPanel(box, username, { onUnauthorized, isStopped }) {
   const list = h("div", {});
   const alert = h("p", { class: "error", role: "alert" });
   const once = h("div", {});
+  const status = h("p", { class: "status", role: "status" });
   const reload = () => loadInto(list, { what: `the tokens of ${username}`, read: () => api(path), onUnauthorized, isStopped,
     render: (tokens) => dataTable({
       id: "tokens-table",
@@ -96,6 +97,7 @@ function tokensPanel(box, username, { onUnauthorized, isStopped }) {
           run: async () => {
             await api(`${path}/${encodeURIComponent(t.token_id)}`, { method: "DELETE" });
             await reload();
+            said(status, `Revoked the token "${t.name}": it stopped working.`);
           } })) },
       ],
       rows: tokens,
@@ -118,7 +120,7 @@ function tokensPanel(box, username, { onUnauthorized, isStopped }) {
     },
   });
   show(box, h("h2", {}, `Tokens of ${username}`), h("p", {}, h("a", { href: "#/admin/users" }, "Back to every user")),
-    once, list, alert, form);
+    once, list, status, alert, form);
   reload();
 }
 
@@ -128,10 +130,10 @@ export function renderUsersAdmin(box, { session, params, onUnauthorized, isStopp
   const alert = h("p", { class: "error", role: "alert" });
   const status = h("p", { class: "status", role: "status" });
   const once = h("div", {});
-  const reload = async (said) => {
+  const reload = async (done) => {
     await loadInto(list, { what: "the users", read: () => api("/v1/users"), onUnauthorized, isStopped,
       render: (users) => usersTable(users, { session, alert, onUnauthorized, reload }) });
-    if (said) status.textContent = said;
+    if (done) said(status, done);
   };
   show(box, h("h2", {}, "Users"), once, list, status, alert,
     addUserForm({ onUnauthorized, once: (node) => reveal(once, node), reload }));
