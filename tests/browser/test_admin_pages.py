@@ -227,7 +227,11 @@ def test_a_driver_is_changed_and_retired_and_the_vehicles_get_a_class(browser: A
         expect(edit.get_by_role("status")).to_have_text("Saved Robert (retired).", timeout=5_000)
         expect(page.locator("#drivers-admin-table tbody tr")).to_contain_text("retired")
 
-        page.get_by_role("navigation", name="Admin sections").get_by_role("link", name="Vehicles and classes").click()
+        sections = page.get_by_role("navigation", name="Admin sections")
+        page.locator("#main").focus()  # from the page's top, as the router leaves it: Tab reaches the section nav
+        tab_to(page, sections.get_by_role("link", name="Vehicles and classes"), most=10)
+        page.keyboard.press("Enter")
+        expect(sections.get_by_role("link", name="Vehicles and classes")).to_have_attribute("aria-current", "page")
         expect(page.locator("#vehicles-admin-table tbody tr")).to_have_count(3, timeout=5_000)
         classes = page.locator("#vehicle-classes-table")
         expect(classes).to_contain_text("harsh brake")  # labels from GET /v1/event-kinds, not from the page
