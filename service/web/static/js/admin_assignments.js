@@ -101,7 +101,7 @@ function changePanel(a, { onUnauthorized, reload }) {
     },
   });
   return h("section", { class: "change-panel", "aria-label": "Change an assignment" },
-    h("h3", {}, `${a.driver_id} on ${a.vehicle_id} from `, at(a.from_ms)), correct, end, remove);
+    h("h3", {}, `${a.driver_id} on ${a.vehicle_id} from `, at(a.from_ms)), h("div", { class: "admin-forms" }, correct, end, remove));
 }
 
 function historyTable(rows, whose, id, onChange) {
