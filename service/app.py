@@ -60,6 +60,7 @@ def _routers() -> list[Any]:
     from fleetsense.service import (
         routes_assignments,
         routes_auth,
+        routes_catalog,
         routes_drivers,
         routes_events,
         routes_fleet,
@@ -80,6 +81,7 @@ def _routers() -> list[Any]:
         routes_fleet.router,
         routes_vehicles.router,
         routes_vehicle_admin.router,
+        routes_catalog.router,
         routes_live.router,
         routes_events.router,
         routes_trace.router,

@@ -151,3 +151,10 @@ def test_vendoring_without_npm_says_how_to_get_it(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="npm is not installed") as raised:
         vendor(tmp_path, npm=str(tmp_path / "no-such-npm"))
     assert raised.value.hint is not None and "apt-get install npm" in raised.value.hint
+
+
+def test_the_pages_know_the_roles_the_api_knows_least_first() -> None:
+    from fleetsense.service.roles import Role
+
+    listed = re.findall(r'^  \["(\w+)", "', (STATIC_DIR / "js" / "roles.js").read_text(), flags=re.M)
+    assert listed == [role.label for role in sorted(Role)]

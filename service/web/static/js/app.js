@@ -12,11 +12,11 @@ import { renderDrivers } from "./drivers.js";
 import { renderVehicle } from "./vehicle.js";
 import { renderTrip } from "./trip.js";
 import { renderAdmin } from "./admin.js";
+import { mayOpen } from "./roles.js";
 
 // Every page, declared once: #/<name>/<params> (the params are the rest of the hash, decoded: an event's key holds
 // slashes). `nav` puts it in the header's navigation; `least` is the least role that may open it (the API decides
 // what each role may read or change; this only keeps a viewer from pages made of refusals). The order is the nav's.
-const ROLES = ["viewer", "manager", "admin"];
 const PAGES = new Map([
   ["fleet", { title: "Fleet now", render: renderFleet, nav: true, least: "viewer" }],
   ["drivers", { title: "Drivers", render: renderDrivers, nav: true, least: "viewer" }],
@@ -28,9 +28,6 @@ const PAGES = new Map([
 ]);
 const HOME = "fleet";
 
-export function mayOpen(role, page) {
-  return ROLES.indexOf(role) >= ROLES.indexOf(page.least);
-}
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -56,7 +53,7 @@ export function sessionEnded(message) {
 }
 
 function navigation(role) {
-  const links = [...PAGES].filter(([, page]) => page.nav && mayOpen(role, page))
+  const links = [...PAGES].filter(([, page]) => page.nav && mayOpen(role, page.least))
     .map(([name, page]) => h("a", { href: `#/${name}` }, page.title));
   show(nav, links);
 }
@@ -97,7 +94,7 @@ function route() {
     show(main, h("h1", {}, "No such page"), h("p", {}, "Go to ", h("a", { href: `#/${HOME}` }, "Fleet now"), "."));
     return;
   }
-  if (!mayOpen(session.role, page)) {
+  if (!mayOpen(session.role, page.least)) {
     document.title = `Not for your role · fleetsense`;
     show(main, h("h1", {}, page.title),
       h("p", { class: "error", role: "alert" }, `This page is for the ${page.least} role and above; you are logged in as a ${session.role}.`),

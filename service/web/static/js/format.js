@@ -96,3 +96,21 @@ const clockOnly = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: 
 export function clock(ms) {
   return ms === null || ms === undefined ? "–" : clockOnly.format(new Date(ms));
 }
+
+// --- admin forms: a moment as <input type="datetime-local"> holds it (the browser's zone, to the minute) and back
+
+export function localInput(ms) {
+  if (ms === null || ms === undefined) return "";
+  const d = new Date(ms);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+export function isoOfLocalInput(value) {
+  // "2026-12-06T08:00" is read in the browser's zone (what the operator typed), sent with its offset as UTC.
+  return value ? new Date(value).toISOString() : null;
+}
+
+export function milliseconds(ms) {
+  return ms === null || ms === undefined ? "–" : `${whole.format(ms)} ms`;
+}
