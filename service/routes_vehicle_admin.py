@@ -43,6 +43,9 @@ class RegisteredOut(BaseModel):
 class ClassOut(BaseModel):
     vehicle_id: str
     vehicle_class: str
+    chosen: bool = Field(
+        default=True, description="set for this vehicle (false: nobody set one, so the default class applies)"
+    )
 
 
 def _out(vehicle: v.FleetVehicle) -> RegisteredOut:

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import Response
+from fleetsense.cloud.analytics.events import DEFAULT_VEHICLE_CLASS
 from fleetsense.service.auth import require
 from fleetsense.service.csv_stream import Format, csv_response, wants_csv
 from fleetsense.service.cursor import Cursor
@@ -19,6 +20,8 @@ from fleetsense.service.fleet_snapshot import Snapshot
 from fleetsense.service.fleet_view import fleet_member, vehicle_now, vehicles_rows
 from fleetsense.service.roles import Role
 from fleetsense.service.routes_fleet import SNAPSHOT_RESPONSES, fleet_snapshot
+from fleetsense.service.routes_vehicle_admin import ClassOut
+from fleetsense.service.vehicles_registry import vehicle_class
 
 router = APIRouter(tags=["vehicles"], dependencies=[Depends(require(Role.VIEWER))])
 LIST = "vehicles"
@@ -61,13 +64,27 @@ async def vehicle_one(request: Request, vehicle_id: str) -> VehicleNow:
     context = context_of(request)
     member = await fleet_member(context.db, context.settings.fleet_id, vehicle_id)
     if member is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND,
-            f"{vehicle_id[:100]!r} is no vehicle of this fleet: GET /v1/vehicles lists them (an admin registers one)",
-        )
+        raise HTTPException(status.HTTP_404_NOT_FOUND, _no_such(vehicle_id))
     at_ms = now_ms()
     (rows,) = await vehicles_rows(context.db, [member], now_ms=at_ms)
     return vehicle_now(rows, now_ms=at_ms)
+
+
+@router.get(
+    "/vehicles/{vehicle_id}/class", response_model=ClassOut, responses={404: {"description": "no such vehicle"}}
+)
+async def vehicle_class_now(request: Request, vehicle_id: str) -> ClassOut:
+    """The vehicle's class (its harsh-event thresholds: GET /v1/vehicle-classes), or the default class when nobody
+    set one (`chosen` false); an admin sets it with PUT."""
+    context = context_of(request)
+    if await fleet_member(context.db, context.settings.fleet_id, vehicle_id) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, _no_such(vehicle_id))
+    chosen = await vehicle_class(context.db, vehicle_id)
+    return ClassOut(vehicle_id=vehicle_id, vehicle_class=chosen or DEFAULT_VEHICLE_CLASS, chosen=chosen is not None)
+
+
+def _no_such(vehicle_id: str) -> str:
+    return f"{vehicle_id[:100]!r} is no vehicle of this fleet: GET /v1/vehicles lists them (an admin registers one)"
 
 
 def _after(vehicles: list[VehicleNow], cursor: Cursor) -> int:

@@ -18,6 +18,7 @@ from fleetsense.service.fleet_models import Event, EventPage, VehicleNow
 from fleetsense.service.roles import Role
 from fleetsense.service.routes_scores import Scorecard, ScorecardSeries
 from fleetsense.service.routes_trips import TripDetail, TripEvent, TripMinute, TripPart, TripSummary
+from fleetsense.service.routes_vehicle_admin import ClassOut
 from fleetsense.service.scorecard import Period
 
 from tests.browser.inprocess import AXE, PASSWORD, app_with, serving, snapshot_of
@@ -131,6 +132,8 @@ def normal(path: str, query: dict[str, list[str]]) -> tuple[int, Any]:
         return 200, vehicle_now()
     if path == f"{base}/scorecard":
         return 200, scorecard()
+    if path == f"{base}/class":
+        return 200, ClassOut(vehicle_id=VAN, vehicle_class="car", chosen=False).model_dump(mode="json")
     if path == f"{base}/trips":
         return 200, [trip_summary().model_dump(mode="json")]
     if path == f"{base}/trips/{TRIP_START_MS}":
@@ -213,6 +216,7 @@ def test_the_vehicle_page_shows_the_vehicle_its_scorecard_trips_and_events_each_
     facts = page.locator("#vehicle-facts")
     assert "online" in facts.inner_text() and "88.0 / 100" in facts.inner_text() and "1 h 30 min" in facts.inner_text()
     assert facts.get_by_role("link", name="driver-0002").get_attribute("href") == "#/drivers/driver-0002"
+    assert "car (the default: nobody set one)" in facts.inner_text()
 
     days = page.locator("#vehicle-scorecard tbody tr")
     sync_api.expect(days).to_have_count(7, timeout=5_000)

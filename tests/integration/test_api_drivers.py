@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fleetsense.cloud import tables as t
+from fleetsense.cloud.analytics.events import DEFAULT_VEHICLE_CLASS
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.cloud.store import STATEMENTS, day_bucket
 from fleetsense.service import badges, reviews
@@ -107,7 +108,12 @@ def test_a_retroactive_assignment_moves_an_event_and_a_review_empties_the_queue(
     async def scenario(client: httpx.AsyncClient, db: Db, login: Callable[[str, Role], None]) -> None:
         login("root", Role.ADMIN)
         assert (await client.post("/v1/vehicles", json={"vehicle_id": VAN, "label": "van one"})).status_code == 201
+        before = (await client.get(f"/v1/vehicles/{VAN}/class")).json()
+        assert (before["vehicle_class"], before["chosen"]) == (DEFAULT_VEHICLE_CLASS, False)  # nobody set one yet
         assert (await client.put(f"/v1/vehicles/{VAN}/class", json={"vehicle_class": "van"})).status_code == 200
+        after = (await client.get(f"/v1/vehicles/{VAN}/class")).json()
+        assert (after["vehicle_class"], after["chosen"]) == ("van", True)
+        assert (await client.get("/v1/vehicles/no-such-van/class")).status_code == 404
         bad_class = await client.put(f"/v1/vehicles/{VAN}/class", json={"vehicle_class": "tank"})
         assert bad_class.status_code == 400 and "car" in bad_class.json()["detail"]
         login("mia", Role.MANAGER)

@@ -29,7 +29,12 @@ function at(ms) {
   return h("time", { datetime: f.isoAttr(ms) }, f.time(ms));
 }
 
-function facts(v) {
+function classText(klass) {
+  if (klass === null) return "could not be read (reload to try again)";
+  return klass.chosen ? klass.vehicle_class : `${klass.vehicle_class} (the default: nobody set one)`;
+}
+
+function facts(v, klass) {
   const row = (term, value) => [h("dt", {}, term), h("dd", {}, value)];
   const status = v.online === null ? "no status yet"
     : h("span", { class: v.online ? "online" : "offline" }, v.online ? "online" : `offline (${v.status_reason ?? "unknown"})`);
@@ -37,6 +42,7 @@ function facts(v) {
     "dl",
     { class: "facts", id: "vehicle-facts" },
     row("Vehicle", v.label ? `${v.label} (${v.vehicle_id})` : v.vehicle_id),
+    row("Class", classText(klass)),
     row("Status", status),
     row("Driver now", driverLink(v.driver_id)),
     row("Current trip", v.trip_open
@@ -139,11 +145,12 @@ export function renderVehicle(main, { params, onUnauthorized }) {
 
   const span = { to: Date.now() + 1, from: Date.now() + 1 - WEEK_MS }; // one week for the page and its CSV links
   const base = vehiclePath(vehicleId);
-  api(base).then((v) => {
+  // The class sets the harsh-event thresholds; a class that cannot be read leaves the rest of the vehicle shown.
+  Promise.all([api(base), api(`${base}/class`).catch(() => null)]).then(([v, klass]) => {
     if (stopped) return;
     heading.textContent = `Vehicle ${v.label ?? v.vehicle_id}`;
     document.title = `${heading.textContent} · fleetsense`;
-    show(about, facts(v));
+    show(about, facts(v, klass));
   }).catch((error) => {
     if (stopped || ended) return;
     if (error instanceof ApiError && error.status === 401) {
