@@ -41,7 +41,8 @@ def test_a_viewer_logs_in_and_sees_every_vehicle_with_its_units(browser: Any, tm
         assert page.title() == "Fleet now · fleetsense"
         assert table.locator("tbody tr").count() == 12
         first = table.locator("tbody tr").first.inner_text()
-        assert "van-0001" in first and "/ 100" in first and "events" in first
+        assert "van-0001" in first and "/ 100" in first
+        assert "1 harsh event" in first and "1 harsh brake, 1 bump" in first  # harsh counted, bumps only listed
         vehicle_link = table.get_by_role("link", name="van-0001", exact=True)
         assert vehicle_link.get_attribute("href") == "#/vehicles/van-0001"  # each row leads to its vehicle page
         sync_api.expect(page.locator("#who")).to_have_text("vera (viewer)")

@@ -6,6 +6,7 @@ import { h, show } from "./dom.js";
 import * as f from "./format.js";
 import { renderKindCounts } from "./fleet_kinds.js";
 import { dataTable } from "./table.js";
+import { eventKinds } from "./catalog.js";
 
 const REFRESH_MS = 10000;
 const KINDS_REFRESH_MS = 60000; // two leaderboards of the whole fleet: heavier than the snapshot
@@ -17,14 +18,18 @@ function status(v) {
   return h("span", { class: v.online ? "online" : "offline" }, v.online ? "online" : `offline (${v.status_reason ?? "unknown"})`);
 }
 
-function eventsToday(v) {
+// Today's harsh events (the kinds a driver is judged on, as GET /v1/event-kinds declares them) with every counted
+// kind, bumps too, listed under it. Until the kinds are read (or if they cannot be), every counted event is summed.
+function eventsToday(v, harsh) {
   const events = Object.entries(v.events_today);
-  const total = events.reduce((sum, [, n]) => sum + n, 0);
-  return [f.count(total, "event"), total > 0 ? h("span", { class: "detail" }, events.filter(([, n]) => n > 0)
-    .map(([k, n]) => `${n} ${f.kindLabel(k)}`).join(", ")) : null];
+  const judged = harsh === null ? events : events.filter(([k]) => harsh.has(k));
+  const total = judged.reduce((sum, [, n]) => sum + n, 0);
+  const some = events.filter(([, n]) => n > 0);
+  return [f.count(total, harsh === null ? "event" : "harsh event"), some.length > 0
+    ? h("span", { class: "detail" }, some.map(([k, n]) => `${n} ${f.kindLabel(k)}`).join(", ")) : null];
 }
 
-const COLUMNS = [
+const columns = (harsh) => [
   { title: "Vehicle", row: true, cell: (v) => h("a", { href: `#/vehicles/${encodeURIComponent(v.vehicle_id)}` }, v.label ?? v.vehicle_id) },
   { title: "Status", cell: status },
   { title: "Driver", cell: (v) => v.driver_id === null ? "nobody assigned"
@@ -33,17 +38,18 @@ const COLUMNS = [
     ? h("a", { href: `#/trips/${encodeURIComponent(v.vehicle_id)}/${v.trip_start_ms}` }, "since ",
       h("time", { datetime: f.isoAttr(v.trip_start_ms) }, f.time(v.trip_start_ms)), ` (${f.duration(v.trip_duration_s)})`)
     : "no trip" },
-  { title: "Events today", numeric: true, cell: eventsToday },
+  { title: "Events today", numeric: true, cell: (v) => eventsToday(v, harsh) },
   { title: "Score today", numeric: true, cell: (v) => f.score(v.score_today) },
   { title: "Driving today", numeric: true, cell: (v) => f.duration(v.driving_s_today) },
   { title: "Last seen", cell: (v) => h("time", { datetime: f.isoAttr(v.last_seen_ms) }, f.time(v.last_seen_ms)) },
 ];
 
-function fleetTable(vehicles) {
+function fleetTable(vehicles, harsh) {
+  const counted = harsh === null ? "every counted kind, bumps too" : "harsh events, every counted kind listed under them";
   return dataTable({
     id: "fleet-table",
-    caption: [f.count(vehicles.length, "vehicle"), "; events today: every counted kind, bumps too (today is the UTC day)"],
-    columns: COLUMNS,
+    caption: [f.count(vehicles.length, "vehicle"), `; events today: ${counted} (today is the UTC day)`],
+    columns: columns(harsh),
     rows: vehicles,
     empty: "No vehicles in this fleet yet. An admin registers them (Admin, Vehicles), or `fleetsense gateway provision` does.",
     csv: "/v1/fleet",
@@ -88,15 +94,20 @@ export function renderFleet(main, { onUnauthorized }) {
         h("section", { "aria-labelledby": "kinds-h" }, h("h2", { id: "kinds-h" }, "Today against yesterday"), kinds))),
   );
 
+  let harsh = null; // the harsh kinds' keys, once read
+  const kindsRead = eventKinds().then((kinds) => {
+    harsh = new Set(kinds.filter((k) => k.harsh).map((k) => k.key));
+  }).catch(() => {}); // the table then sums every counted kind, and its caption says so
+
   let timer = null;
   let stopped = false;
   let usable = false;
   async function refresh() {
     let wait = REFRESH_MS;
     try {
-      const fleet = await api("/v1/fleet");
+      const [fleet] = await Promise.all([api("/v1/fleet"), kindsRead]); // read together: one wait, not two
       if (stopped) return;
-      replaceKeepingFocus(table, fleetTable(fleet.vehicles));
+      replaceKeepingFocus(table, fleetTable(fleet.vehicles, harsh));
       asOf.replaceChildren("As of ", h("time", { datetime: f.isoAttr(fleet.as_of_ms) }, f.time(fleet.as_of_ms)),
         `; refreshed every ${REFRESH_MS / 1000} s.`);
       if (!usable) {
