@@ -5,7 +5,6 @@ Every test under tests/browser is marked `browser`. When playwright (PyPI, the d
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,14 +12,7 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/bin/chromium")
-MISSING = (
-    "needs playwright (pip install playwright)"
-    if importlib.util.find_spec("playwright") is None
-    else "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-    if not CHROMIUM.exists()
-    else None
-)
+from tests.browser.chromium import MISSING, chromium
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -32,16 +24,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason=MISSING))
 
 
-# Per module, never per session: Playwright's sync API keeps an event loop running in the test's thread while it is
-# open, so any later test calling asyncio.run (most of tests/unit) would fail. Inside a browser module, do asyncio
-# work in another thread (inprocess.py does).
+# Per module, never per session (tests/browser/chromium.py says why).
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if MISSING is not None:
-        pytest.fail(f"the browser tests cannot run: {MISSING} (scripts/dev.sh setup installs both)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    with chromium() as launched:
         yield launched
-        launched.close()
