@@ -7,13 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fleetsense.service.web_assets import missing_vendored
 
 from tests.browser.inprocess import app_with, draw_synthetic_trace, serving, snapshot_of
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-if missing_vendored():
-    pytest.skip("needs uPlot vendored: run `fleetsense stack prepare`", allow_module_level=True)
 
 
 def test_the_trace_chart_draws_its_series_under_the_pages_content_security_policy(browser: Any) -> None:

@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 from fleetsense.service.roles import Role
-from fleetsense.service.web_assets import missing_vendored
 
 from tests.browser.inprocess import AXE, PASSWORD, app_with, serving, snapshot_of
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
-if missing_vendored():
-    pytest.skip("needs uPlot vendored: run `fleetsense stack prepare`", allow_module_level=True)
 
 START_MS = int(time.time() * 1000) - 600_000
 KEY = f"van-0002/{START_MS}/harsh_brake"
@@ -91,7 +88,6 @@ def test_a_viewer_sees_the_event_but_no_review_form(browser: Any) -> None:
         page.close()
 
 
-@pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
 def test_the_event_page_with_its_review_form_has_no_serious_accessibility_violations(browser: Any) -> None:
     with serving(app_with({"mona": Role.MANAGER}, snapshot_of(2))) as base:
         page = open_event(browser, base, "mona", [], axe=True)

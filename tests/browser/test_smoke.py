@@ -42,6 +42,8 @@ def test_a_viewer_logs_in_and_sees_every_vehicle_with_its_units(browser: Any, tm
         assert table.locator("tbody tr").count() == 12
         first = table.locator("tbody tr").first.inner_text()
         assert "van-0001" in first and "/ 100" in first and "events" in first
+        vehicle_link = table.get_by_role("link", name="van-0001", exact=True)
+        assert vehicle_link.get_attribute("href") == "#/vehicles/van-0001"  # each row leads to its vehicle page
         sync_api.expect(page.locator("#who")).to_have_text("vera (viewer)")
         assert "Times are shown in your time zone" in page.locator("#zone").inner_text()
         sync_api.expect(page.get_by_text("No counted events on")).to_be_visible(timeout=5_000)
@@ -95,7 +97,6 @@ def test_a_stored_event_appears_in_the_live_feed_within_2_s_without_a_reload(bro
         page.close()
 
 
-@pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
 def test_the_login_and_fleet_pages_have_no_serious_accessibility_violations(browser: Any) -> None:
     def serious(page: Any) -> list[str]:
         page.add_script_tag(path=str(AXE))
@@ -187,4 +188,21 @@ def test_the_navigation_shows_a_role_only_the_pages_it_may_open(browser: Any, ro
             assert page.get_by_role("alert").count() == 0
         else:
             sync_api.expect(page.get_by_role("alert")).to_contain_text(f"you are logged in as a {role.label}")
+        page.close()
+
+
+def test_a_keyboard_user_keeps_focus_on_a_vehicle_link_across_the_tables_refresh(browser: Any) -> None:
+    app = app_with({"vera": Role.VIEWER}, snapshot_of(5))
+    with serving(app) as base:
+        page = browser.new_page()
+        page.clock.install()  # the page's 10 s refresh runs on the test's clock
+        page.route("**/v1/leaderboards/vehicles?*", lambda route: route.fulfill(json={"rows": []}))
+        log_in(page, base, "vera")
+        page.locator("#fleet-table").get_by_role("link", name="van-0003", exact=True).focus()
+        before = page.locator("#fleet-table tbody").element_handle()
+        with page.expect_response(lambda r: r.url.endswith("/v1/fleet"), timeout=5_000) as refreshed:
+            page.clock.run_for(11_000)
+        assert refreshed.value.status == 200
+        page.wait_for_function("body => !body.isConnected", arg=before, timeout=5_000)  # the table was rebuilt
+        assert page.evaluate("() => document.activeElement.getAttribute('href')") == "#/vehicles/van-0003"
         page.close()

@@ -31,6 +31,7 @@ from fleetsense.stack.api_accounts import ensure_demo_admin
 from fleetsense.stack.layout import StackConfig
 from fleetsense.stack.secrets import load_or_create
 from tests.browser.chromium import chromium
+from tests.browser.inprocess import AXE
 
 from .helpers import eventually, provision_vehicle, unique_vehicle
 from .test_analytics_pipeline import ScriptedDrive, record_scripted_drive
@@ -40,7 +41,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 T = TypeVar("T")
 APP_JS = WEB_DIR / "static" / "js" / "app.js"
-AXE = WEB_DIR / "node_modules" / "axe-core" / "axe.min.js"  # npm ci in service/web (fleetsense stack prepare)
 AXE_URL = "/app/axe-for-the-test.js"  # served to the page by the test (same origin: the page's CSP allows it)
 FEED_TARGET_S = 2.0  # the issue's: a stored harsh brake shows in the live feed within 2 s of its row's write
 VIEWPORTS = ((1280, 800), (1024, 768))  # a laptop and a tablet

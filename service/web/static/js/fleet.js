@@ -5,55 +5,60 @@ import { api, ApiError } from "./api.js";
 import { h, show } from "./dom.js";
 import * as f from "./format.js";
 import { renderKindCounts } from "./fleet_kinds.js";
+import { dataTable } from "./table.js";
 
 const REFRESH_MS = 10000;
 const KINDS_REFRESH_MS = 60000; // two leaderboards of the whole fleet: heavier than the snapshot
 const FEED_ITEMS = 100; // the newest kept on the page; the API's event lists hold the rest
 const SESSION_ENDED = "Your session has ended: log in again.";
 
-function vehicleRow(v) {
-  const events = Object.entries(v.events_today);
-  const total = events.reduce((sum, [, n]) => sum + n, 0);
-  const status =
-    v.online === null
-      ? h("span", {}, "no status yet")
-      : h("span", { class: v.online ? "online" : "offline" }, v.online ? "online" : `offline (${v.status_reason ?? "unknown"})`);
-  return h(
-    "tr",
-    {},
-    h("th", { scope: "row" }, v.label ?? v.vehicle_id),
-    h("td", {}, status),
-    h("td", {}, v.driver_id ?? "nobody assigned"),
-    h("td", {}, v.trip_open ? [`since `, h("time", { datetime: f.isoAttr(v.trip_start_ms) }, f.time(v.trip_start_ms)),
-      ` (${f.duration(v.trip_duration_s)})`] : "no trip"),
-    h("td", { class: "num" }, f.count(total, "event"),
-      total > 0 ? h("span", { class: "detail" }, events.filter(([, n]) => n > 0)
-        .map(([k, n]) => `${n} ${f.kindLabel(k)}`).join(", ")) : null),
-    h("td", { class: "num" }, f.score(v.score_today)),
-    h("td", { class: "num" }, f.duration(v.driving_s_today)),
-    h("td", {}, h("time", { datetime: f.isoAttr(v.last_seen_ms) }, f.time(v.last_seen_ms))),
-  );
+function status(v) {
+  if (v.online === null) return h("span", {}, "no status yet");
+  return h("span", { class: v.online ? "online" : "offline" }, v.online ? "online" : `offline (${v.status_reason ?? "unknown"})`);
 }
 
+function eventsToday(v) {
+  const events = Object.entries(v.events_today);
+  const total = events.reduce((sum, [, n]) => sum + n, 0);
+  return [f.count(total, "event"), total > 0 ? h("span", { class: "detail" }, events.filter(([, n]) => n > 0)
+    .map(([k, n]) => `${n} ${f.kindLabel(k)}`).join(", ")) : null];
+}
+
+const COLUMNS = [
+  { title: "Vehicle", row: true, cell: (v) => h("a", { href: `#/vehicles/${encodeURIComponent(v.vehicle_id)}` }, v.label ?? v.vehicle_id) },
+  { title: "Status", cell: status },
+  { title: "Driver", cell: (v) => v.driver_id === null ? "nobody assigned"
+    : h("a", { href: `#/drivers/${encodeURIComponent(v.driver_id)}` }, v.driver_id) },
+  { title: "Current trip", cell: (v) => v.trip_open
+    ? h("a", { href: `#/trips/${encodeURIComponent(v.vehicle_id)}/${v.trip_start_ms}` }, "since ",
+      h("time", { datetime: f.isoAttr(v.trip_start_ms) }, f.time(v.trip_start_ms)), ` (${f.duration(v.trip_duration_s)})`)
+    : "no trip" },
+  { title: "Events today", numeric: true, cell: eventsToday },
+  { title: "Score today", numeric: true, cell: (v) => f.score(v.score_today) },
+  { title: "Driving today", numeric: true, cell: (v) => f.duration(v.driving_s_today) },
+  { title: "Last seen", cell: (v) => h("time", { datetime: f.isoAttr(v.last_seen_ms) }, f.time(v.last_seen_ms)) },
+];
+
 function fleetTable(vehicles) {
-  if (vehicles.length === 0) {
-    return h("p", { class: "status" },
-      "No vehicles in this fleet yet. An admin registers them (POST /v1/vehicles), or `fleetsense gateway provision` does.");
-  }
-  const head = ["Vehicle", "Status", "Driver", "Current trip", "Events today", "Score today", "Driving today", "Last seen"];
-  const numeric = new Set(["Events today", "Score today", "Driving today"]);
-  return h(
-    "div",
-    { class: "table-wrap" },
-    h(
-      "table",
-      { id: "fleet-table" },
-      h("caption", { class: "status" }, f.count(vehicles.length, "vehicle"),
-        "; events today: every counted kind, bumps too (today is the UTC day)"),
-      h("thead", {}, h("tr", {}, head.map((t) => h("th", { scope: "col", class: numeric.has(t) ? "num" : null }, t)))),
-      h("tbody", {}, vehicles.map(vehicleRow)),
-    ),
-  );
+  return dataTable({
+    id: "fleet-table",
+    caption: [f.count(vehicles.length, "vehicle"), "; events today: every counted kind, bumps too (today is the UTC day)"],
+    columns: COLUMNS,
+    rows: vehicles,
+    empty: "No vehicles in this fleet yet. An admin registers them (Admin, Vehicles), or `fleetsense gateway provision` does.",
+    csv: "/v1/fleet",
+    file: "fleet.csv",
+  });
+}
+
+// The table is rebuilt every 10 s: a keyboard user whose focus is on one of its links keeps it (the same link in the
+// new table, found by its href), instead of being thrown back to the top of the page.
+function replaceKeepingFocus(container, content) {
+  const focused = container.contains(document.activeElement) ? document.activeElement.getAttribute("href") : null;
+  show(container, content);
+  if (focused === null) return;
+  const again = [...container.querySelectorAll("a[href]")].find((a) => a.getAttribute("href") === focused);
+  if (again) again.focus();
 }
 
 function feedItem(event) {
@@ -70,7 +75,6 @@ export function renderFleet(main, { onUnauthorized }) {
   // Not a live region: it changes every 10 s, and a screen reader would read it out each time (errors are alerts).
   const asOf = h("p", { class: "status" }, "Reading the fleet…");
   const table = h("div", {});
-  const csv = h("a", { href: "/v1/fleet?format=csv", download: "fleet.csv" }, "Download as CSV");
   const feedState = h("p", { class: "status", "aria-live": "polite" }, "Connecting to the live feed…");
   const feed = h("ol", { id: "live-feed", class: "feed", "aria-label": "Live events, newest first" });
   const kinds = h("div", {}, h("p", { class: "status" }, "Reading today's and yesterday's counts…"));
@@ -78,7 +82,7 @@ export function renderFleet(main, { onUnauthorized }) {
     main,
     h("h1", {}, "Fleet now"),
     h("div", { class: "layout" },
-      h("section", { "aria-labelledby": "vehicles-h" }, h("h2", { id: "vehicles-h" }, "Vehicles"), asOf, table, csv),
+      h("section", { "aria-labelledby": "vehicles-h" }, h("h2", { id: "vehicles-h" }, "Vehicles"), asOf, table),
       h("div", {},
         h("section", { "aria-labelledby": "feed-h" }, h("h2", { id: "feed-h" }, "Live events"), feedState, feed),
         h("section", { "aria-labelledby": "kinds-h" }, h("h2", { id: "kinds-h" }, "Today against yesterday"), kinds))),
@@ -92,7 +96,7 @@ export function renderFleet(main, { onUnauthorized }) {
     try {
       const fleet = await api("/v1/fleet");
       if (stopped) return;
-      show(table, fleetTable(fleet.vehicles));
+      replaceKeepingFocus(table, fleetTable(fleet.vehicles));
       asOf.replaceChildren("As of ", h("time", { datetime: f.isoAttr(fleet.as_of_ms) }, f.time(fleet.as_of_ms)),
         `; refreshed every ${REFRESH_MS / 1000} s.`);
       if (!usable) {
