@@ -145,15 +145,25 @@ def drive(stack: StackConfig, operator_client: Any, site: Site, tmp_path_factory
     return Drive(scripted, vid, driver)
 
 
-def log_in(browser: Any, site: Site, role: str, viewport: tuple[int, int] = VIEWPORTS[0]) -> Any:
-    """A page of a new browser context (its own cookies), logged in as `role` through the login form."""
+def log_in(
+    browser: Any, site: Site, role: str, viewport: tuple[int, int] = VIEWPORTS[0], *, by_keyboard: bool = False
+) -> Any:
+    """A page of a new browser context (its own cookies), logged in as `role` through the login form (by the
+    keyboard alone: the form focuses its first field, Tab moves on, Enter sends)."""
     login = site.logins[role]
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     page.goto(f"{site.base}/app/", timeout=15_000)
-    page.get_by_label("Username").fill(login.username)
-    page.get_by_label("Password").fill(login.password)
-    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=15_000)
+    if by_keyboard:
+        page.keyboard.type(login.username)
+        page.keyboard.press("Tab")
+        page.keyboard.type(login.password)
+        page.keyboard.press("Enter")
+    else:
+        page.get_by_label("Username").fill(login.username)
+        page.get_by_label("Password").fill(login.password)
+        page.get_by_role("button", name="Log in").click()
     expect(page.locator("#who")).to_have_text(f"{login.username} ({role})", timeout=15_000)
     expect(page.get_by_role("heading", name="Fleet now", exact=True)).to_be_visible()
     return page
@@ -218,7 +228,7 @@ def test_each_role_logs_in_and_a_viewer_sees_no_admin_link_and_its_forged_reques
         "viewer": ["Fleet now", "Drivers"],
     }
     for role, links in navigation.items():
-        page = log_in(browser, site, role)
+        page = log_in(browser, site, role, by_keyboard=role == "viewer")
         assert page.locator("#nav a").all_inner_texts() == links
         if role != "viewer":
             page.context.close()
