@@ -83,10 +83,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--trace-samples", default="2001,60000", help="comma-separated sample counts")
     args = parser.parse_args()
+    # The box is shared: its load before and after say how far the figures are the page's and how far the queue's.
+    load_before = [round(x, 2) for x in os.getloadavg()]
     result = measure(args.vehicles, args.rounds, [int(n) for n in args.trace_samples.split(",")])
     result["machine"] = {
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
+        "load_before_1_5_15m": load_before,
+        "load_after_1_5_15m": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "chromium": CHROMIUM,
     }
