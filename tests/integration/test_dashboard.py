@@ -191,7 +191,14 @@ def fed(browser: Any, site: Site, drive: Drive, ingest_job: str, cql: Any) -> Fe
     assert off_thread(send_outbox, drive.scripted.config, timeout_s=120) == 0
     brakes = sum(1 for kind, _ in drive.scripted.expected_events if kind == "harsh_brake")
     ours = f'#live-feed li[data-key^="{drive.vehicle_id}/"][data-key$="/harsh_brake"]'
-    page.wait_for_function(f"() => document.querySelectorAll({ours!r}).length >= {brakes}", timeout=90_000)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(f"() => document.querySelectorAll({ours!r}).length >= {brakes}", timeout=90_000)
+    except PlaywrightTimeout:  # say what the feed did show, and its state
+        shown = page.locator("#live-feed li").evaluate_all("(items) => items.map((li) => li.dataset.key)")
+        state = page.locator("#live-feed").locator("xpath=..").locator("p.status").inner_text()
+        pytest.fail(f"{brakes} harsh brakes of {drive.vehicle_id} not in the feed within 90 s ({state!r}): {shown}")
     seen_ms: dict[str, float] = page.evaluate("() => window.seenAtMs")
     texts = {item.get_attribute("data-key"): item.inner_text() for item in page.locator(ours).all()}
     not_reloaded = page.evaluate("() => window.notReloaded === true")
