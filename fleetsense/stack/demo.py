@@ -76,12 +76,17 @@ def run_demo(config: StackConfig, *, vehicles: int, seconds: int) -> None:
 
 
 def api_lines(config: StackConfig, demo_login: DemoLogin) -> list[str]:
-    """Where the API is, how to log in, and a curl line that streams live events."""
+    """Where the dashboard and the API are, how to log in, and a curl line that streams live events."""
     api = Api(config)
-    ca = f" --cacert {config.tls_dir / 'ca.pem'}" if api.scheme == "https" else ""
+    ca_file = config.tls_dir / "ca.pem"
+    ca = f" --cacert {ca_file}" if api.scheme == "https" else ""
+    # The stack's CA is its own: a browser warns until it is trusted (curl is told with --cacert).
+    trust = [f"  your browser warns until it trusts the stack's CA, {ca_file}"] if api.scheme == "https" else []
     return [
-        f"The API: {api.url}/v1 (OpenAPI: {api.url}/v1/openapi.json, try {api.url}/docs)",
+        f"The dashboard: {api.url}/app/",
         f"  login: {demo_login.username}, password in {demo_login.password_file} (mode 0600)",
+        *trust,
+        f"The API: {api.url}/v1 (OpenAPI: {api.url}/v1/openapi.json, try {api.url}/docs), the same login",
         "  live events as they are stored:",
         f'  curl -N{ca} -H "Authorization: Bearer {demo_login.token}" {api.url}/v1/events/live',
     ]

@@ -6,27 +6,15 @@ installs all three: nothing is skipped silently."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fleetsense.service.web_assets import missing_vendored
 
-from tests.browser.inprocess import AXE
+from tests.browser.chromium import MISSING, chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-MISSING = (
-    "needs playwright (pip install playwright)"
-    if importlib.util.find_spec("playwright") is None
-    else "needs Debian's chromium at /usr/bin/chromium (apt-get install chromium)"
-    if not CHROMIUM.exists()
-    else "needs the npm packages (uPlot, axe-core): run `fleetsense stack prepare`"
-    if missing_vendored() or not AXE.is_file()
-    else None
-)
 if MISSING is not None and os.environ.get("CI"):
     # Loud, not skipped: CI runs scripts/dev.sh, which installs every one of them.
     raise RuntimeError(f"the browser tests cannot run in CI: {MISSING} (scripts/dev.sh setup installs it)")
@@ -41,14 +29,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(pytest.mark.skip(reason=MISSING))
 
 
-# Per module, never per session: Playwright's sync API keeps an event loop running in the test's thread while it is
-# open, so any later test calling asyncio.run (most of tests/unit) would fail. Inside a browser module, do asyncio
-# work in another thread (inprocess.py does).
+# Per module, never per session (tests/browser/chromium.py says why).
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+    with chromium() as launched:
         yield launched
-        launched.close()

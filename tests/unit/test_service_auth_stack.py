@@ -98,14 +98,20 @@ def test_the_secure_profile_answers_only_over_tls_checked_against_the_stacks_ca(
         thread.join(timeout=10)
 
 
-def test_the_demo_prints_the_url_the_login_the_password_file_and_a_curl_line_for_live_events(tmp_path: Path) -> None:
+def test_the_demo_ends_with_the_dashboard_url_the_login_the_password_file_and_a_curl_line(tmp_path: Path) -> None:
     from fleetsense.stack.api_accounts import DemoLogin
     from fleetsense.stack.demo import api_lines
 
     login = DemoLogin("admin", tmp_path / "secrets/api-admin.json", "fst_" + "x" * 43)
-    dev = "\n".join(api_lines(StackConfig.for_tests(tmp_path), login))
+    lines = api_lines(StackConfig.for_tests(tmp_path), login)
+    dev = "\n".join(lines)
     port = StackConfig.for_tests(tmp_path).ports.api
+    assert lines[:2] == [
+        f"The dashboard: http://127.0.0.1:{port}/app/",
+        f"  login: admin, password in {login.password_file} (mode 0600)",
+    ]
     assert f"http://127.0.0.1:{port}/v1" in dev and "login: admin" in dev and str(login.password_file) in dev
     assert f'curl -N -H "Authorization: Bearer {login.token}" http://127.0.0.1:{port}/v1/events/live' in dev
     secure = "\n".join(api_lines(replace(StackConfig.for_tests(tmp_path), profile="secure"), login))
     assert f"curl -N --cacert {tmp_path / 'secrets/tls/ca.pem'} -H" in secure and "https://127.0.0.1" in secure
+    assert secure.startswith(f"The dashboard: https://127.0.0.1:{port}/app/") and "trusts the stack's CA" in secure
