@@ -20,7 +20,8 @@ from fleetsense.cloud import tables as t
 from fleetsense.service.roles import Role
 from fleetsense.service.routes_webhooks import AttemptOut
 
-from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.inprocess import PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.page_checks import serious_violations
 from tests.unit.service_memory_db import BY_NAME, MemoryDb, _stored
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
@@ -371,7 +372,6 @@ def as_admin(base: str) -> httpx.Client:
     return httpx.Client(base_url=base, cookies=login.cookies, headers={"X-CSRF-Token": login.json()["csrf_token"]})
 
 
-@pytest.mark.skipif(not AXE.is_file(), reason="needs axe-core from npm: run `fleetsense stack prepare`")
 def test_every_admin_section_has_no_serious_accessibility_violations(browser: Any) -> None:
     with admin_app() as (base, db), as_admin(base) as client:
         db.put(t.WEBHOOKS, fleet_id="default", webhook_id="wh_1", url="https://93.184.216.34/h", kinds={"bump"},
@@ -389,11 +389,7 @@ def test_every_admin_section_has_no_serious_accessibility_violations(browser: An
             expect(page.locator(".admin-section").get_by_text(re.compile("^Reading"))).to_have_count(0, timeout=5_000)
             if view.startswith("assignments/"):  # the correction panel open: its three forms checked too
                 page.get_by_role("button", name=re.compile("^Change ann")).click()
-            page.add_script_tag(path=str(AXE))  # the page's own part: the shell around it is test_smoke.py's
-            violations = page.evaluate(
-                "async () => (await axe.run('#main', { resultTypes: ['violations'] })).violations"
-            )
-            found[view] = [f"{v['id']}: {v['help']}" for v in violations if v["impact"] in ("serious", "critical")]
+            found[view] = serious_violations(page, within="#main")  # the page's own part: the shell is test_smoke's
             if view in SECTIONS:  # a tablet's screen too (the page reflows; nothing is cut off)
                 page.set_viewport_size({"width": 1024, "height": 768})
                 width = page.evaluate("() => document.documentElement.scrollWidth")

@@ -25,7 +25,8 @@ from fleetsense.service.routes_scores import Leaderboard, Scorecard, ScorecardSe
 from fleetsense.service.routes_trips import TripSummary
 from fleetsense.service.settings import ServeSettings
 
-from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.inprocess import PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.page_checks import canvas_pixels, serious_violations
 from tests.unit.service_memory_db import MemoryDb
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
@@ -271,19 +272,8 @@ def test_empty_and_error_states_say_what_to_do_and_show_retries(browser: Any, ba
     page.close()
 
 
-SCORE_PIXELS = """() => {
-    const canvas = document.querySelector("#score-chart canvas");
-    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-    const want = [0x0b, 0x5c, 0xad];  // score_chart.js's SCORE_COLOURS.score
-    let series = 0;
-    const distinct = new Set();
-    for (let i = 0; i < pixels.length; i += 4) {
-        const d = Math.abs(pixels[i] - want[0]) + Math.abs(pixels[i + 1] - want[1]) + Math.abs(pixels[i + 2] - want[2]);
-        if (pixels[i + 3] > 200 && d < 60) series += 1;
-        if (i % 64 === 0) distinct.add(pixels.slice(i, i + 4).join(","));
-    }
-    return { series, distinct: distinct.size };
-}"""
+def score_pixels(page: Any) -> dict[str, int]:
+    return canvas_pixels(page, "#score-chart canvas", "#0b5cad")  # score_chart.js's SCORE_COLOURS.score
 
 
 def test_a_drivers_scorecard_draws_the_score_over_time_and_lists_events_trips_and_assignments(
@@ -294,7 +284,7 @@ def test_a_drivers_scorecard_draws_the_score_over_time_and_lists_events_trips_an
     sync_api.expect(page.get_by_role("heading", name="Ann Archer")).to_be_visible(timeout=5_000)
     assert "mona" in page.locator("dl.facts").inner_text()
     sync_api.expect(page.locator("#score-chart canvas")).to_be_visible(timeout=5_000)
-    drawn = page.evaluate(SCORE_PIXELS)
+    drawn = score_pixels(page)
     assert drawn["series"] > 150 and drawn["distinct"] > 3, drawn  # the score's line and points, not a blank canvas
     legend = page.locator("#score-chart").inner_text()
     told = page.locator("#score-chart [role=img]").get_attribute("aria-label")  # what a screen reader hears
@@ -339,9 +329,7 @@ def test_the_drivers_pages_have_no_serious_accessibility_violations(
 ) -> None:
     page = open_page(browser, base, hash_, Api(), axe=True)  # the page's CSP refuses an injected axe script, rightly
     sync_api.expect(page.locator(ready)).to_be_visible(timeout=5_000)
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate("async () => (await axe.run()).violations")
-    assert [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")] == []
+    assert serious_violations(page) == []
     page.close()
 
 
@@ -421,7 +409,7 @@ def test_the_real_leaderboard_and_scorecard_routes_drive_the_pages_and_the_csv_i
     page.locator("#driver-board").get_by_role("link", name="Bob Baker").click()
     sync_api.expect(page.get_by_role("heading", name="Bob Baker")).to_be_visible(timeout=5_000)
     sync_api.expect(page.locator("#score-chart canvas")).to_be_visible(timeout=5_000)
-    assert page.evaluate(SCORE_PIXELS)["series"] > 50  # twelve weeks: two driven, ten gaps
+    assert score_pixels(page)["series"] > 50  # twelve weeks: two driven, ten gaps
     first = page.locator("#driver-periods tbody tr").first.inner_text()
     assert "2026-11-16 to 2026-11-22" in first and "3 events" in first and "1 h 0 min" in first
     sync_api.expect(page.locator("#driver-assignments tbody tr")).to_have_count(1)

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from fleetsense.service.roles import Role
 
-from tests.browser.inprocess import AXE, PASSWORD, app_with, serving, snapshot_of
+from tests.browser.inprocess import PASSWORD, app_with, serving, snapshot_of
+from tests.browser.page_checks import serious_violations
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
 
@@ -69,6 +70,8 @@ def test_a_manager_sees_the_trace_and_reviews_the_event_with_the_csrf_token(brow
         page = open_event(browser, base, "mona", reviews)
         facts = page.locator("dl.facts").inner_text()
         assert "0.62 g" in facts and "0.45 g" in facts and "0.6 s" in facts and "not reviewed yet" in facts
+        vehicle = page.locator("dl.facts").get_by_role("link", name="van-0002")
+        assert vehicle.get_attribute("href") == "#/vehicles/van-0002"  # the event leads to its vehicle
         page.get_by_label("Coached the driver").check()
         page.get_by_label("Note (up to 2,000 characters)").fill("talked about following distance")
         page.get_by_role("button", name="Save the review").click()
@@ -91,9 +94,7 @@ def test_a_viewer_sees_the_event_but_no_review_form(browser: Any) -> None:
 def test_the_event_page_with_its_review_form_has_no_serious_accessibility_violations(browser: Any) -> None:
     with serving(app_with({"mona": Role.MANAGER}, snapshot_of(2))) as base:
         page = open_event(browser, base, "mona", [], axe=True)
-        page.add_script_tag(path=str(AXE))
-        found = page.evaluate("async () => (await axe.run()).violations")
-        assert [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")] == []
+        assert serious_violations(page) == []
         page.close()
 
 

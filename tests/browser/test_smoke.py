@@ -4,6 +4,7 @@ chromium driven by Playwright. Log in, and the fleet page shows the fleet. Needs
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fleetsense.service.roles import Role
 
-from tests.browser.inprocess import AXE, PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.inprocess import PASSWORD, LiveContext, app_with, serving, snapshot_of
+from tests.browser.page_checks import serious_violations
 from tests.unit.service_events import live_event
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
@@ -99,18 +101,13 @@ def test_a_stored_event_appears_in_the_live_feed_within_2_s_without_a_reload(bro
 
 
 def test_the_login_and_fleet_pages_have_no_serious_accessibility_violations(browser: Any) -> None:
-    def serious(page: Any) -> list[str]:
-        page.add_script_tag(path=str(AXE))
-        found = page.evaluate("async () => (await axe.run()).violations")
-        return [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
-
     with serving(app_with({"vera": Role.VIEWER}, snapshot_of(5))) as base:
         page = browser.new_page(bypass_csp=True)  # the page's CSP refuses the injected axe script, rightly
         page.goto(base + "/app/", timeout=10_000)
         sync_api.expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=5_000)
-        assert serious(page) == []
+        assert serious_violations(page) == []
         log_in(page, base, "vera")
-        assert serious(page) == []
+        assert serious_violations(page) == []
         page.close()
 
 
@@ -206,4 +203,33 @@ def test_a_keyboard_user_keeps_focus_on_a_vehicle_link_across_the_tables_refresh
         assert refreshed.value.status == 200
         page.wait_for_function("body => !body.isConnected", arg=before, timeout=5_000)  # the table was rebuilt
         assert page.evaluate("() => document.activeElement.getAttribute('href')") == "#/vehicles/van-0003"
+        page.close()
+
+
+def test_the_feed_opens_with_the_last_hours_events_and_shows_a_streamed_one_once(browser: Any) -> None:
+    context = LiveContext()
+    now_ms = int(time.time() * 1000)
+    earlier = live_event("van-0001", start_ms=now_ms - 600_000)
+    asked: list[dict[str, list[str]]] = []
+
+    def events(route: Any) -> None:
+        asked.append(parse_qs(urlsplit(route.request.url).query))
+        item = {"driver_id": None, "review_state": "new", "start": "x", "end": "x", **json.loads(earlier.to_json())}
+        route.fulfill(json={"items": [item], "next_cursor": None})
+
+    with serving(app_with({"vera": Role.VIEWER}, snapshot_of(3), context)) as base:
+        page = browser.new_page()
+        page.route("**/v1/events?*", events)
+        log_in(page, base, "vera")
+        sync_api.expect(page.locator(f'#live-feed li[data-key="{earlier.key}"]')).to_be_visible(timeout=5_000)
+        assert now_ms - 3_700_000 < int(asked[0]["from"][0]) < now_ms - 3_500_000  # the last hour
+        sync_api.expect(page.get_by_text("Connected: new events appear")).to_be_visible(timeout=5_000)
+        later = live_event("van-0002", start_ms=now_ms - 1_000)
+        context.publish(earlier)  # a reconnect's replay, say: already shown
+        context.publish(later)
+        sync_api.expect(page.locator(f'#live-feed li[data-key="{later.key}"]')).to_be_visible(timeout=5_000)
+        assert page.locator("#live-feed li").evaluate_all("items => items.map((li) => li.dataset.key)") == [
+            later.key,
+            earlier.key,
+        ]
         page.close()

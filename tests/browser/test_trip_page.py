@@ -21,7 +21,8 @@ from fleetsense.service.routes_trips import TripDetail, TripEvent, TripMinute, T
 from fleetsense.service.routes_vehicle_admin import ClassOut
 from fleetsense.service.scorecard import Period
 
-from tests.browser.inprocess import AXE, PASSWORD, app_with, serving, snapshot_of
+from tests.browser.inprocess import PASSWORD, app_with, serving, snapshot_of
+from tests.browser.page_checks import canvas_pixels, serious_violations
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install playwright)")
 
@@ -189,25 +190,6 @@ def open_page(
     return page, seen
 
 
-def serious_violations(page: Any) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    found = page.evaluate("async () => (await axe.run()).violations")
-    return [f"{v['id']}: {v['help']}" for v in found if v["impact"] in ("serious", "critical")]
-
-
-COUNT_COLOUR = """([selector, hex]) => {
-    const canvas = document.querySelector(selector);
-    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-    const want = hex.match(/[0-9a-f]{2}/gi).map((x) => parseInt(x, 16));
-    let n = 0;
-    for (let i = 0; i < pixels.length; i += 4) {
-        const d = Math.abs(pixels[i] - want[0]) + Math.abs(pixels[i + 1] - want[1]) + Math.abs(pixels[i + 2] - want[2]);
-        if (pixels[i + 3] > 200 && d < 60) n += 1;
-    }
-    return n;
-}"""
-
-
 def test_the_vehicle_page_shows_the_vehicle_its_scorecard_trips_and_events_each_leading_to_its_page(
     browser: Any, base: str
 ) -> None:
@@ -289,8 +271,8 @@ def test_the_trip_timeline_has_every_event_as_a_marker_reached_by_keyboard_and_i
     # The minute charts have drawn: their series' colours on the canvases, not just canvases.
     sync_api.expect(page.locator("#minute-acceleration canvas")).to_be_visible(timeout=5_000)
     colours = page.evaluate("async () => (await import('/app/js/minute_charts.js')).MINUTE_COLOURS")
-    moving = page.evaluate(COUNT_COLOUR, ["#minute-moving canvas", colours["moving"]])
-    longitudinal = page.evaluate(COUNT_COLOUR, ["#minute-acceleration canvas", colours["longitudinal"]])
+    moving = canvas_pixels(page, "#minute-moving canvas", colours["moving"])["series"]
+    longitudinal = canvas_pixels(page, "#minute-acceleration canvas", colours["longitudinal"])["series"]
     print(f"minute charts: {moving} moving-bar pixels, {longitudinal} longitudinal-line pixels")
     assert moving > 5_000 and longitudinal > 300, (moving, longitudinal)
     legend = page.locator("#minute-charts").inner_text()

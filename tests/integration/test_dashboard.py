@@ -32,6 +32,7 @@ from fleetsense.stack.layout import StackConfig
 from fleetsense.stack.secrets import load_or_create
 from tests.browser.chromium import chromium
 from tests.browser.inprocess import AXE
+from tests.browser.page_checks import canvas_pixels, serious_violations
 
 from .helpers import eventually, provision_vehicle, unique_vehicle
 from .test_analytics_pipeline import ScriptedDrive, record_scripted_drive
@@ -279,24 +280,6 @@ def test_the_drives_harsh_brakes_appear_in_the_live_feed_within_2_s_of_their_wri
         assert "harsh brake" in text and drive.vehicle_id in text and re.search(r"peak \d+\.\d\d g", text), text
 
 
-# The trace chart's canvas: pixels of the longitudinal series' stroke (trace_chart.js's colour), and how many
-# colours the canvas holds (a blank or one-colour frame is no chart).
-COUNT_SERIES_PIXELS = """async () => {
-    const { TRACE_COLOURS } = await import("/app/js/trace_chart.js");
-    const canvas = document.querySelector("#trace-chart canvas");
-    const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
-    const want = TRACE_COLOURS.longitudinal.match(/[0-9a-f]{2}/gi).map((hex) => parseInt(hex, 16));
-    let series = 0;
-    const distinct = new Set();
-    for (let i = 0; i < pixels.length; i += 4) {
-        const d = Math.abs(pixels[i] - want[0]) + Math.abs(pixels[i + 1] - want[1]) + Math.abs(pixels[i + 2] - want[2]);
-        if (pixels[i + 3] > 200 && d < 60) series += 1;
-        if (i % 64 === 0) distinct.add(pixels.slice(i, i + 4).join(","));
-    }
-    return { series, distinct: distinct.size, width: canvas.width, height: canvas.height };
-}"""
-
-
 def test_the_event_page_of_a_stored_harsh_brake_draws_its_trace(
     browser: Any, site: Site, drive: Drive, stored: Stored
 ) -> None:
@@ -306,7 +289,8 @@ def test_the_event_page_of_a_stored_harsh_brake_draws_its_trace(
     expect(page.locator("#trace-chart canvas")).to_be_visible(timeout=15_000)
     facts = page.locator("dl.facts").inner_text()
     assert re.search(r"Peak\s+0\.\d\d g", facts) and re.search(r"Threshold\s+0\.35 g", facts), facts
-    drawn = page.evaluate(COUNT_SERIES_PIXELS)
+    colour = page.evaluate("async () => (await import('/app/js/trace_chart.js')).TRACE_COLOURS.longitudinal")
+    drawn = canvas_pixels(page, "#trace-chart canvas", colour)
     print(f"\nevent page chart: {drawn}")
     assert drawn["series"] > 300, drawn  # the longitudinal line drawn, not just a canvas
     assert drawn["distinct"] > 3, drawn
@@ -401,17 +385,6 @@ def open_page(page: Any, base: str, name: str, hash_path: str) -> int:
     return int(page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth"))
 
 
-def serious_violations(page: Any) -> list[str]:
-    if page.evaluate("() => typeof axe") == "undefined":
-        page.add_script_tag(url=AXE_URL)
-    found = page.evaluate("async () => (await axe.run()).violations")
-    return [
-        f"{v['id']} ({v['impact']}): {v['help']}: {[n['target'] for n in v['nodes']][:3]}"
-        for v in found
-        if v["impact"] in ("serious", "critical")
-    ]
-
-
 def test_every_page_passes_axe_core_fits_a_laptop_and_a_tablet_window_and_is_saved_as_screenshots(
     browser: Any, site: Site, stack: StackConfig, drive: Drive, stored: Stored
 ) -> None:
@@ -434,7 +407,7 @@ def test_every_page_passes_axe_core_fits_a_laptop_and_a_tablet_window_and_is_sav
             if (overflow_px := open_page(page, site.base, name, hash_path)) > 0:
                 too_wide_px[f"{name}-{width}"] = overflow_px
             if width == VIEWPORTS[0][0]:
-                violations[name] = serious_violations(page)
+                violations[name] = serious_violations(page, axe_url=AXE_URL)
             shot = shots / f"{name}-{width}.png"
             page.screenshot(path=str(shot), full_page=True)
             if width == VIEWPORTS[0][0] and name in README_PAGES:

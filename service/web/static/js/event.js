@@ -34,7 +34,7 @@ function facts(trace, review) {
   return h(
     "dl",
     { class: "facts" },
-    row("Vehicle", e.vehicle_id),
+    row("Vehicle", h("a", { href: `#/vehicles/${encodeURIComponent(e.vehicle_id)}` }, e.vehicle_id)),
     row("Started", h("time", { datetime: f.isoAttr(e.start_ms) }, f.time(e.start_ms))),
     row("Duration", f.duration(e.duration_ms / 1000)),
     row("Peak", f.peak(e.peak, e.peak_unit)),

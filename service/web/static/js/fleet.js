@@ -11,6 +11,8 @@ import { eventKinds } from "./catalog.js";
 const REFRESH_MS = 10000;
 const KINDS_REFRESH_MS = 60000; // two leaderboards of the whole fleet: heavier than the snapshot
 const FEED_ITEMS = 100; // the newest kept on the page; the API's event lists hold the rest
+const EARLIER_MS = 3600000; // the feed opens with the last hour's events...
+const EARLIER_ITEMS = 20; // ...the newest of them
 const SESSION_ENDED = "Your session has ended: log in again.";
 
 function status(v) {
@@ -139,12 +141,21 @@ export function renderFleet(main, { onUnauthorized }) {
   }
   refreshKinds();
 
+  // The feed starts with the last hour's newest events (a manager opening the page sees what just happened), then
+  // the live ones go on top; an event both read and streamed is shown once (its key).
+  const shown = (key) => feed.querySelector(`li[data-key="${CSS.escape(key)}"]`) !== null;
+  api(`/v1/events?from=${Date.now() - EARLIER_MS}&limit=${EARLIER_ITEMS}`).then((page) => {
+    if (stopped) return;
+    for (const event of page.items) if (!shown(event.key)) feed.append(feedItem(event));
+  }).catch(() => {}); // the live feed still works; the feed's state line says how it is
+
   const source = new EventSource("/v1/events/live");
   source.onopen = () => {
     feedState.textContent = "Connected: new events appear here as they are stored.";
   };
   source.onmessage = (message) => {
     const event = JSON.parse(message.data);
+    if (shown(event.key)) return;
     feed.prepend(feedItem(event));
     while (feed.childElementCount > FEED_ITEMS) feed.lastElementChild.remove();
   };
