@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import requests
@@ -15,7 +16,7 @@ from fleetsense.cloud.cassandra_session import connect, statement
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.gateway.topology import FLEET_VHOST, TELEMETRY_QUEUE
 
-from fleetsense.cluster import brokers, flink_ha, job
+from fleetsense.cluster import brokers, flink_ha, job, netns
 from fleetsense.cluster.endpoints import endpoints
 from fleetsense.cluster.plan import ClusterPlan, Host, Role
 from fleetsense.errors import FleetsenseError
@@ -41,6 +42,18 @@ def wait_job_running(plan: ClusterPlan, *, timeout_s: float = 180.0) -> str:
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
+
+
+def as_running(plan: ClusterPlan) -> ClusterPlan:
+    """The session's cluster as it runs now. An earlier test may have added TaskManager hosts to it (a rescale:
+    flink_ha.add_taskmanager returns the wider plan, while the session's fixture keeps the one it started), and Flink
+    may then schedule the job there: a fault aimed at "the host running X" must know those hosts too."""
+    existing = netns.namespaces()
+    while True:
+        wider = replace(plan, counts={**plan.counts, Role.TASKMANAGER: plan.counts.get(Role.TASKMANAGER, 0) + 1})
+        if wider.hosts(Role.TASKMANAGER)[-1].namespace not in existing:
+            return plan
+        plan = wider
 
 
 def analysis_hosts(plan: ClusterPlan, job_id: str) -> list[Host]:

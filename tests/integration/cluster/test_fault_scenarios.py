@@ -26,6 +26,7 @@ from fleetsense.cluster.verdict import ScenarioRecord
 from .. import conftest as integration
 from .fault_ops import (
     analysis_hosts,
+    as_running,
     session_on,
     source_hosts,
     wait_brokers_in_sync,
@@ -59,7 +60,9 @@ Inject = Callable[[], Fault]
 
 @pytest.fixture(scope="module")
 def plan(cluster: ClusterPlan) -> ClusterPlan:
-    return cluster  # the session's cluster (conftest.py): up once, the ingest job running
+    # The session's cluster (conftest.py): up once, the ingest job running; with the TaskManagers an earlier module's
+    # rescale added (the job may run there: a fault on "the host reading the queue" then has to find it).
+    return as_running(cluster)
 
 
 @pytest.fixture(scope="module")
