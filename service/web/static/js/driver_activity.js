@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { h } from "./dom.js";
 import * as f from "./format.js";
 import { dataTable } from "./table.js";
+import { EVENT_COLUMNS } from "./event_columns.js";
 
 const EVENTS_SHOWN = 100;
 const TRIPS_PER_ASSIGNMENT = 100;
@@ -27,11 +28,11 @@ export async function eventsTable(driverId, span) {
       : `${f.count(page.items.length, "event")} in the period, newest first`,
     columns: [
       { title: "Started", cell: (e) => timeCell(e.start_ms) },
-      { title: "Kind", row: true, cell: (e) => h("a", { href: `#/events/${e.key}` }, f.kindLabel(e.kind)) },
+      EVENT_COLUMNS.kind,
       { title: "Vehicle", cell: (e) => vehicleLink(e.vehicle_id) },
-      { title: "Peak", numeric: true, cell: (e) => f.peak(e.peak, e.peak_unit) },
-      { title: "Duration", numeric: true, cell: (e) => f.duration(e.duration_ms / 1000) },
-      { title: "Review", cell: (e) => (e.review_state === "new" ? "not reviewed" : e.review_state) },
+      EVENT_COLUMNS.peak,
+      EVENT_COLUMNS.duration,
+      EVENT_COLUMNS.review,
     ],
     rows: page.items,
     empty: "No events in this period: a good sign, or no driving (the scorecard above says which).",

@@ -7,6 +7,7 @@ import { api, ApiError } from "./api.js";
 import { h, show } from "./dom.js";
 import * as f from "./format.js";
 import { dataTable } from "./table.js";
+import { EVENT_COLUMNS } from "./event_columns.js";
 
 const WEEK_MS = 7 * 86400000;
 const SCORE_DAYS = 7;
@@ -102,11 +103,11 @@ function eventsTable(vehicleId, page, span) {
     caption: `${f.count(page.items.length, "event")} in the last 7 days, newest first${more}`,
     columns: [
       { title: "Started", cell: (e) => at(e.start_ms) },
-      { title: "Kind", row: true, cell: (e) => h("a", { href: `#/events/${e.key}` }, f.kindLabel(e.kind)) },
+      EVENT_COLUMNS.kind,
       { title: "Driver", cell: (e) => driverLink(e.driver_id) },
-      { title: "Peak", numeric: true, cell: (e) => f.peak(e.peak, e.peak_unit) },
-      { title: "Duration", numeric: true, cell: (e) => f.duration(e.duration_ms / 1000) },
-      { title: "Review", cell: (e) => (e.review_state === "new" ? "not reviewed" : e.review_state) },
+      EVENT_COLUMNS.peak,
+      EVENT_COLUMNS.duration,
+      EVENT_COLUMNS.review,
     ],
     rows: page.items,
     empty: "No events in the last 7 days: nothing harsh, no bumps, no stops recorded.",
