@@ -82,6 +82,12 @@ class ManagementClient:
         body = {"durable": True, "auto_delete": False, "arguments": arguments}
         self.request("PUT", f"queues/{q(vhost)}/{q(name)}", body)
 
+    def delete_queue(self, vhost: str, name: str) -> None:
+        self.request("DELETE", f"queues/{q(vhost)}/{q(name)}", ok_missing=True)
+
+    def delete_exchange(self, vhost: str, name: str) -> None:
+        self.request("DELETE", f"exchanges/{q(vhost)}/{q(name)}", ok_missing=True)
+
     def queue(self, vhost: str, name: str) -> dict[str, Any] | None:
         result = self.request("GET", f"queues/{q(vhost)}/{q(name)}", ok_missing=True)
         return dict(result) if result is not None else None

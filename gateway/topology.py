@@ -32,6 +32,8 @@ STATUS_QUEUE = "fleet.status"
 UNROUTABLE_EXCHANGE = UNROUTABLE_QUEUE = "fleet.unroutable"
 DEAD_LETTER_EXCHANGE = DEAD_LETTER_QUEUE = "fleet.dead-letter"
 STATUS_DEAD_LETTER_EXCHANGE = STATUS_DEAD_LETTER_QUEUE = "fleet.status.dead-letter"
+REPLAY_PREFIX = "fleet.replay.r"  # + a result version: its exchange and queue (replay_queue)
+REPLAY_QUEUES = re.escape(REPLAY_PREFIX) + "[0-9]+"
 EVENTS_EXCHANGE = "fleet.events"  # the job's setting events_exchange and the API's ServeSettings name it too
 FLINK_USER = "fleetsense-flink"
 SERVICE_USER = "fleetsense-service"  # the API's: reads the live feed, nothing else
@@ -117,7 +119,30 @@ class Topology:
         ]
 
     def consumed_by_jobs(self) -> list[str]:
-        return [TELEMETRY_QUEUE, STATUS_QUEUE]
+        """Regular expressions of the queues the jobs read: the fleet's, and every result version's replay."""
+        return [re.escape(TELEMETRY_QUEUE), re.escape(STATUS_QUEUE), REPLAY_QUEUES]
+
+    def replay_queue(self, version: int) -> QueueSpec:
+        """A reprocessing job's input (docs/reprocessing.md): the retained log, fed in order by the replay, through
+        an exchange of its own so each batch keeps the routing key naming its vehicle. The feeder keeps it short
+        (it waits while the queue is long); the bounds are a backstop that refuses, never drops."""
+        name = replay_queue(version)
+        return QueueSpec(
+            name=name,
+            exchange=name,
+            binding_key="#",
+            limits={
+                **bounds(self.telemetry_max_bytes, self.telemetry_max_length, overflow="reject-publish"),
+                "delivery-limit": self.delivery_limit,
+                "dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            },
+        )
+
+
+def replay_queue(version: int) -> str:
+    if version < 2:
+        raise ValueError(f"result version {version}: replays make versions 2 and up (1 is the first live one)")
+    return f"{REPLAY_PREFIX}{version}"
 
 
 def bounds(max_bytes: int, max_length: int, *, overflow: str) -> dict[str, Any]:
@@ -132,16 +157,7 @@ def apply(client: ManagementClient, *, operator: str, topology: Topology | None 
     for name, kind in topology.exchanges():
         client.put_exchange(FLEET_VHOST, name, kind)
     for spec in topology.queues():
-        # Quorum: replicated and durable on a cluster; on one node it still survives broker restarts.
-        client.put_queue(FLEET_VHOST, spec.name, {"x-queue-type": "quorum"})
-        client.bind(FLEET_VHOST, spec.exchange, spec.name, spec.binding_key)
-        client.put_policy(
-            FLEET_VHOST,
-            f"{POLICY_PREFIX}{spec.name}",
-            pattern=f"^{re.escape(spec.name)}$",
-            apply_to="queues",
-            definition=spec.limits,
-        )
+        put_queue(client, spec)
     client.put_policy(
         FLEET_VHOST,
         f"{POLICY_PREFIX}amq.topic",
@@ -151,12 +167,40 @@ def apply(client: ManagementClient, *, operator: str, topology: Topology | None 
     )
 
 
+def put_queue(client: ManagementClient, spec: QueueSpec) -> None:
+    # Quorum: replicated and durable on a cluster; on one node it still survives broker restarts.
+    client.put_queue(FLEET_VHOST, spec.name, {"x-queue-type": "quorum"})
+    client.bind(FLEET_VHOST, spec.exchange, spec.name, spec.binding_key)
+    client.put_policy(
+        FLEET_VHOST,
+        f"{POLICY_PREFIX}{spec.name}",
+        pattern=f"^{re.escape(spec.name)}$",
+        apply_to="queues",
+        definition=spec.limits,
+    )
+
+
+def ensure_replay_queue(client: ManagementClient, version: int, topology: Topology | None = None) -> str:
+    spec = (topology or Topology()).replay_queue(version)
+    client.put_exchange(FLEET_VHOST, spec.exchange, "topic")
+    put_queue(client, spec)
+    return spec.name
+
+
+def remove_replay_queue(client: ManagementClient, version: int) -> None:
+    """Once the version is live or dropped: its queue, exchange and policy."""
+    name = replay_queue(version)
+    client.delete_policy(FLEET_VHOST, f"{POLICY_PREFIX}{name}")
+    client.delete_queue(FLEET_VHOST, name)
+    client.delete_exchange(FLEET_VHOST, name)
+
+
 def ensure_flink_user(client: ManagementClient, password: str, topology: Topology | None = None) -> None:
     """The job's own user: it may consume from the fleet queues and publish to the live feed's exchange, nothing
     else (it declares nothing: `apply` does)."""
     topology = topology or Topology()
     client.put_user(FLINK_USER, password)
-    queues = "|".join(re.escape(name) for name in topology.consumed_by_jobs())
+    queues = "|".join(topology.consumed_by_jobs())
     client.put_permissions(
         FLEET_VHOST, FLINK_USER, configure="^$", write=f"^{re.escape(EVENTS_EXCHANGE)}$", read=f"^({queues})$"
     )
