@@ -1,6 +1,7 @@
 """The connector's Java Cassandra sink (io.fleetsense.flink.cassandra.CassandraSink) as a PyFlink Sink, given the
-job's prepared INSERTs and their consistency levels from the table declarations (cloud/store.py STATEMENTS,
-WRITE_CONSISTENCY), so the Java side repeats nothing about a table. Its records are cloud/sink_records.py's."""
+job's prepared INSERTs, each with its keyspace filled in (cloud/write_target.py), and their consistency levels from
+the table declarations (WRITE_CONSISTENCY), so the Java side repeats nothing about a table or a keyspace. Its records
+are cloud/sink_records.py's."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fleetsense.cloud.cassandra_session import Login
-from fleetsense.cloud.store import STATEMENTS
 from fleetsense.cloud.tables import EVENTS_BY_VEHICLE, WRITE_CONSISTENCY
+from fleetsense.cloud.write_target import WRITES_ALL, WRITES_RESULTS, WriteTarget
 
 from fleetsense.errors import ConfigError, FleetsenseError
 
@@ -45,6 +46,8 @@ class CassandraSinkSettings:
     host: str  # one node, or a ring's nodes separated by commas
     port: int
     keyspace: str
+    results_keyspace: str = ""  # where the result statements write ("": `keyspace`)
+    writes: str = WRITES_ALL  # `results`: only the result statements are prepared (the binder drops the rest)
     local_dc: str = ""  # the datacenter written to; "": the contact points'
     login: Login | None = None
     max_in_flight: int = 128
@@ -53,8 +56,22 @@ class CassandraSinkSettings:
     request_timeout_ms: int = 10_000  # a write not answered by then is retried (as the Python driver's default)
     live_events: LiveEventSettings | None = None  # None: no live feed
 
+    def __post_init__(self) -> None:
+        if self.writes == WRITES_RESULTS and self.live_events is not None:
+            raise ConfigError(
+                "a results-only Cassandra sink must not publish live events (a replay would re-send old events)",
+                hint='leave live_events out (job setting events_exchange="")',
+            )
+
+    @property
+    def target(self) -> WriteTarget:
+        return WriteTarget(keyspace=self.keyspace, results_keyspace=self.results_keyspace, writes=self.writes)
+
     def __repr__(self) -> str:  # never let a password reach a log line
-        return f"CassandraSinkSettings({self.host}:{self.port}, keyspace={self.keyspace!r})"
+        return (
+            f"CassandraSinkSettings({self.host}:{self.port}, keyspace={self.keyspace!r}, "
+            f"results_keyspace={self.target.results_in!r}, writes={self.writes!r})"
+        )
 
 
 def cassandra_sink(settings: CassandraSinkSettings) -> Sink:
@@ -75,8 +92,8 @@ def cassandra_sink(settings: CassandraSinkSettings) -> Sink:
     builder = java_class.builder().setContact(settings.host, settings.port).setLocalDatacenter(settings.local_dc)
     if settings.login is not None:
         builder = builder.setLogin(settings.login.username, settings.login.password)
-    for name, cql in STATEMENTS.items():
-        builder = builder.addStatement(name, cql.format(ks=settings.keyspace), WRITE_CONSISTENCY[name])
+    for name, cql in settings.target.statements().items():
+        builder = builder.addStatement(name, cql, WRITE_CONSISTENCY[name])
     builder = (
         builder.setMaxInFlight(settings.max_in_flight)
         .setRetries(settings.attempts, settings.first_backoff_ms)

@@ -18,6 +18,7 @@ from typing import Any
 from fleetsense.cloud.cassandra_session import CqlLogin
 from fleetsense.cloud.host_list import parse_host_list
 from fleetsense.cloud.stream_settings import StreamSettings
+from fleetsense.cloud.write_target import WRITES, WRITES_ALL, WRITES_RESULTS, WriteTarget, check_keyspace_name
 
 from fleetsense import settings_spec
 from fleetsense.errors import ConfigError
@@ -97,7 +98,14 @@ class IngestJobSettings:
         default="", metadata=_connection("the job's own Cassandra user (empty: a cluster without login)")
     )
     cassandra_password: str = field(default="", metadata=_connection("its password"))
-    keyspace: str = field(metadata=_connection("the keyspace the job writes"))
+    keyspace: str = field(metadata=_connection("the keyspace the job writes (and reads vehicle profiles from)"))
+    results_keyspace: str = field(
+        default="",
+        metadata=_connection(
+            "the keyspace of the result version the job writes (the versioned tables: events, minutes, scores, "
+            'trips); "" means `keyspace`'
+        ),
+    )
     connector_jar: str = field(metadata=_connection("the AMQP source connector's jar"))
     checkpoint_interval_ms: int = setting(
         1000, least=10, unit="ms", group="flink", doc="how often Flink checkpoints (10 ms is Flink's own minimum)"
@@ -185,6 +193,13 @@ class IngestJobSettings:
         doc="java sink: the topic exchange each stored event is published to once its row is written, for the API's "
         'live feed (docs/service.md, "Live events"); "" publishes nothing',
     )
+    writes: str = setting(
+        WRITES_ALL,
+        choices=WRITES,
+        group="sink",
+        doc="`all`, or `results`: only the versioned tables, into results_keyspace (a reprocessing job: no ingest "
+        'facts, no status, no live events, so events_exchange must be "")',
+    )
     stream: StreamSettings = field(default_factory=StreamSettings)  # the `stream` group, named flat in the file
     job_name: str = field(default="fleetsense-telemetry-ingest", metadata=_connection("the Flink job's name"))
 
@@ -219,9 +234,34 @@ class IngestJobSettings:
             )
         if bool(self.cassandra_username) != bool(self.cassandra_password):
             raise ConfigError(f"{WHAT}s cassandra_username and cassandra_password: give both or neither")
+        if self.results_keyspace:
+            check_keyspace_name(self.results_keyspace, what=f"{WHAT} results_keyspace")
+        self._check_results_only()
+
+    def _check_results_only(self) -> None:
+        """A results-only job (a replay) must not reach anything a live reader or a receiver sees."""
+        if self.writes != WRITES_RESULTS:
+            return
+        if self.events_exchange:
+            raise ConfigError(
+                f"{WHAT}s writes=results and events_exchange={self.events_exchange!r}: a replay would publish old "
+                "events as live ones (the live feed, webhooks and the review queue would get them again)",
+                hint='set events_exchange="" with writes=results',
+            )
+        if self.write_target().results_in == self.keyspace:
+            raise ConfigError(
+                f"{WHAT}s writes=results into the job's own keyspace {self.keyspace!r}: a replay would overwrite "
+                "and mix with the live results",
+                hint="set results_keyspace to the new version's keyspace (fleetsense_r<N>, made by "
+                "schema.apply_result_schema)",
+            )
 
     def __repr__(self) -> str:
         return f"IngestJobSettings(job_name={self.job_name!r}, queue={self.amqp_queue!r}, keyspace={self.keyspace!r})"
+
+    def write_target(self) -> WriteTarget:
+        """Which keyspace each of the job's statements writes, and which it writes at all (cloud/write_target.py)."""
+        return WriteTarget(keyspace=self.keyspace, results_keyspace=self.results_keyspace, writes=self.writes)
 
     def cassandra_login(self) -> CqlLogin | None:
         """The job's Cassandra login for open_cluster, None when the cluster needs none."""

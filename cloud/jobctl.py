@@ -84,8 +84,17 @@ class FlinkCluster:
         return None
 
     def submit_python(
-        self, job_file: Path, args: list[str], *, jar: Path, timeout_s: float = 180.0, savepoint: str | None = None
+        self,
+        job_file: Path,
+        args: list[str],
+        *,
+        jar: Path,
+        timeout_s: float = 180.0,
+        savepoint: str | None = None,
+        allow_non_restored: bool = False,
     ) -> str:
+        """Submit a PyFlink job, from `savepoint` if given; `allow_non_restored` lets state of operators the new
+        job does not have be dropped (a promoted replay's source, which read another queue)."""
         import pyflink
 
         flink = Path(pyflink.__file__).parent / "bin" / "flink"
@@ -108,6 +117,7 @@ class FlinkCluster:
             "--jarfile",
             str(jar),
             *(["--fromSavepoint", savepoint] if savepoint else []),
+            *(["--allowNonRestoredState"] if savepoint and allow_non_restored else []),
             "--pyClientExecutable",
             sys.executable,
             "--pyExecutable",

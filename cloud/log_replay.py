@@ -71,6 +71,8 @@ class FeedProgress:
     passes: int = 0  # finished
     fed_through_ms: int | None = None  # the start of the last finished pass: everything stored before it is fed
     feeding_ms: float = 0.0  # time spent feeding (reading and publishing), for samples/s
+    # Result rows of the days before `since_ms` copied from the parent version (None: not yet): a version is whole.
+    copied_rows: int | None = None
     updated_ms: int = 0
 
     def to_json(self) -> str:
@@ -165,13 +167,16 @@ class ReplayFeeder:
         save: Callable[[FeedProgress], None],
         queued: Callable[[], Awaitable[int]] | None = None,
         max_queued: int = 50_000,
+        stopping: Callable[[], bool] | None = None,
         clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.reader, self.publish, self.progress, self.save = reader, publish, progress, save
         self.queued, self.max_queued, self.clock_ms = queued, max_queued, clock_ms
+        self.stopping = stopping or (lambda: False)
 
     async def run_pass(self) -> int:
-        """Returns the batches fed."""
+        """Returns the batches fed. When `stopping` says so, returns after the vehicle-day it is feeding, the pass
+        unfinished (its progress saved: the next pass takes over where it stopped)."""
         began_ms = self.clock_ms()
         progress = self.progress
         from_ms = hour_of(progress.since_ms)
@@ -188,6 +193,8 @@ class ReplayFeeder:
                     progress.vehicle_days_done += 1
                 progress.updated_ms = self.clock_ms()
                 self.save(progress)
+                if self.stopping():
+                    return fed
         progress.passes += 1
         progress.fed_through_ms = began_ms
         progress.vehicle_days_done = progress.vehicle_days_total

@@ -3,10 +3,15 @@
 Every reader reads at its table's declared consistency (cloud/tables.py; a reader that may be stale says so beside
 its statement) and `PAGE_ROWS` rows a page, iterating every page: none assumes its answer fits in one. A reader
 that wants a bounded answer says LIMIT. Day keys are dates (`store.day_bucket`); rows carry the driver's values
-(a `date` column as a cassandra.util.Date, which compares equal to the datetime.date)."""
+(a `date` column as a cassandra.util.Date, which compares equal to the datetime.date).
+
+Results are versioned (issue 19): `Keyspaces` routes each read, the result tables (cloud/tables.py RESULT_TABLES) to
+the active version's keyspace and every other table to the main one; `active_keyspaces` resolves it. A plain
+keyspace name reads every table there (tests, or one version's results read as they are)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -74,23 +79,75 @@ _RESTART = ("epoch", "restart", "started_at", "unclean", "lost_ms", "reported_at
 _RESTARTS = t.AGENT_RESTARTS.read(*_RESTART, where=("vehicle_id",))
 
 
-def rows_of(session: Any, keyspace: str, read: Read, params: Sequence[Any] = (), *, limit: int | None = None) -> Any:
+# --- where a read goes: the result tables to the active result version's keyspace, every other to the main one ---
+
+_RESULT_TABLES = frozenset(table.name for table in t.RESULT_TABLES)
+_FROM = re.compile(r" FROM \{ks\}\.(\w+)")
+
+
+def table_of(read: Read) -> str:
+    """The table a reader's statement reads (`Table.select` writes `FROM {ks}.<table>`)."""
+    found = _FROM.search(read.cql)
+    if found is None:
+        raise ValueError(f"a reader's statement names its table as FROM {{ks}}.<table>: {read.cql!r}")
+    return found.group(1)
+
+
+def reads_results(read: Read) -> bool:
+    """Whether a statement reads one of the tables each result version has its own copy of (cloud/tables.py
+    RESULT_TABLES): those are read from the active version's keyspace, every other table from the main one."""
+    return table_of(read) in _RESULT_TABLES
+
+
+@dataclass(frozen=True)
+class Keyspaces:
+    """Where reads go: the result tables' statements to `results` (the active result version's keyspace, the main
+    one for version 1), every other statement to `main` (ingest facts, profiles, the service's tables)."""
+
+    main: str
+    results: str
+
+    def of(self, read: Read) -> str:
+        return self.results if reads_results(read) else self.main
+
+
+# A reader's keyspace: one name reads every table there (a test's keyspace, or a version's results read as they
+# are); `Keyspaces` reads the result tables from a version's keyspace and the rest from the main one.
+Where = str | Keyspaces
+
+
+def keyspaces_of(where: Where) -> Keyspaces:
+    return where if isinstance(where, Keyspaces) else Keyspaces(main=where, results=where)
+
+
+def active_keyspaces(session: Any, main_keyspace: str) -> Keyspaces:
+    """The main keyspace with the active result version's (`result_versions`, cloud/result_versions.py): what
+    `fleetsense query` and the demo read, so they show what the API serves. Read once: a caller that reads for long
+    resolves it again to follow a promotion."""
+    from fleetsense.cloud.result_versions import keyspace_of, read_versions
+
+    active, versions = read_versions(session, main_keyspace)
+    found = next((v.results_keyspace for v in versions if v.version == active), None)
+    return Keyspaces(main=main_keyspace, results=found or keyspace_of(main_keyspace, active))
+
+
+def rows_of(session: Any, keyspace: Where, read: Read, params: Sequence[Any] = (), *, limit: int | None = None) -> Any:
     """The rows of a reader's statement, at its consistency, `PAGE_ROWS` a page: iterating them fetches every page
     in turn; `limit` bounds the answer."""
-    cql = read.cql.format(ks=keyspace) + (f" LIMIT {int(limit)}" if limit is not None else "")
+    cql = read.cql.format(ks=keyspaces_of(keyspace).of(read)) + (f" LIMIT {int(limit)}" if limit is not None else "")
     return session.execute(statement(cql, consistency=read.consistency, fetch_size=PAGE_ROWS), params)
 
 
-def vehicle_ids(session: Any, keyspace: str) -> list[str]:
+def vehicle_ids(session: Any, keyspace: Where) -> list[str]:
     return sorted(row.vehicle_id for row in rows_of(session, keyspace, _VEHICLE_IDS))
 
 
-def _hours(session: Any, keyspace: str, vehicle_id: str) -> list[Any]:
+def _hours(session: Any, keyspace: Where, vehicle_id: str) -> list[Any]:
     rows = rows_of(session, keyspace, _HOURS, (vehicle_id,))
     return [row.hour_bucket for row in rows]  # newest first
 
 
-def blocks(session: Any, keyspace: str, vehicle_id: str, *, with_message: bool = False) -> list[Any]:
+def blocks(session: Any, keyspace: Where, vehicle_id: str, *, with_message: bool = False) -> list[Any]:
     """Every stored batch of a vehicle, newest first: epoch, seq, kind, sample_count, start_time (and the message
     if asked)."""
     select = _BLOCKS_WITH_MESSAGE if with_message else _BLOCKS
@@ -102,7 +159,9 @@ def blocks(session: Any, keyspace: str, vehicle_id: str, *, with_message: bool =
     return found
 
 
-def sample_keys(session: Any, keyspace: str, vehicle_id: str, kind: wire.Kind = wire.Kind.IMU) -> set[tuple[int, int]]:
+def sample_keys(
+    session: Any, keyspace: Where, vehicle_id: str, kind: wire.Kind = wire.Kind.IMU
+) -> set[tuple[int, int]]:
     """Every stored (seq, sample_index) of a vehicle's batches of one kind: each sample's identity."""
     return {
         (row.seq, index)
@@ -112,7 +171,7 @@ def sample_keys(session: Any, keyspace: str, vehicle_id: str, kind: wire.Kind = 
     }
 
 
-def events(session: Any, keyspace: str, vehicle_id: str, day: date, *, kind: str | None = None) -> list[Any]:
+def events(session: Any, keyspace: Where, vehicle_id: str, day: date, *, kind: str | None = None) -> list[Any]:
     """A vehicle's events of one UTC day (of one kind if given: the SAI index on kind finds them), oldest first."""
     if kind is None:
         rows = rows_of(session, keyspace, _EVENTS, (vehicle_id, day))
@@ -121,7 +180,7 @@ def events(session: Any, keyspace: str, vehicle_id: str, day: date, *, kind: str
     return _oldest_first(rows)
 
 
-def fleet_events(session: Any, keyspace: str, day: date, hour: int, *, kind: str) -> list[Any]:
+def fleet_events(session: Any, keyspace: Where, day: date, hour: int, *, kind: str) -> list[Any]:
     """The whole fleet's events of one kind that started in one UTC hour (SAI on kind), oldest first."""
     return _oldest_first(rows_of(session, keyspace, _FLEET_EVENTS_OF_KIND, (day, hour, kind)))
 
@@ -130,18 +189,18 @@ def _oldest_first(rows: Iterable[Any]) -> list[Any]:
     return sorted(rows, key=lambda r: (r.start_time, r.kind))
 
 
-def events_between(session: Any, keyspace: str, vehicle_id: str, start_us: int, end_us: int) -> list[Any]:
+def events_between(session: Any, keyspace: Where, vehicle_id: str, start_us: int, end_us: int) -> list[Any]:
     """A vehicle's events that started in [start_us, end_us], over as many day buckets as that spans, oldest first."""
     rows = [row for day in day_buckets(start_us, end_us) for row in events(session, keyspace, vehicle_id, day)]
     return [row for row in rows if start_us <= round(row.start_time.timestamp() * 1e6) <= end_us]
 
 
-def latest_seen(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
+def latest_seen(session: Any, keyspace: Where, vehicle_id: str) -> Any | None:
     """The vehicle's `vehicles` row (last_seq, last_sample_time as naive UTC), None before its first batch."""
     return rows_of(session, keyspace, _LATEST_SEEN, (vehicle_id,)).one()
 
 
-def summarize(session: Any, keyspace: str, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
+def summarize(session: Any, keyspace: Where, vehicle_id: str, *, latest: int = 3) -> VehicleSummary:
     stored = blocks(session, keyspace, vehicle_id)
     imu = [row for row in stored if row.kind in (wire.Kind.IMU, wire.Kind.ACCEL)]
     env = [row for row in stored if row.kind == wire.Kind.BARO]
@@ -194,7 +253,7 @@ def _newest_time(newest: list[LatestSample], environment: LatestEnvironment | No
     return datetime.fromtimestamp(max(times) / 1e6, UTC) if times else None
 
 
-def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20) -> list[Any]:
+def _newest_blocks(session: Any, keyspace: Where, vehicle_id: str, limit: int = 20) -> list[Any]:
     for hour in _hours(session, keyspace, vehicle_id):
         rows = rows_of(session, keyspace, _NEWEST_BLOCKS, (vehicle_id, hour))
         newest = sorted(rows, key=lambda row: row.start_time, reverse=True)[:limit]
@@ -203,7 +262,7 @@ def _newest_blocks(session: Any, keyspace: str, vehicle_id: str, limit: int = 20
     return []
 
 
-def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[date]) -> list[Any]:
+def rejected(session: Any, keyspace: Where, vehicle_id: str, days: Sequence[date]) -> list[Any]:
     """The rejection rows recorded for `vehicle_id` (a source) on the given UTC days (`store.day_buckets`), newest
     first: routing_key, reason, received_at, size_bytes, excerpt."""
     rows: list[Any] = []
@@ -212,13 +271,13 @@ def rejected(session: Any, keyspace: str, vehicle_id: str, days: Sequence[date])
     return sorted(rows, key=lambda row: row.received_at, reverse=True)
 
 
-def status(session: Any, keyspace: str, vehicle_id: str) -> Any | None:
+def status(session: Any, keyspace: Where, vehicle_id: str) -> Any | None:
     """The vehicle's latest status (vehicle_status, every column: online, reason, received_at, outbox depth,
     dropped_total, and what it says about restarts and storage), None before its first."""
     return rows_of(session, keyspace, _STATUS, (vehicle_id,)).one()
 
 
-def restarts(session: Any, keyspace: str, vehicle_id: str, *, limit: int = 20) -> list[Any]:
+def restarts(session: Any, keyspace: Where, vehicle_id: str, *, limit: int = 20) -> list[Any]:
     """The vehicle's latest restarts (agent_restarts), newest first: epoch, restart, started_at, unclean (None: not
     known), lost_ms (None: not known), reported_at."""
     return list(rows_of(session, keyspace, _RESTARTS, (vehicle_id,), limit=limit))

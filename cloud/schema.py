@@ -20,7 +20,8 @@ from typing import Any
 from fleetsense.cloud.column_copy import copy_column
 from fleetsense.cloud.table_copy import copy_table
 from fleetsense.cloud.table_model import Column, Index, Table
-from fleetsense.cloud.tables import QUARANTINE_TTL_S, REJECTED_TTL_S, SAMPLE_TTL_S, TABLES
+from fleetsense.cloud.tables import QUARANTINE_TTL_S, REJECTED_TTL_S, RESULT_TABLES, SAMPLE_TTL_S, TABLES
+from fleetsense.cloud.write_target import check_keyspace_name
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,15 @@ KEYSPACE = "fleetsense"
 REPLICATION_ENV = "FLEETSENSE_CQL_REPLICATION"
 LOCAL_REPLICATION = "{'class': 'SimpleStrategy', 'replication_factor': 1}"
 
-__all__ = ["KEYSPACE", "MIGRATIONS", "QUARANTINE_TTL_S", "REJECTED_TTL_S", "SAMPLE_TTL_S", "apply_schema"]
+__all__ = [
+    "KEYSPACE",
+    "MIGRATIONS",
+    "QUARANTINE_TTL_S",
+    "REJECTED_TTL_S",
+    "SAMPLE_TTL_S",
+    "apply_result_schema",
+    "apply_schema",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +80,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "drivers to vehicles, event reviews and the review queue, operator accounts, API tokens, sessions, webhooks "
         "and their delivery log",
     ),
+    Migration(
+        version=10,
+        description="result versions: each version of the analysis' results (a keyspace of the versioned tables) "
+        "and the active one",
+    ),
 )
+LATEST = MIGRATIONS[-1].version
 
 
 # --- the steps of a migration, derived from the declarations -------------------------------------------------------
@@ -95,7 +110,8 @@ class AddColumn:
     column: Column
 
     def cql(self, compaction: Callable[[int], str]) -> str:
-        return f"ALTER TABLE {{ks}}.{self.table.name} ADD {self.column.name} {self.column.cql_type}"
+        static = " static" if self.column.static else ""
+        return f"ALTER TABLE {{ks}}.{self.table.name} ADD {self.column.name} {self.column.cql_type}{static}"
 
 
 @dataclass(frozen=True)
@@ -215,6 +231,28 @@ def apply_schema(session: Any, *, keyspace: str = KEYSPACE, up_to: int | None = 
         )
         applied.append(migration.version)
     return applied
+
+
+def result_schema_steps() -> list[Statement]:
+    """What a result version's keyspace holds: the versioned tables as the latest migration has them, and their
+    indexes; nothing else (no ingest facts, no service tables, no schema_migrations: its schema is the main one's)."""
+    tables: list[Statement] = [CreateTable(t, LATEST) for t in RESULT_TABLES if t.exists_at(LATEST)]
+    indexes: list[Statement] = [
+        CreateIndex(t, i) for t in RESULT_TABLES if t.exists_at(LATEST) for i in t.indexes_at(LATEST)
+    ]
+    return [*tables, *indexes]
+
+
+def apply_result_schema(session: Any, keyspace: str) -> None:
+    """Create a result version's keyspace (with the main keyspace's replication) and in it the versioned tables and
+    their indexes, with the same CQL apply_schema runs; idempotent (IF NOT EXISTS throughout).
+
+    A later migration that changes a versioned table must change each version's keyspace too."""
+    check_keyspace_name(keyspace, what="a result version's keyspace")
+    session.execute(f"CREATE KEYSPACE IF NOT EXISTS {keyspace} WITH replication = {replication()}")
+    release = session.execute("SELECT release_version FROM system.local").one().release_version
+    for step in result_schema_steps():
+        session.execute(cql_of(step, keyspace, release))
 
 
 def _columns(session: Any, keyspace: str, table: Table) -> list[str]:

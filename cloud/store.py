@@ -14,6 +14,7 @@ from typing import Any
 
 from fleetsense.cloud.table_model import Write as Write
 from fleetsense.cloud.tables import REJECTED_BY_SOURCE, WRITE_CONSISTENCY, WRITTEN
+from fleetsense.cloud.write_target import WriteTarget
 
 log = logging.getLogger(__name__)
 
@@ -85,46 +86,60 @@ def coalesce(writes: Sequence[Write]) -> list[Write]:
     return list(last.values())
 
 
+def as_target(target: str | WriteTarget) -> WriteTarget:
+    """A write target; a bare keyspace name means every statement written there (the live job's default)."""
+    return WriteTarget(keyspace=target) if isinstance(target, str) else target
+
+
 class Binder:
     """The job's prepared statements and the binding of a write to one: values serialised by the driver for their
     columns, at each statement's write consistency as its table declares it (tables.WRITE_CONSISTENCY, which the
-    Java sink is given too)."""
+    Java sink is given too), each prepared in the keyspace its target says (cloud/write_target.py). A statement the
+    target does not keep is not prepared, and its writes are dropped here, before any sink."""
 
-    def __init__(self, session: Any, keyspace: str) -> None:
+    def __init__(self, session: Any, target: str | WriteTarget) -> None:
         from cassandra import ConsistencyLevel
 
-        self.keyspace = keyspace
+        self.target = as_target(target)
+        self.keyspace = self.target.keyspace
         self.prepared: dict[str, Any] = {}
-        for name, cql in STATEMENTS.items():
-            prepared = session.prepare(cql.format(ks=keyspace))
+        for name, cql in self.target.statements().items():
+            prepared = session.prepare(cql)
             prepared.consistency_level = ConsistencyLevel.name_to_value[WRITE_CONSISTENCY[name]]
             self.prepared[name] = prepared
-        self.unwritable = 0  # rows whose values could not be bound, recorded as rejections instead
+        self.unwritable = 0  # rows whose values could not be bound, recorded as rejections instead (or dropped)
 
-    def bind(self, name: str, values: Sequence[Any]) -> tuple[str, Any]:
+    def rows(self, writes: Sequence[Write]) -> list[Write]:
+        """The writes this job sends, each row once (`coalesce`)."""
+        return coalesce(self.target.kept(writes))
+
+    def bind(self, name: str, values: Sequence[Any]) -> tuple[str, Any] | None:
         """(statement name, bound statement); a row whose values its columns cannot hold (a fault of ours:
         validation should have stopped them) becomes a rejection row saying so, instead of failing the bundle and
-        restarting the job on the same input for ever."""
+        restarting the job on the same input for ever. A results-only job writes no rejections: it logs the row
+        and drops it (None); the live job has recorded the input it came from."""
         try:
             return name, self.prepared[name].bind(values)
         except (TypeError, ValueError, OverflowError, struct.error) as exc:
             self.unwritable += 1
-            log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
             reason = f"the job produced a {name} row its table cannot hold: {type(exc).__name__}: {exc}"
             rejected, row = rejected_row(
                 "", f"({name} row)", repr(values).encode(), reason, now_ms=int(time.time() * 1000)
             )
+            if not self.target.keeps(rejected):
+                log.error("a %s row cannot be written (%s): dropped (this job writes results only)", name, exc)
+                return None
+            log.error("a %s row cannot be written (%s): recorded as a rejection instead", name, exc)
             return rejected, self.prepared[rejected].bind(row)
 
     def sink_record(self, writes: Sequence[Write]) -> bytes | None:
         """The record of `writes` for the Java Cassandra sink (cloud/sink_records.py), each row once (`coalesce`),
-        None when there is nothing to write."""
+        only those the target keeps; None when there is nothing to write."""
         from fleetsense.cloud.sink_records import encode
 
-        rows = coalesce(writes)
-        if not rows:
+        bound = [b for name, values in self.rows(writes) if (b := self.bind(name, values)) is not None]
+        if not bound:
             return None
-        bound = [self.bind(name, values) for name, values in rows]
         return encode([(name, statement.values) for name, statement in bound])
 
 
@@ -135,7 +150,7 @@ class CassandraWriter:
     def __init__(
         self,
         session: Any,
-        keyspace: str,
+        target: str | WriteTarget,
         *,
         max_in_flight: int = 64,
         attempts: int = 5,
@@ -144,8 +159,7 @@ class CassandraWriter:
         batch_bytes: int = 40_000,
     ) -> None:
         self._session = session
-        self._keyspace = keyspace
-        self.binder = Binder(session, keyspace)
+        self.binder = Binder(session, target)
         self.batch_rows = batch_rows
         self.batch_bytes = batch_bytes
         self.max_in_flight = max_in_flight
@@ -190,8 +204,11 @@ class CassandraWriter:
         (Cassandra takes a statement's timestamp over the batch's)."""
         requests: list[Request] = []
         by_replica: dict[Any, list[Any]] = {}
-        for name, values in coalesce(writes):
-            bound = self.binder.bind(name, values)[1]
+        for name, values in self.binder.rows(writes):
+            binding = self.binder.bind(name, values)
+            if binding is None:
+                continue
+            bound = binding[1]
             if self.batch_rows <= 1:
                 requests.append((bound, None))
                 continue
@@ -206,7 +223,9 @@ class CassandraWriter:
         metadata = self._session.cluster.metadata
         if len(metadata.all_hosts()) <= 1:
             return None
-        replicas = metadata.get_replicas(self._keyspace, bound.routing_key)
+        # The statement's own keyspace: a result version's may be replicated unlike the main one.
+        keyspace = getattr(bound, "keyspace", None) or self.binder.keyspace
+        replicas = metadata.get_replicas(keyspace, bound.routing_key)
         return replicas[0].address if replicas else None
 
 

@@ -127,8 +127,19 @@ def _newest(written_us: Any) -> int | None:
     return written_us if isinstance(written_us, int) else None
 
 
-def copy_table(session: Any, keyspace: str, source: Table, target: Table, *, page_rows: int | None = None) -> int:
-    """Copy every row of `source` into `target` (its successor); returns how many rows were copied."""
+def copy_table(
+    session: Any,
+    keyspace: str,
+    source: Table,
+    target: Table,
+    *,
+    page_rows: int | None = None,
+    target_keyspace: str | None = None,
+    keep: Callable[[Any], bool] | None = None,
+) -> int:
+    """Copy every row of `source` into `target` (its successor, or the same table in `target_keyspace`: a result
+    version's copy of its parent's days before it, docs/reprocessing.md), or only the rows `keep` says; returns how
+    many rows were copied."""
     from cassandra import ConsistencyLevel
 
     converts = conversions(source, target)
@@ -140,12 +151,15 @@ def copy_table(session: Any, keyspace: str, source: Table, target: Table, *, pag
     prepared: dict[tuple[tuple[str, ...], bool], Any] = {}
     copied = 0
     pending: list[Any] = []
+    into = target_keyspace or keyspace
     for row in session.execute(read):  # the driver fetches the next page as this one is used up
+        if keep is not None and not keep(row):
+            continue
         for (written_us, ttl_s), cells in row_writes(target, row, converts):
             names = tuple(name for name, _ in cells)
             stamped = written_us is not None
             if (names, stamped) not in prepared:
-                prepared[(names, stamped)] = session.prepare(_insert(keyspace, target, names, stamped=stamped))
+                prepared[(names, stamped)] = session.prepare(_insert(into, target, names, stamped=stamped))
                 prepared[(names, stamped)].consistency_level = level
             bound = [value for _, value in cells] + ([written_us, ttl_s] if stamped else [])
             pending.append(session.execute_async(prepared[(names, stamped)], bound))
@@ -154,7 +168,7 @@ def copy_table(session: Any, keyspace: str, source: Table, target: Table, *, pag
         copied += 1
     for future in pending:
         future.result()
-    log.info("%d %s row(s) copied into %s", copied, source.name, target.name)
+    log.info("%d %s row(s) copied into %s.%s", copied, source.name, into, target.name)
     return copied
 
 

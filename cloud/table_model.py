@@ -54,6 +54,7 @@ class Column:
     meaning: str
     since: int | None = None  # the migration that added it to an existing table (None: created with the table)
     replaces: str | None = None  # the column it takes over from (Cassandra 2.1 renames no column): copied in `since`
+    static: bool = False  # one value per partition (CQL STATIC), shared by its rows: never a key column
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +82,8 @@ class Table:
     `since`/`retired`/`dropped` are migration versions; `write` names the job's statement for it (None: nothing
     writes it any more, or it is written elsewhere); `replaces` names the table whose rows migration `since` copies
     into it (a key column's type cannot change in place). `write_consistency`/`read_consistency` are CQL level names
-    its writers and readers use; `consistency_why` says why they are what they are."""
+    its writers and readers use; `consistency_why` says why they are what they are. `versioned`: it holds what the
+    analysis computes, so each result version has its own copy (a keyspace per version, cloud/write_target.py)."""
 
     name: str
     why: str
@@ -101,6 +103,7 @@ class Table:
     write_consistency: str = LOCAL_QUORUM
     read_consistency: str = LOCAL_QUORUM
     consistency_why: str = ""
+    versioned: bool = False
     _by_name: dict[str, Column] = field(init=False, repr=False, compare=False)
     _written: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _written_set: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -121,6 +124,11 @@ class Table:
                 raise ValueError(
                     f"{self.name}: {level!r} is no consistency level ({', '.join(sorted(CONSISTENCY_LEVELS))})"
                 )
+        if self.versioned and (self.writer != "job" or self.write is None):
+            raise ValueError(f"{self.name}: only a table the job writes can be versioned (a result of the analysis)")
+        for column in self.columns:
+            if column.static and (column.name in keys or not self.clustering):
+                raise ValueError(f"{self.name}.{column.name}: a static column needs clustering and is no key column")
         for index in self.indexes:
             if index.column not in by_name:
                 raise ValueError(f"{self.name}: an index on an undeclared column {index.column!r}")
@@ -224,7 +232,7 @@ class Table:
     def create_cql(self, version: int, compaction: Callable[[int], str]) -> str:
         """The CREATE TABLE of this table as it was at `version` (`compaction(window_hours)` renders the
         time-series compaction the server has)."""
-        lines = [f"{c.name} {c.cql_type}" for c in self.columns_at(version)]
+        lines = [f"{c.name} {c.cql_type}{' static' if c.static else ''}" for c in self.columns_at(version)]
         partition = self.partition_key[0] if len(self.partition_key) == 1 else f"({', '.join(self.partition_key)})"
         lines.append(f"PRIMARY KEY ({', '.join([partition, *(name for name, _ in self.clustering)])})")
         options = []

@@ -280,6 +280,7 @@ TRIPS = Table(
     clustering=(("start_time", DESC),),
     since=3,
     write="trip",
+    versioned=True,
 )
 
 DRIVER_SCORES_V7 = Table(
@@ -522,7 +523,7 @@ AGENT_RESTARTS = Table(
 # the successor under the statement name its predecessor had.
 
 
-def _dated(old: Table, *, name: str, write: str, indexes: tuple[Index, ...] = ()) -> Table:
+def _dated(old: Table, *, name: str, write: str, indexes: tuple[Index, ...] = (), versioned: bool = False) -> Table:
     """The successor of `old` (a table keyed by a text day): the columns it still writes, its day a CQL date."""
     columns = tuple(
         replace(
@@ -536,7 +537,15 @@ def _dated(old: Table, *, name: str, write: str, indexes: tuple[Index, ...] = ()
         if c.name in old.written_columns
     )
     return replace(
-        old, name=name, columns=columns, since=8, retired=None, write=write, replaces=old.name, indexes=indexes
+        old,
+        name=name,
+        columns=columns,
+        since=8,
+        retired=None,
+        write=write,
+        replaces=old.name,
+        indexes=indexes,
+        versioned=versioned,
     )
 
 
@@ -545,15 +554,17 @@ EVENTS_BY_VEHICLE = _dated(
     name="vehicle_events",
     write="event_by_vehicle",
     indexes=(Index(column="kind", why="a vehicle's events of one kind on a day, without ALLOW FILTERING"),),
+    versioned=True,
 )
 EVENTS_BY_FLEET = _dated(
     EVENTS_BY_FLEET_V7,
     name="fleet_events",
     write="event_by_fleet",
     indexes=(Index(column="kind", why="the fleet's events of one kind, in an hour or across every partition"),),
+    versioned=True,
 )
-MINUTE_AGGREGATES = _dated(MINUTE_AGGREGATES_V7, name="vehicle_minutes", write="minute")
-DRIVER_SCORES = _dated(DRIVER_SCORES_V7, name="daily_scores", write="score")
+MINUTE_AGGREGATES = _dated(MINUTE_AGGREGATES_V7, name="vehicle_minutes", write="minute", versioned=True)
+DRIVER_SCORES = _dated(DRIVER_SCORES_V7, name="daily_scores", write="score", versioned=True)
 REJECTED_BY_SOURCE = _dated(REJECTED_BY_SOURCE_V7, name="source_rejections", write="rejected")
 REJECTED_SOURCES = _dated(REJECTED_SOURCES_V7, name="rejection_sources", write="rejected_source")
 TIME_QUARANTINE = _dated(TIME_QUARANTINE_V7, name="quarantined_messages", write="quarantine")
@@ -795,6 +806,45 @@ SERVICE_TABLES: tuple[Table, ...] = (
     WEBHOOK_DELIVERED,
 )
 
+# --- migration 10: result versions (issue 19, Kappa reprocessing) ----------------------------------------------------
+# The versioned tables above hold what the analysis computes; a reprocessing job recomputes them into a keyspace of
+# their own (fleetsense_r<N>), and this table, in the main keyspace, records each version and which one is active.
+RESULT_VERSION_STATES = ("replaying", "active", "retired", "dropped")
+RESULT_VERSIONS = Table(
+    name="result_versions",
+    why="every result version (a keyspace of the versioned tables, cloud/result_versions.py) and, in a static "
+    "column, the active one: one read returns the pointer and the chain; written with conditional updates (LWT) "
+    "by the CLI (`fleetsense job reprocess`, `job promote`), never by the job",
+    columns=(
+        _col("fleet", TEXT, 'the fleet (one per installation: "default")'),
+        _col("version", INT, "the result version: 1 is the main keyspace's own tables"),
+        Column(
+            name="active_version",
+            cql_type=INT,
+            meaning="static, one per partition: the version readers use (null: none promoted yet, so version 1)",
+            static=True,
+        ),
+        _col("results_keyspace", TEXT, "the keyspace holding the version's result tables (fleetsense_r<N>)"),
+        _col("parent", INT, "the version it was reprocessed from (null: version 1)"),
+        _col("from_time", TIMESTAMP, "where its replay started: days before it are read from the parent", "ms"),
+        _col("settings_json", TEXT, "the result-affecting job settings it was computed with, as JSON"),
+        _col("job_name", TEXT, "the Flink job that computes it"),
+        _col("state", TEXT, "replaying, active, retired or dropped (its keyspace removed)"),
+        _col("created_at", TIMESTAMP, "when it was made", "ms"),
+        _col(
+            "claim",
+            TEXT,
+            "a random id of the command that claimed the number (an insert that timed out is known by it)",
+        ),
+        _col("promoted_at", TIMESTAMP, "when it last became the active version", "ms"),
+        _col("retire_after", TIMESTAMP, "a retired version's keyspace may be dropped from then on", "ms"),
+    ),
+    partition_key=("fleet",),
+    clustering=(("version", ASC),),
+    since=10,
+    consistency_why="every write is a conditional update (Paxos, LOCAL_SERIAL); a quorum read sees each one committed",
+)
+
 # In the order the migrations first created them.
 TABLES: tuple[Table, ...] = (
     ACCEL_SAMPLES,
@@ -833,11 +883,15 @@ TABLES: tuple[Table, ...] = (
     TIME_QUARANTINE,
     QUARANTINE_DAYS,
     *SERVICE_TABLES,
+    RESULT_VERSIONS,
 )
 
 # The job's statements: name -> the table it writes.
 WRITTEN: dict[str, Table] = {t.write: t for t in TABLES if t.write is not None and t.writer == "job"}
 # The service layer's (fleetsense.service.store prepares them).
 SERVICE_WRITTEN: dict[str, Table] = {t.write: t for t in TABLES if t.write is not None and t.writer == "service"}
+# What the analysis computes: the tables each result version has its own copy of, and the statements writing them.
+RESULT_TABLES: tuple[Table, ...] = tuple(t for t in TABLES if t.versioned)
+RESULT_WRITES: frozenset[str] = frozenset(t.write for t in RESULT_TABLES if t.write is not None)
 # Each statement's write consistency (a CQL level name): what the Python writer and the Java sink prepare it at.
 WRITE_CONSISTENCY: dict[str, str] = {name: table.write_consistency for name, table in WRITTEN.items()}

@@ -93,7 +93,7 @@ class VehicleState:
     def new(cls, settings: StreamSettings) -> VehicleState:
         return cls(
             sequencer=Sequencer(gap_wait_ms=settings.gap_wait_ms, max_waiting=settings.max_waiting),
-            analyzer=VehicleAnalyzer(AnalyzerConfig(vehicle_class=settings.vehicle_class)),
+            analyzer=VehicleAnalyzer(analyzer_config(settings)),
             idle_flush_ms=settings.idle_flush_ms,
         )
 
@@ -124,6 +124,12 @@ class VehicleState:
 
 
 _LAYOUT = VehicleLayout(VehicleState)
+
+
+def analyzer_config(settings: StreamSettings) -> AnalyzerConfig:
+    """A new vehicle's analysis configuration: the settings' class (its profile's, or the job's default) and the
+    job's thresholds of every class it changes (so that a change of class later finds the new class's)."""
+    return AnalyzerConfig(vehicle_class=settings.vehicle_class, class_thresholds=settings.class_thresholds())
 
 
 @dataclass
@@ -161,6 +167,10 @@ def on_message(
     if state is None:
         state = VehicleState.new(settings)
         state.epoch = header.epoch
+    else:
+        # The job's thresholds also for a state written under other settings (an upgrade that changed them): the
+        # settings decide, from this batch on. A comparison when nothing changed.
+        state.analyzer.set_class_thresholds(settings.class_thresholds())
     crc = zlib.crc32(body)
     which, epoch = _sequence_of(state, header, crc)
     if which == "new":

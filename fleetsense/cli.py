@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from fleetsense.errors import FleetsenseError
 
@@ -150,9 +151,11 @@ def cmd_job(args: argparse.Namespace) -> int:
         job_id, fresh = jobs.submit_ingest(config, overrides)
         print(f"{'submitted' if fresh else 'already running'}: {jobs.INGEST_JOB_NAME} as job {job_id}")
     elif args.action == "status":
+        from fleetsense.stack import reprocess
         from fleetsense.stack.manager import stack_health
 
         print("\n".join(jobs.status_report(config)) or "no jobs")
+        print("\n".join(reprocess.status_lines(config)))
         health = stack_health(config, with_components=False)
         print("\n".join(health.check_lines()))
         return 0 if health.healthy else 1
@@ -160,8 +163,45 @@ def cmd_job(args: argparse.Namespace) -> int:
         cancelled = jobs.cancel_ingest(config)
         print(f"cancelled {cancelled}" if cancelled else "no running ingest job")
     elif args.action == "upgrade":
-        old, savepoint, new = jobs.upgrade_ingest(config, overrides)
-        print(f"stopped {old} with savepoint {savepoint}; running {new} from it")
+        upgraded = jobs.upgrade_ingest(config, overrides, same_version=args.same_version, dry_run=args.dry_run)
+        if upgraded is not None:
+            old, savepoint, new = upgraded
+            print(f"stopped {old} with savepoint {savepoint}; running {new} from it")
+    else:
+        return _cmd_versions(args, config, overrides)
+    return 0
+
+
+def _cmd_versions(args: argparse.Namespace, config: Any, overrides: dict[str, str]) -> int:
+    """reprocess, promote, drop: result versions (docs/reprocessing.md)."""
+    from fleetsense.errors import ConfigError
+    from fleetsense.stack import reprocess
+
+    if args.action == "reprocess":
+        if args.resume is not None:
+            pid = reprocess.start_feeder_process(config, args.resume)
+            print(f"feeder of result version {args.resume} restarted (pid {pid})")
+            return 0
+        if not args.since:
+            raise ConfigError("job reprocess needs --since", hint="e.g. --since 2026-11-20 or --since 7d")
+        started = reprocess.reprocess(config, since=args.since, overrides=overrides)
+        print(
+            f"result version {started.version} ({started.keyspace}): replaying the log from "
+            f"{started.since_ms // 1000} s since 1970 as job {started.job_id}; the live job is untouched.\n"
+            f"Follow it with `fleetsense job status`; once caught up: `fleetsense job promote {started.version}`"
+        )
+        return 0
+    if args.version is None:
+        raise ConfigError(f"job {args.action} needs a version", hint=f"e.g. fleetsense job {args.action} 2")
+    if args.action == "promote":
+        promoted = reprocess.promote(config, args.version, keep_days=args.keep_days)
+        print(
+            f"result version {promoted.version} is live (job {promoted.job_id}); version {promoted.old_version} is "
+            f"kept {args.keep_days:g} days. The live queue waited {promoted.paused_s:.1f} s."
+        )
+    elif args.action == "drop":
+        reprocess.drop(config, args.version)
+        print(f"result version {args.version} dropped")
     return 0
 
 
@@ -379,8 +419,21 @@ def build_parser() -> argparse.ArgumentParser:
     job = sub.add_parser("job", help="the PyFlink ingest job on the session cluster")
     job.add_argument(
         "action",
-        choices=["submit", "status", "cancel", "upgrade"],
-        help="upgrade: stop with a savepoint, then run the current code from it",
+        choices=["submit", "status", "cancel", "upgrade", "reprocess", "promote", "drop"],
+        help="upgrade: stop with a savepoint, then run the current code from it; reprocess --since DAY: replay the "
+        "log into a new result version beside the live one; promote N: make version N live; drop N: remove it",
+    )
+    job.add_argument("version", nargs="?", type=int, help="the result version (promote, drop)")
+    job.add_argument("--since", help="reprocess: the first day replayed (2026-11-20, or 7d for 7 days ago)")
+    job.add_argument("--resume", type=int, metavar="N", help="reprocess: restart version N's feeder")
+    job.add_argument(
+        "--same-version",
+        action="store_true",
+        help="upgrade: apply analytics that change results from now on, in the same result version (else refused)",
+    )
+    job.add_argument("--dry-run", action="store_true", help="upgrade: only say what would happen to the state")
+    job.add_argument(
+        "--keep-days", type=float, default=7.0, help="promote: how long the old version's results are kept"
     )
     job.add_argument(
         "--set",

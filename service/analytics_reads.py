@@ -1,6 +1,7 @@
 """What the trace, trip and scorecard routes read from the job's tables, each query naming its partition: an event,
 a vehicle's class, its batches around a time, its trips, minute rows, reviews and daily scores. Rows come back as
-the driver gives them; times as UTC microseconds."""
+the driver gives them; times as UTC microseconds. The results (events, trips, minutes, daily scores) are read from
+the result version the request is pinned to: `Db` routes them (service/db.py)."""
 
 from __future__ import annotations
 
@@ -72,10 +73,11 @@ async def events_between(db: Db, vehicle_id: str, start_us: int, end_us: int) ->
     return sorted(inside, key=lambda row: (row.start_time, row.kind))
 
 
-async def vehicle_class(db: Db, vehicle_id: str) -> str:
+async def vehicle_class(db: Db, vehicle_id: str, *, default: str = DEFAULT_VEHICLE_CLASS) -> str:
+    """The vehicle's class, `default` when nobody set one (the job's `vehicle_class` setting of the version read)."""
     rows = await db.rows(_PROFILE, (vehicle_id,))
     found = rows[0].vehicle_class if rows else None
-    return found if found in VEHICLE_CLASSES else DEFAULT_VEHICLE_CLASS
+    return found if found in VEHICLE_CLASSES else default
 
 
 async def motion_messages(db: Db, vehicle_id: str, from_us: int, to_us_: int) -> list[bytes]:

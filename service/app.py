@@ -48,7 +48,9 @@ def create_app(*, context: Any | None = None) -> FastAPI:
     app.include_router(web_router())  # the dashboard's shell and assets, outside /v1 (routes_web.py says why)
     from fleetsense.service.csv_export import CsvExport
     from fleetsense.service.metrics import MetricsMiddleware
+    from fleetsense.service.results_http import PinResultsVersion
 
+    app.add_middleware(PinResultsVersion)  # each /v1 request reads one result version (docs/reprocessing.md)
     app.add_middleware(CsvExport)  # a bounded list's JSON answer as CSV, when asked (the long lists stream their own)
     app.add_middleware(MetricsMiddleware)  # outermost: it times every request, a refused one too
     return app

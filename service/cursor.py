@@ -3,9 +3,12 @@ Cassandra's paging state inside it), bound to the query it continues, signed so 
 edit one.
 
 A cursor is base64url(payload || HMAC-SHA256(key, payload)[:16]) with payload the compact JSON
-{"v": 1, "q": query, "p": position, "s": paging state in base64url or null, "n": pinned values}. `query` names
-the list and its filters (`query_tag`), so a cursor of one list or filter cannot continue another. Any text that
-is not a cursor this service signed for this query raises `CursorError` (routes answer 400 with its message)."""
+{"v": 1, "q": query, "p": position, "s": paging state in base64url or null, "n": pinned values, "r": result
+version}. `query` names the list and its filters (`query_tag`), so a cursor of one list or filter cannot continue
+another. A list of results (issue 19) records the result version it was read from ("r"; absent for other lists):
+after a promotion its cursor is refused, as its position and paging state belong to the old version's tables. Any
+text that is not a cursor this service signed for this query and version raises `CursorError` (routes answer 400
+with its message)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
+
+from fleetsense.service.result_version import pinned_version
 
 VERSION = 1
 MAC_BYTES = 16  # 128 bits: forging one is 2^128 guesses
@@ -36,6 +41,7 @@ class Cursor:
     position: Position
     paging_state: bytes | None = None  # None: start the partition at `position` from its beginning
     pinned: tuple[int, ...] = ()  # what the first page resolved and later pages keep (a default range's ends)
+    results_version: int | None = None  # the result version a list of results was read from (None: no results)
 
 
 def signing_key(secret_key: str) -> bytes:
@@ -50,15 +56,17 @@ def query_tag(*parts: object) -> str:
 
 def encode(cursor: Cursor, *, key: bytes, query: str) -> str:
     state = None if cursor.paging_state is None else _b64(cursor.paging_state)
-    payload = json.dumps(
-        {"v": VERSION, "q": query, "p": list(cursor.position), "s": state, "n": list(cursor.pinned)},
-        separators=(",", ":"),
-    ).encode()
+    fields = {"v": VERSION, "q": query, "p": list(cursor.position), "s": state, "n": list(cursor.pinned)}
+    if cursor.results_version is not None:
+        fields["r"] = cursor.results_version
+    payload = json.dumps(fields, separators=(",", ":")).encode()
     return _b64(payload + _mac(key, payload))
 
 
-def decode(text: str, *, key: bytes, query: str) -> Cursor:
-    """The cursor in `text`, or CursorError saying why it is none."""
+def decode(text: str, *, key: bytes, query: str, results_version: int | None = None) -> Cursor:
+    """The cursor in `text`, or CursorError saying why it is none. A cursor of results must have been made under
+    `results_version`, by default the version the running request is pinned to (service/result_version.py; not
+    checked outside a pinned request)."""
     if len(text) > MAX_CURSOR_CHARS:
         raise CursorError("this cursor is too long to be one this service made: pass next_cursor exactly as received")
     try:
@@ -75,10 +83,12 @@ def decode(text: str, *, key: bytes, query: str) -> Cursor:
         data = json.loads(payload)
         if not isinstance(data, dict) or data.get("v") != VERSION:
             raise ValueError
-        position, state, pinned = data["p"], data["s"], data["n"]
+        position, state, pinned, made_under = data["p"], data["s"], data["n"], data.get("r")
         if not isinstance(position, list) or not all(isinstance(p, str | int) for p in position):
             raise ValueError
         if not isinstance(pinned, list) or not all(type(n) is int for n in pinned):
+            raise ValueError
+        if made_under is not None and type(made_under) is not int:
             raise ValueError
         paging_state = None if state is None else _unb64(state)
     except (ValueError, KeyError, TypeError, binascii.Error):
@@ -89,7 +99,13 @@ def decode(text: str, *, key: bytes, query: str) -> Cursor:
             "this cursor belongs to another list or other filters (from, to, kind): repeat the request that returned"
             " it with the same parameters, or start again without a cursor"
         )
-    return Cursor(tuple(position), paging_state, tuple(pinned))
+    serving = results_version if results_version is not None else pinned_version()
+    if made_under is not None and serving is not None and made_under != serving:
+        raise CursorError(
+            f"results were reprocessed into version {serving} since this cursor was made (under version"
+            f" {made_under}): start the list again without a cursor"
+        )
+    return Cursor(tuple(position), paging_state, tuple(pinned), made_under)
 
 
 def _mac(key: bytes, payload: bytes) -> bytes:

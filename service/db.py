@@ -4,20 +4,31 @@ thread) and cached; reads are the readers' declared statements (`Table.read`, cl
 and the service's writes are its tables' declared INSERTs (`Table.row`, `SERVICE_WRITTEN`).
 
 A page is `Page(rows, paging_state)`: Cassandra's opaque paging state, handed back to continue where the page ended
-(service/cursor.py makes it a signed cursor a client cannot forge)."""
+(service/cursor.py makes it a signed cursor a client cannot forge).
+
+Results are versioned (issue 19): `keyspace_of` is where every read is routed, the result tables to the keyspace of
+the version the request is pinned to (service/result_version.py), every other table to the main keyspace."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from fleetsense.cloud.query import reads_results
+from fleetsense.cloud.result_versions import FLEET, versions_of
 from fleetsense.cloud.table_model import Read, Table, Write
-from fleetsense.cloud.tables import SERVICE_WRITTEN
+from fleetsense.cloud.tables import RESULT_VERSIONS, SERVICE_WRITTEN
+from fleetsense.service.result_version import Active, ActiveVersionCache, Pin, current_pin, pinned
+from fleetsense.service.settings import RESULTS_VERSION_CACHE_S
 
 # A row's removal: its table (one the service writes) and its whole primary key's values, in key order.
 Delete = tuple[Table, Sequence[Any]]
+PAGE_ROWS = 500  # rows a page unless a reader says otherwise
+_VERSIONS = RESULT_VERSIONS.read(*RESULT_VERSIONS.written_columns, where=("fleet",))
 
 
 @dataclass(frozen=True)
@@ -29,15 +40,47 @@ class Page:
 class Db:
     """One driver session shared by every request of the process (the driver multiplexes it)."""
 
-    def __init__(self, session: Any, keyspace: str) -> None:
+    def __init__(
+        self,
+        session: Any,
+        keyspace: str,
+        *,
+        results_cache_s: float = RESULTS_VERSION_CACHE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.session = session
-        self.keyspace = keyspace
-        self._prepared: dict[tuple[str, str], Any] = {}
+        self.keyspace = keyspace  # the main keyspace: every table but the results of versions after the first
+        self.results = ActiveVersionCache(
+            self._read_versions, main_keyspace=keyspace, ttl_s=results_cache_s, clock=clock
+        )
+        self._prepared: dict[tuple[str, str, str], Any] = {}
         self._lock = asyncio.Lock()
 
-    async def prepared(self, cql: str, consistency: str) -> Any:
-        """`cql` (keyspace as `{ks}`, markers `?`) prepared at `consistency`, once per process."""
-        key = (cql, consistency)
+    def pinned(self) -> AbstractContextManager[Pin]:
+        """Every read inside reads one result version (service/result_version.py): a request, a background pass."""
+        return pinned(self.results)
+
+    async def active_version(self) -> Active:
+        """The result version a read here sees: the pin's (resolved at its first need), else the cache's now."""
+        pin = current_pin()
+        if pin is not None and pin.cache is self.results:
+            return await pin.active()
+        return await self.results.current()
+
+    async def keyspace_of(self, read: Read) -> str:
+        """Where a read goes: a result table's to the active version's keyspace, any other to the main one."""
+        if not reads_results(read):
+            return self.keyspace  # no version needed (the read of the versions themselves is one of these)
+        return (await self.active_version()).keyspaces.of(read)
+
+    async def _read_versions(self) -> tuple[int, list[Any]]:
+        return versions_of(await self.rows(_VERSIONS, (FLEET,)), self.keyspace)
+
+    async def prepared(self, cql: str, consistency: str, keyspace: str | None = None) -> Any:
+        """`cql` (keyspace as `{ks}`, markers `?`) prepared at `consistency` in `keyspace` (None: the main one), once
+        per process."""
+        keyspace = keyspace or self.keyspace
+        key = (cql, consistency, keyspace)
         if (found := self._prepared.get(key)) is not None:
             return found
         async with self._lock:
@@ -45,7 +88,7 @@ class Db:
                 return cached
             from cassandra import ConsistencyLevel
 
-            made = await asyncio.to_thread(self.session.prepare, cql.format(ks=self.keyspace))
+            made = await asyncio.to_thread(self.session.prepare, cql.format(ks=keyspace))
             made.consistency_level = ConsistencyLevel.name_to_value[consistency]
             self._prepared[key] = made
         return made
@@ -55,24 +98,38 @@ class Db:
         read: Read,
         params: Sequence[Any] = (),
         *,
-        page_rows: int = 500,
+        page_rows: int = PAGE_ROWS,
         paging_state: bytes | None = None,
         suffix: str = "",
     ) -> Page:
         """One page of a reader's statement (`read.cql` written with `%s` markers by `Table.read`; prepared here with
-        `?`), `suffix` appended (" LIMIT 10", " AND start_time >= ?": its values after `params`)."""
-        statement = await self.prepared(read.cql.replace("%s", "?") + suffix, read.consistency)
+        `?`), `suffix` appended (" LIMIT 10", " AND start_time >= ?": its values after `params`), in the keyspace
+        `keyspace_of` routes it to."""
+        return await self._page(read, params, await self.keyspace_of(read), page_rows, paging_state, suffix)
+
+    async def _page(
+        self,
+        read: Read,
+        params: Sequence[Any],
+        keyspace: str,
+        page_rows: int,
+        paging_state: bytes | None,
+        suffix: str,
+    ) -> Page:
+        statement = await self.prepared(read.cql.replace("%s", "?") + suffix, read.consistency, keyspace)
         bound = statement.bind(list(params))
         bound.fetch_size = page_rows
         result = await self._execute(bound, paging_state)
         return Page(list(result.current_rows), result.paging_state)
 
     async def rows(self, read: Read, params: Sequence[Any] = (), *, suffix: str = "", most: int = 100_000) -> list[Any]:
-        """Every row of a reader's statement, page after page, at most `most` (a bound, never expected to bite)."""
+        """Every row of a reader's statement, page after page, at most `most` (a bound, never expected to bite); every
+        page from the one keyspace the first was routed to (a paging state is only valid in its own table)."""
+        keyspace = await self.keyspace_of(read)
         out: list[Any] = []
         state: bytes | None = None
         while True:
-            page = await self.page(read, params, paging_state=state, suffix=suffix)
+            page = await self._page(read, params, keyspace, PAGE_ROWS, state, suffix)
             out.extend(page.rows)
             state = page.paging_state
             if state is None or len(out) >= most:

@@ -1,12 +1,13 @@
 """The event lists: fleet-wide (fleet_events, one partition per UTC hour), a vehicle's (vehicle_events, one per
 vehicle and UTC day) and a driver's (their assignments, then each vehicle's events inside each assignment), newest
 first, each event with its attributed driver (service/attribution.py) and its review state (event_reviews, the same
-partition key as vehicle_events)."""
+partition key as vehicle_events). Their cursors name the result version they were read from (service/cursor.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -20,6 +21,7 @@ from fleetsense.service.fleet_models import REVIEW_STATE_NEW, Event
 from fleetsense.service.fleet_query import TimeRange, days_newest_first, hours_newest_first, ms_of, utc
 from fleetsense.service.fleet_view import assignments_of
 from fleetsense.service.fleet_walk import Partition, WalkPage, walk
+from fleetsense.service.result_version import pinned_version
 
 _COLUMNS = ("vehicle_id", "day_bucket", "start_time", "kind", "end_time", "duration_ms", "peak", "peak_unit")
 _SLICE = " AND start_time >= ? AND start_time < ?"
@@ -121,7 +123,10 @@ async def _events(db: Db, page: WalkPage, *, driver: str | None) -> tuple[list[E
                 review_state=reviews.get((row.vehicle_id, start_ms, row.kind), REVIEW_STATE_NEW),
             )
         )
-    return events, page.next
+    following = page.next
+    if following is not None:  # the version the request read (pinned at its start): a later one refuses it
+        following = replace(following, results_version=pinned_version())
+    return events, following
 
 
 async def _review_states(db: Db, rows: Sequence[Any]) -> dict[tuple[str, int, str], str]:

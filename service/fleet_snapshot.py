@@ -16,7 +16,9 @@ import contextlib
 import gzip
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 from fleetsense.service.context import ServiceContext
 from fleetsense.service.db import Db
@@ -109,7 +111,8 @@ class FleetSnapshotter:
 
         while True:
             try:
-                with metrics.FLEET_REFRESH_SECONDS.time():
+                # One result version for the whole pass: a promote mid-refresh never mixes two in one snapshot.
+                with metrics.FLEET_REFRESH_SECONDS.time(), _pinned(self._db):
                     await self.refresh()
             except asyncio.CancelledError:
                 raise
@@ -118,6 +121,11 @@ class FleetSnapshotter:
                 metrics.FLEET_REFRESH_FAILURES.inc()
                 log.exception("the fleet snapshot's refresh failed; the previous snapshot stays")
             await asyncio.sleep(self.refresh_s)
+
+
+def _pinned(db: Any) -> AbstractContextManager[Any]:
+    """The Db's result-version pin (a test's stand-in for the Db has none: nothing to pin there)."""
+    return db.pinned() if hasattr(db, "pinned") else nullcontext()
 
 
 def render(found: list[VehicleRows], now_ms: int) -> tuple[tuple[VehicleNow, ...], bytes, bytes]:

@@ -275,7 +275,8 @@ class ReviewCatchUp:
 
         async def run() -> None:
             try:
-                self.queued = await enqueue_since(context.db, since, fleet_id=context.settings.fleet_id, now_ms=now)
+                with context.db.pinned():  # one result version for the whole pass, as for a request
+                    self.queued = await enqueue_since(context.db, since, fleet_id=context.settings.fleet_id, now_ms=now)
             except Exception:  # a catch-up that fails leaves the live queue working; it runs again at next start
                 log.exception("queueing the harsh events since %s ms for review failed", since)
 

@@ -1,12 +1,19 @@
-"""The catalogues a client names things from: the vehicle classes (their event thresholds) and the event kinds, served
-from their one declaration (cloud/analytics/events.py, fleetsense/event_kinds.py) so the dashboard holds no second
-list of either (docs/plan-18.md). Any logged-in role reads them; they change only with a release."""
+"""The catalogues a client names things from: the vehicle classes (their event thresholds), the event kinds and the
+result versions, served from their one declaration (cloud/analytics/events.py, fleetsense/event_kinds.py,
+`result_versions`) so the dashboard holds no second list of either (docs/plan-18.md). Any logged-in role reads them.
+The kinds change only with a release; the classes' thresholds are those of the result version served (its
+`thresholds` setting over the code's, issue 19), so they change with `fleetsense job promote` too."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
-from fleetsense.cloud.analytics.events import DEFAULT_VEHICLE_CLASS, DETECTORS, VEHICLE_CLASSES
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fleetsense.cloud.analytics.events import DETECTORS
 from fleetsense.service.auth import require
+from fleetsense.service.result_version import class_thresholds, default_class
+from fleetsense.service.results_http import serving
 from fleetsense.service.roles import Role
 from pydantic import BaseModel, Field
 
@@ -20,6 +27,17 @@ class VehicleClassOut(BaseModel):
     default: bool = Field(description="the class of a vehicle nobody has set one for")
     thresholds_g: dict[str, float] = Field(description="per harsh or bump kind, the level (g) an event starts at")
     min_duration_ms: int = Field(description="a harsh event shorter than this is dropped")
+
+
+class ResultVersionOut(BaseModel):
+    version: int = Field(description="1 is the results as first computed; each `fleetsense job reprocess` adds one")
+    state: str = Field(description="replaying, active, retired or dropped (its results removed)")
+    active: bool = Field(description="the version every result the API serves is read from")
+    parent: int | None = Field(description="the version it was reprocessed from (null: version 1)")
+    from_time: datetime | None = Field(description="where its replay started (null: from the beginning)")
+    from_ms: int | None = Field(description="from_time in ms since 1970")
+    settings: dict[str, Any] = Field(description="the job settings it was computed with, beside the code's defaults")
+    promoted_at: datetime | None = Field(description="when it last became the active version")
 
 
 class EventKindOut(BaseModel):
@@ -37,16 +55,39 @@ def kind_label(key: str) -> str:
 
 
 @router.get("/vehicle-classes", response_model=list[VehicleClassOut])
-async def vehicle_classes() -> list[VehicleClassOut]:
-    """Every vehicle class an admin may set (PUT /v1/vehicles/{id}/class), in declaration order."""
+async def vehicle_classes(request: Request) -> list[VehicleClassOut]:
+    """Every vehicle class an admin may set (PUT /v1/vehicles/{id}/class), in declaration order, with the thresholds
+    the served result version's events were detected with."""
+    active = await serving(request)
+    default = default_class(active)
     return [
         VehicleClassOut(
             name=name,
-            default=name == DEFAULT_VEHICLE_CLASS,
+            default=name == default,
             thresholds_g={d.kind: d.level_g(thresholds) for d in DETECTORS},
             min_duration_ms=thresholds.min_duration_ms,
         )
-        for name, thresholds in VEHICLE_CLASSES.items()
+        for name, thresholds in class_thresholds(active).items()
+    ]
+
+
+@router.get("/result-versions", response_model=list[ResultVersionOut], tags=["results"])
+async def result_versions(request: Request) -> list[ResultVersionOut]:
+    """Every result version, oldest first, and which one the API serves (also named by each answer's
+    X-Fleetsense-Results-Version header). Version 1 is always listed."""
+    active = await serving(request)
+    return [
+        ResultVersionOut(
+            version=v.version,
+            state=v.state,
+            active=v.version == active.version,
+            parent=v.parent,
+            from_time=v.from_time,
+            from_ms=None if v.from_time is None else round(v.from_time.timestamp() * 1000),
+            settings=dict(v.settings),
+            promoted_at=v.promoted_at,
+        )
+        for v in active.versions
     ]
 
 

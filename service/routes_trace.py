@@ -1,15 +1,18 @@
 """GET /v1/events/{event_key}/trace: +-10 s of an event's 100 Hz samples in the vehicle frame (service/trace.py
-says how the frame is found), with the event and its vehicle class's threshold."""
+says how the frame is found), with the event and its vehicle class's threshold, as the result version the event
+was read from has it (its `thresholds` setting over the code's: service/result_version.py)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fleetsense.cloud.analytics.events import DETECTOR_OF, thresholds_for
+from fleetsense.cloud.analytics.events import DETECTOR_OF
 from fleetsense.service import analytics_reads as reads
 from fleetsense.service import trace as tr
 from fleetsense.service.auth import require
 from fleetsense.service.db import Db
 from fleetsense.service.event_key import EventKey
+from fleetsense.service.result_version import class_thresholds, default_class
+from fleetsense.service.results_http import serving
 from fleetsense.service.roles import Role
 from pydantic import BaseModel, Field
 
@@ -42,7 +45,9 @@ class TraceCalibration(BaseModel):
 class EventTrace(BaseModel):
     event: TracedEvent
     vehicle_class: str
-    threshold_g: float | None = Field(description="the level this kind enters at for the vehicle's class (g)")
+    threshold_g: float | None = Field(
+        description="the level this kind enters at for the vehicle's class (g), as the result version read uses it"
+    )
     calibration: TraceCalibration
     t_ms: list[float] = Field(description="each sample's time, ms from the event's start")
     longitudinal_g: list[float] | None = Field(description="forward +, low-passed as the job's detectors see it")
@@ -71,11 +76,12 @@ async def event_trace(request: Request, event_key: str, _: object = Depends(requ
     if key.start_ms > reads.LATEST_MS:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"{key.start_ms} ms is after 9999: no event starts then")
     db = request.app.state.context.db
+    active = await serving(request)  # the version the event below is read from: its thresholds drew it
     row = await reads.event(db, key.vehicle_id, key.start_ms, key.kind)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no event {key}: list a vehicle's events for their keys")
     start_us, end_us = reads.to_us(row.start_time), reads.to_us(row.end_time)
-    vehicle_class = await reads.vehicle_class(db, key.vehicle_id)
+    vehicle_class = await reads.vehicle_class(db, key.vehicle_id, default=default_class(active))
     frame, batches = await _calibrated(db, key.vehicle_id, vehicle_class, start_us, end_us)
     from_us, to_us = tr.trace_window_us(start_us, end_us)
     trace = tr.vehicle_frame_trace(batches, frame, from_us, to_us)
@@ -92,7 +98,7 @@ async def event_trace(request: Request, event_key: str, _: object = Depends(requ
             peak_unit=row.peak_unit,
         ),
         vehicle_class=vehicle_class,
-        threshold_g=None if detector is None else detector.level_g(thresholds_for(vehicle_class)),
+        threshold_g=None if detector is None else detector.level_g(class_thresholds(active)[vehicle_class]),
         calibration=TraceCalibration(
             settled=frame.settled,
             up_source=frame.up_source,

@@ -42,7 +42,8 @@ def build_context(settings: ServeSettings, session: Any) -> ServiceContext:
     from fleetsense.service.reviews import ReviewCatchUp
     from fleetsense.service.webhook_dispatcher import webhook_dispatcher
 
-    context = ServiceContext(db=Db(session, settings.keyspace), settings=settings)
+    db = Db(session, settings.keyspace, results_cache_s=settings.results_version_cache_s)
+    context = ServiceContext(db=db, settings=settings)
     context.components += [
         FleetSnapshotter(),
         webhook_dispatcher(context),

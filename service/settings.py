@@ -15,6 +15,9 @@ from fleetsense.settings_spec import check, setting
 PROFILES = ("dev", "secure")
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 SECRET_KEY_MIN_CHARS = 32  # a token_urlsafe(32) is 43 characters: ~256 bits
+# How long the active result version is cached (service/result_version.py): a promotion reaches this process's
+# requests within it. The setting's default, and the Db's when it is made without settings (tests, tools).
+RESULTS_VERSION_CACHE_S = 2.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +34,15 @@ class ServeSettings:
     )
     fleet_id: str = setting("default", group="data", doc="the fleet's partition in the service tables")
     keyspace: str = setting("fleetsense", group="data", doc="the Cassandra keyspace")
+    results_version_cache_s: float = setting(
+        RESULTS_VERSION_CACHE_S,
+        least=0.1,
+        most=60,
+        unit="s",
+        group="data",
+        doc="how long the active result version is cached: after `fleetsense job promote`, requests read the new "
+        "version within this time (each request reads one version throughout)",
+    )
     cassandra_contact: str = setting(
         "127.0.0.1:9042", group="data", doc="host[,host...]:port of Cassandra, logged in as the `service` user"
     )

@@ -9,10 +9,11 @@ where they come from are in docs/analytics.md.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, get_type_hints
 
 import numpy as np
 import numpy.typing as npt
@@ -45,11 +46,40 @@ class EventThresholds:
     bump_merge_gap_ms: int = 300  # a pothole's dip and kick are one bump
 
     def __post_init__(self) -> None:
-        levels = {detector.kind: detector.level_g(self) for detector in DETECTORS}
-        if min(levels.values()) <= 0.0:
-            raise ValueError(f"event thresholds must be positive g values, got {levels}")
-        if not (0.0 < self.hysteresis <= 1.0 and 0.0 < self.bump_hysteresis <= 1.0):
-            raise ValueError("hysteresis is the fraction of the threshold an event leaves at: pass a value in (0, 1]")
+        problems = [p for name in THRESHOLD_NAMES if (p := threshold_problem(name, getattr(self, name)))]
+        if problems:
+            raise ValueError(f"event thresholds out of bounds: {'; '.join(problems)}")
+
+
+THRESHOLD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(EventThresholds))
+THRESHOLD_TYPES: dict[str, type] = {name: get_type_hints(EventThresholds)[name] for name in THRESHOLD_NAMES}
+# No harsh manoeuvre needs a minimum duration or a merge gap over a minute; the bound keeps a typo (or a value
+# in us) from silently turning a detector off, and every duration far inside int64 once in us.
+MAX_DURATION_MS = 60_000
+
+
+def threshold_allowed(name: str) -> str:
+    """The values EventThresholds' field `name` allows, by the unit its name ends in (as errors and hints say it)."""
+    if name.endswith("_g"):
+        return "a positive number of g"
+    if name.endswith("hysteresis"):  # the fraction of the threshold an event leaves at
+        return "a fraction in (0, 1]"
+    if name.endswith("_ms"):
+        return f"a whole number of ms, 0..{MAX_DURATION_MS}"
+    raise ValueError(f"EventThresholds has no field {name!r}; its fields are {', '.join(THRESHOLD_NAMES)}")
+
+
+def threshold_problem(name: str, value: float) -> str | None:
+    """What is wrong with `value` for EventThresholds' field `name`, or None: the bounds of every threshold,
+    declared once (EventThresholds and the job's `thresholds` setting, cloud/stream_settings.py, check by it)."""
+    if name.endswith("_g"):  # a detector's level (every level_g of DETECTORS reads one): 0 or NaN finds nothing
+        allowed = 0.0 < value < math.inf
+    elif name.endswith("hysteresis"):
+        allowed = 0.0 < value <= 1.0
+    else:
+        threshold_allowed(name)  # raises for a name that is no field
+        allowed = 0 <= value <= MAX_DURATION_MS and float(value).is_integer()
+    return None if allowed else f"{name}={value!r}: use {threshold_allowed(name)}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,6 +125,34 @@ def thresholds_for(vehicle_class: str) -> EventThresholds:
         raise ValueError(
             f"unknown vehicle class {vehicle_class!r}; use one of {sorted(VEHICLE_CLASSES)} or pass EventThresholds"
         ) from None
+
+
+# One job's thresholds where they differ from the code's: (class, thresholds) pairs in class order, only the classes
+# that differ, so a job that changes nothing has () and its vehicles' configurations stay their class's default.
+# A tuple, not a dict: AnalyzerConfig holds it, and is frozen, compared and pickled.
+ClassThresholds = tuple[tuple[str, EventThresholds], ...]
+
+
+def with_overrides(overrides: Mapping[str, Mapping[str, float]]) -> dict[str, EventThresholds]:
+    """Every vehicle class's thresholds: the code's (VEHICLE_CLASSES, left as it is) with `overrides` (class ->
+    field -> value) applied. ValueError for an unknown class or field, or a value out of its bounds."""
+    for vehicle_class, fields in overrides.items():
+        thresholds_for(vehicle_class)  # raises for a class that does not exist
+        for name in fields:
+            threshold_allowed(name)  # raises for a threshold that does not exist
+    return {
+        name: EventThresholds(**(dataclasses.asdict(thresholds) | dict(overrides[name])))
+        if name in overrides
+        else thresholds
+        for name, thresholds in VEHICLE_CLASSES.items()
+    }
+
+
+def differing(classes: Mapping[str, EventThresholds]) -> ClassThresholds:
+    """The classes of `classes` whose thresholds are not the code's, in class order: AnalyzerConfig.class_thresholds."""
+    return tuple(
+        (name, thresholds) for name, thresholds in sorted(classes.items()) if thresholds != thresholds_for(name)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,8 @@ state after every batch, and savepoints carry the bytes across job upgrades).
 
 Changing a piece's fields means: bump its VERSION, keep the old layout's reading as a migration from the old version
 to the new one, and keep a fixture of the old bytes (tests/unit/fixtures/). docs/analytics.md, "State and upgrades",
-lists the pieces and their versions.
+lists the pieces and their versions. Every Piece declares itself in DECLARED as it is made, so the job's state
+manifest (state_manifest.py: what `job upgrade` checks before it stops the job) is derived from the declarations.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ AFRESH = (
 )
 
 
+# Every Piece made so far, by name: filled by Piece itself (see __post_init__), read by state_manifest.registry().
+DECLARED: dict[str, Piece[Any]] = {}
+
+
 class StateVersionError(AnalysisInputError):
     """Pickled state this code cannot read: a version it has no migration from, or bytes of no known layout."""
 
@@ -46,6 +51,7 @@ class Piece(Generic[Layout]):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_width", len(self.layout._fields) + 1)  # the packed tuple's length
+        _declare(self)
 
     def pack(self, state: Layout) -> tuple[Any, ...]:
         """The pickled form: the version, then the fields' values in layout order."""
@@ -82,13 +88,29 @@ class Piece(Generic[Layout]):
         return values
 
     def readable(self) -> str:
+        """The versions this code reads, as text (for messages)."""
+        return ", ".join(str(v) for v in self.readable_versions())
+
+    def readable_versions(self) -> tuple[int, ...]:
         """The versions this code reads: the current one and every one a chain of migrations leads from."""
-        return ", ".join(str(v) for v in sorted({*self.migrations, self.version}) if self._reaches(v))
+        return tuple(v for v in sorted({*self.migrations, self.version}) if self._reaches(v))
 
     def _reaches(self, version: int) -> bool:
         while version in self.migrations:
             version += 1
         return version == self.version
+
+
+def _declare(piece: Piece[Any]) -> None:
+    """Add `piece` to DECLARED. Its name is its key in the recorded manifests, so two different pieces may not share
+    one; the same piece made again (a module reloaded, a layout rebuilt for another class) replaces itself."""
+    known = DECLARED.get(piece.name)
+    if known is not None and (known.version, sorted(known.migrations)) != (piece.version, sorted(piece.migrations)):
+        raise ValueError(
+            f"two state pieces are named {piece.name!r} (versions {known.version} and {piece.version}): a piece's "
+            "name is its key in the job's recorded state manifest, so give each piece its own"
+        )
+    DECLARED[piece.name] = piece
 
 
 def counts_in_kinds_order(counts: Mapping[str, int], kinds: tuple[str, ...]) -> tuple[int, ...]:

@@ -32,6 +32,7 @@ from fleetsense.cloud.analytics.events import (
     DEFAULT_VEHICLE_CLASS,
     DRIVING_EVENTS,
     VEHICLE_CLASSES,
+    ClassThresholds,
     DrivingEvent,
     DrivingEventDetector,
     EventThresholds,
@@ -51,7 +52,11 @@ IntArray = npt.NDArray[np.int64]
 @dataclass(frozen=True, kw_only=True)
 class AnalyzerConfig:
     vehicle_class: str = DEFAULT_VEHICLE_CLASS
-    thresholds: EventThresholds | None = None  # overrides the vehicle class's thresholds
+    thresholds: EventThresholds | None = None  # overrides the vehicle class's thresholds, whatever the class
+    # The job's thresholds of the classes whose thresholds it changes (the job's `thresholds` setting): kept with
+    # the vehicle, so that a change of class judges it by the job's thresholds of the new class. A configuration
+    # pickled before this field existed reads the class attribute, (): the code's thresholds, as then.
+    class_thresholds: ClassThresholds = ()
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     trips: TripSettings = field(default_factory=TripSettings)
     environment: EnvironmentSettings = field(default_factory=EnvironmentSettings)
@@ -62,7 +67,12 @@ class AnalyzerConfig:
 
     @property
     def event_thresholds(self) -> EventThresholds:
-        return self.thresholds or thresholds_for(self.vehicle_class)
+        if self.thresholds is not None:
+            return self.thresholds
+        for vehicle_class, thresholds in self.class_thresholds:
+            if vehicle_class == self.vehicle_class:
+                return thresholds
+        return thresholds_for(self.vehicle_class)
 
 
 # One shared default configuration per vehicle class: a pickled analyzer whose configuration is its class's default
@@ -205,13 +215,24 @@ class VehicleAnalyzer:
         self._events, self._trips_done, self._stops_done = state.events, state.trips_done, state.stops_done
 
     def set_vehicle_class(self, vehicle_class: str) -> None:
-        """Judge the vehicle by another class's thresholds from the next batch on (its profile changed). All that
-        was measured is kept (calibration, filter, trip, minutes, scores); a run open now carries on and ends by
-        the new levels. Thresholds set explicitly in the configuration stay as they are."""
+        """Judge the vehicle by another class's thresholds from the next batch on (its profile changed): the
+        job's for that class if its configuration has them (class_thresholds), else the code's. All that was
+        measured is kept (calibration, filter, trip, minutes, scores); a run open now carries on and ends by the
+        new levels. Thresholds set explicitly in the configuration (`thresholds`) stay as they are."""
         if vehicle_class == self.config.vehicle_class:
             return
         thresholds_for(vehicle_class)  # raises for a class that does not exist
-        config = replace(self.config, vehicle_class=vehicle_class)
+        self._reconfigure(replace(self.config, vehicle_class=vehicle_class))
+
+    def set_class_thresholds(self, class_thresholds: ClassThresholds) -> None:
+        """Judge the vehicle by these per-class thresholds from the next batch on (the job's settings, which may
+        differ from those of the job that wrote the state), keeping all that was measured, as set_vehicle_class."""
+        if class_thresholds == self.config.class_thresholds:
+            return
+        self._reconfigure(replace(self.config, class_thresholds=class_thresholds))
+
+    def _reconfigure(self, config: AnalyzerConfig) -> None:
+        vehicle_class = config.vehicle_class
         key: str | AnalyzerConfig = vehicle_class if config == _class_default(vehicle_class) else config
         self.restore(self.state()._replace(config=key))
 

@@ -41,6 +41,7 @@ from fleetsense.cloud.amqp_source import (
 from fleetsense.cloud.job_settings import IngestJobSettings
 from fleetsense.cloud.shard_keys import MAX_PARALLELISM, shard_keys
 from fleetsense.cloud.vehicle_stream import COUNTERS
+from fleetsense.cloud.write_target import WRITES_RESULTS
 from pyflink.common import Configuration, Duration, Types, WatermarkStrategy
 from pyflink.common.restart_strategy import RestartStrategies
 from pyflink.datastream import CheckpointingMode, RuntimeContext, StreamExecutionEnvironment
@@ -164,13 +165,15 @@ class ShardStream(KeyedProcessFunction):  # type: ignore[misc]
         gc.set_threshold(20_000, 20, 20)
         self._cluster = _connect(self.settings)
         self._session = self._cluster.connect()
-        # The Java sink writes (this only binds each value for it), or with sink=python this operator does.
+        # The Java sink writes (this only binds each value for it), or with sink=python this operator does; both
+        # write results into the result version's keyspace, and a results-only job nothing else (write_target.py).
+        target = self.settings.write_target()
         self._writer: CassandraWriter | None = None
-        self._binder = Binder(self._session, self.settings.keyspace)
+        self._binder = Binder(self._session, target)
         if self.settings.sink == "python":
             self._writer = CassandraWriter(
                 self._session,
-                self.settings.keyspace,
+                target,
                 max_in_flight=self.settings.max_writes,
                 attempts=self.settings.write_attempts,
                 batch_rows=self.settings.write_batch_rows,
@@ -425,6 +428,8 @@ def _cassandra_sink(settings: IngestJobSettings) -> Any:
             port=settings.cassandra_port,
             local_dc=settings.cassandra_local_dc,
             keyspace=settings.keyspace,
+            results_keyspace=settings.results_keyspace,
+            writes=settings.writes,
             login=settings.cassandra_login(),
             max_in_flight=settings.max_writes,
             attempts=settings.write_attempts,
@@ -465,6 +470,8 @@ def build(env: StreamExecutionEnvironment, settings: IngestJobSettings) -> None:
         sink.name("cassandra sink").uid("cassandra-sink")
     else:
         analysed.add_sink(SinkFunction(discard())).name("done").uid("vehicle-stream-done")
+    if settings.writes == WRITES_RESULTS:
+        return  # a replay writes results only: no vehicle_status, no agent_restarts, and no status queue to drain
     statuses = (
         _source(env, settings, settings.amqp_status_queue, 1, bundles=False)
         .map(StoreStatus(settings), output_type=Types.STRING())

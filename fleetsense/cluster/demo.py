@@ -72,11 +72,11 @@ def record_scripted(config_path: Path, *, seed: int) -> DemoDrive:
 
 
 def stored_events(session: Any, drive: DemoDrive) -> list[Event]:
-    from fleetsense.cloud.query import events_between
+    from fleetsense.cloud.query import active_keyspaces, events_between
     from fleetsense.cloud.schema import KEYSPACE
 
     window = int(drive.start_wall_s * 1e6), int((drive.end_wall_s + 600) * 1e6)
-    rows = events_between(session, KEYSPACE, drive.vehicle_id, *window)
+    rows = events_between(session, active_keyspaces(session, KEYSPACE), drive.vehicle_id, *window)
     return sorted((row.kind, row.start_time.timestamp()) for row in rows)
 
 

@@ -95,7 +95,7 @@ def api_lines(config: StackConfig, demo_login: DemoLogin) -> list[str]:
 def _scripted_drive(config: StackConfig, client: object) -> None:
     """A drive with known ground truth, recorded by the real agent in virtual time and sent as one backlog:
     what the job detects is printed beside what really happened."""
-    from fleetsense.cloud.query import events_between
+    from fleetsense.cloud.query import active_keyspaces, events_between
     from fleetsense.cloud.schema import KEYSPACE
     from fleetsense.device_config import load
     from fleetsense.edge.runtime import send_outbox
@@ -122,7 +122,8 @@ def _scripted_drive(config: StackConfig, client: object) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(found) < len(truth):
             time.sleep(2)
-            rows = events_between(session, KEYSPACE, vehicle_id, start_ns // 1000, time.time_ns() // 1000)
+            where = active_keyspaces(session, KEYSPACE)
+            rows = events_between(session, where, vehicle_id, start_ns // 1000, time.time_ns() // 1000)
             found = [(row.start_time.timestamp(), row.kind) for row in rows]
     print(f"  {'GROUND TRUTH':<34} DETECTED BY THE JOB")
     for index in range(max(len(truth), len(found))):

@@ -129,7 +129,8 @@ class StackConfig:
     profile: str = "dev"
     cassandra: ExternalCassandra | None = None
     flink_taskmanagers: int = 2
-    flink_slots_per_taskmanager: int = 2
+    # 4 slots for the live job (its parallelism) and 2 for a reprocessing job beside it (docs/reprocessing.md).
+    flink_slots_per_taskmanager: int = 3
     cassandra_heap_mb: int = 512
     startup_timeout_s: float = 180.0
 

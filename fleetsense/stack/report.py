@@ -12,7 +12,10 @@ from fleetsense.stack.layout import StackConfig
 
 
 def print_vehicle_report(config: StackConfig, *, vehicles: Sequence[str] | None = None, latest: int = 1) -> None:
+    from fleetsense.cloud.query import active_keyspaces
+
     with session_as(config, READER) as session:
+        where = active_keyspaces(session, KEYSPACE)  # the results the API serves
         ids = list(vehicles) if vehicles else vehicle_ids(session, KEYSPACE)
         if not ids:
             print("no samples in Cassandra yet")
@@ -22,7 +25,7 @@ def print_vehicle_report(config: StackConfig, *, vehicles: Sequence[str] | None 
             f"{'LAST SAMPLE (UTC)':<24} {'ACCEL m/s² (x, y, z)':<22} {'hPa':>7} {'°C':>5}  EVENTS"
         )
         for vehicle_id in ids:
-            s = summarize(session, KEYSPACE, vehicle_id, latest=latest)
+            s = summarize(session, where, vehicle_id, latest=latest)
             accel = ", ".join(f"{v:+.2f}" for v in s.latest[0].accel_m_s2) if s.latest else "-"
             when = s.last_sample_time.isoformat(sep=" ", timespec="milliseconds") if s.last_sample_time else "-"
             last_seq = "-" if s.last_seq is None else str(s.last_seq)

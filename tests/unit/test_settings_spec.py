@@ -64,6 +64,7 @@ def test_a_settings_file_written_before_the_grouping_is_read_as_it_was(tmp_path:
     new_defaults = {
         "max_waiting": 600, "idle_flush_ms": 15_000, "sink": "java", "write_attempts": 5,
         "cassandra_local_dc": "datacenter1", "amqp_heartbeat_s": 5, "events_exchange": "fleet.events",
+        "thresholds": "", "results_keyspace": "", "writes": "all",
     }  # fmt: skip
     assert json.loads(settings.to_json()) == old | new_defaults
 
