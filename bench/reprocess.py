@@ -24,9 +24,10 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -394,6 +395,10 @@ def replay(
     try:
         feeder = reprocess.feeder_pid(config, started.version)
         groups = {**groups, "feeder": [feeder] if feeder is not None else []}
+        if feeder is not None:
+            # The feeder is our child here: reaped as it exits, or reprocess.feeder_pid (os.kill(pid, 0)) would see
+            # its zombie as running and reprocess.drop would wait its full minute for it to stop.
+            threading.Thread(target=reap, args=(feeder,), name="reap-feeder", daemon=True).start()
         follow = follow_replay(config, started.version, submitted_s=submitted_s, timeout_s=args.timeout)
         ended_s = time.time()
         cpu_after = cpu_seconds(groups)
@@ -406,6 +411,11 @@ def replay(
     result["cpu_cores"] = cores_used(cpu_before, cpu_after, ended_s - submitted_s)
     result["load_average_at_submit"] = load_at_submit
     return result, ((submitted_s, cpu_before), ended_s)
+
+
+def reap(pid: int) -> None:
+    with suppress(ChildProcessError):  # already reaped (subprocess reaps the Popen objects it dropped)
+        os.waitpid(pid, 0)
 
 
 def projections(replay: dict[str, Any]) -> dict[str, Any]:

@@ -102,8 +102,15 @@ class LogReader:
         self._hours = session.prepare(hours + " AND hour_bucket >= ?")
         columns = ("epoch", "seq", "sample_count", "message", "writetime(message)")
         where = ("vehicle_id", "hour_bucket")
-        self._rows = session.prepare(tables.BATCHES.select(*columns, where=where, marker="?").format(ks=keyspace))
-        self._rows.fetch_size = 2000
+        select = tables.BATCHES.select(*columns, where=where, marker="?").format(ks=keyspace)
+        # Only what follows a position: a pass re-reads a vehicle's last hours, and those rows were fed already.
+        # (epoch ASC, seq DESC) clustering: the rest of the cursor's epoch, then every later epoch.
+        self._rows_after = (
+            session.prepare(select + " AND epoch = ? AND seq > ?"),
+            session.prepare(select + " AND epoch > ?"),
+        )
+        for prepared in self._rows_after:
+            prepared.fetch_size = 2000
 
     def vehicles(self) -> list[str]:
         return sorted(row.vehicle_id for row in self._session.execute(self._vehicles))
@@ -111,7 +118,14 @@ class LogReader:
     def hours(self, vehicle_id: str, from_ms: int) -> list[int]:
         return [_ms(row.hour_bucket) for row in self._session.execute(self._hours, (vehicle_id, _at(from_ms)))]
 
-    def rows(self, vehicle_id: str, hour_ms: int) -> list[LogRow]:
+    def rows(self, vehicle_id: str, hour_ms: int, after: Position = START) -> list[LogRow]:
+        """An hour's batches after `after` (its (epoch, seq)), in no particular order."""
+        same_epoch, later_epochs = self._rows_after
+        hour = _at(hour_ms)
+        found = [
+            *self._session.execute(same_epoch, (vehicle_id, hour, after.epoch, after.seq)),
+            *self._session.execute(later_epochs, (vehicle_id, hour, after.epoch)),
+        ]
         return [
             LogRow(
                 vehicle_id,
@@ -122,7 +136,7 @@ class LogReader:
                 row.writetime_message // 1000,
                 row.sample_count or 0,
             )
-            for row in self._session.execute(self._rows, (vehicle_id, _at(hour_ms)))
+            for row in found
         ]
 
 
@@ -206,7 +220,7 @@ class ReplayFeeder:
         started = time.monotonic()
         cursor = self.progress.cursors.setdefault(vehicle, VehicleCursor())
         counts = ReplayCounts()
-        hour_rows = (self.reader.rows(vehicle, hour) for hour in hours)
+        hour_rows = (self.reader.rows(vehicle, hour, cursor.position) for hour in hours)
         rows = list(replay_order(hour_rows, after=cursor.position, counts=counts))
         if rows:
             await self.publish(rows)  # returns once the broker confirmed every one
@@ -217,6 +231,7 @@ class ReplayFeeder:
         total.rows += counts.rows
         total.samples += counts.samples
         total.late_rows += counts.late_rows
+        total.skipped_rows += counts.skipped_rows
         self.progress.feeding_ms += (time.monotonic() - started) * 1000
         return len(rows)
 

@@ -220,18 +220,18 @@ def set_state(
         raise ValueError(
             f"set_state moves a version between {' and '.join(LIVE_STATES)}, not from {expected!r} to {state!r}"
         )
+    claim = uuid.uuid4().hex
     cql = (
-        f"UPDATE {keyspace}.{_TABLE} SET state = %s, retire_after = %s WHERE fleet = %s AND version = %s IF state = %s"
+        f"UPDATE {keyspace}.{_TABLE} SET state = %s, retire_after = %s, claim = %s "
+        "WHERE fleet = %s AND version = %s IF state = %s"
     )
     for _ in range(UNKNOWN_ATTEMPTS):
-        applied = _conditional(session, cql, (state, retire_after, FLEET, version, expected))
+        applied = _conditional(session, cql, (state, retire_after, claim, FLEET, version, expected))
         if applied is not None:
             return applied
-        row = _version(session, keyspace, version)
-        if row is None or row.state not in (state, expected):
-            return False
-        if row.state == state and row.retire_after == _ms_or_none(retire_after):
-            return True
+        row = _version(session, keyspace, version)  # timed out: ours if the row carries our claim
+        if row is None or row.claim == claim or row.state != expected:
+            return row is not None and row.claim == claim
     return False
 
 
@@ -251,22 +251,29 @@ def flip_active(
     if new == expected:
         raise ValueError(f"version {new} is already the one expected to be active")
     keyspace_of(keyspace, new)  # a version number, or ConfigError
-    promoted_at = _ms(now or datetime.now(UTC))
+    promotion = _Promotion(retire_after=retire_after, promoted_at=now or datetime.now(UTC), claim=uuid.uuid4().hex)
     for _ in range(UNKNOWN_ATTEMPTS):
         if expected != FIRST_VERSION:
-            applied = _flip(session, keyspace, expected, new, expected, retire_after, promoted_at)
+            applied = _flip(session, keyspace, expected, new, expected, promotion)
         else:
             # Until the first flip the pointer is null, which means version 1; after a flip back it holds 1.
-            applied = _flip(session, keyspace, expected, new, None, retire_after, promoted_at)
+            applied = _flip(session, keyspace, expected, new, None, promotion)
             if applied is False and _pointer(session, keyspace) == FIRST_VERSION:
-                applied = _flip(session, keyspace, expected, new, FIRST_VERSION, retire_after, promoted_at)
+                applied = _flip(session, keyspace, expected, new, FIRST_VERSION, promotion)
         if applied is not None:
             return applied
-        # Timed out: it applied if the pointer names `new` with this promotion's time; else it may be tried again.
+        # Timed out: it applied if `new`'s row carries this promotion's claim; else it may be tried again.
         row = _version(session, keyspace, new)
-        if _pointer(session, keyspace) == new and row is not None and row.promoted_at == promoted_at:
+        if row is not None and row.claim == promotion.claim:
             return True
     return False
+
+
+@dataclass(frozen=True)
+class _Promotion:
+    retire_after: datetime | None
+    promoted_at: datetime
+    claim: str
 
 
 def _flip(
@@ -275,8 +282,7 @@ def _flip(
     expected: int,
     new: int,
     pointer: int | None,
-    retire_after: datetime | None,
-    promoted_at: datetime,
+    promotion: _Promotion,
 ) -> bool | None:
     """The conditional batch of flip_active, applied only if the pointer holds `pointer` (None: null); None when
     its outcome is unknown (timed out)."""
@@ -289,10 +295,10 @@ def _flip(
     )
     batch.add(
         SimpleStatement(
-            f"UPDATE {table} SET active_version = %s, state = %s, promoted_at = %s, results_keyspace = %s "
+            f"UPDATE {table} SET active_version = %s, state = %s, promoted_at = %s, results_keyspace = %s, claim = %s "
             f"WHERE fleet = %s AND version = %s IF state IN ({live})"
         ),
-        (new, ACTIVE, promoted_at, keyspace_of(keyspace, new), FLEET, new),
+        (new, ACTIVE, promotion.promoted_at, keyspace_of(keyspace, new), promotion.claim, FLEET, new),
     )
     # The old version's row is written too (version 1 may have none yet), so the chain records it retired.
     condition = "IF active_version = null" if pointer is None else "IF active_version = %s"
@@ -301,7 +307,7 @@ def _flip(
             f"UPDATE {table} SET state = %s, retire_after = %s, results_keyspace = %s "
             f"WHERE fleet = %s AND version = %s {condition}"
         ),
-        (RETIRED, retire_after, keyspace_of(keyspace, expected), FLEET, expected)
+        (RETIRED, promotion.retire_after, keyspace_of(keyspace, expected), FLEET, expected)
         + (() if pointer is None else (pointer,)),
     )
     return _applied(session, batch, ())
@@ -355,16 +361,6 @@ def _pointer(session: Any, keyspace: str) -> int | None:
 
     rows = session.execute(statement(_READ.cql.format(ks=keyspace), consistency=_READ.consistency), (FLEET,))
     return next((row.active_version for row in rows if row.active_version is not None), None)
-
-
-def _ms(value: datetime) -> datetime:
-    """A time as Cassandra keeps a timestamp (whole ms) and the driver reads it back (naive UTC)."""
-    value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def _ms_or_none(value: datetime | None) -> datetime | None:
-    return None if value is None else _ms(value)
 
 
 def _level(name: str) -> int:

@@ -179,7 +179,9 @@ def _cmd_versions(args: argparse.Namespace, config: Any, overrides: dict[str, st
 
     if args.action == "reprocess":
         if args.resume is not None:
-            pid = reprocess.start_feeder_process(config, args.resume)
+            from fleetsense.stack.replay_feeder import start_feeder_process
+
+            pid = start_feeder_process(config, args.resume)
             print(f"feeder of result version {args.resume} restarted (pid {pid})")
             return 0
         if not args.since:

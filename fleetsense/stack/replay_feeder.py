@@ -139,6 +139,11 @@ def feeder_pid(config: StackConfig, version: int) -> int | None:
         os.kill(pid, 0)
     except (OSError, ValueError):
         return None
+    try:  # a feeder this process started and that has exited is a zombie until reaped: os.kill still finds it
+        if os.waitpid(pid, os.WNOHANG)[0] != 0:
+            return None
+    except ChildProcessError:  # not our child: the kill above is the answer
+        pass
     return pid
 
 

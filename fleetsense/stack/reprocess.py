@@ -66,9 +66,9 @@ def reprocess(config: StackConfig, *, since: str, overrides: dict[str, str], sta
     drop_expired(config)
     job_overrides = replay_overrides(overrides)
     writes = job_overrides.pop("writes")  # set with the version's keyspace below, which the command line cannot name
-    from fleetsense.stack import jobs
 
-    base = jobs.live_settings(config, job_overrides)  # the active version's settings under these: a bad one refused
+    # The live job's settings as submitted (the active version's among them) under these: a bad one is refused here.
+    base = _live_base(config, job_overrides)
     with cassandra_auth.session_as(config, cassandra_auth.OPERATOR) as session:
         active, versions = read_versions(session, KEYSPACE)
         inherited = next((v.settings for v in versions if v.version == active), {})
@@ -180,7 +180,7 @@ def promote(config: StackConfig, version: int, *, drain_timeout_s: float = 600.0
     from fleetsense.stack import jobs
 
     try:
-        settings = jobs.live_settings(config)  # now the promoted version's keyspace and settings
+        settings = _promoted_settings(config, chosen.settings, chosen.results_keyspace)
         job_id, _ = submit_settings(
             flink,
             settings,
@@ -204,6 +204,28 @@ def promote(config: StackConfig, version: int, *, drain_timeout_s: float = 600.0
     _remove_queue(config, version)
     drop_expired(config)
     return Promoted(version, active, job_id, paused_s)
+
+
+def _live_base(config: StackConfig, overrides: dict[str, str]) -> IngestJobSettings:
+    from fleetsense.stack import jobs
+
+    try:
+        return IngestJobSettings.from_file(jobs._settings_path(config)).with_overrides(overrides)
+    except OSError:  # no live job was ever submitted here: the stack's defaults and the active version's
+        return jobs.live_settings(config, overrides)
+
+
+def _promoted_settings(config: StackConfig, version_settings: dict[str, Any], keyspace: str) -> IngestJobSettings:
+    """The old live job's settings as submitted (its parallelism, refresh times...), with the promoted version's
+    result settings and keyspace."""
+    from fleetsense.stack import jobs
+
+    try:
+        old = IngestJobSettings.from_file(jobs._settings_path(config))
+    except OSError:  # no live job was ever submitted here: the stack's defaults
+        return jobs.live_settings(config)
+    chosen = old.with_overrides({name: str(value) for name, value in version_settings.items()})
+    return dataclasses.replace(chosen, results_keyspace=keyspace)
 
 
 def _replay_settings(config: StackConfig, version: int) -> IngestJobSettings:

@@ -7,6 +7,7 @@ promote; the vehicle streaming live through all of it loses and doubles nothing.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
 import signal
@@ -27,7 +28,7 @@ from fleetsense.cloud.stream_settings import StreamSettings
 from fleetsense.edge.runtime import send_outbox
 
 from fleetsense import wire
-from fleetsense.errors import FleetsenseError
+from fleetsense.errors import ConfigError, FleetsenseError
 from fleetsense.stack import cassandra_auth, jobs, manager, replay_feeder, reprocess, version_rules
 from fleetsense.stack.flink import Flink
 from fleetsense.stack.layout import StackConfig
@@ -38,6 +39,10 @@ from .helpers import eventually, expected_keys, provision_vehicle, unique_vehicl
 from .test_analytics_pipeline import drive_window_us, record_scripted_drive
 
 NEW_THRESHOLDS = "van.harsh_brake_g=0.28"
+# Held-back samples flushed after 2 s of silence instead of 15: the waits below are that much shorter. The flush is
+# provisional (the segment's end rewrites it), so results do not depend on it.
+QUICK = {"idle_flush_ms": "2000"}
+FLUSHED_S = 6
 DAY_US = 86_400_000_000
 
 
@@ -55,7 +60,7 @@ def own_stack() -> Iterator[StackConfig]:
     try:
         prepare(config, say=lambda _: None)
         manager.up(config, say=lambda _: None)
-        jobs.submit_ingest(config)
+        jobs.submit_ingest(config, QUICK)
     except FleetsenseError as exc:
         pytest.fail(f"the reprocessing test's stack did not come up:\n{exc.render()}", pytrace=False)
     yield config
@@ -146,7 +151,7 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
             lambda found, d=drive: len(found) >= len(d.expected_events),
             timeout_s=120,
         )
-    time.sleep(20)  # the idle flush closes what the live job held back
+    time.sleep(FLUSHED_S)  # the idle flush closes what the live job held back
     before = {d.config.vehicle_id: stored(session, KEYSPACE, d.config.vehicle_id, drive_window_us(d)) for d in history}
 
     # A van driving live through the replay, the kill and the promote: slow, so it streams all along.
@@ -158,8 +163,13 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
     sender = threading.Thread(target=lambda: left.append(send_outbox(live_config, timeout_s=600)))
     sender.start()
     try:
-        started = reprocess.reprocess(config, since="1d", overrides={"thresholds": NEW_THRESHOLDS})
+        started = reprocess.reprocess(config, since="1d", overrides={**QUICK, "thresholds": NEW_THRESHOLDS})
         assert started.version == 2 and started.keyspace == keyspace_of(KEYSPACE, 2)
+        # Its feeder is still starting: a promote now is refused, saying what is missing, and changes nothing.
+        with pytest.raises(ConfigError, match="version 2 has not caught up with live: the first pass") as refused:
+            reprocess.promote(config, 2)
+        assert "fleetsense job status" in (refused.value.hint or "")
+        assert jobs.cluster(config).running(jobs.INGEST_JOB_NAME) is not None
 
         # Every TaskManager killed while the replay reads: both jobs restart from their checkpoints.
         time.sleep(5)
@@ -175,7 +185,7 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
             lambda: jobs.cluster(config).restarts(started.job_id), lambda n: n >= 1, timeout_s=30, interval_s=2.0
         )
         assert restarts >= 1
-        time.sleep(20)  # the replay's idle flush
+        time.sleep(FLUSHED_S)  # the replay's idle flush
 
         new_settings = StreamSettings(thresholds=NEW_THRESHOLDS)
         changed = False
@@ -192,6 +202,10 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
 
         promoted = reprocess.promote(config, 2)
         assert promoted.old_version == 1
+        # How long no job read the live queue, kept for docs/reprocessing.md (the data dir outlives the test).
+        artifacts = config.data_dir / "artifacts"
+        artifacts.mkdir(parents=True, exist_ok=True)
+        (artifacts / "promote.json").write_text(json.dumps({"paused_s": round(promoted.paused_s, 1)}))
     finally:
         sender.join()
     assert left == [0]
@@ -207,7 +221,7 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
     ) == expected_keys(live.batches, wire.Kind.IMU)
     seqs = sorted(row.seq for row in blocks(session, KEYSPACE, vid))
     assert seqs == list(range(live.batches[0].seq, live.batches[-1].seq + 1))
-    time.sleep(20)  # the new live job's idle flush
+    time.sleep(FLUSHED_S)  # the new live job's idle flush
     expected = recompute(session, vid, StreamSettings(thresholds=NEW_THRESHOLDS))
     assert stored(session, keyspace_of(KEYSPACE, 2), vid, drive_window_us(live)) == expected
     # The promoted job runs with the version's settings, writing version 2.

@@ -9,7 +9,7 @@ import asyncio
 import os
 import random
 
-from fleetsense.cloud.history import HOUR_MS, LogRow, hour_of
+from fleetsense.cloud.history import HOUR_MS, START, LogRow, Position, hour_of
 from fleetsense.cloud.log_replay import FeedProgress, ReplayFeeder, VehicleCursor, plan_pass
 
 CASES = int(os.environ.get("FLEETSENSE_SIM_CASES", "1500"))
@@ -33,8 +33,12 @@ class MemoryLog:
     def hours(self, vehicle_id: str, from_ms: int) -> list[int]:
         return sorted((h for v, h in self.data if v == vehicle_id and h >= from_ms), reverse=True)
 
-    def rows(self, vehicle_id: str, hour_ms: int) -> list[LogRow]:
-        return sorted(self.data.get((vehicle_id, hour_ms), []), key=lambda r: (r.epoch, -r.seq))
+    def rows(self, vehicle_id: str, hour_ms: int, after: Position = START) -> list[LogRow]:
+        """As LogReader's two queries: the rest of `after`'s epoch, then the later epochs."""
+        rows = sorted(self.data.get((vehicle_id, hour_ms), []), key=lambda r: (r.epoch, -r.seq))
+        return [r for r in rows if r.epoch == after.epoch and r.seq > after.seq] + [
+            r for r in rows if r.epoch > after.epoch
+        ]
 
     def all(self) -> list[LogRow]:
         return [row for rows in self.data.values() for row in rows]
