@@ -834,7 +834,7 @@ RESULT_VERSIONS = Table(
         _col(
             "claim",
             TEXT,
-            "a random id of the command that last wrote the row (add, promote, state): a timed-out write is known by it",
+            "a random id of the command that last wrote the row: a write whose answer timed out is known by it",
         ),
         _col("promoted_at", TIMESTAMP, "when it last became the active version", "ms"),
         _col("retire_after", TIMESTAMP, "a retired version's keyspace may be dropped from then on", "ms"),
