@@ -122,3 +122,24 @@ def test_rows_before_the_replay_are_copied_from_the_parent_and_only_those() -> N
     naive = lambda ms: utc(ms).replace(tzinfo=None)  # noqa: E731  (the driver's timestamps: naive UTC)
     assert rules.before_replay(Row(start_time=naive(since - 1)), since)
     assert not rules.before_replay(Row(start_time=naive(since)), since)
+
+
+def test_retired_versions_expire_after_their_keep_time_and_the_active_one_never() -> None:
+    from fleetsense.cloud.result_versions import ResultVersion
+
+    now = utc(NOW_MS)
+
+    def version(number: int, state: str, kept_until_ms: int | None) -> ResultVersion:
+        until = utc(kept_until_ms) if kept_until_ms is not None else None
+        return ResultVersion(version=number, results_keyspace=f"k{number}", state=state, retire_after=until)
+
+    versions = [
+        version(1, "retired", NOW_MS - 1),  # expired: version 1's tables are emptied, not dropped
+        version(2, "retired", NOW_MS + 1),  # kept a little longer
+        version(3, "retired", None),  # kept until someone says
+        version(4, "replaying", NOW_MS - 1),  # not retired
+        version(5, "active", NOW_MS - 1),
+        version(6, "retired", NOW_MS),  # exactly now: expired
+    ]
+    assert rules.expired(versions, active=5, now=now) == [1, 6]
+    assert rules.expired(versions, active=6, now=now) == [1]
