@@ -47,6 +47,7 @@ from pipeline import (
     say,
     stack_processes,
 )
+from pipeline import stack as pipeline_stack
 
 from fleetsense import wire
 from fleetsense.errors import ConfigError, FleetsenseError
@@ -311,23 +312,11 @@ def replay_counters(config: StackConfig, job_id: str) -> dict[str, int]:
 
 @contextmanager
 def fresh_stack(config: StackConfig, *, keep: bool) -> Iterator[None]:
-    """A wiped data dir (no earlier run's history, versions or feeder), the stack up, the live job running."""
-    from fleetsense.stack.prepare import prepare
-
+    """A wiped data dir (no earlier run's history, versions or feeder), then bench/pipeline.py's stack."""
     manager.down(config, say=lambda _: None)
     shutil.rmtree(config.data_dir, ignore_errors=True)
-    prepare(config, say=say)
-    manager.up(config, say=say)
-    try:
+    with pipeline_stack(config, keep=keep):
         yield
-    finally:
-        try:
-            jobs.cancel_ingest(config)
-        except FleetsenseError as exc:
-            say(f"cancelling the live job: {exc.message}")
-        if not keep:
-            say("stopping the stack")
-            manager.down(config, say=say)
 
 
 def run(config: StackConfig, args: argparse.Namespace, report: dict[str, Any]) -> None:

@@ -79,11 +79,7 @@ class Topology:
                 name=TELEMETRY_QUEUE,
                 exchange=MQTT_EXCHANGE,
                 binding_key="fleet.*.telemetry",
-                limits={
-                    **bounds(self.telemetry_max_bytes, self.telemetry_max_length, overflow="reject-publish"),
-                    "delivery-limit": self.delivery_limit,
-                    "dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                },
+                limits=self.telemetry_limits(),
             ),
             # Only the newest status of a vehicle matters: a full status queue drops its oldest, so status
             # can never hold back a vehicle's connection (and with it, its telemetry).
@@ -118,6 +114,14 @@ class Topology:
             ),
         ]
 
+    def telemetry_limits(self) -> dict[str, Any]:
+        """A telemetry queue's bounds (full: refuse, so devices keep the batch) and its poison-message handling."""
+        return {
+            **bounds(self.telemetry_max_bytes, self.telemetry_max_length, overflow="reject-publish"),
+            "delivery-limit": self.delivery_limit,
+            "dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        }
+
     def consumed_by_jobs(self) -> list[str]:
         """Regular expressions of the queues the jobs read: the fleet's, and every result version's replay."""
         return [re.escape(TELEMETRY_QUEUE), re.escape(STATUS_QUEUE), REPLAY_QUEUES]
@@ -131,11 +135,7 @@ class Topology:
             name=name,
             exchange=name,
             binding_key="#",
-            limits={
-                **bounds(self.telemetry_max_bytes, self.telemetry_max_length, overflow="reject-publish"),
-                "delivery-limit": self.delivery_limit,
-                "dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-            },
+            limits=self.telemetry_limits(),
         )
 
 
