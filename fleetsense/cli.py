@@ -199,7 +199,7 @@ def _cmd_versions(args: argparse.Namespace, config: Any, overrides: dict[str, st
         promoted = reprocess.promote(config, args.version, keep_days=args.keep_days)
         print(
             f"result version {promoted.version} is live (job {promoted.job_id}); version {promoted.old_version} is "
-            f"kept {args.keep_days:g} days. The live queue waited {promoted.paused_s:.1f} s."
+            f"kept {args.keep_days:g} days. The live queue waited {promoted.paused_s:.1f} s.\n{promoted.reviews}"
         )
     elif args.action == "drop":
         reprocess.drop(config, args.version)

@@ -119,6 +119,7 @@ class Promoted:
     old_version: int
     job_id: str
     paused_s: float  # how long no job read the live queue
+    reviews: str = ""  # what became of the managers' reviews of the replayed days (service/review_carry.py)
 
 
 def promote(config: StackConfig, version: int, *, drain_timeout_s: float = 600.0, keep_days: float = 7.0) -> Promoted:
@@ -201,9 +202,35 @@ def promote(config: StackConfig, version: int, *, drain_timeout_s: float = 600.0
         start_feeder_process(config, version)
         raise
     paused_s = time.monotonic() - paused_at
+    reviews = _carry_reviews(config, chosen, old_keyspace=_keyspace(active))
     _remove_queue(config, version)
     drop_expired(config)
-    return Promoted(version, active, job_id, paused_s)
+    return Promoted(version, active, job_id, paused_s, reviews)
+
+
+def _keyspace(version: int) -> str:
+    from fleetsense.cloud.result_versions import keyspace_of
+
+    return keyspace_of(KEYSPACE, version)
+
+
+def _carry_reviews(config: StackConfig, chosen: Any, *, old_keyspace: str) -> str:
+    """Reviews of the replayed days moved to the new version's events: after the switch, with the live job running
+    again (it adds to no pause). Never fails the promote, which is done: a failure is reported, and the reviews stay
+    where they were."""
+    from datetime import timedelta
+
+    try:
+        from fleetsense.service.review_carry import carry_reviews
+
+        first = (chosen.from_time or datetime.now(UTC)).date()
+        days = [first + timedelta(days=n) for n in range((datetime.now(UTC).date() - first).days + 1)]
+        with cassandra_auth.session_as(config, cassandra_auth.OPERATOR) as session:
+            report = carry_reviews(session, KEYSPACE, old_keyspace, chosen.results_keyspace, days=days)
+    except Exception as exc:  # the promote itself is complete
+        return f"reviews NOT carried over ({type(exc).__name__}: {exc}); they still name the old events"
+    lost = f"; {len(report.lost)} match no event any more: {', '.join(report.lost[:5])}" if report.lost else ""
+    return f"reviews: {report.moved} moved to their event's new start, {report.kept} unchanged{lost}"
 
 
 def _live_base(config: StackConfig, overrides: dict[str, str]) -> IngestJobSettings:

@@ -15,6 +15,7 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,41 @@ def _ms(value: Any) -> int:
     return round(value.replace(tzinfo=UTC).timestamp() * 1000)
 
 
+def moved_brake(before: dict[str, Any], after: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A (vehicle, kind, start, end) of version 1 whose start version 2 moved, and the version-2 event it became."""
+    for vid, (old_events, _) in before.items():
+        new_events = after[vid][0]
+        new_starts = {(kind, start) for kind, start, _, _ in new_events}
+        for kind, start, end, _ in sorted(old_events):
+            if kind != "harsh_brake" or (kind, start) in new_starts:
+                continue
+            overlapping = [e for e in new_events if e[0] == kind and e[1] <= end and e[2] >= start]
+            if len(overlapping) == 1:
+                return (vid, kind, start, end), (vid, kind, overlapping[0][1], overlapping[0][2])
+    raise AssertionError("no harsh brake moved between the versions: the review test would prove nothing")
+
+
+def review_event(cql: Any, event: tuple[Any, ...], state: str) -> None:
+    vid, kind, start_ms, _ = event
+    at = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    cql.execute(
+        f"INSERT INTO {KEYSPACE}.{tables.EVENT_REVIEWS.name} (vehicle_id, day_bucket, start_time, kind, state, note,"
+        " reviewed_by, reviewed_at, driver_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (vid, at.date(), at, kind, state, "ABS test on a wet road", "test-manager", datetime.now(UTC), None),
+    )
+
+
+def review_state(cql: Any, event: tuple[Any, ...]) -> str | None:
+    vid, kind, start_ms, _ = event
+    at = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+    row = cql.execute(
+        f"SELECT state FROM {KEYSPACE}.{tables.EVENT_REVIEWS.name} WHERE vehicle_id = %s AND day_bucket = %s"
+        " AND start_time = %s AND kind = %s",
+        (vid, at.date(), at, kind),
+    ).one()
+    return None if row is None else row.state
+
+
 def wait_caught_up(config: StackConfig, version: int, timeout_s: float) -> version_rules.CatchUp:
     def probe() -> version_rules.CatchUp:
         return version_rules.catch_up(
@@ -199,6 +235,11 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
         assert changed, "the lower threshold changed no event: the test would prove nothing"
         active, _ = read_versions(session, KEYSPACE)
         assert active == 1
+        # A manager dismissed a harsh brake of version 1 that version 2 starts earlier: the review must follow it.
+        dismissed, moved_to = moved_brake(
+            before, {d.config.vehicle_id: recompute(session, d.config.vehicle_id, new_settings) for d in history}
+        )
+        review_event(session, dismissed, "dismissed")
 
         promoted = reprocess.promote(config, 2)
         assert promoted.old_version == 1
@@ -211,6 +252,8 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
     assert left == [0]
     active, versions = read_versions(session, KEYSPACE)
     assert active == 2 and {v.version: v.state for v in versions} == {1: "retired", 2: "active"}
+    assert "reviews: 1 moved" in promoted.reviews, promoted.reviews
+    assert review_state(session, moved_to) == "dismissed"
 
     # The live van: every sample stored once, contiguous; its events in version 2 are the recomputation's.
     vid = live.config.vehicle_id
