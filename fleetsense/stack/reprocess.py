@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetsense.cloud.job_settings import IngestJobSettings
+from fleetsense.cloud.jobctl import JobError
 from fleetsense.cloud.log_replay import FeedProgress
 from fleetsense.cloud.schema import KEYSPACE
 from fleetsense.errors import ConfigError, FleetsenseError
@@ -158,11 +159,15 @@ def promote(config: StackConfig, version: int, *, drain_timeout_s: float = 600.0
     stop_feeder(config, version)
     savepoints = config.component_dir("flink") / "savepoints"
     paused_at = time.monotonic()
-    live_savepoint = flink.stop_with_savepoint(live.job_id, savepoints) if live else None
+    try:
+        live_savepoint = _stop_with_savepoint(flink, live.job_id, savepoints) if live else None
+    except BaseException:
+        start_feeder_process(config, version)  # nothing else was touched
+        raise
     try:
         asyncio.run(feed(config, version, passes=1))  # what the live job stored until it stopped
         _wait_drained(config, version, timeout_s=drain_timeout_s)
-        replay_savepoint = flink.stop_with_savepoint(replay.job_id, savepoints)
+        replay_savepoint = _stop_with_savepoint(flink, replay.job_id, savepoints)
     except BaseException:
         _resume_live(config, live_savepoint)
         start_feeder_process(config, version)
@@ -206,6 +211,22 @@ def promote(config: StackConfig, version: int, *, drain_timeout_s: float = 600.0
     _remove_queue(config, version)
     drop_expired(config)
     return Promoted(version, active, job_id, paused_s, reviews)
+
+
+# Flink refuses a savepoint while some of the job's tasks are (re)deploying, after a restart: try again meanwhile.
+RESTARTING_TASKS = ("is not being executed at the moment", "Not all required tasks are currently running")
+SAVEPOINT_RETRY_S = 180.0
+
+
+def _stop_with_savepoint(flink: Any, job_id: str, savepoints: Path) -> str:
+    deadline = time.monotonic() + SAVEPOINT_RETRY_S
+    while True:
+        try:
+            return str(flink.stop_with_savepoint(job_id, savepoints))
+        except JobError as exc:
+            if not any(text in exc.message for text in RESTARTING_TASKS) or time.monotonic() > deadline:
+                raise
+        time.sleep(3.0)
 
 
 def _keyspace(version: int) -> str:

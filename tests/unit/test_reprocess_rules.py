@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from fleetsense.cloud.history import DAY_MS
@@ -143,3 +144,29 @@ def test_retired_versions_expire_after_their_keep_time_and_the_active_one_never(
     ]
     assert rules.expired(versions, active=5, now=now) == [1, 6]
     assert rules.expired(versions, active=6, now=now) == [1]
+
+
+def test_a_savepoint_refused_while_tasks_redeploy_is_tried_again_and_any_other_refusal_is_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleetsense.cloud.jobctl import JobError
+
+    from fleetsense.stack import reprocess
+
+    class Flink:
+        def __init__(self, failures: list[str]) -> None:
+            self.failures, self.calls = failures, 0
+
+        def stop_with_savepoint(self, job_id: str, target: object) -> str:
+            self.calls += 1
+            if self.failures:
+                raise JobError(self.failures.pop(0))
+            return f"{target}/savepoint-1"
+
+    restarting = "the savepoint failed: Task x is not being executed at the moment. Aborting checkpoint."
+    flink = Flink([restarting, restarting])
+    monkeypatch.setattr(reprocess.time, "sleep", lambda _s: None)  # no waiting in a unit test (undone after it)
+    assert reprocess._stop_with_savepoint(flink, "job", tmp_path) == f"{tmp_path}/savepoint-1"
+    assert flink.calls == 3
+    with pytest.raises(JobError, match="disk full"):
+        reprocess._stop_with_savepoint(Flink(["disk full"]), "job", tmp_path)
