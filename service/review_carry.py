@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from fleetsense.service.fleet_query import ms_of, utc_of_ms
 
 log = logging.getLogger(__name__)
 
@@ -117,14 +118,15 @@ def carry_reviews(
             found = list(session.execute(reviews_cql, (vehicle, day)))
             if not found:
                 continue
-            reviews = [Review(r.kind, _ms(r.start_time), tuple((c, getattr(r, c)) for c in columns)) for r in found]
+            reviews = [Review(r.kind, ms_of(r.start_time), tuple((c, getattr(r, c)) for c in columns)) for r in found]
             old = [_span(e) for e in session.execute(events_cql.format(ks=old_keyspace), (vehicle, day))]
             new = [_span(e) for e in session.execute(events_cql.format(ks=new_keyspace), (vehicle, day))]
             result = carry(reviews, old, new)
             report.kept += result.kept
             for review, span in result.moved:
                 values = dict(review.values)
-                session.execute(insert, (vehicle, day, _at(span.start_ms), span.kind, *(values[c] for c in columns)))
+                key = (vehicle, day, utc_of_ms(span.start_ms), span.kind)
+                session.execute(insert, (*key, *(values[c] for c in columns)))
                 report.moved += 1
             report.lost += [f"{vehicle} {r.kind} {r.start_ms}" for r in result.lost]
     log.info("reviews carried over: %d moved, %d kept, %d lost", report.moved, report.kept, len(report.lost))
@@ -132,12 +134,4 @@ def carry_reviews(
 
 
 def _span(row: Any) -> Span:
-    return Span(row.kind, _ms(row.start_time), _ms(row.end_time) if row.end_time else _ms(row.start_time))
-
-
-def _ms(value: datetime) -> int:
-    return round(value.replace(tzinfo=UTC).timestamp() * 1000)
-
-
-def _at(time_ms: int) -> datetime:
-    return datetime.fromtimestamp(time_ms / 1000, tz=UTC)
+    return Span(row.kind, ms_of(row.start_time), ms_of(row.end_time) if row.end_time else ms_of(row.start_time))
