@@ -262,8 +262,12 @@ def test_a_lower_threshold_replayed_across_a_taskmanager_kill_then_promoted(
         lambda keys: len(keys) >= len(expected_keys(live.batches, wire.Kind.IMU)),
         timeout_s=120,
     ) == expected_keys(live.batches, wire.Kind.IMU)
-    seqs = sorted(row.seq for row in blocks(session, KEYSPACE, vid))
-    assert seqs == list(range(live.batches[0].seq, live.batches[-1].seq + 1))
+    # Every batch, the non-IMU ones too (the wait above counts IMU samples only): contiguous, once each.
+    every_seq = list(range(live.batches[0].seq, live.batches[-1].seq + 1))
+    seqs = eventually(
+        lambda: sorted(row.seq for row in blocks(session, KEYSPACE, vid)), lambda s: s == every_seq, timeout_s=60
+    )
+    assert seqs == every_seq
     time.sleep(FLUSHED_S)  # the new live job's idle flush
     expected = recompute(session, vid, StreamSettings(thresholds=NEW_THRESHOLDS))
     assert stored(session, keyspace_of(KEYSPACE, 2), vid, drive_window_us(live)) == expected
